@@ -1,0 +1,102 @@
+"""Argument checks shared by every public boundary: each error names the argument and the bad value."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+ArrayLike = np.ndarray | torch.Tensor
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """Return `x` as a numpy array without copying when it already is one (CPU tensors are viewed, not copied)."""
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
+    """Return `value` as an int, or raise if it is not an integer >= `minimum` (bools are refused)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {value!r} of type {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_fraction(name: str, value: Any, low: float = 0.0, high: float = 1.0,
+                   low_inclusive: bool = True, high_inclusive: bool = True) -> float:
+    """Return `value` as a float in the interval [low, high] (open ends when not inclusive), or raise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number, got {value!r} of type {type(value).__name__}")
+    value = float(value)
+    ok_low = value >= low if low_inclusive else value > low
+    ok_high = value <= high if high_inclusive else value < high
+    if not (np.isfinite(value) and ok_low and ok_high):
+        lo, hi = "[" if low_inclusive else "(", "]" if high_inclusive else ")"
+        raise ValueError(f"{name} must be in {lo}{low}, {high}{hi}, got {value}")
+    return value
+
+
+def check_indices(name: str, indices: Any, num_samples: int) -> np.ndarray:
+    """Return `indices` as a 1-D int64 numpy array, or raise if empty, not integer-typed, or out of [0, num_samples)."""
+    arr = to_numpy(indices)
+    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"{name} must hold integers (int64 preferred), got dtype {arr.dtype}")
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {tuple(arr.shape)}")
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty: an update needs at least one index")
+    arr = arr.astype(np.int64, copy=False)
+    bad = (arr < 0) | (arr >= num_samples)
+    if bad.any():
+        where = np.flatnonzero(bad)
+        raise ValueError(
+            f"{name} out of range [0, {num_samples}): {bad.sum()} bad, e.g. {name}[{where[0]}] = {arr[where[0]]}"
+        )
+    return arr
+
+
+def check_values(name: str, values: Any, length: int, indices: np.ndarray | None = None,
+                 nonnegative: bool = False) -> np.ndarray:
+    """Return `values` as a 1-D float64 array of `length` finite numbers, or raise naming the offending entries.
+
+    `indices`, when given, are the data set indices the values belong to; they are named in the error.
+    """
+    arr = to_numpy(values)
+    if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise TypeError(f"{name} must be a real-valued array, got dtype {arr.dtype}")
+    arr = arr.astype(np.float64, copy=False).reshape(-1) if arr.ndim <= 1 else arr
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {tuple(arr.shape)}")
+    if arr.shape[0] != length:
+        raise ValueError(f"{name} has length {arr.shape[0]} but the indices have length {length}")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        pos = np.flatnonzero(bad)
+        where = indices[pos] if indices is not None else pos
+        label = "at indices" if indices is not None else "at positions"
+        raise ValueError(f"{name} has {pos.size} non-finite value(s) (NaN or inf) {label} {where[:10].tolist()}"
+                         + (" ..." if pos.size > 10 else ""))
+    if nonnegative and (arr < 0).any():
+        pos = np.flatnonzero(arr < 0)
+        raise ValueError(f"{name} must be non-negative: {pos.size} negative, e.g. {arr[pos[0]]} at position {pos[0]}")
+    return arr
+
+
+def last_occurrence(indices: np.ndarray) -> np.ndarray:
+    """Positions of the last occurrence of each distinct index: the rule 'duplicates take the last value'."""
+    rev = indices[::-1]
+    _, first_in_rev = np.unique(rev, return_index=True)
+    return indices.size - 1 - first_in_rev
+
+
+def as_generator(seed: int | np.random.Generator | None) -> np.random.Generator:
+    """One way to turn a seed, a Generator or None into a numpy Generator (None means fresh OS entropy)."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is None or (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool)):
+        return np.random.default_rng(seed)
+    raise TypeError(f"seed must be an int, a numpy.random.Generator or None, got {seed!r}")
