@@ -1,0 +1,1 @@
+"""Real data sets that work offline, one module each, loaded the standard way."""
