@@ -241,8 +241,8 @@ class MisclassifiedUpweight(nn.Module):
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor, indices: Any = None) -> torch.Tensor:
         """The up-weighted loss of `base_loss(logits, target)`; `indices` [B] are needed with a memory."""
-        loss = _per_element(self.base_loss, logits, target)
         wrong = misclassified(logits, target)
+        loss = _per_element(self.base_loss, logits, target)
         if wrong.shape != loss.shape:
             raise ValueError(f"base_loss gave shape {tuple(loss.shape)}, expected the targets' shape "
                              f"{tuple(wrong.shape)}")
