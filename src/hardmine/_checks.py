@@ -50,8 +50,8 @@ def check_indices(name: str, indices: Any, num_samples: int) -> np.ndarray:
     if arr.size == 0:
         raise ValueError(f"{name} is empty: an update needs at least one index")
     arr = arr.astype(np.int64, copy=False)
-    bad = (arr < 0) | (arr >= num_samples)
-    if bad.any():
+    if arr.min() < 0 or arr.max() >= num_samples:
+        bad = (arr < 0) | (arr >= num_samples)
         where = np.flatnonzero(bad)
         raise ValueError(
             f"{name} out of range [0, {num_samples}): {bad.sum()} bad, e.g. {name}[{where[0]}] = {arr[where[0]]}"
@@ -87,10 +87,22 @@ def check_values(name: str, values: Any, length: int, indices: np.ndarray | None
 
 
 def last_occurrence(indices: np.ndarray) -> np.ndarray:
-    """Positions of the last occurrence of each distinct index: the rule 'duplicates take the last value'."""
-    rev = indices[::-1]
-    _, first_in_rev = np.unique(rev, return_index=True)
-    return indices.size - 1 - first_in_rev
+    """Positions (in the order of their index values) of the last occurrence of each distinct index: the rule 'duplicates take the last value'.
+
+    `indices` is a 1-D array of non-negative int64.
+    """
+    size = indices.size
+    if size < 2 or (indices[1:] > indices[:-1]).all():  # strictly increasing: no duplicate, no sort
+        return np.arange(size)
+    if int(indices.max()) < (2**62) // size:  # one unstable sort of (index, position) keys, which are unique
+        keys = np.sort(indices * size + np.arange(size))
+        ordered, position = np.divmod(keys, size)
+    else:
+        position = np.argsort(indices, kind="stable")
+        ordered = indices[position]
+    is_last = np.ones(size, dtype=bool)
+    is_last[:-1] = ordered[1:] != ordered[:-1]
+    return position[is_last]
 
 
 def as_generator(seed: int | np.random.Generator | None) -> np.random.Generator:
