@@ -36,14 +36,6 @@ def _order(values: torch.Tensor) -> torch.Tensor:
     return torch.sort(values, dim=1, descending=True, stable=True).indices
 
 
-def _rank(values: torch.Tensor) -> torch.Tensor:
-    """Per row, the position of each entry when the row is sorted descending (ties: lower index first)."""
-    order = _order(values)
-    rank = torch.empty_like(order)
-    positions = torch.arange(values.shape[1], device=values.device).expand_as(order)
-    return rank.scatter_(1, order, positions)
-
-
 def mine_negatives_ssd(cls_loss: torch.Tensor, labels: torch.Tensor, neg_pos_ratio: float = 3.0,
                        min_negatives: int = 0) -> torch.Tensor:
     """SSD hard negative mining: the boolean mask [images, anchors] of the anchors that enter the loss.
@@ -54,7 +46,7 @@ def mine_negatives_ssd(cls_loss: torch.Tensor, labels: torch.Tensor, neg_pos_rat
     min_negatives: per image, at least this many negatives, so an image without positives still contributes
         (torchvision's SSD gives it none, which min_negatives=0 reproduces). Both counts are capped at the
         number of negatives of the image. Ties in loss keep the lower anchor index.
-    Returns positives | selected negatives. One sort over the batch, no loop over images.
+    Returns positives | selected negatives. One top-k over the batch, no sort, no loop over images.
     """
     _check_loss("cls_loss", cls_loss)
     _check_labels(labels, cls_loss.shape)
@@ -65,9 +57,24 @@ def mine_negatives_ssd(cls_loss: torch.Tensor, labels: torch.Tensor, neg_pos_rat
     positive = labels > 0
     negative = labels == 0
     wanted = torch.floor(positive.sum(1) * float(neg_pos_ratio)).long().clamp_min(min_negatives)
-    num_neg = torch.minimum(wanted, negative.sum(1))
-    rank = _rank(cls_loss.detach().masked_fill(~negative, -math.inf))
-    return positive | (rank < num_neg[:, None])
+    num_neg = torch.minimum(wanted, negative.sum(1))[:, None]
+    return positive | _top_per_row(cls_loss.detach().masked_fill(~negative, -math.inf), num_neg)
+
+
+def _top_per_row(values: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+    """Boolean mask of the `count` [rows, 1] largest entries of each row of `values` (ties: lower index first).
+
+    One top-k of the largest count over the batch, then a per-row threshold: O(rows x cols), no full sort.
+    """
+    k = int(count.max())
+    if k == 0:
+        return torch.zeros_like(values, dtype=torch.bool)
+    top = torch.topk(values, k, dim=1).values
+    kth = top.gather(1, (count - 1).clamp_min(0))
+    greater = values > kth
+    equal = values == kth
+    need = count - greater.sum(1, keepdim=True)
+    return (greater | (equal & (torch.cumsum(equal, 1) <= need))) & (count > 0)
 
 
 def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
