@@ -116,7 +116,8 @@ def ssd_two_sorts(cls_loss: torch.Tensor, labels: torch.Tensor, ratio: int) -> t
 def bench_ssd(repeats: int, images: int = 32, anchors: int = 8732) -> None:
     gen = torch.Generator().manual_seed(0)
     cls_loss = torch.rand(images, anchors, generator=gen)
-    labels = torch.randint(1, 21, (images, anchors), generator=gen) * (torch.rand(images, anchors, generator=gen) < 0.01)
+    positive = torch.rand(images, anchors, generator=gen) < 0.01
+    labels = torch.randint(1, 21, (images, anchors), generator=gen) * positive
     ours = mine_negatives_ssd(cls_loss, labels, neg_pos_ratio=3)
     same = torch.equal(ours, ssd_loop(cls_loss, labels, 3)) and torch.equal(ours, ssd_two_sorts(cls_loss, labels, 3))
     t_ours = median_seconds(lambda: mine_negatives_ssd(cls_loss, labels, neg_pos_ratio=3), repeats)

@@ -216,7 +216,8 @@ class MisclassifiedUpweight(nn.Module):
         super().__init__()
         self.base_loss = _check_base_loss(base_loss)
         for name, value in (("factor", factor), ("max_weight", max_weight)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value >= 1):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                    or value < 1:
                 raise ValueError(f"{name} must be a finite number >= 1, got {value!r}")
         self.factor, self.max_weight = float(factor), float(max_weight)
         self.memory = memory

@@ -31,7 +31,8 @@ class Selection:
 
     def __post_init__(self) -> None:
         if not isinstance(self.index, torch.Tensor) or self.index.dtype != torch.int64 or self.index.dim() != 1:
-            raise TypeError(f"Selection.index must be a 1-D int64 tensor, got {getattr(self.index, 'dtype', self.index)}")
+            raise TypeError("Selection.index must be a 1-D int64 tensor, got "
+                            f"{getattr(self.index, 'dtype', self.index)}")
         if not isinstance(self.weight, torch.Tensor) or self.weight.shape != self.index.shape:
             raise ValueError(f"Selection.weight must be a tensor of shape {tuple(self.index.shape)}, got "
                              f"{tuple(getattr(self.weight, 'shape', ()))}")
@@ -86,7 +87,7 @@ def _selection(keep: torch.Tensor, shape: torch.Size, dtype: torch.dtype) -> Sel
     return Selection(index, torch.ones(index.numel(), dtype=dtype, device=index.device), shape)
 
 
-def top_k_mask(flat: torch.Tensor, k: int, valid: torch.Tensor | None = None) -> torch.Tensor:
+def _top_k_mask(flat: torch.Tensor, k: int, valid: torch.Tensor | None = None) -> torch.Tensor:
     """Boolean mask [N] of exactly min(k, #valid) largest valid entries of the 1-D tensor `flat`.
 
     Ties at the k-th largest value are broken toward the lowest position, so the result is deterministic. O(N).
@@ -129,7 +130,7 @@ class TopK:
         """Select from `scores` of any shape (optionally only where `mask` is True)."""
         flat, valid = _check_scores(scores, mask)
         n_valid = flat.numel() if valid is None else int(valid.sum())
-        keep = top_k_mask(flat, self.count(n_valid, flat.numel()), valid)
+        keep = _top_k_mask(flat, self.count(n_valid, flat.numel()), valid)
         return _selection(keep, scores.shape, scores.dtype)
 
 
@@ -139,7 +140,7 @@ class Threshold:
     When fewer than `min_kept` elements pass, the `min_kept` most extreme valid ones are kept instead (ties as in
     `TopK`); `min_kept` is capped at the number of valid elements. The segmentation variant ("pixels whose
     true-class probability is below 0.7, at least 100000 of them") is
-    `Threshold(0.7, 100000, keep="below")(true_class_probability(logits, target, ignore_index)...)`.
+    `Threshold(0.7, 100000, keep="below")(*true_class_probability(logits, target, ignore_index=255))`.
     """
 
     def __init__(self, value: float, min_kept: int = 0, keep: Literal["above", "below"] = "above") -> None:
@@ -159,7 +160,7 @@ class Threshold:
         if valid is not None:
             keep &= valid
         if int(keep.sum()) < self.min_kept:
-            keep = top_k_mask(signed, self.min_kept, valid)
+            keep = _top_k_mask(signed, self.min_kept, valid)
         return _selection(keep, scores.shape, scores.dtype)
 
 
