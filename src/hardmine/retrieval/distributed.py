@@ -1,0 +1,90 @@
+"""Mining across torch.distributed ranks: each rank searches part of the corpus, top-k lists are merged exactly."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from hardmine.retrieval.topk import merge_topk
+
+
+@dataclass(frozen=True)
+class Shard:
+    """This rank's part of the corpus: rows [start, stop) of the matrix it was given, which are global ids
+    [offset, offset + stop - start) out of `global_size`."""
+
+    world: int
+    rank: int
+    group: Any
+    start: int
+    stop: int
+    offset: int
+    global_size: int
+
+    @property
+    def distributed(self) -> bool:
+        return self.world > 1
+
+
+def corpus_shard(local_rows: int, corpus_sharded: bool, group: Any = None) -> Shard:
+    """Work out this rank's part of the corpus.
+
+    Without an initialised process group (or with one rank) the whole matrix is searched. Otherwise, with
+    `corpus_sharded=False` every rank holds the full corpus and searches a contiguous 1/world of it; with
+    `corpus_sharded=True` each rank holds its own shard and global ids follow rank order.
+    """
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size(group) == 1:
+        return Shard(1, 0, group, 0, local_rows, 0, local_rows)
+    world, rank = dist.get_world_size(group), dist.get_rank(group)
+    sizes = gather_ints([local_rows], group)[:, 0]
+    if corpus_sharded:
+        offset = int(sizes[:rank].sum())
+        return Shard(world, rank, group, 0, local_rows, offset, int(sizes.sum()))
+    if (sizes != local_rows).any():
+        raise ValueError(f"corpus_sharded=False needs the same corpus on every rank, got corpus sizes {sizes.tolist()}")
+    start, stop = rank * local_rows // world, (rank + 1) * local_rows // world
+    return Shard(world, rank, group, start, stop, start, local_rows)
+
+
+def gather_ints(values: list[int], group: Any = None) -> np.ndarray:
+    """All-gather a short list of ints from every rank: int64 [world, len(values)]."""
+    local = torch.tensor(values, dtype=torch.int64)
+    out = [torch.empty_like(local) for _ in range(dist.get_world_size(group))]
+    dist.all_gather(out, local, group=group)
+    return torch.stack(out).numpy()
+
+
+def merge_across_ranks(scores: np.ndarray, ids: np.ndarray, k: int, shard: Shard) -> tuple[np.ndarray, np.ndarray]:
+    """Exact global top-k from every rank's top-k over its part: float32 [B, k] scores, int64 [B, k] global ids."""
+    if not shard.distributed:
+        return scores, ids
+    s, i = torch.from_numpy(np.ascontiguousarray(scores)), torch.from_numpy(np.ascontiguousarray(ids))
+    all_s = [torch.empty_like(s) for _ in range(shard.world)]
+    all_i = [torch.empty_like(i) for _ in range(shard.world)]
+    dist.all_gather(all_s, s, group=shard.group)
+    dist.all_gather(all_i, i, group=shard.group)
+    return merge_topk([(a.numpy(), b.numpy()) for a, b in zip(all_s, all_i)], k)
+
+
+def reduce_across_ranks(values: np.ndarray, op: str, shard: Shard) -> np.ndarray:
+    """Element-wise "min" or "sum" of a float array over ranks."""
+    if not shard.distributed:
+        return values
+    t = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float64))
+    dist.all_reduce(t, op=dist.ReduceOp.MIN if op == "min" else dist.ReduceOp.SUM, group=shard.group)
+    return t.numpy()
+
+
+def raise_if_any_failed(error: Exception | None, shard: Shard) -> None:
+    """Raise `error` here, or a RuntimeError on the ranks without one, when any rank failed a local check;
+    every rank must call it, so that no rank waits forever in a later collective."""
+    if shard.distributed:
+        failed = reduce_across_ranks(np.array([0.0 if error is None else 1.0]), "sum", shard)[0]
+        if failed and error is None:
+            raise RuntimeError(f"{int(failed)} other rank(s) failed checking their corpus shard")
+    if error is not None:
+        raise error

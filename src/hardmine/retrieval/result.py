@@ -1,0 +1,99 @@
+"""MinedNegatives: the negatives found per query, their scores, and what each filter dropped."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hardmine.retrieval.idlists import IdLists
+from hardmine.retrieval.writers import training_rows, write_jsonl, write_parquet
+
+
+@dataclass
+class MinedNegatives:
+    """Q queries, n negatives asked per query.
+
+    indices: int64 [Q, n], corpus ids in descending score order, -1 where fewer than n were found.
+    scores: float32 [Q, n], similarity of each negative to its query (NaN where indices is -1).
+    positive_scores: float32 [Q], the query's lowest positive score: the reference of both margins (NaN if none).
+    candidates: int64 [Q], candidates in the rank window (positives and excluded ids never count).
+    dropped: filter name -> int64 [Q], candidates that filter dropped (filters apply in order, each counting among
+    those still alive, so candidates = kept + sum of dropped).
+    positives: the positive ids per query, used to write training rows.
+    search: backend name; search_recall: recall@`recall_k` of an approximate search against exact search on a
+    sample of queries (None for exact search).
+    """
+
+    indices: np.ndarray
+    scores: np.ndarray
+    positive_scores: np.ndarray
+    candidates: np.ndarray
+    dropped: dict[str, np.ndarray]
+    positives: IdLists
+    search: str = "exact"
+    search_recall: float | None = None
+    recall_k: int | None = None
+    metric: str = "cosine"
+
+    @property
+    def num_negatives(self) -> int:
+        return self.indices.shape[1]
+
+    @property
+    def found(self) -> np.ndarray:
+        """Negatives found per query, int64 [Q]."""
+        return (self.indices >= 0).sum(axis=1)
+
+    def summary(self) -> dict[str, float]:
+        """Totals: queries, negatives found, queries short of n, per-filter drops and their share of the window,
+        mean positive / negative scores, and the search recall when approximate."""
+        found = self.found
+        window = int(self.candidates.sum())
+        neg = self.scores[self.indices >= 0]
+        out: dict[str, float] = {
+            "queries": len(self.indices),
+            "negatives_asked": self.num_negatives,
+            "negatives_found": int(found.sum()),
+            "queries_short": int((found < self.num_negatives).sum()),
+            "queries_without_negatives": int((found == 0).sum()),
+            "candidates": window,
+        }
+        for name, counts in self.dropped.items():
+            out[f"dropped_{name}"] = int(counts.sum())
+            out[f"dropped_{name}_share"] = float(counts.sum() / window) if window else 0.0
+        pos = self.positive_scores[np.isfinite(self.positive_scores)]
+        out["positive_score_mean"] = float(pos.mean()) if pos.size else float("nan")
+        out["negative_score_mean"] = float(neg.mean()) if neg.size else float("nan")
+        if self.search_recall is not None:
+            out[f"search_recall@{self.recall_k}"] = self.search_recall
+        return out
+
+    def notes(self) -> list[str]:
+        """Plain-language warnings: filters that dropped most of the window, queries left short."""
+        summary, notes = self.summary(), []
+        for name in self.dropped:
+            share = summary[f"dropped_{name}_share"]
+            if share > 0.5:
+                notes.append(f"{name} dropped {share:.0%} of the candidates in the rank window: "
+                             "widen range_max or loosen it")
+        if summary["queries_short"]:
+            notes.append(f"{summary['queries_short']} of {summary['queries']} queries have fewer than "
+                         f"{self.num_negatives} negatives (padded with -1)")
+        return notes
+
+    def to_parquet(self, path: str | Path, queries: Sequence[str] | None = None, corpus: Sequence[str] | None = None,
+                   drop_incomplete: bool = True) -> int:
+        """Write one row per (query, positive) pair with columns anchor, positive, negative_1..negative_n (texts
+        when `queries` and `corpus` are given, ids otherwise), atomically. Rows of queries short of n negatives are
+        skipped unless `drop_incomplete` is False (then missing negatives are null). Returns the rows written."""
+        columns = training_rows(self.indices, self.positives, queries, corpus, drop_incomplete)
+        return write_parquet(Path(path), columns)
+
+    def to_jsonl(self, path: str | Path, queries: Sequence[str] | None = None, corpus: Sequence[str] | None = None,
+                 drop_incomplete: bool = True) -> int:
+        """As `to_parquet`, one JSON object per line."""
+        columns = training_rows(self.indices, self.positives, queries, corpus, drop_incomplete)
+        return write_jsonl(Path(path), columns)
