@@ -165,7 +165,11 @@ def test_ohem_bad_input():
         OHEMLoss(ce, keep=2, threshold=0.5)
     with pytest.raises(ValueError, match="min_kept"):
         OHEMLoss(ce, keep=2, min_kept=-1)
-    with pytest.raises(ValueError, match="k=9 is larger"):
+    with pytest.raises(ValueError, match="keep must be in"):
+        OHEMLoss(ce, keep=1.0)
+    with pytest.raises(ValueError, match="threshold must be a finite number"):
+        OHEMLoss(ce, threshold=math.nan)
+    with pytest.raises(ValueError, match=r"keep=9 is larger than the number of loss elements \(4\)"):
         OHEMLoss(ce, keep=9)(torch.zeros(4, 3), torch.zeros(4, dtype=torch.long))
     with pytest.raises(ValueError, match="non-finite"):
         OHEMLoss(ce, keep=2)(torch.tensor([[math.nan, 0.0]] * 3), torch.zeros(3, dtype=torch.long))

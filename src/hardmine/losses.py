@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hardmine._checks import check_positive_int
+from hardmine._checks import check_fraction, check_positive_int
 from hardmine.reduction import reduce
 from hardmine.select import Threshold, TopK
 
@@ -69,7 +69,16 @@ class OHEMLoss(nn.Module):
         if (keep is None) == (threshold is None):
             raise ValueError(f"give exactly one of keep and threshold, got keep={keep!r}, threshold={threshold!r}")
         self.min_kept = check_positive_int("min_kept", min_kept, minimum=0)
-        self.selector = Threshold(threshold, self.min_kept) if threshold is not None else TopK(keep)
+        self.threshold: Threshold | None = None
+        self.keep: TopK | None = None
+        if threshold is not None:
+            if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold):
+                raise ValueError(f"threshold must be a finite number, got {threshold!r}")
+            self.threshold = Threshold(threshold, self.min_kept)
+        elif isinstance(keep, float):
+            self.keep = TopK(check_fraction("keep", keep, 0.0, 1.0, low_inclusive=False, high_inclusive=False))
+        else:
+            self.keep = TopK(check_positive_int("keep", keep, minimum=0))
         self.ignore_index = ignore_index
         self.reduction = _check_reduction(reduction)
 
@@ -82,12 +91,14 @@ class OHEMLoss(nn.Module):
                 raise ValueError(f"ignore_index needs a target of the loss's shape {tuple(loss.shape)}, got "
                                  f"{tuple(target.shape)}")
             valid = target != self.ignore_index
-        if isinstance(self.selector, TopK):
-            n_valid = loss.numel() if valid is None else int(valid.sum())
-            k = max(self.selector.count(n_valid, loss.numel()), min(self.min_kept, n_valid))
-            selection = TopK(k)(loss.detach(), valid)
+        if self.threshold is not None:
+            selection = self.threshold(loss.detach(), valid)
         else:
-            selection = self.selector(loss.detach(), valid)
+            if isinstance(self.keep.k, int) and self.keep.k > loss.numel():
+                raise ValueError(f"keep={self.keep.k} is larger than the number of loss elements ({loss.numel()})")
+            n_valid = loss.numel() if valid is None else int(valid.sum())
+            k = max(self.keep.count(n_valid, loss.numel()), min(self.min_kept, n_valid))
+            selection = TopK(k)(loss.detach(), valid)
         if self.reduction == "none":
             return torch.where(selection.mask(), loss, torch.zeros((), dtype=loss.dtype, device=loss.device))
         return reduce(loss, selection, normalize="weighted" if self.reduction == "mean" else "sum")

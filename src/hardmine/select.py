@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from hardmine._checks import check_fraction, check_positive_int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Selection:
     """The elements a selector keeps.
 
