@@ -46,6 +46,9 @@ class SumTree:
         values = to_numpy(priorities)
         if values.ndim != 1 or values.size == 0:
             raise ValueError(f"priorities must be a non-empty 1-D array, got shape {tuple(values.shape)}")
+        if values.dtype == np.bool_ or not (np.issubdtype(values.dtype, np.floating)
+                                            or np.issubdtype(values.dtype, np.integer)):
+            raise TypeError(f"priorities must be a real-valued array, got dtype {values.dtype}")
         self._n = int(values.size)
         self._block = block_size
         num_blocks = -(-self._n // block_size)

@@ -1,0 +1,100 @@
+"""ScoreMemory: what it records, how it refuses bad scores, and how its state round-trips."""
+
+import numpy as np
+import pytest
+import torch
+
+from hardmine import ScoreMemory, load_state, save_state
+
+
+def test_update_records_score_ema_seen_and_step():
+    memory = ScoreMemory(5, ema_decay=0.5)
+    memory.update(np.array([0, 2]), np.array([4.0, 2.0]))
+    memory.update(torch.tensor([2, 4]), torch.tensor([6.0, 1.0]), step=10)
+    assert memory.get("score").tolist()[1:] == pytest.approx([np.nan, 6.0, np.nan, 1.0], nan_ok=True)
+    assert memory.get("ema", np.array([0, 2, 4])).tolist() == [4.0, 4.0, 1.0]
+    assert memory.get("seen").tolist() == [1, 0, 2, 0, 1]
+    assert memory.get("last_step").tolist() == [0, -1, 10, -1, 10]
+    assert memory.updates == 2
+
+
+def test_duplicated_index_takes_the_last_score():
+    memory = ScoreMemory(3)
+    memory.update(np.array([1, 1, 1]), np.array([5.0, 6.0, 7.0]))
+    assert memory.get("score", np.array([1]))[0] == 7.0
+    assert memory.get("seen", np.array([1]))[0] == 1
+
+
+def test_nan_scores_raise_naming_the_indices_and_leave_memory_unchanged():
+    memory = ScoreMemory(10)
+    memory.update(np.arange(10), np.arange(10, dtype=float))
+    before = memory.state_dict()
+    with pytest.raises(ValueError, match=r"2 non-finite value\(s\).*\[7, 3\]"):
+        memory.update(np.array([1, 7, 3]), np.array([0.5, np.nan, np.inf]))
+    after = memory.state_dict()
+    for key, value in before.items():
+        assert torch.equal(value, after[key]) if isinstance(value, torch.Tensor) else value == after[key]
+
+
+@pytest.mark.parametrize(
+    "indices, scores, error, match",
+    [
+        (np.array([0, 5]), np.array([1.0, 1.0]), ValueError, "out of range"),
+        (np.array([0.0, 1.0]), np.array([1.0, 1.0]), TypeError, "indices must hold integers"),
+        (np.array([0, 1]), np.array([1.0]), ValueError, "length"),
+        (np.array([], dtype=np.int64), np.array([]), ValueError, "empty"),
+        (np.array([0]), np.array(["x"]), TypeError, "scores"),
+    ],
+)
+def test_bad_updates(indices, scores, error, match):
+    memory = ScoreMemory(5)
+    with pytest.raises(error, match=match):
+        memory.update(indices, scores)
+    assert memory.updates == 0 and memory.get("seen").sum() == 0
+
+
+def test_labels_are_kept_and_checked():
+    memory = ScoreMemory(4, labels=[0, 2, 2, 1])
+    assert memory.get("label").tolist() == [0, 2, 2, 1] and memory.num_classes == 3
+    with pytest.raises(ValueError, match="labels must have shape"):
+        ScoreMemory(4, labels=[0, 1])
+    with pytest.raises(TypeError, match="labels must hold integers"):
+        ScoreMemory(2, labels=[0.5, 1.0])
+    with pytest.raises(ValueError, match="'label' is not available"):
+        ScoreMemory(2).get("label")
+    with pytest.raises(ValueError, match="name must be one of"):
+        memory.get("loss")
+
+
+def test_constructor_validates_its_arguments():
+    with pytest.raises(ValueError, match="num_samples"):
+        ScoreMemory(0)
+    with pytest.raises(ValueError, match="ema_decay"):
+        ScoreMemory(3, ema_decay=1.0)
+
+
+def test_state_round_trips_through_a_file_loaded_without_pickle(tmp_path):
+    memory = ScoreMemory(6, labels=np.arange(6) % 2, ema_decay=0.8)
+    memory.update(np.array([1, 4, 5]), np.array([0.3, 2.0, 1.0]))
+    memory.update(np.array([4]), np.array([1.0]))
+    save_state(memory.state_dict(), tmp_path / "memory.pt")
+    restored = ScoreMemory(6)
+    restored.load_state_dict(load_state(tmp_path / "memory.pt"))
+    for name in memory.statistics:
+        assert np.array_equal(memory.get(name), restored.get(name), equal_nan=True)
+    assert restored.updates == 2 and restored.ema_decay == 0.8
+    restored.update(np.array([4]), np.array([3.0]))
+    memory.update(np.array([4]), np.array([3.0]))
+    assert np.array_equal(memory.get("ema"), restored.get("ema"), equal_nan=True)
+
+
+def test_load_state_dict_checks_everything_before_changing_anything():
+    memory = ScoreMemory(4)
+    memory.update(np.array([0]), np.array([1.0]))
+    state = memory.state_dict()
+    state["seen"] = torch.zeros(3, dtype=torch.int32)
+    with pytest.raises(ValueError, match="state\\['seen'\\]"):
+        memory.load_state_dict(state)
+    with pytest.raises(ValueError, match="num_samples"):
+        ScoreMemory(5).load_state_dict(memory.state_dict())
+    assert memory.get("seen").tolist() == [1, 0, 0, 0]
