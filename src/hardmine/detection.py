@@ -112,14 +112,13 @@ def ohem_rois(roi_losses: torch.Tensor, boxes: torch.Tensor, batch_size_per_imag
     labels: optional int [images, rois]; > 0 foreground, 0 background, < 0 ignored. With labels, quotas as in
         mmdetection's samplers: at most int(batch_size_per_image * positive_fraction) foreground survivors,
         background survivors fill the rest. NMS runs over all RoIs of an image together.
-    valid: optional bool [images, rois], False for padding.
+    valid: optional bool [images, rois], False for padding (losses must be finite there too).
     Vectorised over images; the loop runs once per kept RoI of the fullest image, each step O(images x rois).
     """
     _check_loss("roi_losses", roi_losses)
     _check_boxes(boxes, roi_losses.shape)
     quota = check_positive_int("batch_size_per_image", batch_size_per_image)
     thr = check_fraction("nms_iou", nms_iou)
-    num_images, num_rois = roi_losses.shape
     candidate = torch.ones_like(roi_losses, dtype=torch.bool)
     if valid is not None:
         if not isinstance(valid, torch.Tensor) or valid.dtype != torch.bool or valid.shape != roi_losses.shape:
