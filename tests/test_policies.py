@@ -39,13 +39,29 @@ def test_importance_weights_correct_by_beta_and_are_scaled_by_the_batch_maximum(
     policy = ImportancePolicy(beta=0.5)
     w = policy.weights(np.array([0.1, 0.4, 0.025]), num_samples=10)
     np.testing.assert_allclose(w, np.array([1.0, 0.5, 2.0]) / 2.0)
+    unbiased = ImportancePolicy(beta=1.0, normalize="none")
+    np.testing.assert_allclose(unbiased.weights(np.array([0.1, 0.4, 0.025]), 10), [1.0, 0.25, 4.0])
+
+
+def test_unnormalised_weights_make_the_weighted_mean_loss_unbiased():
+    rng = np.random.default_rng(0)
+    losses = rng.exponential(size=50)
+    memory = ScoreMemory(50)
+    memory.update(np.arange(50), losses)
+    policy = ImportancePolicy(alpha=1.0, beta=1.0, mix=0.1, normalize="none")
+    p = policy.priorities(memory)
+    prob = 0.9 * p / p.sum() + 0.1 / 50
+    draws = rng.choice(50, size=400_000, p=prob)
+    estimate = np.mean(policy.weights(prob[draws], 50) * losses[draws])
+    assert abs(estimate - losses.mean()) < 0.01 * losses.mean()
+    assert abs(np.mean(losses[draws]) - losses.mean()) > 0.2 * losses.mean()  # without the weights: biased
     assert np.array_equal(UniformPolicy().weights(np.array([0.3, 0.7]), 2), [1.0, 1.0])
 
 
 @pytest.mark.parametrize(
     "kwargs, match",
     [({"alpha": -1}, "alpha"), ({"beta": 1.5}, "beta"), ({"mix": -0.1}, "mix"), ({"eps": 0}, "eps"),
-     ({"statistic": "loss"}, "statistic"), ({"alpha": "2"}, "alpha")],
+     ({"statistic": "loss"}, "statistic"), ({"alpha": "2"}, "alpha"), ({"normalize": "sum"}, "normalize")],
 )
 def test_importance_parameter_errors(kwargs, match):
     with pytest.raises((ValueError, TypeError), match=match):

@@ -11,6 +11,7 @@ from hardmine.memory import ScoreMemory
 from hardmine.policies.base import Policy
 
 _STATISTICS = ("score", "ema")
+_NORMALIZE = ("max", "none")
 
 
 class ImportancePolicy(Policy):
@@ -19,20 +20,23 @@ class ImportancePolicy(Policy):
     Draw probability: P(i) = (1 - mix) * p_i / sum(p) + mix / N with p_i = (max(s_i, 0) + eps)^alpha, where
     s_i is the memory's `statistic` ("score": the latest, or "ema"). A sample never scored gets the largest score
     seen when the epoch started (1.0 before anything was seen), so it is drawn early.
-    Importance weights: w_i = (N * P(i))^-beta, divided by the batch's largest weight; beta = 1 makes the
-    weighted mean loss an unbiased estimate of the uniform mean loss, beta = 0 turns the correction off.
+    Importance weights: w_i = (N * P(i))^-beta; beta = 1 makes the weighted mean loss an unbiased estimate of
+    the uniform mean loss (and the expected weight 1), beta = 0 turns the correction off. normalize="max"
+    divides them by the batch's largest weight, as prioritised replay does, so they only scale updates down
+    (the effective learning rate drops by the mean weight); normalize="none" keeps them unbiased.
 
     alpha: >= 0, how strongly difficulty skews sampling (0 is uniform with replacement).
     beta: in [0, 1], how much of the bias the weights correct.
     mix: in [0, 1], the uniform fraction of each batch (a coverage floor against forgetting easy samples).
     eps: > 0, keeps every sample drawable.
     statistic: "score" or "ema".
+    normalize: "max" or "none".
     """
 
     name = "importance"
 
     def __init__(self, alpha: float = 1.0, beta: float = 1.0, mix: float = 0.1, eps: float = 1e-3,
-                 statistic: str = "score") -> None:
+                 statistic: str = "score", normalize: str = "max") -> None:
         self.alpha = check_fraction("alpha", alpha, 0.0, 16.0)
         self.beta = check_fraction("beta", beta, 0.0, 1.0)
         self.mix = check_fraction("mix", mix, 0.0, 1.0)
@@ -40,6 +44,9 @@ class ImportancePolicy(Policy):
         if statistic not in _STATISTICS:
             raise ValueError(f"statistic must be one of {_STATISTICS}, got {statistic!r}")
         self.statistic = statistic
+        if normalize not in _NORMALIZE:
+            raise ValueError(f"normalize must be one of {_NORMALIZE}, got {normalize!r}")
+        self.normalize = normalize
         self._unseen_score = 1.0
 
     def start_epoch(self, epoch: int, memory: ScoreMemory) -> None:
@@ -56,14 +63,14 @@ class ImportancePolicy(Policy):
         return (np.maximum(values, 0.0) + self.eps) ** self.alpha
 
     def weights(self, probabilities: np.ndarray, num_samples: int) -> np.ndarray:
-        """(N * P)^-beta / max over the batch, float64 [B]."""
+        """(N * P)^-beta [B], float64, divided by the batch's maximum when normalize="max"."""
         w = (num_samples * probabilities) ** (-self.beta)
-        return w / w.max()
+        return w / w.max() if self.normalize == "max" else w
 
     def state_dict(self) -> dict[str, Any]:
         """Parameters and the unseen-sample score fixed at the start of the epoch."""
         return {"alpha": self.alpha, "beta": self.beta, "mix": self.mix, "eps": self.eps,
-                "statistic": self.statistic, "_unseen_score": self._unseen_score}
+                "statistic": self.statistic, "normalize": self.normalize, "_unseen_score": self._unseen_score}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore `state_dict()`; checked before anything changes."""
