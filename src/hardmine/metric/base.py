@@ -1,0 +1,269 @@
+"""BaseMiner: validates a batch, builds its positive pairs once, and hands a miner row blocks of the
+anchor-by-reference dissimilarity matrix (distances as they are, similarities negated: larger = farther)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from hardmine._checks import check_positive_int
+from hardmine.metric import _ops
+from hardmine.metric.distances import DEFAULT_MAX_BYTES, BaseDistance, EuclideanDistance
+
+PositiveMask = torch.Tensor | Callable[[Any, Any], torch.Tensor]
+Indices = tuple[torch.Tensor, ...]
+
+
+@dataclass
+class Block:
+    """Rows start..start+b of the [B, M] dissimilarity matrix and the positive pairs whose anchor lies there.
+
+    raw: [b, M] values ordered like the dissimilarities; `finish(raw)` (monotone, in place) gives them exactly.
+    anchor, positive: int64 [P_b], the pairs' anchor row inside the block and reference column, sorted.
+    """
+
+    start: int
+    raw: torch.Tensor
+    anchor: torch.Tensor
+    positive: torch.Tensor
+    exclude_self: bool
+    finish: _ops.Finish
+
+    @property
+    def rows(self) -> int:
+        return self.raw.shape[0]
+
+    def flat(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        """Flat positions of (row, col) entries in `raw`."""
+        return rows * self.raw.shape[1] + cols
+
+
+    @staticmethod
+    def take(values: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        """The (row, col) entries of a contiguous 2-D `values`, as a new 1-D tensor."""
+        return values.reshape(-1).index_select(0, rows * values.shape[1] + cols)
+
+    def self_columns(self) -> torch.Tensor | None:
+        """Each row's own column (None when the reference is a different set)."""
+        if not self.exclude_self:
+            return None
+        return torch.arange(self.start, self.start + self.rows, device=self.raw.device)
+
+    def mask_non_negatives_(self, values: torch.Tensor, fill: float) -> torch.Tensor:
+        """Set the positive pairs and self pairs of `values` ([b, M], laid out as `raw`) to `fill`, in place."""
+        flat = values.view(-1)
+        flat.index_fill_(0, self.flat(self.anchor, self.positive), fill)
+        own = self.self_columns()
+        if own is not None:
+            flat.index_fill_(0, self.flat(own - self.start, own), fill)
+        return values
+
+    def negative_counts(self) -> torch.Tensor:
+        """int64 [b]: how many negatives each row has."""
+        counts = self.raw.shape[1] - torch.bincount(self.anchor, minlength=self.rows)
+        return counts - 1 if self.exclude_self else counts
+
+
+@dataclass
+class MiningBatch:
+    """A validated batch: prepared query [B, D] and reference [M, D] embeddings and the positive pairs."""
+
+    query: torch.Tensor
+    ref: torch.Tensor
+    pos_anchor: torch.Tensor
+    pos_ref: torch.Tensor
+    exclude_self: bool
+    distance: BaseDistance
+    max_bytes: int
+
+    @property
+    def num_query(self) -> int:
+        return self.query.shape[0]
+
+    @property
+    def num_ref(self) -> int:
+        return self.ref.shape[0]
+
+    def empty(self, parts: int) -> Indices:
+        return tuple(torch.empty(0, dtype=torch.int64, device=self.query.device) for _ in range(parts))
+
+    def blocks(self, bytes_per_pair: int) -> Iterator[Block]:
+        """Row blocks whose working memory (`bytes_per_pair` per matrix entry) stays within `max_bytes`."""
+        rows = max(1, self.max_bytes // max(1, self.num_ref * bytes_per_pair))
+        if self.distance.is_similarity:
+            finish: _ops.Finish = _identity
+        else:
+            finish = self.distance.finish_
+        for start in range(0, self.num_query, rows):
+            stop = min(start + rows, self.num_query)
+            bounds = torch.tensor([start, stop], device=self.pos_anchor.device)
+            lo, hi = torch.searchsorted(self.pos_anchor, bounds).tolist()
+            raw = self.distance.raw(self.query[start:stop], self.ref)
+            if self.distance.is_similarity:
+                raw = self.distance.finish_(raw).neg_()
+            yield Block(start, raw, self.pos_anchor[lo:hi] - start, self.pos_ref[lo:hi], self.exclude_self, finish)
+
+
+def _identity(values: torch.Tensor) -> torch.Tensor:
+    return values
+
+
+def as_torch_generator(seed: int | torch.Generator | None) -> torch.Generator:
+    """A CPU torch.Generator from a seed, an existing generator (used as is) or None (fresh OS entropy)."""
+    if isinstance(seed, torch.Generator):
+        return seed
+    generator = torch.Generator()
+    if seed is None:
+        generator.seed()
+        return generator
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be an int, a torch.Generator or None, got {seed!r}")
+    return generator.manual_seed(int(seed))
+
+
+def _check_embeddings(name: str, x: Any) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+    if x.ndim != 2:
+        raise ValueError(f"{name} must be 2-D [batch, dim], got shape {tuple(x.shape)}")
+    x = x.detach()
+    if not torch.isfinite(x.sum()) and not torch.isfinite(x).all():
+        bad = ~torch.isfinite(x).all(1)
+        rows = torch.nonzero(bad).flatten()
+        raise ValueError(f"{name} has non-finite values (NaN or inf) in {rows.numel()} row(s), "
+                         f"e.g. rows {rows[:10].tolist()}")
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
+def _check_labels(name: str, labels: Any, rows: int, rows_name: str, device: torch.device,
+                  integer_1d: bool) -> torch.Tensor:
+    if not isinstance(labels, torch.Tensor):
+        try:
+            labels = torch.as_tensor(np.asarray(labels))
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(f"{name} must be a tensor or array of labels, got {type(labels).__name__}") from None
+    if integer_1d:
+        if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+            raise TypeError(f"{name} must hold integers (int64 preferred), got dtype {labels.dtype}")
+        if labels.ndim != 1:
+            raise ValueError(f"{name} must be 1-D, got shape {tuple(labels.shape)}")
+    if labels.ndim == 0 or labels.shape[0] != rows:
+        length = labels.shape[0] if labels.ndim else "a scalar"
+        raise ValueError(f"{name} has length {length} but {rows_name} has {rows} rows")
+    return labels.to(device=device, dtype=torch.int64) if integer_1d else labels.to(device)
+
+
+def _resolve_mask(mask: PositiveMask, labels: Any, ref_labels: Any, shape: tuple[int, int],
+                  device: torch.device) -> torch.Tensor:
+    value = mask(labels, ref_labels) if callable(mask) else mask
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"positive_mask must be a boolean tensor or return one, got {type(value).__name__}")
+    if value.dtype != torch.bool:
+        raise TypeError(f"positive_mask must be a boolean tensor, got dtype {value.dtype}")
+    if tuple(value.shape) != shape:
+        raise ValueError(f"positive_mask must have shape {shape} (batch x reference), got {tuple(value.shape)}")
+    return value.to(device)
+
+
+class BaseMiner:
+    """Base of every miner: `miner(embeddings, labels, ref_emb=None, ref_labels=None)` -> int64 index tuple.
+
+    distance: a `hardmine.metric.distances` object (default: Euclidean on L2-normalised embeddings).
+    positive_mask: None (positives share a label), a [B, M] boolean tensor, or a callable
+        `(labels, ref_labels) -> [B, M] bool` (multi-label or custom positives). Negatives are all other pairs
+        except an embedding with itself.
+    max_block_bytes: working-memory budget in bytes; anchors are processed in row blocks that fit it.
+
+    Subclasses implement `_mine(batch)` and set `_arity` (3: triplets, 4: pairs) and `_bytes_per_pair`, their
+    working memory per matrix entry.
+    """
+
+    _arity: int = 3
+    _bytes_per_pair: int = 8
+
+    def __init__(self, distance: BaseDistance | None = None, positive_mask: PositiveMask | None = None,
+                 max_block_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        if distance is None:
+            distance = self.default_distance()
+        if not isinstance(distance, BaseDistance):
+            raise TypeError(f"distance must be a hardmine.metric distance object, got {distance!r}")
+        if positive_mask is not None and not (callable(positive_mask) or isinstance(positive_mask, torch.Tensor)):
+            raise TypeError(f"positive_mask must be None, a boolean tensor or a callable, got {positive_mask!r}")
+        self.distance = distance
+        self.positive_mask = positive_mask
+        self.max_block_bytes = check_positive_int("max_block_bytes", max_block_bytes)
+
+    def default_distance(self) -> BaseDistance:
+        """The distance used when none is given: Euclidean on L2-normalised embeddings (PML's default)."""
+        return EuclideanDistance(normalize=True)
+
+    def __call__(self, embeddings: torch.Tensor, labels: Any = None, ref_emb: torch.Tensor | None = None,
+                 ref_labels: Any = None, *, positive_mask: PositiveMask | None = None,
+                 ref_starts_with_batch: bool = False) -> Indices:
+        """Mine `embeddings` [B, D] against themselves, or against `ref_emb` [M, D] when given.
+
+        labels: [B] integer labels (any [B, ...] labels with a callable positive_mask; may be None with a
+            tensor positive_mask). ref_labels: the labels of `ref_emb`.
+        positive_mask: overrides the miner's own for this call.
+        ref_starts_with_batch: the first B rows of `ref_emb` are `embeddings` themselves (as a cross-batch
+            memory lays them out); those self pairs are then excluded, as they are when `ref_emb` is None.
+        Returns (anchor, positive, negative) or (anchor1, positive, anchor2, negative), int64, indexing
+        `embeddings` (anchors) and the reference (positives, negatives).
+        """
+        batch = self.validate(embeddings, labels, ref_emb, ref_labels, positive_mask, ref_starts_with_batch)
+        if batch.num_query == 0 or batch.num_ref == 0:
+            return batch.empty(self._arity)
+        with torch.no_grad():
+            out = self._mine(batch)
+        return tuple(t.to(torch.int64) for t in out)
+
+    def validate(self, embeddings: Any, labels: Any, ref_emb: Any, ref_labels: Any,
+                 positive_mask: PositiveMask | None = None, ref_starts_with_batch: bool = False) -> MiningBatch:
+        """Check the inputs (errors name the argument and the value) and build the batch's positive pairs."""
+        x = _check_embeddings("embeddings", embeddings)
+        mask = self.positive_mask if positive_mask is None else positive_mask
+        if ref_emb is None:
+            if ref_labels is not None:
+                raise ValueError("ref_labels was given without ref_emb")
+            if ref_starts_with_batch:
+                raise ValueError("ref_starts_with_batch=True needs ref_emb")
+            y = x
+        else:
+            y = _check_embeddings("ref_emb", ref_emb).to(x.device, x.dtype)
+            if y.shape[1] != x.shape[1]:
+                raise ValueError(f"ref_emb has dim {y.shape[1]} but embeddings has dim {x.shape[1]}")
+            if ref_starts_with_batch and y.shape[0] < x.shape[0]:
+                raise ValueError(f"ref_starts_with_batch=True but ref_emb has {y.shape[0]} rows, fewer than "
+                                 f"the {x.shape[0]} embeddings")
+        fixed_mask = isinstance(mask, torch.Tensor)
+        if labels is not None or not fixed_mask:
+            if labels is None:
+                raise ValueError("labels is None: labels are needed unless positive_mask is a tensor")
+            labels = _check_labels("labels", labels, x.shape[0], "embeddings", x.device, mask is None)
+        if ref_emb is None:
+            ref_labels = labels
+        elif ref_labels is not None or not fixed_mask:
+            if ref_labels is None:
+                raise ValueError("ref_emb was given without ref_labels")
+            ref_labels = _check_labels("ref_labels", ref_labels, y.shape[0], "ref_emb", x.device, mask is None)
+        exclude_self = ref_emb is None or ref_starts_with_batch
+        if mask is None:
+            anchor, positive = _ops.label_pairs(labels, ref_labels, exclude_self)
+        else:
+            positives = _resolve_mask(mask, labels, ref_labels, (x.shape[0], y.shape[0]), x.device)
+            if exclude_self:
+                positives = positives.clone()
+                positives.diagonal().fill_(False)
+            anchor, positive = torch.nonzero(positives).unbind(1)
+        query = self.distance.prepare(x)
+        ref = query if ref_emb is None else self.distance.prepare(y)
+        return MiningBatch(query, ref, anchor, positive, exclude_self, self.distance, self.max_block_bytes)
+
+    def _mine(self, batch: MiningBatch) -> Indices:
+        raise NotImplementedError

@@ -1,0 +1,41 @@
+"""Batch-hard (Hermans et al. 2017) and easy-positive / hard-negative (Xuan et al. 2020): one triplet per anchor."""
+
+from __future__ import annotations
+
+import torch
+
+from hardmine.metric import _ops
+from hardmine.metric.base import BaseMiner, Indices, MiningBatch
+
+
+class BatchHardMiner(BaseMiner):
+    """Per anchor, the hardest positive (farthest) and the hardest negative (closest): triplets (a, p, n).
+
+    Anchors without a positive or without a negative are skipped. Ties go to the smallest index. Never builds
+    a [B, M] mask: positives come as a pair list, negatives are the rest of each row of the distance block.
+    """
+
+    _bytes_per_pair = 4
+    _hardest_positive = True
+
+    def _mine(self, batch: MiningBatch) -> Indices:
+        out: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        for block in batch.blocks(self._bytes_per_pair):
+            values = block.finish(block.take(block.raw, block.anchor, block.positive))
+            _, pos_col = _ops.segment_extreme(block.anchor, block.positive, values, block.rows,
+                                              largest=self._hardest_positive)
+            block.mask_non_negatives_(block.raw, float("inf"))
+            neg_value, neg_col = _ops.row_first_argmin(block.raw, block.finish)
+            rows = torch.nonzero((pos_col >= 0) & torch.isfinite(neg_value)).flatten()
+            out.append((rows + block.start, pos_col[rows], neg_col[rows]))
+        return tuple(torch.cat(part) for part in zip(*out))
+
+
+class EasyPositiveHardNegativeMiner(BatchHardMiner):
+    """Per anchor, the easiest positive (closest) and the hardest negative (closest): triplets (a, p, n).
+
+    Xuan et al., "Improved Embeddings with Easy Positive Triplet Mining" (WACV 2020); anchors without a
+    positive or a negative are skipped; ties go to the smallest index.
+    """
+
+    _hardest_positive = False

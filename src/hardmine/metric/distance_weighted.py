@@ -1,0 +1,72 @@
+"""Distance-weighted sampling of negatives (Wu et al., "Sampling Matters in Deep Embedding Learning", 2017)."""
+
+from __future__ import annotations
+
+import torch
+
+from hardmine._checks import check_fraction
+from hardmine.metric import _ops
+from hardmine.metric.base import BaseMiner, Block, Indices, MiningBatch, PositiveMask, as_torch_generator
+from hardmine.metric.distances import DEFAULT_MAX_BYTES, BaseDistance, EuclideanDistance
+
+
+def negative_weights(distances: torch.Tensor, dim: int, cutoff: float, nonzero_loss_cutoff: float) -> torch.Tensor:
+    """Sampling weights [b, M] (float64, rows scaled to a maximum of 1) from unit-sphere distances [b, M].
+
+    The weight is the inverse of the density of distances between uniform points on the sphere S^(dim-1),
+    1 / q(d) with log q(d) = (dim - 2) log d + (dim - 3) / 2 log(1 - d^2 / 4), the distance clamped below at
+    `cutoff`; zero at or beyond `nonzero_loss_cutoff`, for +inf entries (non-negatives) and where undefined.
+    """
+    d = distances.double()
+    clamped = d.clamp(min=cutoff)
+    log_w = (2.0 - dim) * clamped.log() - ((dim - 3) / 2.0) * torch.log1p(-0.25 * clamped.square())
+    log_w.masked_fill_(~(torch.isfinite(log_w) & (d < nonzero_loss_cutoff)), float("-inf"))
+    row_max = log_w.amax(1, keepdim=True)
+    return (log_w - row_max.clamp(min=torch.finfo(torch.float64).min)).exp_()
+
+
+class DistanceWeightedMiner(BaseMiner):
+    """One triplet (a, p, n) per positive pair, n drawn with probability proportional to `negative_weights`.
+
+    Needs Euclidean distance on L2-normalised embeddings (the weights assume points on the unit sphere).
+    Anchors whose negatives all have zero weight are skipped.
+    cutoff: distances below it are clamped (limits the weight variance; PML's default 0.5).
+    nonzero_loss_cutoff: negatives at or beyond it get weight 0 (PML's default 1.4).
+    seed: an int, a torch.Generator or None, the only source of randomness.
+    """
+
+    _bytes_per_pair = 40
+
+    def __init__(self, cutoff: float = 0.5, nonzero_loss_cutoff: float = 1.4,
+                 seed: int | torch.Generator | None = None, distance: BaseDistance | None = None,
+                 positive_mask: PositiveMask | None = None, max_block_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        super().__init__(distance, positive_mask, max_block_bytes)
+        if not (isinstance(self.distance, EuclideanDistance) and self.distance.normalize):
+            raise ValueError(f"DistanceWeightedMiner needs EuclideanDistance(normalize=True), got {self.distance!r}")
+        self.cutoff = check_fraction("cutoff", cutoff, 0.0, 2.0, low_inclusive=False)
+        self.nonzero_loss_cutoff = check_fraction("nonzero_loss_cutoff", nonzero_loss_cutoff, 0.0, float("inf"),
+                                                  low_inclusive=False)
+        self.generator = as_torch_generator(seed)
+
+    def _sample(self, block: Block, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per positive pair: a sampled negative column, and whether the anchor had any weight at all."""
+        cdf = torch.cumsum(weights, 1)
+        total = cdf[:, -1]
+        slot, width = _ops.row_slots(block.anchor, block.rows)
+        uniform = torch.rand((block.rows, width), generator=self.generator, dtype=torch.float64)
+        target = uniform.to(cdf.device) * total[:, None]
+        target = torch.minimum(target, torch.nextafter(total, torch.zeros_like(total))[:, None])
+        column = torch.searchsorted(cdf, target, right=True).clamp_(max=cdf.shape[1] - 1)
+        return block.take(column, block.anchor, slot), (total > 0).index_select(0, block.anchor)
+
+    def _mine(self, batch: MiningBatch) -> Indices:
+        dim = batch.query.shape[1]
+        out: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        for block in batch.blocks(self._bytes_per_pair):
+            values = block.mask_non_negatives_(block.finish(block.raw), float("inf"))
+            weights = negative_weights(values, dim, self.cutoff, self.nonzero_loss_cutoff)
+            del values
+            negative, ok = self._sample(block, weights)
+            keep = torch.nonzero(ok).flatten()
+            out.append((block.anchor[keep] + block.start, block.positive[keep], negative[keep]))
+        return tuple(torch.cat(part) for part in zip(*out))

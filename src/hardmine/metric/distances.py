@@ -1,0 +1,111 @@
+"""Pairwise distances and similarities between embeddings, computed in row blocks under a memory budget.
+
+Every distance object has `pairwise(x, y)` ([B, D] x [M, D] -> [B, M]) and `is_similarity` (True when larger
+means closer). Miners use two lower-level pieces: `raw(x, y)`, a cheap matrix that orders every row exactly as
+the final values do, and `finish_(raw)`, the monotone map that turns it into the final values in place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+
+from hardmine._checks import check_positive_int
+
+DEFAULT_MAX_BYTES = 256 * 2**20
+
+
+class BaseDistance:
+    """A pairwise distance (`is_similarity=False`) or similarity (`is_similarity=True`) between embeddings."""
+
+    is_similarity: ClassVar[bool] = False
+
+    def __init__(self, normalize: bool) -> None:
+        if not isinstance(normalize, bool):
+            raise TypeError(f"normalize must be a bool, got {normalize!r}")
+        self.normalize = normalize
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(normalize={self.normalize})"
+
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """The embeddings as the distance sees them: L2-normalised rows when `normalize` is set."""
+        return F.normalize(x, p=2, dim=1) if self.normalize else x
+
+    def raw(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """[b, M] matrix of prepared rows `x` [b, D] against prepared `y` [M, D], in the order of the final values."""
+        raise NotImplementedError
+
+    def finish_(self, values: torch.Tensor) -> torch.Tensor:
+        """Turn `raw` values into final values in place (a monotone non-decreasing map); identity by default."""
+        return values
+
+    def pairwise_blocks(self, x: torch.Tensor, y: torch.Tensor | None = None,
+                        max_bytes: int = DEFAULT_MAX_BYTES) -> Iterator[tuple[int, torch.Tensor]]:
+        """Yield `(first_row, block)`: the rows of the [B, M] matrix in blocks of at most `max_bytes` bytes."""
+        check_positive_int("max_bytes", max_bytes)
+        xp = self.prepare(x)
+        yp = xp if y is None else self.prepare(y)
+        rows = max(1, max_bytes // max(1, yp.shape[0] * xp.element_size()))
+        for start in range(0, xp.shape[0], rows):
+            yield start, self.finish_(self.raw(xp[start:start + rows], yp))
+
+    def pairwise(self, x: torch.Tensor, y: torch.Tensor | None = None,
+                 max_bytes: int = DEFAULT_MAX_BYTES) -> torch.Tensor:
+        """The [B, M] matrix between rows of `x` [B, D] and `y` [M, D] (`y=None`: `x` itself), in blocks."""
+        blocks = [block for _, block in self.pairwise_blocks(x, y, max_bytes)]
+        if not blocks:
+            return x.new_empty((0, x.shape[0] if y is None else y.shape[0]))
+        return blocks[0] if len(blocks) == 1 else torch.cat(blocks)
+
+
+class SquaredEuclideanDistance(BaseDistance):
+    """Squared L2 distance |x - y|^2 (on L2-normalised embeddings by default, then in [0, 4])."""
+
+    def __init__(self, normalize: bool = True) -> None:
+        super().__init__(normalize)
+
+    def raw(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        # |x|^2 + |y|^2 - 2 x.y, with the row term fused into the matrix product and rounding below 0 clamped.
+        out = torch.addmm(y.pow(2).sum(1)[None, :], x, y.T, beta=1.0, alpha=-2.0)
+        return out.add_(x.pow(2).sum(1)[:, None]).clamp_(min=0.0)
+
+
+class EuclideanDistance(SquaredEuclideanDistance):
+    """L2 distance |x - y| (on L2-normalised embeddings by default, then in [0, 2]); PML's default distance."""
+
+    def finish_(self, values: torch.Tensor) -> torch.Tensor:
+        return values.sqrt_()
+
+
+class DotProductSimilarity(BaseDistance):
+    """Dot product x . y, a similarity (unnormalised by default)."""
+
+    is_similarity = True
+
+    def __init__(self, normalize: bool = False) -> None:
+        super().__init__(normalize)
+
+    def raw(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return x @ y.T
+
+
+class CosineSimilarity(DotProductSimilarity):
+    """Cosine similarity x . y / (|x| |y|), in [-1, 1]: the dot product of L2-normalised embeddings."""
+
+    def __init__(self) -> None:
+        super().__init__(normalize=True)
+
+    def __repr__(self) -> str:
+        return "CosineSimilarity()"
+
+
+DISTANCES: dict[str, type[BaseDistance]] = {
+    "euclidean": EuclideanDistance,
+    "squared_euclidean": SquaredEuclideanDistance,
+    "cosine": CosineSimilarity,
+    "dot": DotProductSimilarity,
+}

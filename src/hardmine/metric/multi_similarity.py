@@ -1,0 +1,45 @@
+"""Multi-similarity pair mining (Wang et al. 2019, as PML's MultiSimilarityMiner)."""
+
+from __future__ import annotations
+
+import torch
+
+from hardmine._checks import check_fraction
+from hardmine.metric import _ops
+from hardmine.metric.base import BaseMiner, Indices, MiningBatch, PositiveMask
+from hardmine.metric.distances import DEFAULT_MAX_BYTES, BaseDistance, CosineSimilarity
+
+
+class MultiSimilarityMiner(BaseMiner):
+    """Pairs (a1, p, a2, n): positives harder than the anchor's closest negative by less than epsilon, and
+    negatives closer than the anchor's farthest positive plus epsilon.
+
+    With similarities (default: cosine): keep p if s(a,p) - epsilon < max_n s(a,n), keep n if
+    s(a,n) + epsilon > min_p s(a,p); with distances the same with d = -s.
+    epsilon: the slack, >= 0 (PML's default 0.1).
+    """
+
+    _arity = 4
+    _bytes_per_pair = 6
+
+    def __init__(self, epsilon: float = 0.1, distance: BaseDistance | None = None,
+                 positive_mask: PositiveMask | None = None, max_block_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        super().__init__(distance, positive_mask, max_block_bytes)
+        self.epsilon = check_fraction("epsilon", epsilon, 0.0, float("inf"))
+
+    def default_distance(self) -> BaseDistance:
+        """Cosine similarity, as in the paper and PML."""
+        return CosineSimilarity()
+
+    def _mine(self, batch: MiningBatch) -> Indices:
+        out: list[tuple[torch.Tensor, ...]] = []
+        for block in batch.blocks(self._bytes_per_pair):
+            values = block.finish(block.raw)
+            d_ap = block.take(values, block.anchor, block.positive)
+            farthest_positive, _ = _ops.segment_extreme(block.anchor, block.positive, d_ap, block.rows, largest=True)
+            block.mask_non_negatives_(values, float("inf"))
+            closest_negative = values.amin(1)
+            keep = torch.nonzero(d_ap + self.epsilon > closest_negative.index_select(0, block.anchor)).flatten()
+            rows, negative = torch.nonzero(values - self.epsilon < farthest_positive[:, None]).unbind(1)
+            out.append((block.anchor[keep] + block.start, block.positive[keep], rows + block.start, negative))
+        return tuple(torch.cat(part) for part in zip(*out))

@@ -1,0 +1,50 @@
+"""Semi-hard triplets (FaceNet, Schroff et al. 2015, as TF-Addons' semi-hard triplet loss picks them), in O(B*M)
+memory: each row's negatives are sorted once and every positive finds its negative by binary search."""
+
+from __future__ import annotations
+
+import torch
+
+from hardmine._checks import check_fraction
+from hardmine.metric import _ops
+from hardmine.metric.base import BaseMiner, Indices, MiningBatch, PositiveMask
+from hardmine.metric.distances import DEFAULT_MAX_BYTES, BaseDistance
+
+
+class SemiHardMiner(BaseMiner):
+    """One triplet (a, p, n) per positive pair: the closest negative farther than the positive, d(a,n) > d(a,p);
+    when no negative is farther, the farthest negative (the easiest hard one).
+
+    Triplets whose negative is already beyond the margin (d(a,n) >= d(a,p) + margin, zero loss) are left out.
+    Similarities are handled as negated distances. Ties go to the smallest index. Memory: O(rows x M) per
+    block, never the B x M x M triplet tensor.
+    margin: the triplet margin, >= 0 (in the distance's units).
+    """
+
+    _bytes_per_pair = 24
+
+    def __init__(self, margin: float = 0.2, distance: BaseDistance | None = None,
+                 positive_mask: PositiveMask | None = None, max_block_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        super().__init__(distance, positive_mask, max_block_bytes)
+        self.margin = check_fraction("margin", margin, 0.0, float("inf"))
+
+    def _mine(self, batch: MiningBatch) -> Indices:
+        out: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        for block in batch.blocks(self._bytes_per_pair):
+            values = block.finish(block.raw)
+            d_ap = block.take(values, block.anchor, block.positive)
+            block.mask_non_negatives_(values, float("inf"))
+            sorted_values, order = _ops.sorted_rows(values)
+            del values
+            count = block.negative_counts()
+            padded, slot = _ops.padded_by_row(block.anchor, d_ap, block.rows, float("inf"))
+            position = block.take(_ops.first_position(sorted_values, padded, right=True), block.anchor, slot)
+            last = sorted_values.gather(1, (count - 1).clamp(min=0)[:, None])
+            fallback = _ops.first_position(sorted_values, last, right=False).squeeze(1)
+            count_ap = count.index_select(0, block.anchor)
+            position = torch.where(position < count_ap, position, fallback.index_select(0, block.anchor))
+            d_an = block.take(sorted_values, block.anchor, position)
+            keep = torch.nonzero((count_ap > 0) & (d_an < d_ap + self.margin)).flatten()
+            negative = block.take(order, block.anchor, position)
+            out.append((block.anchor[keep] + block.start, block.positive[keep], negative[keep]))
+        return tuple(torch.cat(part) for part in zip(*out))

@@ -1,0 +1,120 @@
+"""Triplets by margin (PML's TripletMarginMiner: all / hard / semihard / easy) and batch-all (every triplet with
+positive loss), with `max_triplets` to cap the output by uniform sampling. Each row's negatives are sorted once;
+the triplets of a positive pair are then a contiguous range of that order, found by binary search."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+
+import torch
+
+from hardmine._checks import check_fraction, check_positive_int
+from hardmine.metric import _ops
+from hardmine.metric._sampling import sample_ids
+from hardmine.metric.base import BaseMiner, Block, Indices, MiningBatch, PositiveMask, as_torch_generator
+from hardmine.metric.distances import DEFAULT_MAX_BYTES, BaseDistance
+
+TRIPLET_TYPES = ("all", "hard", "semihard", "easy")
+Search = Callable[[torch.Tensor, bool], torch.Tensor]
+
+
+def _search(block: Block, sorted_values: torch.Tensor, targets: torch.Tensor, right: bool) -> torch.Tensor:
+    """Per positive pair of the block: the first position in its row's sorted negatives past `targets`."""
+    padded, slot = _ops.padded_by_row(block.anchor, targets, block.rows, float("inf"))
+    return block.take(_ops.first_position(sorted_values, padded, right), block.anchor, slot)
+
+
+class TripletMarginMiner(BaseMiner):
+    """Triplets (a, p, n) selected by their margin d(a,n) - d(a,p) (s(a,p) - s(a,n) for similarities):
+
+    - "all": d(a,n) <= d(a,p) + margin (the triplets that violate the margin);
+    - "hard": those of "all" with d(a,n) <= d(a,p);
+    - "semihard": those of "all" with d(a,n) > d(a,p);
+    - "easy": d(a,n) > d(a,p) + margin.
+    max_triplets: when set and more triplets qualify, a uniform sample of this many (without replacement).
+    seed: an int, a torch.Generator or None, the only source of randomness for the sampling.
+    The output can hold O(B * M * M) triplets without `max_triplets`; working memory stays O(rows x M).
+    """
+
+    _bytes_per_pair = 24
+
+    def __init__(self, margin: float = 0.2, type_of_triplets: str = "all", max_triplets: int | None = None,
+                 seed: int | torch.Generator | None = None, distance: BaseDistance | None = None,
+                 positive_mask: PositiveMask | None = None, max_block_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        super().__init__(distance, positive_mask, max_block_bytes)
+        if type_of_triplets not in TRIPLET_TYPES:
+            raise ValueError(f"type_of_triplets must be one of {TRIPLET_TYPES}, got {type_of_triplets!r}")
+        self.margin = check_fraction("margin", margin, float("-inf"), float("inf"))
+        self.type_of_triplets = type_of_triplets
+        self.max_triplets = None if max_triplets is None else check_positive_int("max_triplets", max_triplets)
+        self.generator = as_torch_generator(seed)
+
+    def _interval(self, search: Search, d_ap: torch.Tensor,
+                  count: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Positions [lo, hi) in a row's sorted negatives of the triplets of each positive pair."""
+        threshold = d_ap + self.margin
+        zero = torch.zeros_like(count)
+        if self.type_of_triplets == "all":
+            return zero, search(threshold, True)
+        if self.type_of_triplets == "hard":
+            return zero, search(torch.minimum(threshold, d_ap), True)
+        if self.type_of_triplets == "semihard":
+            return search(d_ap, True), search(threshold, True)
+        return search(threshold, True), count
+
+    def _ranges(self, batch: MiningBatch) -> Iterator[tuple[Block, torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Per block: the block, each positive pair's first position and triplet count, and the sorted order."""
+        for block in batch.blocks(self._bytes_per_pair):
+            values = block.finish(block.raw)
+            d_ap = block.take(values, block.anchor, block.positive)
+            block.mask_non_negatives_(values, float("inf"))
+            sorted_values, order = _ops.sorted_rows(values)
+            del values
+            count = block.negative_counts().index_select(0, block.anchor)
+            search = functools.partial(_search, block, sorted_values)
+            lo, hi = self._interval(search, d_ap, count)
+            size = (torch.minimum(hi, count) - lo).clamp_(min=0)
+            yield block, lo, size, order
+
+    @staticmethod
+    def _decode(block: Block, lo: torch.Tensor, size: torch.Tensor, order: torch.Tensor,
+                ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The triplets numbered `ids` (sorted, 0-based within the block, pair by pair)."""
+        end = torch.cumsum(size, 0)
+        pair = torch.searchsorted(end, ids, right=True)
+        position = lo.index_select(0, pair) + ids - (end - size).index_select(0, pair)
+        anchor = block.anchor.index_select(0, pair)
+        negative = block.take(order, anchor, position)
+        return anchor + block.start, block.positive.index_select(0, pair), negative
+
+    def _mine(self, batch: MiningBatch) -> Indices:
+        out = []
+        if self.max_triplets is None:
+            for block, lo, size, order in self._ranges(batch):
+                ids = torch.arange(int(size.sum()), device=size.device)
+                out.append(self._decode(block, lo, size, order, ids))
+        else:
+            totals = [int(size.sum()) for _, _, size, _ in self._ranges(batch)]
+            chosen = sample_ids(sum(totals), self.max_triplets, self.generator)
+            bounds = torch.tensor([0, *totals]).cumsum(0).tolist()
+            for k, (block, lo, size, order) in enumerate(self._ranges(batch)):
+                ids = chosen[(chosen >= bounds[k]) & (chosen < bounds[k + 1])] - bounds[k]
+                out.append(self._decode(block, lo, size, order, ids.to(size.device)))
+        return tuple(torch.cat(part) for part in zip(*out))
+
+
+class BatchAllMiner(TripletMarginMiner):
+    """Every triplet (a, p, n) with positive loss: d(a,n) < d(a,p) + margin (Hermans et al. 2017, batch-all).
+
+    max_triplets / seed: an optional uniform cap on the output, as in TripletMarginMiner.
+    """
+
+    def __init__(self, margin: float = 0.2, max_triplets: int | None = None,
+                 seed: int | torch.Generator | None = None, distance: BaseDistance | None = None,
+                 positive_mask: PositiveMask | None = None, max_block_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        super().__init__(margin, "all", max_triplets, seed, distance, positive_mask, max_block_bytes)
+
+    def _interval(self, search: Search, d_ap: torch.Tensor,
+                  count: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.zeros_like(count), search(d_ap + self.margin, False)
