@@ -57,11 +57,14 @@ class Embeddings:
         norms = np.empty(len(self), dtype=np.float32)
         for start in range(0, len(self), chunk_rows):
             block = np.asarray(self.matrix[start:start + chunk_rows], dtype=np.float32)
-            finite = np.isfinite(block).all(axis=1)
-            if not finite.all():
-                row = start + int(np.flatnonzero(~finite)[0])
-                raise ValueError(f"{self.name} has a non-finite value (NaN or inf) in row {row}")
-            norms[start:start + len(block)] = np.linalg.norm(block, axis=1)
+            squared = np.einsum("ij,ij->i", block, block)  # NaN or inf in a row makes its squared norm non-finite
+            bad = ~np.isfinite(squared)
+            if bad.any():
+                row = int(np.flatnonzero(bad)[0])
+                if np.isfinite(block[row]).all():
+                    raise ValueError(f"{self.name} row {start + row} is too large: its squared norm overflows float32")
+                raise ValueError(f"{self.name} has a non-finite value (NaN or inf) in row {start + row}")
+            norms[start:start + len(block)] = np.sqrt(squared)
         if self.cosine and (norms == 0).any():
             row = int(np.flatnonzero(norms == 0)[0])
             raise ValueError(f"{self.name} row {row} has zero norm: cosine similarity is undefined for it")
