@@ -33,3 +33,15 @@ def all_gather_1d(values: torch.Tensor) -> torch.Tensor:
     gathered = [torch.empty_like(padded) for _ in range(world)]
     dist.all_gather(gathered, padded)
     return torch.cat([g[: int(n.item())] for g, n in zip(gathered, lengths)]).to(values.device)
+
+
+def rank_offset(local_length: int) -> int:
+    """Where this rank's values start in `all_gather_1d`'s result: the total length of the lower ranks'."""
+    rank, world = rank_and_world()
+    if world == 1:
+        return 0
+    device = _collective_device()
+    length = torch.tensor([local_length], dtype=torch.int64, device=device)
+    lengths = [torch.zeros_like(length) for _ in range(world)]
+    dist.all_gather(lengths, length)
+    return int(sum(t.item() for t in lengths[:rank]))

@@ -1,4 +1,4 @@
-"""Policies: how the score memory becomes sampling probabilities, registered under short names."""
+"""Policies: how the score memory becomes the next batches, registered under short names."""
 
 from __future__ import annotations
 
@@ -6,13 +6,23 @@ from typing import Any
 
 from hardmine.policies.base import Policy
 from hardmine.policies.importance import ImportancePolicy
+from hardmine.policies.pacing import AntiCurriculumPolicy, CurriculumPolicy, PacingPolicy
+from hardmine.policies.prune_easy import PruneEasyPolicy
+from hardmine.policies.rank import RankPolicy
+from hardmine.policies.selective_backprop import SelectiveBackpropPolicy
+from hardmine.policies.self_paced import SelfPacedPolicy
+from hardmine.policies.topk_fraction import TopKFractionPolicy
 from hardmine.policies.uniform import UniformPolicy
 
-POLICIES: dict[str, type[Policy]] = {cls.name: cls for cls in (UniformPolicy, ImportancePolicy)}
+POLICIES: dict[str, type[Policy]] = {
+    cls.name: cls
+    for cls in (UniformPolicy, ImportancePolicy, RankPolicy, TopKFractionPolicy, PruneEasyPolicy,
+                SelectiveBackpropPolicy, SelfPacedPolicy, CurriculumPolicy, AntiCurriculumPolicy, PacingPolicy)
+}
 
 
 def build_policy(policy: str | Policy, **params: Any) -> Policy:
-    """A Policy from a registered name (with keyword parameters) or the object itself."""
+    """A Policy from a registered name (with keyword parameters, `guards=` included) or the object itself."""
     if isinstance(policy, Policy):
         if params:
             raise ValueError(f"parameters {sorted(params)} given with a policy object; set them on the object")
@@ -21,7 +31,12 @@ def build_policy(policy: str | Policy, **params: Any) -> Policy:
         raise TypeError(f"policy must be a registered name or a Policy, got {type(policy).__name__}")
     if policy not in POLICIES:
         raise ValueError(f"policy must be one of {sorted(POLICIES)}, got {policy!r}")
-    return POLICIES[policy](**params)
+    try:
+        return POLICIES[policy](**params)
+    except TypeError as error:
+        raise TypeError(f"policy {policy!r}: {error}") from None
 
 
-__all__ = ["POLICIES", "ImportancePolicy", "Policy", "UniformPolicy", "build_policy"]
+__all__ = ["POLICIES", "AntiCurriculumPolicy", "CurriculumPolicy", "ImportancePolicy", "PacingPolicy", "Policy",
+           "PruneEasyPolicy", "RankPolicy", "SelectiveBackpropPolicy", "SelfPacedPolicy", "TopKFractionPolicy",
+           "UniformPolicy", "build_policy"]

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-
-from hardmine.memory import ScoreMemory
 from hardmine.policies.base import Policy
 
 
@@ -12,9 +9,4 @@ class UniformPolicy(Policy):
     """Plain shuffling without replacement (what `DataLoader(shuffle=True)` does); importance weights are 1."""
 
     name = "uniform"
-    with_replacement = False
-
-    def priorities(self, memory: ScoreMemory, indices: np.ndarray | None = None) -> np.ndarray:
-        """Equal priorities: ones [B] or [N]."""
-        n = memory.num_samples if indices is None else len(indices)
-        return np.ones(n, dtype=np.float64)
+    kind = "subset"

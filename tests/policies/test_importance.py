@@ -1,9 +1,10 @@
-"""Policies: the registry, the importance policy's priorities and weights, and their state."""
+"""The registry, and the importance policy's priorities, weights, schedules and state."""
 
 import numpy as np
 import pytest
 
 from hardmine import POLICIES, ImportancePolicy, ScoreMemory, UniformPolicy, build_policy
+from hardmine.schedules import Linear
 
 
 def test_registry_builds_by_name_and_passes_objects_through():
@@ -15,6 +16,8 @@ def test_registry_builds_by_name_and_passes_objects_through():
         build_policy(policy, alpha=1.0)
     with pytest.raises(TypeError, match="policy must be"):
         build_policy(3)
+    with pytest.raises(TypeError, match="policy 'rank'.*unexpected keyword argument 'alpha'"):
+        build_policy("rank", alpha=1.0)
 
 
 def test_importance_priorities_follow_the_formula_and_unseen_get_the_largest_score():
@@ -77,9 +80,21 @@ def test_state_round_trips_and_bad_state_changes_nothing():
     restored.load_state_dict(policy.state_dict())
     assert restored.state_dict() == policy.state_dict()
     np.testing.assert_array_equal(restored.priorities(memory), policy.priorities(memory))
-    bad = dict(policy.state_dict(), beta=7.0)
+    bad = policy.state_dict()
+    bad["config"]["beta"] = 7.0
     with pytest.raises(ValueError, match="beta"):
         restored.load_state_dict(bad)
     assert restored.state_dict() == policy.state_dict()
-    with pytest.raises(ValueError, match="no state"):
-        UniformPolicy().load_state_dict({"x": 1})
+    with pytest.raises(ValueError, match="not a 'uniform' policy"):
+        UniformPolicy().load_state_dict(policy.state_dict())
+
+
+def test_alpha_and_beta_follow_their_schedules():
+    memory = ScoreMemory(3)
+    memory.update(np.arange(3), np.array([0.0, 1.0, 3.0]))
+    policy = ImportancePolicy(alpha=Linear(0.0, 2.0, epochs=4), beta=Linear(0.4, 1.0, epochs=2), eps=1.0)
+    policy.start_epoch(0, memory)
+    np.testing.assert_allclose(policy.priorities(memory), [1.0, 1.0, 1.0])
+    policy.start_epoch(2, memory)
+    np.testing.assert_allclose(policy.priorities(memory), [1.0, 2.0, 4.0])
+    assert policy.value("beta") == 1.0
