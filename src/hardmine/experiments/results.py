@@ -1,0 +1,124 @@
+"""The output directory of a comparison: finished runs (so a rerun resumes), results.json and summary.csv.
+
+Layout of DIR:
+  setup.json                 what every run shares (data, corruption, training set-up); a rerun must match it
+  runs/<strategy>__seed<s>.json / .npz   one finished run: its numbers, and per-sample arrays for the plots
+  runs/reference.json / .npz the uniformly trained reference model behind the difficulty slices
+  label_noise.npz            the flipped training indices and the clean labels (with --label-noise)
+  results.json, summary.csv  every number, and one row per strategy
+Every file is written atomically; a run is written only when it has finished.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hardmine.diagnostics.evaluation import SLICE_NAMES
+from hardmine.experiments.atomic import write_bytes, write_json, write_text
+
+SUMMARY_COLUMNS = ("strategy", "test_acc_mean", "test_acc_std", "macro_f1_mean", "macro_f1_std", "rare2_recall_mean",
+                   "backprops_to_uniform_acc", "time_to_uniform_acc", "reached", "backprops_total",
+                   "hardmine_fraction", "noise_precision", "noise_recall", "seeds")
+
+
+def run_key(label: str, seed: int | None) -> str:
+    """A file name stem for a run: the label made safe, a short hash of the label, and the seed."""
+    if seed is None:
+        return "reference"
+    safe = re.sub(r"[^A-Za-z0-9._=-]+", "_", label)[:60]
+    digest = hashlib.sha1(label.encode()).hexdigest()[:8]
+    return f"{safe}-{digest}__seed{seed}"
+
+
+class RunStore:
+    """Reads and writes the files of one comparison directory `out` whose runs share `setup`."""
+
+    def __init__(self, out: Path, setup: dict[str, Any]) -> None:
+        self.out = Path(out)
+        self.runs = self.out / "runs"
+        self.setup = json.loads(json.dumps(setup))
+
+    def check(self) -> None:
+        """Raise ValueError, before anything is written, when `out` cannot hold this comparison."""
+        if self.out.exists() and not self.out.is_dir():
+            raise ValueError(f"--out {str(self.out)!r} exists and is not a directory")
+        setup_file = self.out / "setup.json"
+        if setup_file.exists():
+            previous = json.loads(setup_file.read_text())
+            if previous != self.setup:
+                changed = sorted(k for k in set(previous) | set(self.setup) if previous.get(k) != self.setup.get(k))
+                raise ValueError(f"--out {str(self.out)!r} holds runs of a different set-up (differs in {changed}); "
+                                 "use another directory")
+        elif self.out.exists() and any(self.out.iterdir()):
+            raise ValueError(f"--out {str(self.out)!r} is not empty and holds no comparison (no setup.json)")
+
+    def open(self) -> None:
+        """Create the directory and write setup.json."""
+        self.runs.mkdir(parents=True, exist_ok=True)
+        write_json(self.out / "setup.json", self.setup)
+
+    def load(self, label: str, seed: int | None) -> tuple[dict, dict[str, np.ndarray]] | None:
+        """A finished run's record and arrays, or None when it has not been run."""
+        stem = self.runs / run_key(label, seed)
+        if not (stem.with_suffix(".json").exists() and stem.with_suffix(".npz").exists()):
+            return None
+        record = json.loads(stem.with_suffix(".json").read_text())
+        with np.load(stem.with_suffix(".npz"), allow_pickle=False) as arrays:
+            return record, {k: arrays[k] for k in arrays.files}
+
+    def save(self, label: str, seed: int | None, record: dict, arrays: dict[str, np.ndarray]) -> None:
+        """Write a finished run: the arrays first, then the record, which marks the run as done."""
+        stem = self.runs / run_key(label, seed)
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **arrays)
+        write_bytes(stem.with_suffix(".npz"), buffer.getvalue())
+        write_json(stem.with_suffix(".json"), record)
+
+    def save_noise(self, flipped: np.ndarray, clean_labels: np.ndarray) -> None:
+        """label_noise.npz: the flipped training indices and the labels before flipping."""
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, flipped=flipped, clean_labels=clean_labels)
+        write_bytes(self.out / "label_noise.npz", buffer.getvalue())
+
+
+def _cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return ""
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def summary_csv(rows: list[dict[str, Any]], classes: list[str]) -> str:
+    """One row per strategy: SUMMARY_COLUMNS, then slice accuracy (easy .. hard) and per-class recall means."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    header = [*SUMMARY_COLUMNS, *(f"slice_{s}" for s in SLICE_NAMES), *(f"recall_{c}" for c in classes)]
+    writer.writerow(header)
+    for row in rows:
+        slices = row["slice_acc"] or [None] * len(SLICE_NAMES)
+        recall = row["per_class_recall"] or [None] * len(classes)
+        writer.writerow([_cell(row[c]) for c in SUMMARY_COLUMNS] + [_cell(v) for v in slices]
+                        + [_cell(v) for v in recall])
+    return buffer.getvalue()
+
+
+def write_results(out: Path, results: dict[str, Any]) -> None:
+    """results.json and summary.csv from the results dict (its "summary" rows and dataset "classes")."""
+    write_json(out / "results.json", results)
+    write_text(out / "summary.csv", summary_csv(results["summary"], results["dataset"]["classes"]))
+
+
+def read_results(out: Path) -> dict[str, Any]:
+    """results.json of a comparison directory; FileNotFoundError naming it when missing."""
+    path = Path(out) / "results.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{str(path)!r} does not exist: run `hardmine compare --out {out}` first")
+    return json.loads(path.read_text())

@@ -1,0 +1,137 @@
+"""Strategies built from specs: a sampler policy, or an in-batch loss over uniform batches, with guards.
+
+A name in `hardmine.policies.POLICIES` decides which samples are drawn (and their importance weights); a name in
+`hardmine.losses.LOSSES` keeps uniform shuffling and mines inside each batch. Guards come from
+`hardmine.guards.GUARDS` and are given to the policy (for an in-batch loss, to its uniform sampler). An in-batch
+loss also leaves the noise guard's suspects out of the batch loss: OHEM would otherwise pick exactly them.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hardmine.experiments.spec import Part, StrategySpec
+from hardmine.losses import LOSSES
+from hardmine.policies import POLICIES, Policy, build_policy
+
+_LOSS_DEFAULTS: dict[str, dict[str, Any]] = {"focal": {"alpha": None}}  # alpha=0.25 would scale every class by 1/4
+_OHEM_DEFAULT_KEEP = 0.5
+_NOT_FROM_TEXT = ("base_loss", "memory", "reduction", "guards")
+
+
+def _guard_registry() -> dict[str, type]:
+    try:
+        from hardmine.guards import GUARDS
+    except ImportError:
+        return {}
+    return GUARDS
+
+
+def _accepted(cls: type) -> list[str]:
+    """Keyword parameters of cls's constructor, following `**kwargs` up to the base classes."""
+    names: list[str] = []
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        params = inspect.signature(klass.__init__).parameters.values()
+        names += [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+                  and p.name != "self" and p.name not in names]
+        if not any(p.kind == p.VAR_KEYWORD for p in params):
+            break
+    return names
+
+
+def _construct(kind: str, part: Part, cls: type, extra: dict[str, Any]) -> Any:
+    """cls(**part.params, **extra), with errors that name the strategy or guard and the parameter."""
+    accepted = _accepted(cls)
+    for key in part.params:
+        if key in _NOT_FROM_TEXT or key not in accepted:
+            allowed = [p for p in accepted if p not in _NOT_FROM_TEXT]
+            raise ValueError(f"unknown parameter {key!r} for {kind} {part.name!r}; it takes {allowed}")
+    try:
+        return cls(**part.params, **extra)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{kind} {part.name!r}: {err}") from None
+
+
+@dataclass
+class Strategy:
+    """What the training loop needs from a spec.
+
+    policy: the sampler's policy. guards: the guard objects (also inside the policy).
+    loss_mean / loss_none: the in-batch loss with reduction "mean" (back-propagated) and "none" (to count the
+    samples it keeps), or None for a sampler strategy (cross-entropy weighted by the sampler's weights).
+    """
+
+    spec: StrategySpec
+    policy: Policy
+    guards: tuple[Any, ...]
+    loss_mean: nn.Module | None = None
+    loss_none: nn.Module | None = None
+
+    @property
+    def label(self) -> str:
+        """The spec's canonical text."""
+        return self.spec.label
+
+    def suspects(self) -> np.ndarray | None:
+        """Indices (int64) the guards suspect of wrong labels, or None when no guard looks for them."""
+        found = [g.suspects() for g in self.guards if hasattr(g, "suspects")]
+        if not found:
+            return None
+        return np.unique(np.concatenate(found)).astype(np.int64)
+
+    def in_batch_loss(self, logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """The in-batch loss of logits [B, C] and targets [B], and how many samples it back-propagates."""
+        if self.loss_mean is None or self.loss_none is None:
+            raise ValueError(f"strategy {self.label!r} is a sampler strategy; it has no in-batch loss")
+        loss = self.loss_mean(logits, targets)
+        with torch.no_grad():
+            kept = int((self.loss_none(logits.detach(), targets) != 0).sum())
+        return loss, kept
+
+
+def known_strategies() -> dict[str, list[str]]:
+    """The registered names, by kind: what `--strategies` accepts."""
+    return {"policies": sorted(POLICIES), "in-batch losses": sorted(LOSSES), "guards": sorted(_guard_registry())}
+
+
+def build_strategy(spec: StrategySpec) -> Strategy:
+    """The policy, guards and in-batch loss of `spec`; ValueError naming the unknown name or bad parameter."""
+    name = spec.strategy.name
+    guards_registry = _guard_registry()
+    guards = []
+    for part in spec.guards:
+        if part.name not in guards_registry:
+            raise ValueError(f"unknown guard {part.name!r} in {spec.label!r}; guards: {sorted(guards_registry)}")
+        guards.append(_construct("guard", part, guards_registry[part.name], {}))
+    extra = {"guards": guards} if guards else {}
+    if name in POLICIES:
+        policy = _construct("strategy", spec.strategy, POLICIES[name], extra)
+        return Strategy(spec, build_policy(policy), tuple(guards))
+    if name in LOSSES:
+        policy = build_policy("uniform", **extra)
+        cls = LOSSES[name]
+        params = {**_LOSS_DEFAULTS.get(name, {}), **spec.strategy.params}
+        if name == "ohem" and "keep" not in params and "threshold" not in params:
+            params["keep"] = _OHEM_DEFAULT_KEEP
+        part = Part(name, params)
+        base = {"base_loss": nn.CrossEntropyLoss(reduction="none")} if "base_loss" in _accepted(cls) else {}
+        loss_mean = _construct("strategy", part, cls, {**base, "reduction": "mean"})
+        loss_none = _construct("strategy", part, cls, {**base, "reduction": "none"})
+        return Strategy(spec, policy, tuple(guards), loss_mean, loss_none)
+    known = known_strategies()
+    raise ValueError(f"unknown strategy {name!r}; policies: {known['policies']}, in-batch losses: "
+                     f"{known['in-batch losses']}")
+
+
+def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Per-sample cross-entropy [B] of logits [B, C] and int64 targets [B]."""
+    return F.cross_entropy(logits, targets, reduction="none")
