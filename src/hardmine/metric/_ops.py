@@ -1,5 +1,5 @@
-"""Vectorised building blocks shared by the miners: positive pairs from labels, per-row extremes with exact
-first-index tie-breaking, and segment extremes over a list of pairs. All indices are int64."""
+"""Vectorised building blocks shared by the miners: each row's positives from labels, per-row minima with
+exact first-index tie-breaking, sorted rows and binary search. All indices are int64."""
 
 from __future__ import annotations
 
@@ -12,27 +12,30 @@ Finish = Callable[[torch.Tensor], torch.Tensor]
 _CHUNK = 64
 
 
-def label_pairs(labels: torch.Tensor, ref_labels: torch.Tensor,
-                exclude_self: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """All (i, j) with labels[i] == ref_labels[j], sorted by i then j, without building the [B, M] mask.
+def label_positives(labels: torch.Tensor, ref_labels: torch.Tensor,
+                    exclude_self: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each row's positive columns (ref_labels[j] == labels[i]) without building the [B, M] mask.
 
-    exclude_self: leave out j == i (reference column i is anchor i itself).
+    Returns (cols int64 [B, W], valid bool [B, W]): the columns of the row's class in ascending order, W the
+    largest class. Invalid entries point at a column that masking overwrites anyway: the class's first member,
+    or the row itself (exclude_self: column i is anchor i, listed but not valid). Rows whose label is absent
+    from ref_labels have no valid entry.
     """
     device = labels.device
+    if ref_labels.numel() == 0:
+        return labels.new_zeros((labels.shape[0], 0)), torch.zeros((labels.shape[0], 0), dtype=torch.bool)
     ref_sorted, order = torch.sort(ref_labels, stable=True)
-    start = torch.searchsorted(ref_sorted, labels, right=False)
-    counts = torch.searchsorted(ref_sorted, labels, right=True) - start
-    own = None
+    classes, sizes = torch.unique_consecutive(ref_sorted, return_counts=True)
+    slot = torch.arange(int(sizes.max()), device=device)
+    members = (torch.cumsum(sizes, 0) - sizes)[:, None] + torch.minimum(slot[None, :], sizes[:, None] - 1)
+    class_cols = order.index_select(0, members.view(-1)).view(classes.shape[0], -1)
+    which = torch.searchsorted(classes, labels).clamp_(max=classes.shape[0] - 1)
+    size = torch.where(classes.index_select(0, which) == labels, sizes.index_select(0, which), 0)
+    cols = class_cols.index_select(0, which)
+    valid = slot[None, :] < size[:, None]
     if exclude_self:
-        position = torch.empty_like(order).scatter_(0, order, torch.arange(order.shape[0], device=device))
-        own = position[: labels.shape[0]] - start
-        counts = counts - 1
-    rows = torch.repeat_interleave(torch.arange(labels.shape[0], device=device), counts)
-    first = torch.cumsum(counts, 0) - counts
-    offset = torch.arange(rows.shape[0], device=device) - first.index_select(0, rows)
-    if own is not None:
-        offset += offset >= own.index_select(0, rows)
-    return rows, order.index_select(0, start.index_select(0, rows) + offset)
+        valid &= cols != torch.arange(labels.shape[0], device=device)[:, None]
+    return cols, valid
 
 
 def row_first_argmin(raw: torch.Tensor, finish: Finish) -> tuple[torch.Tensor, torch.Tensor]:
@@ -58,19 +61,9 @@ def row_first_argmin(raw: torch.Tensor, finish: Finish) -> tuple[torch.Tensor, t
     return chunk_min.gather(1, best_chunk[:, None]).squeeze(1), best_chunk * _CHUNK + within
 
 
-def segment_extreme(rows: torch.Tensor, cols: torch.Tensor, values: torch.Tensor, num_rows: int,
-                    largest: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per row r: the max (largest=True) or min of values[rows == r] and the smallest column attaining it.
-
-    Returns (value [num_rows], column [num_rows]); rows without entries get -inf/+inf and column -1.
-    """
-    fill = float("-inf") if largest else float("inf")
-    best = values.new_full((num_rows,), fill).scatter_reduce_(0, rows, values, "amax" if largest else "amin")
-    sentinel = torch.iinfo(torch.int64).max
-    candidates = torch.where(values == best.index_select(0, rows), cols, sentinel)
-    col = torch.full((num_rows,), sentinel, dtype=torch.int64, device=rows.device)
-    col.scatter_reduce_(0, rows, candidates, "amin")
-    return best, col.masked_fill_(col == sentinel, -1)
+def take(values: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """The (rows[k], cols[k]) entries of a 2-D `values`, as a new 1-D tensor."""
+    return values.reshape(-1).index_select(0, rows * values.shape[1] + cols)
 
 
 def sorted_rows(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -83,19 +76,11 @@ def first_position(sorted_values: torch.Tensor, targets: torch.Tensor, right: bo
     return torch.searchsorted(sorted_values, targets.contiguous(), right=right)
 
 
-def row_slots(rows: torch.Tensor, num_rows: int) -> tuple[torch.Tensor, int]:
-    """For pairs sorted by row: each pair's slot within its row, and the most pairs of any row."""
+def padded_by_row(rows: torch.Tensor, cols: torch.Tensor, num_rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pairs (rows, cols) sorted by row -> (cols int64 [num_rows, W], valid bool [num_rows, W]), left-packed."""
     counts = torch.bincount(rows, minlength=num_rows)
-    first = torch.cumsum(counts, 0) - counts
-    slot = torch.arange(rows.shape[0], device=rows.device) - first.index_select(0, rows)
-    return slot, int(counts.max()) if rows.numel() else 0
-
-
-def padded_by_row(rows: torch.Tensor, values: torch.Tensor, num_rows: int,
-                  fill: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Lay `values` of pairs sorted by row into a [num_rows, K] matrix (K = most pairs of one row), padded by
-    `fill`; also returns each pair's slot in its row."""
-    slot, width = row_slots(rows, num_rows)
-    out = values.new_full((num_rows, width), fill)
-    out.view(-1).index_copy_(0, rows * width + slot, values)
-    return out, slot
+    width = int(counts.max()) if rows.numel() else 0
+    slot = torch.arange(rows.shape[0], device=rows.device) - (torch.cumsum(counts, 0) - counts).index_select(0, rows)
+    out = torch.zeros((num_rows, width), dtype=torch.int64, device=rows.device)
+    out.view(-1).index_copy_(0, rows * width + slot, cols)
+    return out, torch.arange(width, device=rows.device)[None, :] < counts[:, None]

@@ -1,4 +1,4 @@
-"""BaseMiner: validates a batch, builds its positive pairs once, and hands a miner row blocks of the
+"""BaseMiner: validates a batch, lists each anchor's positives once, and hands a miner row blocks of the
 anchor-by-reference dissimilarity matrix (distances as they are, similarities negated: larger = farther)."""
 
 from __future__ import annotations
@@ -20,16 +20,18 @@ Indices = tuple[torch.Tensor, ...]
 
 @dataclass
 class Block:
-    """Rows start..start+b of the [B, M] dissimilarity matrix and the positive pairs whose anchor lies there.
+    """Rows start..start+b of the [B, M] dissimilarity matrix and the positives of those rows.
 
     raw: [b, M] values ordered like the dissimilarities; `finish(raw)` (monotone, in place) gives them exactly.
-    anchor, positive: int64 [P_b], the pairs' anchor row inside the block and reference column, sorted.
+    pos_cols: int64 [b, W], each row's positive columns in ascending order; pos_valid: bool [b, W] marks the
+        real ones. The other entries point at a column that masking overwrites anyway (a positive of the row or
+        the row itself), or, in rows without positives, at column 0.
     """
 
     start: int
     raw: torch.Tensor
-    anchor: torch.Tensor
-    positive: torch.Tensor
+    pos_cols: torch.Tensor
+    pos_valid: torch.Tensor
     exclude_self: bool
     finish: _ops.Finish
 
@@ -37,45 +39,59 @@ class Block:
     def rows(self) -> int:
         return self.raw.shape[0]
 
-    def flat(self, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-        """Flat positions of (row, col) entries in `raw`."""
-        return rows * self.raw.shape[1] + cols
+    def pairs(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The positive pairs as (row in block, slot in pos_cols), sorted by row then column."""
+        row, slot = torch.nonzero(self.pos_valid).unbind(1)
+        return row, slot
 
-
-    @staticmethod
-    def take(values: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-        """The (row, col) entries of a contiguous 2-D `values`, as a new 1-D tensor."""
-        return values.reshape(-1).index_select(0, rows * values.shape[1] + cols)
-
-    def self_columns(self) -> torch.Tensor | None:
-        """Each row's own column (None when the reference is a different set)."""
-        if not self.exclude_self:
-            return None
-        return torch.arange(self.start, self.start + self.rows, device=self.raw.device)
+    def positives(self, values: torch.Tensor, fill: float, finish: bool = False) -> torch.Tensor:
+        """[b, W] values at the positive columns (a new tensor; passed through `finish` when asked), `fill`
+        where there is no positive."""
+        gathered = values.gather(1, self.pos_cols)
+        if finish:
+            gathered = self.finish(gathered)
+        return gathered.masked_fill_(~self.pos_valid, fill)
 
     def mask_non_negatives_(self, values: torch.Tensor, fill: float) -> torch.Tensor:
-        """Set the positive pairs and self pairs of `values` ([b, M], laid out as `raw`) to `fill`, in place."""
-        flat = values.view(-1)
-        flat.index_fill_(0, self.flat(self.anchor, self.positive), fill)
-        own = self.self_columns()
-        if own is not None:
-            flat.index_fill_(0, self.flat(own - self.start, own), fill)
+        """Set the positive and self entries of `values` ([b, M], laid out as `raw`) to `fill`, in place."""
+        has = self.pos_valid.any(1) if self.pos_valid.shape[1] else self.pos_valid.new_zeros(self.rows)
+        if self.exclude_self or bool(has.all()):
+            values.scatter_(1, self.pos_cols, fill)
+        else:  # rows without positives point at column 0 and write back what is there
+            current = values.gather(1, self.pos_cols)
+            values.scatter_(1, self.pos_cols, torch.where(has[:, None], fill, current))
+        if self.exclude_self:
+            own = torch.arange(self.rows, device=values.device)
+            values.view(-1).index_fill_(0, own * values.shape[1] + own + self.start, fill)
         return values
 
     def negative_counts(self) -> torch.Tensor:
         """int64 [b]: how many negatives each row has."""
-        counts = self.raw.shape[1] - torch.bincount(self.anchor, minlength=self.rows)
+        counts = self.raw.shape[1] - self.pos_valid.sum(1)
         return counts - 1 if self.exclude_self else counts
+
+
+def _safe(cols: torch.Tensor, valid: torch.Tensor, exclude_self: bool) -> torch.Tensor:
+    """Point the padding entries of left-packed `cols` at a column that masking may overwrite: the row's first
+    positive (written with the same value), else the row's own column (when excluded), else column 0."""
+    rows = cols.shape[0]
+    if exclude_self:
+        fallback = torch.arange(rows, device=cols.device)
+    else:
+        fallback = torch.zeros(rows, dtype=torch.int64, device=cols.device)
+    if cols.shape[1]:
+        fallback = torch.where(valid[:, 0], cols[:, 0], fallback)
+    return torch.where(valid, cols, fallback[:, None])
 
 
 @dataclass
 class MiningBatch:
-    """A validated batch: prepared query [B, D] and reference [M, D] embeddings and the positive pairs."""
+    """A validated batch: prepared query [B, D] and reference [M, D] embeddings and the positives per row."""
 
     query: torch.Tensor
     ref: torch.Tensor
-    pos_anchor: torch.Tensor
-    pos_ref: torch.Tensor
+    pos_cols: torch.Tensor
+    pos_valid: torch.Tensor
     exclude_self: bool
     distance: BaseDistance
     max_bytes: int
@@ -94,22 +110,11 @@ class MiningBatch:
     def blocks(self, bytes_per_pair: int) -> Iterator[Block]:
         """Row blocks whose working memory (`bytes_per_pair` per matrix entry) stays within `max_bytes`."""
         rows = max(1, self.max_bytes // max(1, self.num_ref * bytes_per_pair))
-        if self.distance.is_similarity:
-            finish: _ops.Finish = _identity
-        else:
-            finish = self.distance.finish_
+        xa, ya = self.distance.factors(self.query, self.ref)
         for start in range(0, self.num_query, rows):
             stop = min(start + rows, self.num_query)
-            bounds = torch.tensor([start, stop], device=self.pos_anchor.device)
-            lo, hi = torch.searchsorted(self.pos_anchor, bounds).tolist()
-            raw = self.distance.raw(self.query[start:stop], self.ref)
-            if self.distance.is_similarity:
-                raw = self.distance.finish_(raw).neg_()
-            yield Block(start, raw, self.pos_anchor[lo:hi] - start, self.pos_ref[lo:hi], self.exclude_self, finish)
-
-
-def _identity(values: torch.Tensor) -> torch.Tensor:
-    return values
+            yield Block(start, xa[start:stop] @ ya.T, self.pos_cols[start:stop], self.pos_valid[start:stop],
+                        self.exclude_self, self.distance.finish_)
 
 
 def as_torch_generator(seed: int | torch.Generator | None) -> torch.Generator:
@@ -254,16 +259,18 @@ class BaseMiner:
             ref_labels = _check_labels("ref_labels", ref_labels, y.shape[0], "ref_emb", x.device, mask is None)
         exclude_self = ref_emb is None or ref_starts_with_batch
         if mask is None:
-            anchor, positive = _ops.label_pairs(labels, ref_labels, exclude_self)
+            cols, valid = _ops.label_positives(labels, ref_labels, exclude_self)
         else:
             positives = _resolve_mask(mask, labels, ref_labels, (x.shape[0], y.shape[0]), x.device)
             if exclude_self:
                 positives = positives.clone()
                 positives.diagonal().fill_(False)
-            anchor, positive = torch.nonzero(positives).unbind(1)
+            row, col = torch.nonzero(positives).unbind(1)
+            cols, valid = _ops.padded_by_row(row, col, x.shape[0])
+            cols = _safe(cols, valid, exclude_self)
         query = self.distance.prepare(x)
         ref = query if ref_emb is None else self.distance.prepare(y)
-        return MiningBatch(query, ref, anchor, positive, exclude_self, self.distance, self.max_block_bytes)
+        return MiningBatch(query, ref, cols, valid, exclude_self, self.distance, self.max_block_bytes)
 
     def _mine(self, batch: MiningBatch) -> Indices:
         raise NotImplementedError

@@ -12,7 +12,7 @@ class BatchHardMiner(BaseMiner):
     """Per anchor, the hardest positive (farthest) and the hardest negative (closest): triplets (a, p, n).
 
     Anchors without a positive or without a negative are skipped. Ties go to the smallest index. Never builds
-    a [B, M] mask: positives come as a pair list, negatives are the rest of each row of the distance block.
+    a [B, M] mask: positives come as per-row column lists, negatives are the rest of each row.
     """
 
     _bytes_per_pair = 4
@@ -21,12 +21,14 @@ class BatchHardMiner(BaseMiner):
     def _mine(self, batch: MiningBatch) -> Indices:
         out: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
         for block in batch.blocks(self._bytes_per_pair):
-            values = block.finish(block.take(block.raw, block.anchor, block.positive))
-            _, pos_col = _ops.segment_extreme(block.anchor, block.positive, values, block.rows,
-                                              largest=self._hardest_positive)
+            if self._hardest_positive:
+                pos_value, slot = block.positives(block.raw, float("-inf"), finish=True).max(1)
+            else:
+                pos_value, slot = block.positives(block.raw, float("inf"), finish=True).min(1)
+            pos_col = block.pos_cols.gather(1, slot[:, None]).squeeze(1)
             block.mask_non_negatives_(block.raw, float("inf"))
             neg_value, neg_col = _ops.row_first_argmin(block.raw, block.finish)
-            rows = torch.nonzero((pos_col >= 0) & torch.isfinite(neg_value)).flatten()
+            rows = torch.nonzero(torch.isfinite(pos_value) & torch.isfinite(neg_value)).flatten()
             out.append((rows + block.start, pos_col[rows], neg_col[rows]))
         return tuple(torch.cat(part) for part in zip(*out))
 

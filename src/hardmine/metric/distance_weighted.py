@@ -49,15 +49,13 @@ class DistanceWeightedMiner(BaseMiner):
         self.generator = as_torch_generator(seed)
 
     def _sample(self, block: Block, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per positive pair: a sampled negative column, and whether the anchor had any weight at all."""
+        """[b, W]: a sampled negative column for each positive slot, and whether the anchor has any weight."""
         cdf = torch.cumsum(weights, 1)
-        total = cdf[:, -1]
-        slot, width = _ops.row_slots(block.anchor, block.rows)
-        uniform = torch.rand((block.rows, width), generator=self.generator, dtype=torch.float64)
-        target = uniform.to(cdf.device) * total[:, None]
-        target = torch.minimum(target, torch.nextafter(total, torch.zeros_like(total))[:, None])
+        total = cdf[:, -1:]
+        uniform = torch.rand(block.pos_cols.shape, generator=self.generator, dtype=torch.float64)
+        target = torch.minimum(uniform.to(cdf.device) * total, torch.nextafter(total, torch.zeros_like(total)))
         column = torch.searchsorted(cdf, target, right=True).clamp_(max=cdf.shape[1] - 1)
-        return block.take(column, block.anchor, slot), (total > 0).index_select(0, block.anchor)
+        return column, total > 0
 
     def _mine(self, batch: MiningBatch) -> Indices:
         dim = batch.query.shape[1]
@@ -67,6 +65,6 @@ class DistanceWeightedMiner(BaseMiner):
             weights = negative_weights(values, dim, self.cutoff, self.nonzero_loss_cutoff)
             del values
             negative, ok = self._sample(block, weights)
-            keep = torch.nonzero(ok).flatten()
-            out.append((block.anchor[keep] + block.start, block.positive[keep], negative[keep]))
+            row, slot = torch.nonzero(block.pos_valid & ok).unbind(1)
+            out.append((row + block.start, _ops.take(block.pos_cols, row, slot), _ops.take(negative, row, slot)))
         return tuple(torch.cat(part) for part in zip(*out))

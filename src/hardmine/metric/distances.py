@@ -1,8 +1,10 @@
 """Pairwise distances and similarities between embeddings, computed in row blocks under a memory budget.
 
 Every distance object has `pairwise(x, y)` ([B, D] x [M, D] -> [B, M]) and `is_similarity` (True when larger
-means closer). Miners use two lower-level pieces: `raw(x, y)`, a cheap matrix that orders every row exactly as
-the final values do, and `finish_(raw)`, the monotone map that turns it into the final values in place.
+means closer). Miners work with dissimilarities (distances as they are, similarities negated) through two
+lower-level pieces: `factors(x, y)`, two matrices whose product `xa @ ya.T` orders every row exactly as the
+dissimilarities do (one matrix product, no extra passes), and `finish_(raw)`, the monotone map that turns
+that product into the dissimilarities in place.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import torch.nn.functional as F
 
 from hardmine._checks import check_positive_int
 
-DEFAULT_MAX_BYTES = 256 * 2**20
+DEFAULT_MAX_BYTES = 16 * 2**20  # blocks below glibc's 32 MiB mmap threshold reuse heap pages
 
 
 class BaseDistance:
@@ -35,12 +37,13 @@ class BaseDistance:
         """The embeddings as the distance sees them: L2-normalised rows when `normalize` is set."""
         return F.normalize(x, p=2, dim=1) if self.normalize else x
 
-    def raw(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """[b, M] matrix of prepared rows `x` [b, D] against prepared `y` [M, D], in the order of the final values."""
+    def factors(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prepared rows `x` [B, D] and `y` [M, D] -> (xa [B, K], ya [M, K]) with xa @ ya.T ordered as the
+        dissimilarities (similarities negated)."""
         raise NotImplementedError
 
     def finish_(self, values: torch.Tensor) -> torch.Tensor:
-        """Turn `raw` values into final values in place (a monotone non-decreasing map); identity by default."""
+        """Turn `xa @ ya.T` into dissimilarities in place (a monotone non-decreasing map); identity by default."""
         return values
 
     def pairwise_blocks(self, x: torch.Tensor, y: torch.Tensor | None = None,
@@ -48,10 +51,11 @@ class BaseDistance:
         """Yield `(first_row, block)`: the rows of the [B, M] matrix in blocks of at most `max_bytes` bytes."""
         check_positive_int("max_bytes", max_bytes)
         xp = self.prepare(x)
-        yp = xp if y is None else self.prepare(y)
-        rows = max(1, max_bytes // max(1, yp.shape[0] * xp.element_size()))
-        for start in range(0, xp.shape[0], rows):
-            yield start, self.finish_(self.raw(xp[start:start + rows], yp))
+        xa, ya = self.factors(xp, xp if y is None else self.prepare(y))
+        rows = max(1, max_bytes // max(1, ya.shape[0] * xa.element_size()))
+        for start in range(0, xa.shape[0], rows):
+            block = self.finish_(xa[start:start + rows] @ ya.T)
+            yield start, block.neg_() if self.is_similarity else block
 
     def pairwise(self, x: torch.Tensor, y: torch.Tensor | None = None,
                  max_bytes: int = DEFAULT_MAX_BYTES) -> torch.Tensor:
@@ -68,17 +72,22 @@ class SquaredEuclideanDistance(BaseDistance):
     def __init__(self, normalize: bool = True) -> None:
         super().__init__(normalize)
 
-    def raw(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        # |x|^2 + |y|^2 - 2 x.y, with the row term fused into the matrix product and rounding below 0 clamped.
-        out = torch.addmm(y.pow(2).sum(1)[None, :], x, y.T, beta=1.0, alpha=-2.0)
-        return out.add_(x.pow(2).sum(1)[:, None]).clamp_(min=0.0)
+    def factors(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # [x, |x|^2, 1] . [-2y, 1, |y|^2] = |x|^2 + |y|^2 - 2 x.y: the norms ride along in the matrix product
+        ones_x, ones_y = x.new_ones((x.shape[0], 1)), y.new_ones((y.shape[0], 1))
+        xa = torch.cat([x, x.pow(2).sum(1, keepdim=True), ones_x], 1)
+        ya = torch.cat([-2.0 * y, ones_y, y.pow(2).sum(1, keepdim=True)], 1)
+        return xa, ya
+
+    def finish_(self, values: torch.Tensor) -> torch.Tensor:
+        return values.clamp_(min=0.0)
 
 
 class EuclideanDistance(SquaredEuclideanDistance):
     """L2 distance |x - y| (on L2-normalised embeddings by default, then in [0, 2]); PML's default distance."""
 
     def finish_(self, values: torch.Tensor) -> torch.Tensor:
-        return values.sqrt_()
+        return values.clamp_(min=0.0).sqrt_()
 
 
 class DotProductSimilarity(BaseDistance):
@@ -89,8 +98,8 @@ class DotProductSimilarity(BaseDistance):
     def __init__(self, normalize: bool = False) -> None:
         super().__init__(normalize)
 
-    def raw(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return x @ y.T
+    def factors(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return x, -y
 
 
 class CosineSimilarity(DotProductSimilarity):

@@ -35,11 +35,12 @@ class MultiSimilarityMiner(BaseMiner):
         out: list[tuple[torch.Tensor, ...]] = []
         for block in batch.blocks(self._bytes_per_pair):
             values = block.finish(block.raw)
-            d_ap = block.take(values, block.anchor, block.positive)
-            farthest_positive, _ = _ops.segment_extreme(block.anchor, block.positive, d_ap, block.rows, largest=True)
+            d_ap = block.positives(values, float("-inf"))
+            farthest_positive = d_ap.amax(1) if d_ap.shape[1] else d_ap.new_full((block.rows,), float("-inf"))
             block.mask_non_negatives_(values, float("inf"))
             closest_negative = values.amin(1)
-            keep = torch.nonzero(d_ap + self.epsilon > closest_negative.index_select(0, block.anchor)).flatten()
-            rows, negative = torch.nonzero(values - self.epsilon < farthest_positive[:, None]).unbind(1)
-            out.append((block.anchor[keep] + block.start, block.positive[keep], rows + block.start, negative))
+            pos_row, slot = torch.nonzero(d_ap + self.epsilon > closest_negative[:, None]).unbind(1)
+            neg_row, negative = torch.nonzero(values - self.epsilon < farthest_positive[:, None]).unbind(1)
+            out.append((pos_row + block.start, _ops.take(block.pos_cols, pos_row, slot), neg_row + block.start,
+                        negative))
         return tuple(torch.cat(part) for part in zip(*out))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from hardmine._checks import check_fraction
+from hardmine.metric import _ops
 from hardmine.metric.base import BaseMiner, Indices, MiningBatch, PositiveMask
 from hardmine.metric.distances import DEFAULT_MAX_BYTES, BaseDistance
 
@@ -31,9 +32,9 @@ class PairMarginMiner(BaseMiner):
         out: list[tuple[torch.Tensor, ...]] = []
         for block in batch.blocks(self._bytes_per_pair):
             values = block.finish(block.raw)
-            d_ap = block.take(values, block.anchor, block.positive)
-            keep = torch.nonzero(d_ap > pos_threshold).flatten()
+            pos_row, slot = torch.nonzero(block.positives(values, float("-inf")) > pos_threshold).unbind(1)
             block.mask_non_negatives_(values, float("inf"))
-            rows, negative = torch.nonzero(values < neg_threshold).unbind(1)
-            out.append((block.anchor[keep] + block.start, block.positive[keep], rows + block.start, negative))
+            neg_row, negative = torch.nonzero(values < neg_threshold).unbind(1)
+            out.append((pos_row + block.start, _ops.take(block.pos_cols, pos_row, slot), neg_row + block.start,
+                        negative))
         return tuple(torch.cat(part) for part in zip(*out))

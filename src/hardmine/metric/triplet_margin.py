@@ -19,12 +19,6 @@ TRIPLET_TYPES = ("all", "hard", "semihard", "easy")
 Search = Callable[[torch.Tensor, bool], torch.Tensor]
 
 
-def _search(block: Block, sorted_values: torch.Tensor, targets: torch.Tensor, right: bool) -> torch.Tensor:
-    """Per positive pair of the block: the first position in its row's sorted negatives past `targets`."""
-    padded, slot = _ops.padded_by_row(block.anchor, targets, block.rows, float("inf"))
-    return block.take(_ops.first_position(sorted_values, padded, right), block.anchor, slot)
-
-
 class TripletMarginMiner(BaseMiner):
     """Triplets (a, p, n) selected by their margin d(a,n) - d(a,p) (s(a,p) - s(a,n) for similarities):
 
@@ -52,7 +46,8 @@ class TripletMarginMiner(BaseMiner):
 
     def _interval(self, search: Search, d_ap: torch.Tensor,
                   count: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Positions [lo, hi) in a row's sorted negatives of the triplets of each positive pair."""
+        """Positions [lo, hi) in a row's sorted negatives of the triplets of each positive (all [b, W]);
+        `search(targets, right)` finds the first position past `targets` in each row."""
         threshold = d_ap + self.margin
         zero = torch.zeros_like(count)
         if self.type_of_triplets == "all":
@@ -64,29 +59,31 @@ class TripletMarginMiner(BaseMiner):
         return search(threshold, True), count
 
     def _ranges(self, batch: MiningBatch) -> Iterator[tuple[Block, torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """Per block: the block, each positive pair's first position and triplet count, and the sorted order."""
+        """Per block: the block, and per positive slot [b, W] the first sorted position and the number of its
+        triplets, and the sorted order of each row's negatives [b, M]."""
         for block in batch.blocks(self._bytes_per_pair):
             values = block.finish(block.raw)
-            d_ap = block.take(values, block.anchor, block.positive)
+            d_ap = block.positives(values, float("inf"))
             block.mask_non_negatives_(values, float("inf"))
             sorted_values, order = _ops.sorted_rows(values)
             del values
-            count = block.negative_counts().index_select(0, block.anchor)
-            search = functools.partial(_search, block, sorted_values)
+            count = block.negative_counts()[:, None].expand_as(d_ap)
+            search = functools.partial(_ops.first_position, sorted_values)
             lo, hi = self._interval(search, d_ap, count)
-            size = (torch.minimum(hi, count) - lo).clamp_(min=0)
+            size = (torch.minimum(hi, count) - lo).clamp_(min=0).masked_fill_(~block.pos_valid, 0)
             yield block, lo, size, order
 
     @staticmethod
     def _decode(block: Block, lo: torch.Tensor, size: torch.Tensor, order: torch.Tensor,
                 ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The triplets numbered `ids` (sorted, 0-based within the block, pair by pair)."""
-        end = torch.cumsum(size, 0)
+        """The triplets numbered `ids` (sorted, 0-based within the block, slot by slot in row-major order)."""
+        flat_size = size.reshape(-1)
+        end = torch.cumsum(flat_size, 0)
         pair = torch.searchsorted(end, ids, right=True)
-        position = lo.index_select(0, pair) + ids - (end - size).index_select(0, pair)
-        anchor = block.anchor.index_select(0, pair)
-        negative = block.take(order, anchor, position)
-        return anchor + block.start, block.positive.index_select(0, pair), negative
+        position = lo.reshape(-1).index_select(0, pair) + ids - (end - flat_size).index_select(0, pair)
+        row = torch.div(pair, size.shape[1], rounding_mode="floor")
+        negative = _ops.take(order, row, position)
+        return row + block.start, block.pos_cols.reshape(-1).index_select(0, pair), negative
 
     def _mine(self, batch: MiningBatch) -> Indices:
         out = []
