@@ -98,3 +98,28 @@ def test_load_state_dict_checks_everything_before_changing_anything():
     with pytest.raises(ValueError, match="num_samples"):
         ScoreMemory(5).load_state_dict(memory.state_dict())
     assert memory.get("seen").tolist() == [1, 0, 0, 0]
+
+
+def test_cartography_forgetting_and_aum_over_visits():
+    memory = ScoreMemory(3)
+    assert not memory.tracks("aum") and memory.tracks("score")
+    visits = [  # (true_prob, correct, margin) of samples 0, 1, 2 at three visits
+        ([0.9, 0.2, 0.6], [1, 0, 1], [2.0, -1.0, 0.5]),
+        ([0.1, 0.3, 0.6], [0, 0, 1], [-2.0, -0.5, 0.5]),
+        ([0.8, 0.1, 0.6], [1, 0, 0], [1.0, -1.5, -0.1]),
+    ]
+    for prob, correct, margin in visits:
+        memory.update(np.arange(3), np.ones(3), true_prob=np.array(prob), correct=np.array(correct, dtype=bool),
+                      margin=np.array(margin))
+    probs = np.array([v[0] for v in visits])
+    np.testing.assert_allclose(memory.get("confidence"), probs.mean(0), rtol=1e-6)
+    np.testing.assert_allclose(memory.get("variability"), probs.std(0), atol=1e-6)
+    assert memory.get("forgetting").tolist() == [1, 0, 1]
+    np.testing.assert_allclose(memory.get("aum"), np.array([v[2] for v in visits]).mean(0), rtol=1e-6)
+    assert memory.tracks("aum") and memory.tracks("confidence")
+    restored = ScoreMemory(3)
+    restored.load_state_dict(memory.state_dict())
+    np.testing.assert_array_equal(restored.get("aum"), memory.get("aum"))
+    with pytest.raises(ValueError, match="true_prob has 1 non-finite"):
+        memory.update(np.arange(3), np.ones(3), true_prob=np.array([0.5, np.nan, 0.5]))
+    assert memory.get("prob_count").tolist() == [3, 3, 3]

@@ -12,25 +12,6 @@ import hardmine as hm
 from hardmine import HardExampleSampler, ImportancePolicy, ScoreMemory, WithIndex
 
 
-def fake_loss(idx: np.ndarray, step: int) -> np.ndarray:
-    """A deterministic stand-in for a model's per-sample loss that changes as training goes on."""
-    return np.abs(np.sin(idx * 0.37 + step * 0.11)) * (1 + idx % 7)
-
-
-def run_steps(sampler: HardExampleSampler, steps: int, start_step: int = 0) -> list[np.ndarray]:
-    """Iterate the sampler like a training loop (re-entering iter() at epoch ends) for `steps` batches."""
-    out, step = [], start_step
-    while len(out) < steps:
-        for batch in sampler:
-            out.append(batch.copy())
-            sampler.update(batch, fake_loss(batch, step))
-            sampler.weights(batch)
-            step += 1
-            if len(out) == steps:
-                break
-    return out
-
-
 @pytest.mark.parametrize("workers", [0, 2])
 @pytest.mark.parametrize("policy", ["uniform", "importance"])
 def test_epochs_end_under_dataloader(workers, policy):
@@ -66,7 +47,7 @@ def test_iter_has_no_side_effects_until_consumed():
 
 
 @pytest.mark.parametrize("policy", ["uniform", "importance"])
-def test_resume_mid_epoch_continues_exactly(tmp_path, policy):
+def test_resume_mid_epoch_continues_exactly(tmp_path, policy, run_steps):
     n, batch, total_steps, stop = 103, 10, 27, 4  # 11 batches an epoch: stop in epoch 0, run into epoch 2
     reference = run_steps(HardExampleSampler(ScoreMemory(n), batch, policy=policy, seed=7), total_steps)
 
@@ -194,6 +175,8 @@ def _free_port() -> int:
 
 
 def _distributed_worker(rank: int, world: int, port: int, out_dir: str) -> None:
+    from conftest import run_steps  # spawned processes do not get fixtures
+
     torch.distributed.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
     try:
         memory = ScoreMemory(60)
@@ -205,7 +188,7 @@ def _distributed_worker(rank: int, world: int, port: int, out_dir: str) -> None:
         torch.distributed.destroy_process_group()
 
 
-def test_two_gloo_processes_draw_one_global_batch_and_share_memory(tmp_path):
+def test_two_gloo_processes_draw_one_global_batch_and_share_memory(tmp_path, run_steps):
     mp.spawn(_distributed_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
     rank0, rank1 = (list(np.load(tmp_path / f"batches{r}.npz").values()) for r in (0, 1))
     assert np.array_equal(np.load(tmp_path / "scores0.npy"), np.load(tmp_path / "scores1.npy"), equal_nan=True)

@@ -7,35 +7,67 @@ from hardmine.checkpoint import load_state, save_state
 from hardmine.detection import mine_negatives_ssd, ohem_rois
 from hardmine.losses import LOSSES, FocalLoss, MisclassifiedUpweight, OHEMLoss
 from hardmine.memory import ScoreMemory
-from hardmine.policies import POLICIES, ImportancePolicy, Policy, UniformPolicy, build_policy
+from hardmine import guards, schedules, scores
+from hardmine.guards import GUARDS, ClassBalance, CoverageGuard, NoiseGuard, WeightCap
+from hardmine.policies import (
+    POLICIES,
+    AntiCurriculumPolicy,
+    CurriculumPolicy,
+    ImportancePolicy,
+    PacingPolicy,
+    Policy,
+    PruneEasyPolicy,
+    RankPolicy,
+    SelectiveBackpropPolicy,
+    SelfPacedPolicy,
+    TopKFractionPolicy,
+    UniformPolicy,
+    build_policy,
+)
 from hardmine.reduction import reduce
 from hardmine.sampler import HardExampleSampler, WithIndex
 from hardmine.select import SELECTORS, Selection, Stochastic, Threshold, TopK
 from hardmine.sumtree import SumTree
 
 __all__ = [
+    "GUARDS",
     "LOSSES",
     "POLICIES",
     "SELECTORS",
+    "AntiCurriculumPolicy",
+    "ClassBalance",
+    "CoverageGuard",
+    "CurriculumPolicy",
     "FocalLoss",
     "HardExampleSampler",
     "ImportancePolicy",
     "MisclassifiedUpweight",
+    "NoiseGuard",
     "OHEMLoss",
+    "PacingPolicy",
     "Policy",
+    "PruneEasyPolicy",
+    "RankPolicy",
     "ScoreMemory",
+    "SelectiveBackpropPolicy",
     "Selection",
+    "SelfPacedPolicy",
     "Stochastic",
     "SumTree",
     "Threshold",
     "TopK",
+    "TopKFractionPolicy",
     "UniformPolicy",
+    "WeightCap",
     "WithIndex",
     "build_policy",
+    "guards",
     "load_state",
     "mine_negatives_ssd",
     "ohem_rois",
     "reduce",
     "save_state",
+    "schedules",
+    "scores",
 ]
 __version__ = "0.1.0"

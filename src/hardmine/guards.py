@@ -112,16 +112,14 @@ class NoiseGuard(Guard):
             classes = max(memory.num_classes, 2)
             threshold = math.log(classes) if cfg["threshold"] is None else cfg["threshold"]
             suspect = visited & (memory.get("ema") > threshold)
+        elif memory.updates and not memory.tracks("aum" if cfg["method"] == "aum" else "confidence"):
+            raise ValueError(f"noise_guard(method={cfg['method']!r}) needs "
+                             f"{'margins' if cfg['method'] == 'aum' else 'true-class probabilities'}: pass "
+                             "**hardmine.scores.statistics(logits, targets) to update()")
         elif cfg["method"] == "aum":
-            if "margin_sum" not in memory._arrays:
-                raise ValueError("noise_guard(method='aum') needs margins: pass "
-                                 "**hardmine.scores.statistics(logits, targets) to update()")
             threshold = 0.0 if cfg["threshold"] is None else cfg["threshold"]
             suspect = visited & (memory.get("aum") < threshold)
         else:
-            if "prob_mean" not in memory._arrays:
-                raise ValueError("noise_guard(method='cartography') needs true-class probabilities: pass "
-                                 "**hardmine.scores.statistics(logits, targets) to update()")
             threshold = 0.3 if cfg["threshold"] is None else cfg["threshold"]
             suspect = visited & (memory.get("confidence") < threshold) & \
                 (memory.get("variability") < cfg["max_variability"])

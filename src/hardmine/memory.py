@@ -97,6 +97,11 @@ class ScoreMemory:
         """Names accepted by `get`."""
         return tuple(_DTYPES) + tuple(_OPTIONAL) + _DERIVED + (("label",) if self._labels is not None else ())
 
+    def tracks(self, name: str) -> bool:
+        """Whether statistic `name` is being recorded: always for the base ones, once passed for the others."""
+        sources = {"confidence": "prob_mean", "variability": "prob_m2", "aum": "margin_sum"}
+        return sources.get(name, name) in self._arrays or (name == "label" and self._labels is not None)
+
     def get(self, name: str, indices: Any = None) -> np.ndarray:
         """A copy of statistic `name` for `indices` [B] (int64), or for all N samples when indices is None.
 

@@ -184,9 +184,10 @@ class HardExampleSampler:
         from_uniform = rng.random(size - taken.size) < mix
         drawn = np.empty(size - taken.size, dtype=np.int64)
         drawn[from_uniform] = rng.integers(0, n, int(from_uniform.sum()))
+        probabilities = np.full(drawn.size, mix / n)
         if not from_uniform.all():
             drawn[~from_uniform] = self._tree.sample(int((~from_uniform).sum()), rng)
-        probabilities = (1.0 - mix) * self._tree.get(drawn) / self._tree.total() + mix / n
+            probabilities += (1.0 - mix) * self._tree.get(drawn) / self._tree.total()
         indices = np.concatenate([taken, drawn])
         probabilities = np.concatenate([np.full(taken.size, 1.0 / n), probabilities])  # forced: as if uniform
         return indices, self.policy.weights(probabilities, n)

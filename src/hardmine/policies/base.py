@@ -216,7 +216,7 @@ def top_samples(key: np.ndarray, fraction: float, labels: np.ndarray | None = No
     With `labels` [N], the fraction is taken within each class, so every class keeps its share.
     """
     if labels is None:
-        count = max(1, math.ceil(fraction * key.size))
+        count = max(1, math.ceil(fraction * key.size - 1e-9))  # 0.3 * 100 is 30.000000000000004
         return np.sort(np.argpartition(-key, count - 1)[:count]).astype(np.int64)
     chosen = []
     for c in np.unique(labels):
