@@ -25,6 +25,7 @@ from hardmine.policies import (
     build_policy,
 )
 from hardmine.reduction import reduce
+from hardmine.refresh import RefreshCallback
 from hardmine.sampler import HardExampleSampler, WithIndex
 from hardmine.select import SELECTORS, Selection, Stochastic, Threshold, TopK
 from hardmine.sumtree import SumTree
@@ -48,6 +49,7 @@ __all__ = [
     "Policy",
     "PruneEasyPolicy",
     "RankPolicy",
+    "RefreshCallback",
     "ScoreMemory",
     "SelectiveBackpropPolicy",
     "Selection",
