@@ -258,6 +258,10 @@ class BaseMiner:
                 raise ValueError("ref_emb was given without ref_labels")
             ref_labels = _check_labels("ref_labels", ref_labels, y.shape[0], "ref_emb", x.device, mask is None)
         exclude_self = ref_emb is None or ref_starts_with_batch
+        if ref_starts_with_batch and labels is not None and ref_labels is not None:
+            head = ref_labels[: x.shape[0]]
+            if head.shape != labels.shape or not torch.equal(head, labels.to(head.dtype)):
+                raise ValueError("ref_starts_with_batch=True but ref_labels does not start with labels")
         if mask is None:
             cols, valid = _ops.label_positives(labels, ref_labels, exclude_self)
         else:

@@ -52,8 +52,11 @@ class DistanceWeightedMiner(BaseMiner):
         """[b, W]: a sampled negative column for each positive slot, and whether the anchor has any weight."""
         cdf = torch.cumsum(weights, 1)
         total = cdf[:, -1:]
-        uniform = torch.rand(block.pos_cols.shape, generator=self.generator, dtype=torch.float64)
-        target = torch.minimum(uniform.to(cdf.device) * total, torch.nextafter(total, torch.zeros_like(total)))
+        # one draw per positive pair in (row, column) order, whatever the padded layout
+        uniform = torch.zeros(block.pos_cols.shape, dtype=torch.float64, device=cdf.device)
+        draws = torch.rand(int(block.pos_valid.sum()), generator=self.generator, dtype=torch.float64)
+        uniform[block.pos_valid] = draws.to(cdf.device)
+        target = torch.minimum(uniform * total, torch.nextafter(total, torch.zeros_like(total)))
         column = torch.searchsorted(cdf, target, right=True).clamp_(max=cdf.shape[1] - 1)
         return column, total > 0
 
