@@ -50,7 +50,7 @@ def check_classes(y: np.ndarray, where: str) -> None:
 def stratified_split(y: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Train and test row indices (int64, sorted) with about `test_fraction` of every class in the test part.
 
-    A class of n samples puts round(n * test_fraction) of them in the test part, at least one when n >= 2 and
+    A class of n samples puts n * test_fraction (rounded half up) of them in the test part, at least one when n >= 2 and
     never all of them, so every class keeps a training sample. Seeded by `seed`.
     """
     if not 0.0 < test_fraction < 1.0:
@@ -59,7 +59,7 @@ def stratified_split(y: np.ndarray, test_fraction: float, seed: int) -> tuple[np
     test = []
     for c in np.unique(y):
         rows = rng.permutation(np.flatnonzero(y == c))
-        k = min(max(int(round(rows.size * test_fraction)), 1 if rows.size >= 2 else 0), rows.size - 1)
+        k = min(max(int(rows.size * test_fraction + 0.5), 1 if rows.size >= 2 else 0), rows.size - 1)
         test.append(rows[:k])
     test_rows = np.sort(np.concatenate(test)).astype(np.int64)
     train_rows = np.setdiff1d(np.arange(y.size, dtype=np.int64), test_rows)

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.console import Console
 
-DEFAULT_STRATEGIES = "uniform,ohem,focal,importance"
+DEFAULT_STRATEGIES = "uniform,ohem,focal,importance:normalize=none,selective_backprop,prune_easy"
 _USER_ERRORS = (ValueError, TypeError, FileNotFoundError, ImportError, KeyError)
 
 

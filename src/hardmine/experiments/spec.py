@@ -2,7 +2,8 @@
 
 A spec is a strategy name (a registered policy or in-batch loss) with parameters, then any number of guards,
 each joined by "+" with its own parameters: `importance:alpha=0.7,mix=0.2`, `ohem+noise_guard`,
-`rank+class_balance:power=0.5+weight_cap`. Values are parsed as int, float, true/false, none, else kept as text.
+`rank+class_balance:power=0.5+weight_cap`. Values are parsed as int, float, true/false, none, else kept as text; a parameter whose default is text (e.g.
+`normalize="none"`) gets the text as written.
 
 In a comma-separated list of specs, an item of the form `key=value` continues the parameters of the last part
 (strategy or guard) before it, so `uniform,importance:alpha=0.7,mix=0.2,ohem` is three specs.
@@ -28,7 +29,7 @@ class Part:
         """The canonical text: `name` or `name:key=value,...` with keys sorted."""
         if not self.params:
             return self.name
-        return self.name + ":" + ",".join(f"{k}={_format(v)}" for k, v in sorted(self.params.items()))
+        return self.name + ":" + ",".join(f"{k}={format_value(v)}" for k, v in sorted(self.params.items()))
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,8 @@ def parse_value(text: str) -> Any:
     return text
 
 
-def _format(value: Any) -> str:
+def format_value(value: Any) -> str:
+    """The text of a parsed value: the inverse of `parse_value` up to case."""
     if value is None:
         return "none"
     if isinstance(value, bool):

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hardmine.experiments.spec import Part, StrategySpec
+from hardmine.experiments.spec import Part, StrategySpec, format_value
 from hardmine.losses import LOSSES
 from hardmine.policies import POLICIES, Policy, build_policy
 
@@ -34,29 +34,37 @@ def _guard_registry() -> dict[str, type]:
     return GUARDS
 
 
-def _accepted(cls: type) -> list[str]:
+def _parameters(cls: type) -> dict[str, inspect.Parameter]:
     """Keyword parameters of cls's constructor, following `**kwargs` up to the base classes."""
-    names: list[str] = []
+    found: dict[str, inspect.Parameter] = {}
     for klass in cls.__mro__:
         if "__init__" not in vars(klass):
             continue
         params = inspect.signature(klass.__init__).parameters.values()
-        names += [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-                  and p.name != "self" and p.name not in names]
+        for p in params:
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self":
+                found.setdefault(p.name, p)
         if not any(p.kind == p.VAR_KEYWORD for p in params):
             break
-    return names
+    return found
+
+
+def _accepted(cls: type) -> list[str]:
+    return list(_parameters(cls))
 
 
 def _construct(kind: str, part: Part, cls: type, extra: dict[str, Any]) -> Any:
     """cls(**part.params, **extra), with errors that name the strategy or guard and the parameter."""
-    accepted = _accepted(cls)
-    for key in part.params:
+    accepted = _parameters(cls)
+    params = {}
+    for key, value in part.params.items():
         if key in _NOT_FROM_TEXT or key not in accepted:
             allowed = [p for p in accepted if p not in _NOT_FROM_TEXT]
             raise ValueError(f"unknown parameter {key!r} for {kind} {part.name!r}; it takes {allowed}")
+        text_default = isinstance(accepted[key].default, str)
+        params[key] = format_value(value) if text_default and not isinstance(value, str) else value
     try:
-        return cls(**part.params, **extra)
+        return cls(**params, **extra)
     except (TypeError, ValueError) as err:
         raise ValueError(f"{kind} {part.name!r}: {err}") from None
 

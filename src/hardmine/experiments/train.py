@@ -95,7 +95,8 @@ def train_run(data: LabeledData, strategy: Strategy, seed: int, config: TrainCon
     on_epoch(epoch, test_accuracy) is called after each epoch (for a progress bar).
     The record holds: final test accuracy, macro-F1, per-class recall, slice accuracy; the curve of test accuracy
     against epochs, backprops (samples back-propagated) and training seconds; the totals; hardmine's own seconds
-    (the sampler's `mining_seconds` plus the statistics computed for the memory); the noise guard's suspects.
+    (the sampler's `mining_seconds` plus `hardmine.scores.statistics` for the memory, each also given alone);
+    the number of the guards' label-noise suspects.
     """
     torch.set_num_threads(config.threads)
     torch.manual_seed(seed)
@@ -162,6 +163,8 @@ def _finish(data: LabeledData, strategy: Strategy, seed: int, model: torch.nn.Mo
         "backprops": curve["backprops"][-1],
         "train_seconds": train_seconds,
         "hardmine_seconds": hardmine_seconds,
+        "sampler_seconds": sampler_stats["mining_seconds"],
+        "statistics_seconds": stats_seconds,
         "hardmine_fraction": hardmine_seconds / train_seconds if train_seconds > 0 else float("nan"),
         "num_suspects": None if suspects is None else int(suspects.size),
         "sampler_stats": {k: float(v) for k, v in sampler_stats.items()},

@@ -1,0 +1,55 @@
+"""Every registered policy, in-batch loss and guard builds from its name; errors name the bad part."""
+
+import pytest
+import torch
+
+from hardmine.experiments.spec import parse_spec
+from hardmine.experiments.strategies import build_strategy
+from hardmine.guards import GUARDS
+from hardmine.losses import LOSSES
+from hardmine.policies import POLICIES
+
+
+@pytest.mark.parametrize("name", sorted(POLICIES) + sorted(LOSSES))
+def test_every_registered_strategy_builds_by_name(name):
+    strategy = build_strategy(parse_spec(name))
+    assert strategy.label == name
+    assert (strategy.loss_mean is not None) == (name in LOSSES)
+
+
+@pytest.mark.parametrize("guard", sorted(GUARDS))
+def test_every_guard_builds_on_a_policy_and_on_a_loss(guard):
+    for base in ("importance", "ohem"):
+        strategy = build_strategy(parse_spec(f"{base}+{guard}"))
+        assert [type(g).name for g in strategy.guards] == [guard]
+        assert list(strategy.policy.guards) == list(strategy.guards)
+
+
+def test_parameters_reach_the_objects():
+    strategy = build_strategy(parse_spec("importance:alpha=0.5,normalize=none+noise_guard:min_visits=2"))
+    assert strategy.policy.normalize == "none"  # text default: "none" stays text
+    assert strategy.policy.value("alpha") == 0.5
+    assert strategy.guards[0]._config["min_visits"] == 2
+    focal = build_strategy(parse_spec("focal:gamma=1,alpha=none"))
+    assert focal.loss_mean.gamma == 1.0 and focal.loss_mean.alpha is None
+
+
+def test_ohem_counts_the_samples_it_keeps():
+    strategy = build_strategy(parse_spec("ohem:keep=0.25"))
+    logits, targets = torch.randn(16, 3, requires_grad=True), torch.randint(0, 3, (16,))
+    loss, kept = strategy.in_batch_loss(logits, targets)
+    loss.backward()
+    assert kept == 4 and int((logits.grad.abs().sum(1) > 0).sum()) == 4
+
+
+@pytest.mark.parametrize("text, message", [
+    ("nonsense", "unknown strategy 'nonsense'; policies: .*'uniform'"),
+    ("importance:alhpa=1", "unknown parameter 'alhpa' for strategy 'importance'; it takes .*'alpha'"),
+    ("ohem+noise_gard", "unknown guard 'noise_gard'"),
+    ("ohem+noise_guard:method=magic", "guard 'noise_guard': method must be one of"),
+    ("importance:mix=2", "strategy 'importance': mix must be in"),
+    ("misclassified:memory=true", "unknown parameter 'memory'"),
+])
+def test_bad_strategies_name_the_problem(text, message):
+    with pytest.raises(ValueError, match=message):
+        build_strategy(parse_spec(text))
