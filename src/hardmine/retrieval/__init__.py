@@ -2,9 +2,12 @@
 the encoder learns."""
 
 from hardmine.retrieval.backends import ExactSearch, HNSWSearch, IVFSearch, SearchBackend
+from hardmine.retrieval.encode import default_model_path, encode_texts, load_encoder
 from hardmine.retrieval.filters import CandidateFilters
 from hardmine.retrieval.mining import mine_hard_negatives
+from hardmine.retrieval.pool import NegativePool, RefreshReport
 from hardmine.retrieval.result import MinedNegatives
 
-__all__ = ["CandidateFilters", "ExactSearch", "HNSWSearch", "IVFSearch", "MinedNegatives", "SearchBackend",
+__all__ = ["CandidateFilters", "ExactSearch", "HNSWSearch", "IVFSearch", "MinedNegatives", "NegativePool",
+           "RefreshReport", "SearchBackend", "default_model_path", "encode_texts", "load_encoder",
            "mine_hard_negatives"]
