@@ -43,7 +43,7 @@ def check_fraction(name: str, value: Any, low: float = 0.0, high: float = 1.0,
 def check_indices(name: str, indices: Any, num_samples: int) -> np.ndarray:
     """Return `indices` as a 1-D int64 numpy array, or raise if empty, not integer-typed, or out of [0, num_samples)."""
     arr = to_numpy(indices)
-    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
+    if arr.dtype.kind not in "iu":
         raise TypeError(f"{name} must hold integers (int64 preferred), got dtype {arr.dtype}")
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got shape {tuple(arr.shape)}")
@@ -66,7 +66,7 @@ def check_values(name: str, values: Any, length: int, indices: np.ndarray | None
     `indices`, when given, are the data set indices the values belong to; they are named in the error.
     """
     arr = to_numpy(values)
-    if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+    if arr.dtype.kind not in "fiu":
         raise TypeError(f"{name} must be a real-valued array, got dtype {arr.dtype}")
     arr = arr.astype(np.float64, copy=False).reshape(-1) if arr.ndim <= 1 else arr
     if arr.ndim != 1:

@@ -57,7 +57,8 @@ class HardExampleSampler:
         self._pending: OrderedDict[bytes, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._drawn_per_class = np.zeros(max(memory.num_classes, 1), dtype=np.int64)
         self._mining_seconds = 0.0
-        self._last: dict[str, float] = {}
+        self._last_weights: np.ndarray | None = None
+        self._last_weighted_losses: np.ndarray | None = None
 
     def _fresh_epoch_state(self) -> dict[str, Any]:
         """What an epoch's start decides: the mode, the subset and its weights, the samples forced first."""
@@ -179,7 +180,7 @@ class HardExampleSampler:
         forced = self._epoch_state["forced"]
         start = k * self.batch_size * self.world_size
         taken = forced[start: start + size]
-        rng = np.random.default_rng([self.seed, self._epoch, k])
+        rng = np.random.Generator(np.random.Philox(key=self.seed, counter=[0, 0, k, self._epoch]))  # a stream a batch
         mix = self.policy.floor
         from_uniform = rng.random(size - taken.size) < mix
         drawn = np.empty(size - taken.size, dtype=np.int64)
@@ -208,8 +209,7 @@ class HardExampleSampler:
         idx = check_indices("indices", indices, self.memory.num_samples)
         found = self._pending.get(idx.tobytes())
         weights = found[1] if found is not None else self._lookup_subset(idx)
-        self._last.update(weight_mean=float(weights.mean()), weight_max=float(weights.max()),
-                          weight_min=float(weights.min()))
+        self._last_weights = weights
         self._mining_seconds += time.perf_counter() - started
         return torch.from_numpy(weights.astype(np.float32))
 
@@ -247,7 +247,7 @@ class HardExampleSampler:
             self._tree.update(idx, self.policy.priorities(self.memory, idx))
         found = self._pending.get(local.tobytes())
         if found is not None:
-            self._last["loss_variance"] = float(np.var(found[1] * local_losses))
+            self._last_weighted_losses = found[1] * local_losses
         self._mining_seconds += time.perf_counter() - started
 
     def stats(self) -> dict[str, float]:
@@ -268,7 +268,11 @@ class HardExampleSampler:
                "score_mean": float(scores.mean()) if scores.size else float("nan"),
                "score_max": float(scores.max()) if scores.size else float("nan")}
         out.update(self.policy.stats())
-        out.update(self._last)
+        if self._last_weights is not None:
+            w = self._last_weights
+            out.update(weight_mean=float(w.mean()), weight_min=float(w.min()), weight_max=float(w.max()))
+        if self._last_weighted_losses is not None:
+            out["loss_variance"] = float(np.var(self._last_weighted_losses))
         if scores.size:
             age = memory.updates - 1 - memory.get("last_step")[seen]
             out.update(age_median=float(np.median(age)), age_p90=float(np.quantile(age, 0.9)),

@@ -19,12 +19,23 @@ from hardmine._checks import check_indices, check_positive_int, check_values, la
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
+_COLUMN_LOOP_FROM = 1024  # blocks at once from which a loop over columns beats a [M, block_size] cumsum
+
+
+def _block_rows(leaves: np.ndarray, first: np.ndarray, block_size: int) -> np.ndarray:
+    """The leaves [M, block_size] (float32) of the blocks starting at leaf positions `first` [M]."""
+    return leaves.take(first[:, None] + np.arange(block_size))
+
+
 def _block_sums(leaves: np.ndarray, first: np.ndarray, block_size: int) -> np.ndarray:
     """Float64 sums [M] of the blocks starting at leaf positions `first` [M], added left to right.
 
     The one order in which block sums are computed: construction, update and the in-block search of `sample`
-    add the same float32 leaves in the same order, so they agree to the last bit.
+    add the same float32 leaves in the same order (a cumulative sum is sequential), so they agree to the last
+    bit, whichever of the two equivalent loops below runs.
     """
+    if first.size < _COLUMN_LOOP_FROM:
+        return np.cumsum(_block_rows(leaves, first, block_size), axis=1, dtype=np.float64)[:, -1]
     total = np.zeros(first.size, dtype=np.float64)
     for offset in range(block_size):  # a loop over the block's width, vectorised over the M blocks
         total += leaves.take(first + offset)
@@ -182,15 +193,21 @@ class SumTree:
 
         block_size means u is not below the block's sum; with `fallback`, the block's last positive leaf instead.
         """
-        running = np.zeros(first.size, dtype=np.float64)
-        offset = np.zeros(first.size, dtype=np.int64)
-        last_positive = np.zeros(first.size, dtype=np.int64)
-        for column in range(self._block):  # the order of _block_sums
-            leaf = self._leaves.take(first + column)
-            running += leaf
-            offset += running <= u
+        if first.size < _COLUMN_LOOP_FROM:
+            rows = _block_rows(self._leaves, first, self._block)
+            offset = (np.cumsum(rows, axis=1, dtype=np.float64) <= u[:, None]).sum(axis=1)
             if fallback:
-                last_positive[leaf > 0.0] = column
+                last_positive = self._block - 1 - np.argmax(rows[:, ::-1] > 0.0, axis=1)
+        else:
+            running = np.zeros(first.size, dtype=np.float64)
+            offset = np.zeros(first.size, dtype=np.int64)
+            last_positive = np.zeros(first.size, dtype=np.int64)
+            for column in range(self._block):  # the order of _block_sums
+                leaf = self._leaves.take(first + column)
+                running += leaf
+                offset += running <= u
+                if fallback:
+                    last_positive[leaf > 0.0] = column
         if fallback:
             offset = np.where(offset == self._block, last_positive, offset)
         return offset
