@@ -17,6 +17,7 @@ from hardmine.metric.distances import DEFAULT_MAX_BYTES, BaseDistance
 
 TRIPLET_TYPES = ("all", "hard", "semihard", "easy")
 Search = Callable[[torch.Tensor, bool], torch.Tensor]
+_DECODE_CHUNK = 2**22
 
 
 class TripletMarginMiner(BaseMiner):
@@ -89,8 +90,13 @@ class TripletMarginMiner(BaseMiner):
         out = []
         if self.max_triplets is None:
             for block, lo, size, order in self._ranges(batch):
-                ids = torch.arange(int(size.sum()), device=size.device)
-                out.append(self._decode(block, lo, size, order, ids))
+                total = int(size.sum())
+                parts = tuple(torch.empty(total, dtype=torch.int64, device=size.device) for _ in range(3))
+                for first in range(0, total, _DECODE_CHUNK):  # bounded temporaries beside the output
+                    ids = torch.arange(first, min(first + _DECODE_CHUNK, total), device=size.device)
+                    for part, values in zip(parts, self._decode(block, lo, size, order, ids)):
+                        part[first:first + ids.numel()] = values
+                out.append(parts)
         else:
             totals = [int(size.sum()) for _, _, size, _ in self._ranges(batch)]
             chosen = sample_ids(sum(totals), self.max_triplets, self.generator)
@@ -98,6 +104,8 @@ class TripletMarginMiner(BaseMiner):
             for k, (block, lo, size, order) in enumerate(self._ranges(batch)):
                 ids = chosen[(chosen >= bounds[k]) & (chosen < bounds[k + 1])] - bounds[k]
                 out.append(self._decode(block, lo, size, order, ids.to(size.device)))
+        if len(out) == 1:
+            return out[0]
         return tuple(torch.cat(part) for part in zip(*out))
 
 
