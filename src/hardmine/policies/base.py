@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from hardmine._checks import check_positive_int
+from hardmine.guards import Guard
 from hardmine.memory import ScoreMemory
 from hardmine.schedules import Schedule, ScheduleLike, as_schedule
 
@@ -61,8 +62,6 @@ class Policy:
     def __init__(self, *, warmup: int = 0, guards: Sequence[Any] = (), statistic: str = "score",
                  stale_after: int | None = None) -> None:
         self.warmup = check_positive_int("warmup", warmup, minimum=0)
-        from hardmine.guards import Guard  # guards import policies' helpers; import here to avoid a cycle
-
         guards = tuple(guards)
         for guard in guards:
             if not isinstance(guard, Guard):
@@ -199,6 +198,16 @@ class Policy:
         params = ", ".join(f"{k}={v!r}" for k, v in self._config.items())
         guards = f", guards={list(self.guards)!r}" if self.guards else ""
         return f"{type(self).__name__}({params}{guards})"
+
+
+NORMALIZE = ("max", "none")
+
+
+def check_normalize(normalize: str) -> str:
+    """The `normalize` argument of importance weights, checked."""
+    if normalize not in NORMALIZE:
+        raise ValueError(f"normalize must be one of {NORMALIZE}, got {normalize!r}")
+    return normalize
 
 
 def importance_weights(probabilities: np.ndarray, num_samples: int, beta: float, normalize: str) -> np.ndarray:

@@ -8,10 +8,8 @@ import numpy as np
 
 from hardmine._checks import check_fraction
 from hardmine.memory import ScoreMemory
-from hardmine.policies.base import Policy, importance_weights
+from hardmine.policies.base import Policy, check_normalize, importance_weights
 from hardmine.schedules import ScheduleLike
-
-_NORMALIZE = ("max", "none")
 
 
 class ImportancePolicy(Policy):
@@ -40,9 +38,7 @@ class ImportancePolicy(Policy):
             check_fraction(key, schedule(0.0), 0.0, 16.0 if key == "alpha" else 1.0)
         self.mix = check_fraction("mix", mix, 0.0, 1.0)
         self.eps = check_fraction("eps", eps, 0.0, np.inf, low_inclusive=False, high_inclusive=False)
-        if normalize not in _NORMALIZE:
-            raise ValueError(f"normalize must be one of {_NORMALIZE}, got {normalize!r}")
-        self.normalize = normalize
+        self.normalize = check_normalize(normalize)
         self._config.update(mix=self.mix, eps=self.eps, normalize=normalize)
 
     def _priorities(self, memory: ScoreMemory, indices: np.ndarray | None) -> np.ndarray:

@@ -9,7 +9,7 @@ import numpy as np
 
 from hardmine._checks import check_fraction
 from hardmine.memory import ScoreMemory
-from hardmine.policies.base import Policy, importance_weights
+from hardmine.policies.base import Policy, check_normalize, importance_weights
 from hardmine.schedules import ScheduleLike
 
 
@@ -33,9 +33,7 @@ class RankPolicy(Policy):
         check_fraction("pressure", self._schedule("pressure", pressure)(0.0), 1.0, math.inf, high_inclusive=False)
         check_fraction("beta", self._schedule("beta", beta)(0.0), 0.0, 1.0)
         self.mix = check_fraction("mix", mix, 0.0, 1.0)
-        if normalize not in ("max", "none"):
-            raise ValueError(f"normalize must be one of ('max', 'none'), got {normalize!r}")
-        self.normalize = normalize
+        self.normalize = check_normalize(normalize)
         self._config.update(mix=self.mix, normalize=normalize)
         self._state["sorted"] = np.zeros(0, dtype=np.float64)
 
