@@ -66,7 +66,7 @@ def compare(
     """Run mining strategies side by side on real data, seeds x strategies, and write tables and plots to OUT."""
     from hardmine.experiments.config import TrainConfig
     from hardmine.experiments.progress import RunProgress
-    from hardmine.experiments.report import rich_table, write_html
+    from hardmine.experiments.report import rich_table, table_width, write_html
     from hardmine.experiments.runner import DataOptions, prepare, run_comparison
 
     config = TrainConfig(model=model, hidden=hidden, epochs=epochs, batch_size=batch_size, lr=lr,
@@ -74,13 +74,13 @@ def compare(
                          threads=threads)
     options = DataOptions(dataset, data_dir, label_column, test_fraction, data_seed, label_noise, imbalance)
     comparison = prepare(options, strategies, seeds, config, out)
-    console = Console(stderr=False)
+    console = Console()
     for note in comparison.notes:
         console.print(f"note: {note}")
     with RunProgress(epochs, enabled=progress) as bars:
         results = run_comparison(comparison, bars.start, argv=["hardmine", *sys.argv[1:]])
     write_html(out, results)
-    console.print(rich_table(results))
+    Console(width=max(console.width, table_width(results))).print(rich_table(results))
     console.print(f"wrote {out}/results.json, summary.csv, report.html and the plots")
 
 
@@ -89,7 +89,7 @@ def report(
     out: Annotated[Path, typer.Argument(help="A directory written by `hardmine compare`.")],
 ) -> None:
     """Re-render the table, summary.csv and the plots from OUT/results.json, and write OUT/report.html."""
-    from hardmine.experiments.report import rich_table, write_html
+    from hardmine.experiments.report import rich_table, table_width, write_html
     from hardmine.experiments.results import read_results, write_results
     from hardmine.experiments.runner import render_plots
 
@@ -97,5 +97,6 @@ def report(
     write_results(out, results)
     render_plots(out, results)
     path = write_html(out, results)
-    Console().print(rich_table(results))
-    Console().print(f"wrote {path}")
+    console = Console()
+    Console(width=max(console.width, table_width(results))).print(rich_table(results))
+    console.print(f"wrote {path}")

@@ -107,7 +107,7 @@ def plot_per_class_recall(results: dict[str, Any], path: Path) -> None:
     ax.set_ylabel("test recall (mean over seeds)")
     ax.set_ylim(0, 1.05)
     ax.set_title(f"{results['dataset']['name']}: recall per class, rarest first (n = training samples)", fontsize=10)
-    ax.legend(fontsize=7, ncol=min(len(labels), 4), loc="lower right")
+    ax.legend(fontsize=7, ncol=min(len(labels), 4), loc="upper center", bbox_to_anchor=(0.5, -0.16))
     _save(fig, path)
 
 
@@ -122,7 +122,7 @@ def plot_slice_accuracy(results: dict[str, Any], path: Path) -> None:
     ax.set_ylabel("test accuracy within the slice")
     ax.set_ylim(0, 1.05)
     ax.set_title("accuracy by difficulty: quintiles of a uniformly trained reference model's test loss", fontsize=10)
-    ax.legend(fontsize=7, ncol=min(len(labels), 4), loc="lower left")
+    ax.legend(fontsize=7, ncol=min(len(labels), 4), loc="upper center", bbox_to_anchor=(0.5, -0.08))
     _save(fig, path)
 
 

@@ -14,14 +14,14 @@ from hardmine.experiments.atomic import write_text
 from hardmine.experiments.plots import PLOTS
 
 _COLUMNS = (  # (key, header, format)
-    ("test_acc_mean", "test acc", "{:.4f}"),
+    ("test_acc_mean", "acc", "{:.4f}"),
     ("test_acc_std", "± std", "{:.4f}"),
     ("macro_f1_mean", "macro-F1", "{:.4f}"),
     ("rare2_recall_mean", "rare-2 recall", "{:.3f}"),
     ("backprops_to_uniform_acc", "backprops to U", "{:.2f}x"),
     ("time_to_uniform_acc", "time to U", "{:.2f}x"),
     ("reached", "reached", "{}"),
-    ("hardmine_fraction", "hardmine time", "{:.1%}"),
+    ("hardmine_fraction", "hardmine", "{:.1%}"),
     ("noise_precision", "noise P", "{:.2f}"),
     ("noise_recall", "noise R", "{:.2f}"),
 )
@@ -44,14 +44,21 @@ def caption(results: dict[str, Any]) -> str:
     noise = f", {d['label_noise']:.0%} label noise" if d.get("label_noise") else ""
     return (f"{d['name']} ({d['n_train']} train / {d['n_test']} test{noise}), {c['model']}, {c['epochs']} epochs, "
             f"batch {c['batch_size']}, seeds {results['seeds']}. 'to U': backprops / training time until the "
-            f"test accuracy first reaches uniform's final {b['test_acc']:.4f}, over uniform's totals.")
+            f"test accuracy first reaches uniform's final {b['test_acc']:.4f}, over uniform's totals; 'hardmine': "
+            f"its share of the training time.")
+
+
+def table_width(results: dict[str, Any]) -> int:
+    """Characters a terminal needs to show `rich_table` without folding it."""
+    longest = max(len(row["strategy"]) for row in results["summary"])
+    return longest + 4 + sum(max(len(h), 8) + 3 for _, h, _ in _columns(results))
 
 
 def rich_table(results: dict[str, Any]) -> Table:
-    """The summary as a rich Table, one row per strategy."""
+    """The summary as a rich Table, one row per strategy (print it at least `table_width` wide)."""
     columns = _columns(results)
     table = Table(title=caption(results), title_justify="left")
-    table.add_column("strategy", overflow="fold", min_width=12)
+    table.add_column("strategy", no_wrap=True)
     for _, header, _ in columns:
         table.add_column(header, justify="right", no_wrap=True)
     for row in results["summary"]:
