@@ -1,10 +1,9 @@
-"""BaseMiner: validates a batch, lists each anchor's positives once, and hands a miner row blocks of the
-anchor-by-reference dissimilarity matrix (distances as they are, similarities negated: larger = farther)."""
+"""BaseMiner: validates the inputs at the public boundary (errors name the argument and the value), lists each
+anchor's positives once, and hands the concrete miner a `MiningBatch` to mine block by block."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -12,109 +11,11 @@ import torch
 
 from hardmine._checks import check_positive_int
 from hardmine.metric import _ops
+from hardmine.metric._batch import Block, Indices, MiningBatch, safe_padding
 from hardmine.metric.distances import DEFAULT_MAX_BYTES, BaseDistance, EuclideanDistance
 
 PositiveMask = torch.Tensor | Callable[[Any, Any], torch.Tensor]
-Indices = tuple[torch.Tensor, ...]
-
-
-@dataclass
-class Block:
-    """Rows start..start+b of the [B, M] dissimilarity matrix and the positives of those rows.
-
-    raw: [b, M] values ordered like the dissimilarities; `finish(raw)` (monotone, in place) gives them exactly.
-    pos_cols: int64 [b, W], each row's positive columns in ascending order; pos_valid: bool [b, W] marks the
-        real ones. The other entries point at a column that masking overwrites anyway (a positive of the row or
-        the row itself), or, in rows without positives, at column 0.
-    """
-
-    start: int
-    raw: torch.Tensor
-    pos_cols: torch.Tensor
-    pos_valid: torch.Tensor
-    exclude_self: bool
-    finish: _ops.Finish
-
-    @property
-    def rows(self) -> int:
-        return self.raw.shape[0]
-
-    def pairs(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The positive pairs as (row in block, slot in pos_cols), sorted by row then column."""
-        row, slot = torch.nonzero(self.pos_valid).unbind(1)
-        return row, slot
-
-    def positives(self, values: torch.Tensor, fill: float, finish: bool = False) -> torch.Tensor:
-        """[b, W] values at the positive columns (a new tensor; passed through `finish` when asked), `fill`
-        where there is no positive."""
-        gathered = values.gather(1, self.pos_cols)
-        if finish:
-            gathered = self.finish(gathered)
-        return gathered.masked_fill_(~self.pos_valid, fill)
-
-    def mask_non_negatives_(self, values: torch.Tensor, fill: float) -> torch.Tensor:
-        """Set the positive and self entries of `values` ([b, M], laid out as `raw`) to `fill`, in place."""
-        has = self.pos_valid.any(1) if self.pos_valid.shape[1] else self.pos_valid.new_zeros(self.rows)
-        if self.exclude_self or bool(has.all()):
-            values.scatter_(1, self.pos_cols, fill)
-        else:  # rows without positives point at column 0 and write back what is there
-            current = values.gather(1, self.pos_cols)
-            values.scatter_(1, self.pos_cols, torch.where(has[:, None], fill, current))
-        if self.exclude_self:
-            own = torch.arange(self.rows, device=values.device)
-            values.view(-1).index_fill_(0, own * values.shape[1] + own + self.start, fill)
-        return values
-
-    def negative_counts(self) -> torch.Tensor:
-        """int64 [b]: how many negatives each row has."""
-        counts = self.raw.shape[1] - self.pos_valid.sum(1)
-        return counts - 1 if self.exclude_self else counts
-
-
-def _safe(cols: torch.Tensor, valid: torch.Tensor, exclude_self: bool) -> torch.Tensor:
-    """Point the padding entries of left-packed `cols` at a column that masking may overwrite: the row's first
-    positive (written with the same value), else the row's own column (when excluded), else column 0."""
-    rows = cols.shape[0]
-    if exclude_self:
-        fallback = torch.arange(rows, device=cols.device)
-    else:
-        fallback = torch.zeros(rows, dtype=torch.int64, device=cols.device)
-    if cols.shape[1]:
-        fallback = torch.where(valid[:, 0], cols[:, 0], fallback)
-    return torch.where(valid, cols, fallback[:, None])
-
-
-@dataclass
-class MiningBatch:
-    """A validated batch: prepared query [B, D] and reference [M, D] embeddings and the positives per row."""
-
-    query: torch.Tensor
-    ref: torch.Tensor
-    pos_cols: torch.Tensor
-    pos_valid: torch.Tensor
-    exclude_self: bool
-    distance: BaseDistance
-    max_bytes: int
-
-    @property
-    def num_query(self) -> int:
-        return self.query.shape[0]
-
-    @property
-    def num_ref(self) -> int:
-        return self.ref.shape[0]
-
-    def empty(self, parts: int) -> Indices:
-        return tuple(torch.empty(0, dtype=torch.int64, device=self.query.device) for _ in range(parts))
-
-    def blocks(self, bytes_per_pair: int) -> Iterator[Block]:
-        """Row blocks whose working memory (`bytes_per_pair` per matrix entry) stays within `max_bytes`."""
-        rows = max(1, self.max_bytes // max(1, self.num_ref * bytes_per_pair))
-        xa, ya = self.distance.factors(self.query, self.ref)
-        for start in range(0, self.num_query, rows):
-            stop = min(start + rows, self.num_query)
-            yield Block(start, xa[start:stop] @ ya.T, self.pos_cols[start:stop], self.pos_valid[start:stop],
-                        self.exclude_self, self.distance.finish_)
+__all__ = ["BaseMiner", "Block", "Indices", "MiningBatch", "PositiveMask", "as_torch_generator"]
 
 
 def as_torch_generator(seed: int | torch.Generator | None) -> torch.Generator:
@@ -271,7 +172,7 @@ class BaseMiner:
                 positives.diagonal().fill_(False)
             row, col = torch.nonzero(positives).unbind(1)
             cols, valid = _ops.padded_by_row(row, col, x.shape[0])
-            cols = _safe(cols, valid, exclude_self)
+            cols = safe_padding(cols, valid, exclude_self)
         query = self.distance.prepare(x)
         ref = query if ref_emb is None else self.distance.prepare(y)
         return MiningBatch(query, ref, cols, valid, exclude_self, self.distance, self.max_block_bytes)

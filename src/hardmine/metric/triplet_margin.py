@@ -75,16 +75,20 @@ class TripletMarginMiner(BaseMiner):
             yield block, lo, size, order
 
     @staticmethod
-    def _decode(block: Block, lo: torch.Tensor, size: torch.Tensor, order: torch.Tensor,
-                ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The triplets numbered `ids` (sorted, 0-based within the block, slot by slot in row-major order)."""
+    def _decode(block: Block, lo: torch.Tensor, size: torch.Tensor, order: torch.Tensor, ids: torch.Tensor,
+                out: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        """Write the triplets numbered `ids` (sorted, 0-based within the block, slot by slot in row-major order)
+        into the three int64 tensors `out`, each of len(ids)."""
         flat_size = size.reshape(-1)
         end = torch.cumsum(flat_size, 0)
+        row = torch.div(torch.arange(flat_size.shape[0], device=ids.device), size.shape[1], rounding_mode="floor")
+        # where a pair's triplets start in the flattened sorted order, minus the pair's first id
+        base = row * order.shape[1] + lo.reshape(-1) - (end - flat_size)
         pair = torch.searchsorted(end, ids, right=True)
-        position = lo.reshape(-1).index_select(0, pair) + ids - (end - flat_size).index_select(0, pair)
-        row = torch.div(pair, size.shape[1], rounding_mode="floor")
-        negative = _ops.take(order, row, position)
-        return row + block.start, block.pos_cols.reshape(-1).index_select(0, pair), negative
+        torch.index_select(row + block.start, 0, pair, out=out[0])
+        torch.index_select(block.pos_cols.reshape(-1), 0, pair, out=out[1])
+        torch.index_select(order.reshape(-1), 0, base.index_select(0, pair).add_(ids), out=out[2])
+        return out
 
     def _mine(self, batch: MiningBatch) -> Indices:
         out = []
@@ -94,16 +98,16 @@ class TripletMarginMiner(BaseMiner):
                 parts = tuple(torch.empty(total, dtype=torch.int64, device=size.device) for _ in range(3))
                 for first in range(0, total, _DECODE_CHUNK):  # bounded temporaries beside the output
                     ids = torch.arange(first, min(first + _DECODE_CHUNK, total), device=size.device)
-                    for part, values in zip(parts, self._decode(block, lo, size, order, ids)):
-                        part[first:first + ids.numel()] = values
+                    self._decode(block, lo, size, order, ids, tuple(p[first:first + ids.numel()] for p in parts))
                 out.append(parts)
         else:
             totals = [int(size.sum()) for _, _, size, _ in self._ranges(batch)]
             chosen = sample_ids(sum(totals), self.max_triplets, self.generator)
             bounds = torch.tensor([0, *totals]).cumsum(0).tolist()
             for k, (block, lo, size, order) in enumerate(self._ranges(batch)):
-                ids = chosen[(chosen >= bounds[k]) & (chosen < bounds[k + 1])] - bounds[k]
-                out.append(self._decode(block, lo, size, order, ids.to(size.device)))
+                ids = (chosen[(chosen >= bounds[k]) & (chosen < bounds[k + 1])] - bounds[k]).to(size.device)
+                parts = tuple(torch.empty(ids.numel(), dtype=torch.int64, device=size.device) for _ in range(3))
+                out.append(self._decode(block, lo, size, order, ids, parts))
         if len(out) == 1:
             return out[0]
         return tuple(torch.cat(part) for part in zip(*out))
