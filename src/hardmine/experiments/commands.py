@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 
 DEFAULT_STRATEGIES = "uniform,ohem,focal,importance:normalize=none,selective_backprop,prune_easy"
-_USER_ERRORS = (ValueError, TypeError, FileNotFoundError, ImportError, KeyError)
+_USER_ERRORS = (ValueError, TypeError, FileNotFoundError, ImportError)
 
 
 def _exit_2_on_user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -25,8 +25,7 @@ def _exit_2_on_user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return command(*args, **kwargs)
         except _USER_ERRORS as err:
-            message = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
-            typer.echo(f"error: {' '.join(message.split())}", err=True)
+            typer.echo(f"error: {' '.join(str(err).split())}", err=True)
             raise typer.Exit(2) from None
 
     return run
