@@ -73,3 +73,14 @@ __all__ = [
     "scores",
 ]
 __version__ = "0.1.0"
+
+_SUBPACKAGES = ("metric", "retrieval", "datasets", "experiments", "diagnostics")
+
+
+def __getattr__(name: str):
+    """Subpackages load on first use (`hm.retrieval`, `hm.metric`, ...), keeping `import hardmine` light."""
+    if name in _SUBPACKAGES:
+        import importlib
+
+        return importlib.import_module(f"hardmine.{name}")
+    raise AttributeError(f"module 'hardmine' has no attribute {name!r}")
