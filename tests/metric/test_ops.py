@@ -38,3 +38,16 @@ def test_label_positives_match_a_loop():
 def test_padded_by_row():
     cols, valid = _ops.padded_by_row(torch.tensor([0, 0, 2]), torch.tensor([4, 6, 1]), 3)
     assert [c[v].tolist() for c, v in zip(cols, valid)] == [[4, 6], [], [1]]
+
+
+def test_col_first_argmin_is_row_first_argmin_of_the_transpose():
+    g = torch.Generator().manual_seed(1)
+    raw = torch.randint(1, 6, (150, 9), generator=g).float()
+    raw[149, 2] = 0.0  # in the tail past the last full chunk
+    one_up = torch.nextafter(torch.tensor(1.0), torch.tensor(2.0))
+    raw[:, 5] = 9.0
+    raw[10, 5], raw[100, 5] = one_up, 1.0
+    got = _ops.col_first_argmin(raw.clone(), torch.sqrt_)
+    want = _ops.row_first_argmin(raw.T.contiguous(), torch.sqrt_)
+    assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
+    assert got[1][2] == 149 and got[1][5] == 10

@@ -3,7 +3,8 @@ anchor-by-reference dissimilarity matrix: distances as they are, similarities ne
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -77,15 +78,25 @@ def safe_padding(cols: torch.Tensor, valid: torch.Tensor, exclude_self: bool) ->
 
 @dataclass
 class MiningBatch:
-    """A validated batch: prepared query [B, D] and reference [M, D] embeddings and the positives per row."""
+    """A validated batch: prepared query [B, D] and reference [M, D] embeddings, and each row's positives.
+
+    make_positives: builds (pos_cols [B, W], pos_valid [B, W]) when first needed (see `Block`).
+    self_labels: the int64 labels [B] when the batch is mined against itself with label-equality positives,
+        else None (lets a miner take a label-specific fast path).
+    """
 
     query: torch.Tensor
     ref: torch.Tensor
-    pos_cols: torch.Tensor
-    pos_valid: torch.Tensor
     exclude_self: bool
     distance: BaseDistance
     max_bytes: int
+    make_positives: Callable[[], tuple[torch.Tensor, torch.Tensor]]
+    self_labels: torch.Tensor | None = None
+
+    @functools.cached_property
+    def positives(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(pos_cols, pos_valid), built once."""
+        return self.make_positives()
 
     @property
     def num_query(self) -> int:
@@ -102,7 +113,8 @@ class MiningBatch:
         """Row blocks whose working memory (`bytes_per_pair` per matrix entry) stays within `max_bytes`."""
         rows = max(1, self.max_bytes // max(1, self.num_ref * bytes_per_pair))
         xa, ya = self.distance.factors(self.query, self.ref)
+        pos_cols, pos_valid = self.positives
         for start in range(0, self.num_query, rows):
             stop = min(start + rows, self.num_query)
-            yield Block(start, xa[start:stop] @ ya.T, self.pos_cols[start:stop], self.pos_valid[start:stop],
+            yield Block(start, xa[start:stop] @ ya.T, pos_cols[start:stop], pos_valid[start:stop],
                         self.exclude_self, self.distance.finish_)

@@ -61,6 +61,24 @@ def row_first_argmin(raw: torch.Tensor, finish: Finish) -> tuple[torch.Tensor, t
     return chunk_min.gather(1, best_chunk[:, None]).squeeze(1), best_chunk * _CHUNK + within
 
 
+def col_first_argmin(raw: torch.Tensor, finish: Finish) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per column of `raw` [M, b]: as `row_first_argmin` along dim 0 (the smallest row attaining the minimum)."""
+    m, b = raw.shape
+    n = m // _CHUNK
+    parts = []
+    if n:
+        parts.append(raw[:n * _CHUNK].view(n, _CHUNK, b).amin(1))
+    if m > n * _CHUNK:
+        parts.append(raw[n * _CHUNK:].amin(0, keepdim=True))
+    chunk_min = finish(torch.cat(parts, 0).T.contiguous())  # [b, chunks]: argmin along a contiguous dim
+    best_chunk = chunk_min.argmin(1)
+    rows = best_chunk[:, None] * _CHUNK + torch.arange(_CHUNK, device=raw.device)[None, :]
+    inside = rows < m
+    values = finish(raw.T.gather(1, rows.clamp_(max=m - 1))).masked_fill_(~inside, float("inf"))
+    within = values.argmin(1)
+    return chunk_min.gather(1, best_chunk[:, None]).squeeze(1), best_chunk * _CHUNK + within
+
+
 def take(values: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
     """The (rows[k], cols[k]) entries of a 2-D `values`, as a new 1-D tensor."""
     return values.reshape(-1).index_select(0, rows * values.shape[1] + cols)

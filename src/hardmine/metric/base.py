@@ -3,6 +3,7 @@ anchor's positives once, and hands the concrete miner a `MiningBatch` to mine bl
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -163,19 +164,20 @@ class BaseMiner:
             head = ref_labels[: x.shape[0]]
             if head.shape != labels.shape or not torch.equal(head, labels.to(head.dtype)):
                 raise ValueError("ref_starts_with_batch=True but ref_labels does not start with labels")
-        if mask is None:
-            cols, valid = _ops.label_positives(labels, ref_labels, exclude_self)
-        else:
-            positives = _resolve_mask(mask, labels, ref_labels, (x.shape[0], y.shape[0]), x.device)
-            if exclude_self:
-                positives = positives.clone()
-                positives.diagonal().fill_(False)
-            row, col = torch.nonzero(positives).unbind(1)
-            cols, valid = _ops.padded_by_row(row, col, x.shape[0])
-            cols = safe_padding(cols, valid, exclude_self)
         query = self.distance.prepare(x)
         ref = query if ref_emb is None else self.distance.prepare(y)
-        return MiningBatch(query, ref, cols, valid, exclude_self, self.distance, self.max_block_bytes)
+        if mask is None:
+            positives = functools.partial(_ops.label_positives, labels, ref_labels, exclude_self)
+            self_labels = labels if ref_emb is None else None
+            return MiningBatch(query, ref, exclude_self, self.distance, self.max_block_bytes, positives, self_labels)
+        given = _resolve_mask(mask, labels, ref_labels, (x.shape[0], y.shape[0]), x.device)
+        if exclude_self:
+            given = given.clone()
+            given.diagonal().fill_(False)
+        row, col = torch.nonzero(given).unbind(1)
+        cols, valid = _ops.padded_by_row(row, col, x.shape[0])
+        cols = safe_padding(cols, valid, exclude_self)
+        return MiningBatch(query, ref, exclude_self, self.distance, self.max_block_bytes, lambda: (cols, valid))
 
     def _mine(self, batch: MiningBatch) -> Indices:
         raise NotImplementedError

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from hardmine.metric import _ops
+from hardmine.metric._label_fold import label_fold_extremes
 from hardmine.metric.base import BaseMiner, Indices, MiningBatch
 
 
@@ -19,6 +20,9 @@ class BatchHardMiner(BaseMiner):
     _hardest_positive = True
 
     def _mine(self, batch: MiningBatch) -> Indices:
+        folded = label_fold_extremes(batch, self._hardest_positive)
+        if folded is not None:
+            return folded
         out: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
         for block in batch.blocks(self._bytes_per_pair):
             if self._hardest_positive:
