@@ -117,9 +117,10 @@ def bench(name: str, size: int, with_pml: bool, repeats: int) -> dict:
     slow = theirs is not None and name in ALL_TRIPLETS and size >= 1024
     n = 3 if slow else repeats
     t_ours, t_theirs, count = [], [], None
-    for fn in (ours, theirs):
-        if fn is not None:
-            fn(x, y)  # warm-up
+    for _ in range(1 if slow else 3):  # warm-up: first calls pay for allocations and lazy initialisation
+        for fn in (ours, theirs):
+            if fn is not None:
+                fn(x, y)
     for _ in range(n):
         if ours is not None:
             elapsed, count = timed(ours, x, y)
@@ -142,7 +143,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 1024, 4096])
     parser.add_argument("--miners", nargs="+", default=MINERS, choices=MINERS)
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=11)
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--no-pml", action="store_true")
     parser.add_argument("--one", nargs=3, metavar=("MINER", "B", "IMPL"), help=argparse.SUPPRESS)
@@ -162,7 +163,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|")
     for size in args.sizes:
         for name in args.miners:
-            row = bench(name, size, with_pml, args.repeats if size <= 1024 else 3)
+            row = bench(name, size, with_pml, args.repeats if size <= 1024 else 5)
             mem = {impl: None for impl in ("hardmine", "pml")}
             if not args.no_memory:
                 for impl in mem:
