@@ -45,3 +45,10 @@ def test_noise_guard_suspects_are_returned(digits):
     assert output.record["num_suspects"] == suspects.size > 0
     assert np.intersect1d(suspects, noise.flipped).size > 0.5 * suspects.size  # most suspects were flipped
     assert "suspects" not in run(noisy, "ohem").arrays
+
+
+def test_a_run_that_blows_up_is_recorded_as_diverged(digits):
+    output = run(digits, "uniform", config=TrainConfig(epochs=3, lr=1e6, momentum=0.0))
+    diverged = output.record["diverged"]
+    assert diverged is not None and diverged["epoch"] < 3 and not diverged["loss"] <= 1e4
+    assert run(digits, "uniform").record["diverged"] is None

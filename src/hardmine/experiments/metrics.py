@@ -80,6 +80,7 @@ def summarize(runs: list[dict[str, Any]], strategies: list[str], class_counts: l
             "noise_precision": _mean([r.get("noise_precision", math.nan) for r in mine]),
             "noise_recall": _mean([r.get("noise_recall", math.nan) for r in mine]),
             "seeds": len(mine),
+            "diverged": sum(r.get("diverged") is not None for r in mine),
             "per_class_recall": recall,
             "slice_acc": _mean_vectors([r["slice_acc"] for r in mine]),
         }

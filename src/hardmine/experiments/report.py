@@ -24,6 +24,7 @@ _COLUMNS = (  # (key, header, format)
     ("hardmine_fraction", "hardmine", "{:.1%}"),
     ("noise_precision", "noise P", "{:.2f}"),
     ("noise_recall", "noise R", "{:.2f}"),
+    ("diverged", "diverged", "{}"),
 )
 
 
@@ -35,7 +36,8 @@ def _fmt(value: Any, pattern: str) -> str:
 
 def _columns(results: dict[str, Any]) -> list[tuple[str, str, str]]:
     noisy = results["dataset"].get("flipped")
-    return [c for c in _COLUMNS if noisy or not c[0].startswith("noise")]
+    diverged = any(row.get("diverged") for row in results["summary"])
+    return [c for c in _COLUMNS if (noisy or not c[0].startswith("noise")) and (diverged or c[0] != "diverged")]
 
 
 def caption(results: dict[str, Any]) -> str:

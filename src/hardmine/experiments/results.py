@@ -27,7 +27,7 @@ from hardmine.experiments.atomic import write_bytes, write_json, write_text
 
 SUMMARY_COLUMNS = ("strategy", "test_acc_mean", "test_acc_std", "macro_f1_mean", "macro_f1_std", "rare2_recall_mean",
                    "backprops_to_uniform_acc", "time_to_uniform_acc", "reached", "backprops_total",
-                   "hardmine_fraction", "noise_precision", "noise_recall", "seeds")
+                   "hardmine_fraction", "noise_precision", "noise_recall", "seeds", "diverged")
 
 
 def run_key(label: str, seed: int | None) -> str:

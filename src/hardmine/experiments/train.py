@@ -6,6 +6,8 @@ indexed directly by the sampler's batches. Timed: the whole step, including the 
 evaluations. A sampler policy that gives some samples weight 0 (selective backprop) gets them counted as not
 back-propagated; when fewer than 2/3 of a batch are kept, the kept ones are forwarded again with gradient and
 only they are back-propagated (the first forward pass then only scored the batch, and is counted in the time).
+A run whose per-sample loss becomes non-finite or exceeds DIVERGED_LOSS stops there and is recorded as diverged
+(mining "can destabilize optimization"): its final numbers are those of the model as it is then.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from hardmine.experiments.strategies import Strategy, cross_entropy
 from hardmine.scores import statistics
 
 REFORWARD_BELOW = 2 / 3  # forward+backward of k of B samples beats a backward of all B when k < 2B/3
+DIVERGED_LOSS = 1e4  # a per-sample cross-entropy above this (true-class probability < e^-10000): training blew up
 EpochCallback = Callable[[int, float], None]
 
 
@@ -47,6 +50,10 @@ class _Evaluator:
         return float((predict(model, self.x).argmax(1).numpy() == self.y).mean())
 
 
+class _Diverged(Exception):
+    """Training blew up: a per-sample loss is non-finite or above DIVERGED_LOSS."""
+
+
 def _suspect_mask(strategy: Strategy, num_samples: int) -> np.ndarray | None:
     """Boolean [N]: the guards' suspects of wrong labels, or None when there are none."""
     suspects = strategy.suspects()
@@ -64,6 +71,9 @@ def _training_step(model: torch.nn.Module, strategy: Strategy, sampler: hm.HardE
     spent computing the memory's statistics (hardmine's work in the loop)."""
     logits = model(x)
     loss_all = cross_entropy(logits, y)
+    worst = float(loss_all.detach().max())
+    if not worst <= DIVERGED_LOSS:
+        raise _Diverged(worst)
     started = time.perf_counter()
     stats = statistics(logits.detach(), y)
     stats_seconds = time.perf_counter() - started
@@ -96,7 +106,7 @@ def train_run(data: LabeledData, strategy: Strategy, seed: int, config: TrainCon
     The record holds: final test accuracy, macro-F1, per-class recall, slice accuracy; the curve of test accuracy
     against epochs, backprops (samples back-propagated) and training seconds; the totals; hardmine's own seconds
     (the sampler's `mining_seconds` plus `hardmine.scores.statistics` for the memory, each also given alone);
-    the number of the guards' label-noise suspects.
+    the number of the guards' label-noise suspects; `diverged`: None, or the epoch and loss where training blew up.
     """
     torch.set_num_threads(config.threads)
     torch.manual_seed(seed)
@@ -108,8 +118,22 @@ def train_run(data: LabeledData, strategy: Strategy, seed: int, config: TrainCon
     sampler = hm.HardExampleSampler(memory, config.batch_size, policy=strategy.policy, seed=seed)
     evaluator = _Evaluator(data)
     curve = {"epoch": [0.0], "backprops": [0], "seconds": [0.0], "test_acc": [evaluator.accuracy(model)]}
-    backprops, seconds, stats_seconds = 0, 0.0, 0.0
+    totals = {"backprops": 0, "seconds": 0.0, "statistics_seconds": 0.0, "position": 0.0}
     model.train()
+    diverged = None
+    try:
+        _epochs(model, optimizer, strategy, sampler, x_train, y_train, config, evaluator, curve, on_epoch, totals)
+    except _Diverged as err:
+        diverged = {"epoch": totals["position"], "loss": err.args[0]}
+    return _finish(data, strategy, seed, model, memory, sampler, curve, slices, totals["statistics_seconds"],
+                   diverged)
+
+
+def _epochs(model: torch.nn.Module, optimizer: torch.optim.Optimizer, strategy: Strategy,
+            sampler: hm.HardExampleSampler, x_train: torch.Tensor, y_train: torch.Tensor, config: TrainConfig,
+            evaluator: _Evaluator, curve: dict, on_epoch: EpochCallback | None, totals: dict[str, float]) -> None:
+    """The training epochs; appends to `curve` and accumulates `totals` (backprops, seconds, statistics_seconds;
+    position: the epoch, with the fraction of it done)."""
     for epoch in range(config.epochs):
         sampler.set_epoch(epoch)
         batches = iter(sampler)
@@ -124,28 +148,28 @@ def train_run(data: LabeledData, strategy: Strategy, seed: int, config: TrainCon
                 eval_at = {round(steps * (k + 1) / config.evals_per_epoch) - 1 for k in range(config.evals_per_epoch)}
                 if strategy.loss_mean is not None:
                     suspect = _suspect_mask(strategy, len(y_train))
+            totals["position"] = epoch + step / steps
             loss, kept, stat_s = _training_step(model, strategy, sampler, idx, x_train[idx], y_train[idx], suspect)
             if loss is not None:
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
-            seconds += time.perf_counter() - started
-            stats_seconds += stat_s
-            backprops += kept
+            totals["seconds"] += time.perf_counter() - started
+            totals["statistics_seconds"] += stat_s
+            totals["backprops"] += kept
             if step in eval_at:
                 curve["epoch"].append(epoch + (step + 1) / steps)
-                curve["backprops"].append(backprops)
-                curve["seconds"].append(seconds)
+                curve["backprops"].append(totals["backprops"])
+                curve["seconds"].append(totals["seconds"])
                 curve["test_acc"].append(evaluator.accuracy(model))
             step += 1
         if on_epoch is not None:
             on_epoch(epoch, curve["test_acc"][-1])
-    return _finish(data, strategy, seed, model, memory, sampler, curve, slices, stats_seconds)
 
 
 def _finish(data: LabeledData, strategy: Strategy, seed: int, model: torch.nn.Module, memory: hm.ScoreMemory,
             sampler: hm.HardExampleSampler, curve: dict, slices: np.ndarray | None,
-            stats_seconds: float) -> RunOutput:
+            stats_seconds: float, diverged: dict | None) -> RunOutput:
     pred = predict(model, torch.from_numpy(data.x_test)).argmax(1).numpy()
     y = data.y_test
     sampler_stats = sampler.stats()
@@ -167,6 +191,7 @@ def _finish(data: LabeledData, strategy: Strategy, seed: int, model: torch.nn.Mo
         "statistics_seconds": stats_seconds,
         "hardmine_fraction": hardmine_seconds / train_seconds if train_seconds > 0 else float("nan"),
         "num_suspects": None if suspects is None else int(suspects.size),
+        "diverged": diverged,
         "sampler_stats": {k: float(v) for k, v in sampler_stats.items()},
     }
     arrays = {"confidence": memory.get("confidence"), "variability": memory.get("variability")}
