@@ -66,22 +66,27 @@ class RunStore:
         self.runs.mkdir(parents=True, exist_ok=True)
         write_json(self.out / "setup.json", self.setup)
 
+    def _paths(self, label: str, seed: int | None) -> tuple[Path, Path]:
+        """The .json and .npz files of a run (names may hold dots, so no Path.with_suffix)."""
+        key = run_key(label, seed)
+        return self.runs / f"{key}.json", self.runs / f"{key}.npz"
+
     def load(self, label: str, seed: int | None) -> tuple[dict, dict[str, np.ndarray]] | None:
         """A finished run's record and arrays, or None when it has not been run."""
-        stem = self.runs / run_key(label, seed)
-        if not (stem.with_suffix(".json").exists() and stem.with_suffix(".npz").exists()):
+        json_path, npz_path = self._paths(label, seed)
+        if not (json_path.exists() and npz_path.exists()):
             return None
-        record = json.loads(stem.with_suffix(".json").read_text())
-        with np.load(stem.with_suffix(".npz"), allow_pickle=False) as arrays:
+        record = json.loads(json_path.read_text())
+        with np.load(npz_path, allow_pickle=False) as arrays:
             return record, {k: arrays[k] for k in arrays.files}
 
     def save(self, label: str, seed: int | None, record: dict, arrays: dict[str, np.ndarray]) -> None:
         """Write a finished run: the arrays first, then the record, which marks the run as done."""
-        stem = self.runs / run_key(label, seed)
+        json_path, npz_path = self._paths(label, seed)
         buffer = io.BytesIO()
         np.savez_compressed(buffer, **arrays)
-        write_bytes(stem.with_suffix(".npz"), buffer.getvalue())
-        write_json(stem.with_suffix(".json"), record)
+        write_bytes(npz_path, buffer.getvalue())
+        write_json(json_path, record)
 
     def save_noise(self, flipped: np.ndarray, clean_labels: np.ndarray) -> None:
         """label_noise.npz: the flipped training indices and the labels before flipping."""
@@ -105,7 +110,7 @@ def summary_csv(rows: list[dict[str, Any]], classes: list[str]) -> str:
     for row in rows:
         slices = row["slice_acc"] or [None] * len(SLICE_NAMES)
         recall = row["per_class_recall"] or [None] * len(classes)
-        writer.writerow([_cell(row[c]) for c in SUMMARY_COLUMNS] + [_cell(v) for v in slices]
+        writer.writerow([_cell(row.get(c)) for c in SUMMARY_COLUMNS] + [_cell(v) for v in slices]
                         + [_cell(v) for v in recall])
     return buffer.getvalue()
 
