@@ -64,7 +64,7 @@ def rich_table(results: dict[str, Any]) -> Table:
     for _, header, _ in columns:
         table.add_column(header, justify="right", no_wrap=True)
     for row in results["summary"]:
-        table.add_row(row["strategy"], *(_fmt(row[key], fmt) for key, _, fmt in columns))
+        table.add_row(row["strategy"], *(_fmt(row.get(key), fmt) for key, _, fmt in columns))
     return table
 
 
@@ -74,7 +74,7 @@ def markdown_table(results: dict[str, Any]) -> str:
     lines = ["| strategy | " + " | ".join(h for _, h, _ in columns) + " |",
              "| --- |" + " ---: |" * len(columns)]
     for row in results["summary"]:
-        lines.append(f"| {row['strategy']} | " + " | ".join(_fmt(row[k], f) for k, _, f in columns) + " |")
+        lines.append(f"| {row['strategy']} | " + " | ".join(_fmt(row.get(k), f) for k, _, f in columns) + " |")
     return "\n".join(lines)
 
 
@@ -84,7 +84,7 @@ def write_html(out: Path, results: dict[str, Any]) -> Path:
     head = "".join(f"<th>{html.escape(h)}</th>" for _, h, _ in columns)
     body = "".join(
         f"<tr><td>{html.escape(row['strategy'])}</td>"
-        + "".join(f"<td>{html.escape(_fmt(row[k], f))}</td>" for k, _, f in columns) + "</tr>"
+        + "".join(f"<td>{html.escape(_fmt(row.get(k), f))}</td>" for k, _, f in columns) + "</tr>"
         for row in results["summary"])
     images = []
     for name in PLOTS:
