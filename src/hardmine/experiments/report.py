@@ -68,16 +68,6 @@ def rich_table(results: dict[str, Any]) -> Table:
     return table
 
 
-def markdown_table(results: dict[str, Any]) -> str:
-    """The summary as a Markdown table (for a README)."""
-    columns = _columns(results)
-    lines = ["| strategy | " + " | ".join(h for _, h, _ in columns) + " |",
-             "| --- |" + " ---: |" * len(columns)]
-    for row in results["summary"]:
-        lines.append(f"| {row['strategy']} | " + " | ".join(_fmt(row.get(k), f) for k, _, f in columns) + " |")
-    return "\n".join(lines)
-
-
 def write_html(out: Path, results: dict[str, Any]) -> Path:
     """report.html in `out`: caption, table and the PNG plots found in `out`, embedded (a single file)."""
     columns = _columns(results)
