@@ -18,20 +18,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from hardmine.experiments.spec import Part, StrategySpec, format_value
+from hardmine.guards import GUARDS
 from hardmine.losses import LOSSES
 from hardmine.policies import POLICIES, Policy, build_policy
 
 _LOSS_DEFAULTS: dict[str, dict[str, Any]] = {"focal": {"alpha": None}}  # alpha=0.25 would scale every class by 1/4
 _OHEM_DEFAULT_KEEP = 0.5
 _NOT_FROM_TEXT = ("base_loss", "memory", "reduction", "guards")
-
-
-def _guard_registry() -> dict[str, type]:
-    try:
-        from hardmine.guards import GUARDS
-    except ImportError:
-        return {}
-    return GUARDS
 
 
 def _parameters(cls: type) -> dict[str, inspect.Parameter]:
@@ -108,18 +101,17 @@ class Strategy:
 
 def known_strategies() -> dict[str, list[str]]:
     """The registered names, by kind: what `--strategies` accepts."""
-    return {"policies": sorted(POLICIES), "in-batch losses": sorted(LOSSES), "guards": sorted(_guard_registry())}
+    return {"policies": sorted(POLICIES), "in-batch losses": sorted(LOSSES), "guards": sorted(GUARDS)}
 
 
 def build_strategy(spec: StrategySpec) -> Strategy:
     """The policy, guards and in-batch loss of `spec`; ValueError naming the unknown name or bad parameter."""
     name = spec.strategy.name
-    guards_registry = _guard_registry()
     guards = []
     for part in spec.guards:
-        if part.name not in guards_registry:
-            raise ValueError(f"unknown guard {part.name!r} in {spec.label!r}; guards: {sorted(guards_registry)}")
-        guards.append(_construct("guard", part, guards_registry[part.name], {}))
+        if part.name not in GUARDS:
+            raise ValueError(f"unknown guard {part.name!r} in {spec.label!r}; guards: {sorted(GUARDS)}")
+        guards.append(_construct("guard", part, GUARDS[part.name], {}))
     extra = {"guards": guards} if guards else {}
     if name in POLICIES:
         policy = _construct("strategy", spec.strategy, POLICIES[name], extra)
