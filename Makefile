@@ -20,4 +20,5 @@ test: $(VENV)/.installed
 	$(PY) -m pytest -n 2 -q
 
 demo: $(VENV)/.installed
-	$(PY) examples/train_digits.py
+	rm -rf build/demo
+	$(VENV)/bin/hardmine compare --dataset digits --seeds 3 --epochs 10 --out build/demo

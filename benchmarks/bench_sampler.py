@@ -60,7 +60,6 @@ def bench_row(n: int, batch: int, repeats: int, rng: np.random.Generator) -> dic
         sampler.update(drawn, rng.random(drawn.size))
 
     row["sampler_ms"] = median_ms(sampler_step, repeats)
-    del sampler, batches, memory
 
     if n <= TORCH_MULTINOMIAL_MAX:
         weights = torch.from_numpy(priorities.copy())
@@ -70,7 +69,6 @@ def bench_row(n: int, batch: int, repeats: int, rng: np.random.Generator) -> dic
             weights[drawn] = torch.rand(batch)
 
         row["multinomial_ms"] = median_ms(multinomial_step, max(3, repeats // 10))
-        del weights
     else:
         row["multinomial_ms"] = "refuses N > 2^24"
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from hardmine.atomic import write_with
 
 
 def save_state(state: dict[str, Any], path: str | os.PathLike) -> None:
@@ -15,17 +16,7 @@ def save_state(state: dict[str, Any], path: str | os.PathLike) -> None:
 
     The file is written beside its destination and renamed over it, so a crash leaves the old file intact.
     """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_with(path, lambda f: torch.save(state, f))
 
 
 def load_state(path: str | os.PathLike) -> dict[str, Any]:

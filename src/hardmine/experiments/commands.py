@@ -6,32 +6,17 @@ command with `error: <one line>` on stderr and exit code 2, before anything is w
 
 from __future__ import annotations
 
-import functools
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
 
+from hardmine.cli_errors import user_errors_exit_2
+
 DEFAULT_STRATEGIES = "uniform,ohem,focal,importance:normalize=none,selective_backprop,prune_easy"
-_USER_ERRORS = (ValueError, TypeError, FileNotFoundError, ImportError)
-
-
-def _exit_2_on_user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(command)
-    def run(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except _USER_ERRORS as err:
-            typer.echo(f"error: {' '.join(str(err).split())}", err=True)
-            raise typer.Exit(2) from None
-
-    return run
-
-
-@_exit_2_on_user_errors
+@user_errors_exit_2
 def compare(
     out: Annotated[Path, typer.Option(help="Output directory; a rerun with the same DIR resumes the finished runs.")],
     dataset: Annotated[str, typer.Option(help="digits, fashion-mnist, shuttle, or a .npz/.csv/.parquet file.")]
@@ -83,7 +68,7 @@ def compare(
     console.print(f"wrote {out}/results.json, summary.csv, report.html and the plots")
 
 
-@_exit_2_on_user_errors
+@user_errors_exit_2
 def report(
     out: Annotated[Path, typer.Argument(help="A directory written by `hardmine compare`.")],
 ) -> None:

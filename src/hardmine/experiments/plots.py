@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 
 from hardmine.diagnostics.cartography import plot_cartography
 from hardmine.diagnostics.evaluation import SLICE_NAMES
-from hardmine.experiments.atomic import write_bytes
+from hardmine.atomic import write_bytes
 from hardmine.experiments.metrics import BASELINE
 
 PLOTS = ("accuracy.png", "per_class_recall.png", "slice_accuracy.png", "cartography.png")

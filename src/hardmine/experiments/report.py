@@ -10,7 +10,7 @@ from typing import Any
 
 from rich.table import Table
 
-from hardmine.experiments.atomic import write_text
+from hardmine.atomic import write_text
 from hardmine.experiments.plots import PLOTS
 
 _COLUMNS = (  # (key, header, format)

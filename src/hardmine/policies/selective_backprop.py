@@ -7,7 +7,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from hardmine._checks import check_fraction
 from hardmine.policies.base import Policy
 from hardmine.select import Stochastic
 

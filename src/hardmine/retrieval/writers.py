@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
+from hardmine.atomic import write_with
 from hardmine.retrieval.idlists import IdLists
 
 
@@ -41,24 +40,13 @@ def training_rows(indices: np.ndarray, positives: IdLists, queries: Sequence[str
     return columns
 
 
-def _atomic(path: Path, write: Callable[[Path], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_parquet(path: Path, columns: dict[str, list[Any]]) -> int:
     """Write `columns` as a parquet file via a temporary file in the same directory; returns the row count."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    _atomic(path, lambda tmp: pq.write_table(pa.table(columns), tmp))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_with(path, lambda f: pq.write_table(pa.table(columns), f))
     return len(columns["anchor"])
 
 
@@ -66,10 +54,10 @@ def write_jsonl(path: Path, columns: dict[str, list[Any]]) -> int:
     """Write `columns` as JSON lines via a temporary file in the same directory; returns the row count."""
     names = list(columns)
 
-    def write(tmp: Path) -> None:
-        with open(tmp, "w", encoding="utf-8") as f:
-            for values in zip(*(columns[n] for n in names)):
-                f.write(json.dumps(dict(zip(names, values)), ensure_ascii=False) + "\n")
+    def write(f: IO[bytes]) -> None:
+        for values in zip(*(columns[n] for n in names)):
+            f.write((json.dumps(dict(zip(names, values)), ensure_ascii=False) + "\n").encode("utf-8"))
 
-    _atomic(path, write)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_with(path, write)
     return len(columns["anchor"])

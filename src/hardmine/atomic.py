@@ -1,4 +1,7 @@
-"""Atomic file writes: a temporary file beside the destination, then os.replace, so a reader never sees half."""
+"""Atomic file writes: a temporary file beside the destination, then os.replace, so a reader never sees half.
+
+The one place the project writes files: checkpoints, results, plots and mined negatives all go through it.
+"""
 
 from __future__ import annotations
 
@@ -6,27 +9,36 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
-def write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write `data` to `path` atomically (the directory must exist)."""
+def write_with(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> None:
+    """Call `write(file)` on a temporary binary file beside `path`, then move it over `path` atomically.
+
+    The directory must exist. On any error the temporary file is removed and `path` keeps its old content.
+    """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the permissions open() would
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write `data` to `path` atomically (the directory must exist)."""
+    write_with(path, lambda f: f.write(data))
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
