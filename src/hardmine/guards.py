@@ -29,6 +29,7 @@ class Guard:
     """Base of every guard: hooks that do nothing, and state that round-trips."""
 
     name: ClassVar[str] = ""
+    no_effect_on: ClassVar[dict[str, str]] = {}  # policy name -> what to use instead; such pairs are refused
 
     def __init__(self) -> None:
         self._config: dict[str, Any] = {}
@@ -150,6 +151,11 @@ class ClassBalance(Guard):
     """
 
     name = "class_balance"
+    no_effect_on: ClassVar[dict[str, str]] = {
+        "uniform": "for class-balanced sampling use importance:alpha=0,beta=0 with class_balance",
+        "self_paced": "it admits samples by a loss threshold, not by a share of the data",
+        "selective_backprop": "it passes over every sample; use importance with class_balance",
+    }
 
     def __init__(self, power: float = 0.0) -> None:
         super().__init__()

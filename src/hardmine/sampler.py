@@ -242,7 +242,7 @@ class HardExampleSampler:
         self.memory.update(idx, losses, **stats)
         if self.policy.kind == "batch" and not self.policy.in_warmup(self._epoch):
             offset = rank_offset(local.size)
-            self._remember(local, self.policy.cap(self.policy.select(losses)[offset: offset + local.size]))
+            self._remember(local, self.policy.cap(self.policy.select(losses, idx)[offset: offset + local.size]))
         if self._tree is not None:
             self._tree.update(idx, self.policy.priorities(self.memory, idx))
         found = self._pending.get(local.tobytes())

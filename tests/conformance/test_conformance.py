@@ -18,7 +18,8 @@ def guard_for(name: str) -> hm.guards.Guard:
     return NoiseGuard(min_visits=1) if name == "noise_guard" else GUARDS[name]()
 
 
-CASES = [(p, None) for p in sorted(POLICIES)] + [(p, g) for p in sorted(POLICIES) for g in sorted(GUARDS)]
+CASES = [(p, None) for p in sorted(POLICIES)] + [
+    (p, g) for p in sorted(POLICIES) for g in sorted(GUARDS) if p not in GUARDS[g].no_effect_on]
 
 
 def make(policy: str, guard: str | None, seed: int = 0) -> tuple[hm.ScoreMemory, hm.HardExampleSampler]:
@@ -35,6 +36,12 @@ def test_unknown_parameters_are_refused_by_name(policy):
         hm.build_policy(policy, warmup=-1)
     with pytest.raises(TypeError, match="guards"):
         hm.build_policy(policy, guards=["noise_guard"])
+
+
+@pytest.mark.parametrize("policy, guard", [(p, g) for g in sorted(GUARDS) for p in GUARDS[g].no_effect_on])
+def test_a_guard_without_effect_on_a_policy_is_refused(policy, guard):
+    with pytest.raises(ValueError, match=f"{guard} has no effect on the '{policy}' policy"):
+        hm.build_policy(policy, guards=[guard_for(guard)])
 
 
 @pytest.mark.parametrize("name", sorted(GUARDS))

@@ -32,3 +32,23 @@ def test_reduce_with_its_weights_is_the_mean_over_kept_samples():
     sampler.update(batch, losses)
     w = sampler.weights(batch)
     assert torch.isclose(hm.reduce(losses, w), losses[w > 0].mean())
+
+
+def test_noise_guard_suspects_compete_with_the_median_not_their_loss():
+    n = 2000
+    suspects = np.arange(n) % 10 == 0
+    losses = np.where(suspects, 8.0, np.linspace(0.01, 1.0, n))  # suspects: persistently the highest loss
+
+    def keep_rate(guards):
+        memory = ScoreMemory(n, labels=np.arange(n) % 2)
+        policy = SelectiveBackpropPolicy(beta=2.0, guards=guards)
+        sampler = HardExampleSampler(memory, batch_size=100, policy=policy, seed=0)
+        kept = np.zeros(n)
+        for _ in range(4):
+            for batch in sampler:
+                sampler.update(batch, losses[batch])
+                kept[batch] += sampler.weights(batch).numpy() > 0
+        return kept[suspects].mean() / 4
+
+    assert keep_rate([]) > 0.95
+    assert keep_rate([hm.NoiseGuard(min_visits=1)]) < 0.6

@@ -66,6 +66,8 @@ class Policy:
         for guard in guards:
             if not isinstance(guard, Guard):
                 raise TypeError(f"guards must hold Guard objects, got {type(guard).__name__}")
+            if self.name in guard.no_effect_on:
+                raise ValueError(f"{guard.name} has no effect on the {self.name!r} policy: {guard.no_effect_on[self.name]}")
         self.guards = guards
         if statistic not in _STATISTICS:
             raise ValueError(f"statistic must be one of {_STATISTICS}, got {statistic!r}")
@@ -164,8 +166,8 @@ class Policy:
         return None, None
 
     # batch policies
-    def select(self, losses: np.ndarray) -> np.ndarray:
-        """Weights [B] of a scored batch: 0 for the samples not to back-propagate."""
+    def select(self, losses: np.ndarray, indices: np.ndarray) -> np.ndarray:
+        """Weights [B] of a scored batch of samples `indices` [B]: 0 for the samples not to back-propagate."""
         return np.ones_like(losses, dtype=np.float64)
 
     def state_dict(self) -> dict[str, Any]:

@@ -32,8 +32,13 @@ class SelectiveBackpropPolicy(Policy):
         self._config.update(beta=self._selector.beta, history_size=self._selector.history_size, seed=seed)
         self._state.update(selector=None, kept=0, scored=0)
 
-    def select(self, losses: np.ndarray) -> np.ndarray:
-        """0 for dropped, B / kept for kept samples [B]; advances the selector's history and generator."""
+    def select(self, losses: np.ndarray, indices: np.ndarray) -> np.ndarray:
+        """0 for dropped, B / kept for kept samples [B]; advances the selector's history and generator.
+
+        Guards see the losses first: a noise guard's suspects compete with the median difficulty, not their loss.
+        """
+        for guard in self.guards:
+            losses = guard.adjust_difficulty(np.asarray(losses, dtype=np.float64), indices)
         keep = self._selector(torch.from_numpy(np.asarray(losses, dtype=np.float64))).mask().numpy()
         kept = int(keep.sum())
         self._state["kept"] += kept
