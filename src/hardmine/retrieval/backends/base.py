@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from typing import ClassVar
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from hardmine.retrieval.embeddings import Embeddings
 
@@ -25,6 +26,20 @@ class SearchBackend(ABC):
     def search(self, queries: Embeddings, corpus: Embeddings, blocks: Sequence[Block],
                progress: bool = False) -> list[tuple[np.ndarray, np.ndarray]]:
         """One (scores float32 [stop - start, k], ids int64 [stop - start, k]) pair per block, in block order."""
+
+    def search_index(self, index: Any, queries: Embeddings, blocks: Sequence[Block], progress: bool,
+                     before_block: Callable[[int], None] | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Search a built FAISS `index` block by block; `before_block(k)` may tune it for each block's k.
+
+        FAISS pads missing results with id -1; their scores become -inf.
+        """
+        out = []
+        for start, stop, k in tqdm(blocks, desc=f"{self.name} search", unit="block", disable=not progress):
+            if before_block is not None:
+                before_block(k)
+            scores, ids = index.search(queries.block(start, stop), k)
+            out.append((np.where(ids >= 0, scores, -np.inf).astype(np.float32), ids.astype(np.int64, copy=False)))
+        return out
 
 
 def faiss_module():

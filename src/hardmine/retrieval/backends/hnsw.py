@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from hardmine._checks import check_positive_int
 from hardmine.retrieval.backends.base import Block, SearchBackend, faiss_module
@@ -46,9 +45,8 @@ class HNSWSearch(SearchBackend):
     def search(self, queries: Embeddings, corpus: Embeddings, blocks: Sequence[Block],
                progress: bool = False) -> list[tuple[np.ndarray, np.ndarray]]:
         index = self.build(corpus)
-        out = []
-        for start, stop, k in tqdm(blocks, desc="hnsw search", unit="block", disable=not progress):
+
+        def tune(k: int) -> None:
             index.hnsw.efSearch = max(self.ef_search, k)
-            scores, ids = index.search(queries.block(start, stop), k)
-            out.append((np.where(ids >= 0, scores, -np.inf).astype(np.float32), ids.astype(np.int64, copy=False)))
-        return out
+
+        return self.search_index(index, queries, blocks, progress, tune)

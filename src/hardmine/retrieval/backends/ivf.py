@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from hardmine._checks import as_generator, check_positive_int
 from hardmine.retrieval.backends.base import Block, SearchBackend, faiss_module
@@ -52,9 +51,4 @@ class IVFSearch(SearchBackend):
 
     def search(self, queries: Embeddings, corpus: Embeddings, blocks: Sequence[Block],
                progress: bool = False) -> list[tuple[np.ndarray, np.ndarray]]:
-        index = self.build(corpus)
-        out = []
-        for start, stop, k in tqdm(blocks, desc="ivf search", unit="block", disable=not progress):
-            scores, ids = index.search(queries.block(start, stop), k)
-            out.append((np.where(ids >= 0, scores, -np.inf).astype(np.float32), ids.astype(np.int64, copy=False)))
-        return out
+        return self.search_index(self.build(corpus), queries, blocks, progress)
