@@ -62,6 +62,15 @@ class Block:
         counts = self.raw.shape[1] - self.pos_valid.sum(1)
         return counts - 1 if self.exclude_self else counts
 
+    def sorted_negatives(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The positives' dissimilarities d_ap [b, W] (inf at padding), and each row's dissimilarities sorted
+        ascending with non-negatives moved to the end as inf [b, M], with the sorting order [b, M]."""
+        values = self.finish(self.raw)
+        d_ap = self.positives(values, float("inf"))
+        self.mask_non_negatives_(values, float("inf"))
+        sorted_values, order = _ops.sorted_rows(values)
+        return d_ap, sorted_values, order
+
 
 def safe_padding(cols: torch.Tensor, valid: torch.Tensor, exclude_self: bool) -> torch.Tensor:
     """Point the padding entries of left-packed `cols` at a column that masking may overwrite: the row's first

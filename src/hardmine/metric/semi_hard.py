@@ -31,11 +31,7 @@ class SemiHardMiner(BaseMiner):
     def _mine(self, batch: MiningBatch) -> Indices:
         out: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
         for block in batch.blocks(self._bytes_per_pair):
-            values = block.finish(block.raw)
-            d_ap = block.positives(values, float("inf"))
-            block.mask_non_negatives_(values, float("inf"))
-            sorted_values, order = _ops.sorted_rows(values)
-            del values
+            d_ap, sorted_values, order = block.sorted_negatives()
             count = block.negative_counts()[:, None]
             position = _ops.first_position(sorted_values, d_ap, right=True)
             last = sorted_values.gather(1, (count - 1).clamp(min=0))

@@ -63,11 +63,7 @@ class TripletMarginMiner(BaseMiner):
         """Per block: the block, and per positive slot [b, W] the first sorted position and the number of its
         triplets, and the sorted order of each row's negatives [b, M]."""
         for block in batch.blocks(self._bytes_per_pair):
-            values = block.finish(block.raw)
-            d_ap = block.positives(values, float("inf"))
-            block.mask_non_negatives_(values, float("inf"))
-            sorted_values, order = _ops.sorted_rows(values)
-            del values
+            d_ap, sorted_values, order = block.sorted_negatives()
             count = block.negative_counts()[:, None].expand_as(d_ap)
             search = functools.partial(_ops.first_position, sorted_values)
             lo, hi = self._interval(search, d_ap, count)
