@@ -4,12 +4,13 @@ The public names are listed in `__all__`; see the README for the three touch poi
 """
 
 from hardmine.checkpoint import load_state, save_state
-from hardmine.detection import mine_negatives_ssd, ohem_rois
-from hardmine.losses import LOSSES, FocalLoss, MisclassifiedUpweight, OHEMLoss
+from hardmine.inbatch.detection import mine_negatives_ssd, ohem_rois
+from hardmine.inbatch.losses import LOSSES, FocalLoss, MisclassifiedUpweight, OHEMLoss
 from hardmine.memory import ScoreMemory
-from hardmine import guards, schedules, scores
-from hardmine.guards import GUARDS, ClassBalance, CoverageGuard, NoiseGuard, WeightCap
-from hardmine.policies import (
+from hardmine import scores
+from hardmine.sampling import guards, schedules
+from hardmine.sampling.guards import GUARDS, ClassBalance, CoverageGuard, NoiseGuard, WeightCap
+from hardmine.sampling.policies import (
     POLICIES,
     AntiCurriculumPolicy,
     CurriculumPolicy,
@@ -24,11 +25,11 @@ from hardmine.policies import (
     UniformPolicy,
     build_policy,
 )
-from hardmine.reduction import reduce
-from hardmine.refresh import RefreshCallback
-from hardmine.sampler import HardExampleSampler, WithIndex
-from hardmine.select import SELECTORS, Selection, Stochastic, Threshold, TopK
-from hardmine.sumtree import SumTree
+from hardmine.inbatch.reduction import reduce
+from hardmine.sampling.refresh import RefreshCallback
+from hardmine.sampling.sampler import HardExampleSampler, WithIndex
+from hardmine.inbatch.select import SELECTORS, Selection, Stochastic, Threshold, TopK
+from hardmine.sampling.sumtree import SumTree
 
 __all__ = [
     "GUARDS",

@@ -7,8 +7,8 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 import hardmine as hm
-from hardmine.guards import GUARDS, NoiseGuard
-from hardmine.policies import POLICIES
+from hardmine.sampling.guards import GUARDS, NoiseGuard
+from hardmine.sampling.policies import POLICIES
 
 N, BATCH = 103, 10
 LABELS = np.where(np.arange(N) % 10 == 0, 2, np.arange(N) % 2)  # class 2 is rare

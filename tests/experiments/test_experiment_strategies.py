@@ -5,9 +5,9 @@ import torch
 
 from hardmine.experiments.spec import parse_spec
 from hardmine.experiments.strategies import build_strategy
-from hardmine.guards import GUARDS
-from hardmine.losses import LOSSES
-from hardmine.policies import POLICIES
+from hardmine.sampling.guards import GUARDS
+from hardmine.inbatch.losses import LOSSES
+from hardmine.sampling.policies import POLICIES
 
 
 @pytest.mark.parametrize("name", sorted(POLICIES) + sorted(LOSSES))

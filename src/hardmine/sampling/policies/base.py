@@ -23,9 +23,9 @@ import numpy as np
 import torch
 
 from hardmine._checks import check_positive_int
-from hardmine.guards import Guard
+from hardmine.sampling.guards import Guard
 from hardmine.memory import ScoreMemory
-from hardmine.schedules import Schedule, ScheduleLike, as_schedule
+from hardmine.sampling.schedules import Schedule, ScheduleLike, as_schedule
 
 _STATISTICS = ("score", "ema")
 
@@ -47,12 +47,12 @@ class Policy:
 
     warmup: epochs of plain shuffling before the policy starts ("applying hard mining too early" is a pitfall);
         scores are still recorded during them.
-    guards: Guard objects (hardmine.guards) that protect against label noise, class imbalance, lost coverage
+    guards: Guard objects (hardmine.sampling.guards) that protect against label noise, class imbalance, lost coverage
         and unstable weights.
     statistic: the memory statistic read as difficulty: "score" (the latest) or "ema".
     stale_after: steps; a sample not scored for longer counts as never seen (it gets the largest difficulty, so
         it is drawn and re-scored soon): "failing to refresh mined samples" is a pitfall. Judged at epoch starts.
-    Scheduled parameters (a number or a hardmine.schedules.Schedule) are evaluated at each epoch's start.
+    Scheduled parameters (a number or a hardmine.sampling.schedules.Schedule) are evaluated at each epoch's start.
     """
 
     name: ClassVar[str] = ""

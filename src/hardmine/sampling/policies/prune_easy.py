@@ -8,8 +8,8 @@ import numpy as np
 
 from hardmine._checks import check_fraction, check_positive_int
 from hardmine.memory import ScoreMemory
-from hardmine.policies.base import Policy
-from hardmine.schedules import ScheduleLike
+from hardmine.sampling.policies.base import Policy
+from hardmine.sampling.schedules import ScheduleLike
 
 
 class PruneEasyPolicy(Policy):

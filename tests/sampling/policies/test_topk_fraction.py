@@ -3,8 +3,8 @@
 import numpy as np
 
 from hardmine import HardExampleSampler, ScoreMemory, TopKFractionPolicy
-from hardmine.guards import ClassBalance
-from hardmine.schedules import Linear
+from hardmine.sampling.guards import ClassBalance
+from hardmine.sampling.schedules import Linear
 
 
 def test_epoch_covers_exactly_the_hardest_fraction_on_its_schedule():

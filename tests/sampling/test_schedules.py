@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from hardmine.schedules import Constant, Cosine, Linear, Step, as_schedule, schedule_from_state
+from hardmine.sampling.schedules import Constant, Cosine, Linear, Step, as_schedule, schedule_from_state
 
 
 def test_values_along_training():

@@ -9,7 +9,7 @@ import numpy as np
 
 from hardmine._checks import check_fraction, check_positive_int
 from hardmine.memory import ScoreMemory
-from hardmine.policies.base import Policy, top_samples
+from hardmine.sampling.policies.base import Policy, top_samples
 
 
 class PacingPolicy(Policy):

@@ -3,7 +3,7 @@
 import numpy as np
 
 from hardmine import HardExampleSampler, ScoreMemory, SelfPacedPolicy
-from hardmine.schedules import Step
+from hardmine.sampling.schedules import Step
 
 
 def test_admits_samples_below_a_growing_threshold_and_every_unseen_one():

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from hardmine.select import SELECTORS, Selection, Stochastic, Threshold, TopK, true_class_probability
+from hardmine.inbatch.select import SELECTORS, Selection, Stochastic, Threshold, TopK, true_class_probability
 
 
 def test_registry_names():

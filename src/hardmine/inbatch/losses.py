@@ -14,8 +14,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from hardmine._checks import check_fraction, check_positive_int
-from hardmine.reduction import reduce
-from hardmine.select import Threshold, TopK
+from hardmine.inbatch.reduction import reduce
+from hardmine.inbatch.select import Threshold, TopK
 
 if TYPE_CHECKING:
     from hardmine.memory import ScoreMemory

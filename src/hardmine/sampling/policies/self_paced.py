@@ -9,8 +9,8 @@ import numpy as np
 
 from hardmine._checks import check_fraction
 from hardmine.memory import ScoreMemory
-from hardmine.policies.base import Policy, top_samples
-from hardmine.schedules import ScheduleLike, Step
+from hardmine.sampling.policies.base import Policy, top_samples
+from hardmine.sampling.schedules import ScheduleLike, Step
 
 
 class SelfPacedPolicy(Policy):

@@ -22,7 +22,7 @@ from hardmine._checks import check_fraction, check_positive_int
 from hardmine.memory import ScoreMemory
 
 if TYPE_CHECKING:
-    from hardmine.policies.base import Policy
+    from hardmine.sampling.policies.base import Policy
 
 
 class Guard:

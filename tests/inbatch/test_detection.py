@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from hardmine.detection import box_iou, mine_negatives_ssd, ohem_rois
+from hardmine.inbatch.detection import box_iou, mine_negatives_ssd, ohem_rois
 
 
 def test_ssd_hand_made_case():

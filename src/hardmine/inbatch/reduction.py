@@ -7,7 +7,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from hardmine.select import Selection
+from hardmine.inbatch.select import Selection
 
 Normalize = Literal["mean", "weighted", "sum"]
 
@@ -35,7 +35,7 @@ def reduce(per_sample_loss: torch.Tensor, *weights: torch.Tensor | np.ndarray | 
     per_sample_loss: the unreduced loss (e.g. `F.cross_entropy(..., reduction="none")`), shape [B] or [B, ...].
     weights: any number of non-negative weight arrays broadcastable to that shape, multiplied together
         (importance weights from a sampler, boolean or 0/1 masks, class weights, ...), and at most one
-        `Selection` from a selector of `hardmine.select` (made from scores of exactly the loss's shape).
+        `Selection` from a selector of `hardmine.inbatch.select` (made from scores of exactly the loss's shape).
         With a Selection only the selected elements are gathered, so the gradient is exactly 0 elsewhere and a
         NaN in an element that was not selected does not reach the result.
     normalize: "mean" divides the weighted sum by the number of elements (the unbiased importance-sampling

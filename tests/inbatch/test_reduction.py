@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import hardmine as hm
-from hardmine.select import Selection, TopK
+from hardmine.inbatch.select import Selection, TopK
 
 
 def test_weights_tensor_still_works():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from hardmine import HardExampleSampler, ImportancePolicy, ScoreMemory
-from hardmine.refresh import RefreshCallback
+from hardmine.sampling.refresh import RefreshCallback
 
 
 def test_refresh_rescoring_keeps_every_score_young():

@@ -7,7 +7,7 @@ from typing import Any, Callable
 import numpy as np
 
 from hardmine._checks import check_positive_int, to_numpy
-from hardmine.sampler import HardExampleSampler
+from hardmine.sampling.sampler import HardExampleSampler
 
 
 class RefreshCallback:

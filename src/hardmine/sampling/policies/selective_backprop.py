@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from hardmine.policies.base import Policy
-from hardmine.select import Stochastic
+from hardmine.sampling.policies.base import Policy
+from hardmine.inbatch.select import Stochastic
 
 
 class SelectiveBackpropPolicy(Policy):

@@ -177,7 +177,7 @@ def _free_port() -> int:
 
 
 def _distributed_worker(rank: int, world: int, port: int, out_dir: str) -> None:
-    spec = importlib.util.spec_from_file_location("tests_conftest", Path(__file__).with_name("conftest.py"))
+    spec = importlib.util.spec_from_file_location("tests_conftest", Path(__file__).parents[1] / "conftest.py")
     helpers = importlib.util.module_from_spec(spec)  # spawned processes get no fixtures: load the helper itself
     spec.loader.exec_module(helpers)
     run_steps = helpers.run_steps

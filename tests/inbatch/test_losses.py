@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hardmine.losses import LOSSES, FocalLoss, MisclassifiedUpweight, OHEMLoss, misclassified
+from hardmine.inbatch.losses import LOSSES, FocalLoss, MisclassifiedUpweight, OHEMLoss, misclassified
 from hardmine.memory import ScoreMemory
 
 F64 = torch.float64

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from hardmine.policies.base import Policy
-from hardmine.policies.importance import ImportancePolicy
-from hardmine.policies.pacing import AntiCurriculumPolicy, CurriculumPolicy, PacingPolicy
-from hardmine.policies.prune_easy import PruneEasyPolicy
-from hardmine.policies.rank import RankPolicy
-from hardmine.policies.selective_backprop import SelectiveBackpropPolicy
-from hardmine.policies.self_paced import SelfPacedPolicy
-from hardmine.policies.topk_fraction import TopKFractionPolicy
-from hardmine.policies.uniform import UniformPolicy
+from hardmine.sampling.policies.base import Policy
+from hardmine.sampling.policies.importance import ImportancePolicy
+from hardmine.sampling.policies.pacing import AntiCurriculumPolicy, CurriculumPolicy, PacingPolicy
+from hardmine.sampling.policies.prune_easy import PruneEasyPolicy
+from hardmine.sampling.policies.rank import RankPolicy
+from hardmine.sampling.policies.selective_backprop import SelectiveBackpropPolicy
+from hardmine.sampling.policies.self_paced import SelfPacedPolicy
+from hardmine.sampling.policies.topk_fraction import TopKFractionPolicy
+from hardmine.sampling.policies.uniform import UniformPolicy
 
 POLICIES: dict[str, type[Policy]] = {
     cls.name: cls

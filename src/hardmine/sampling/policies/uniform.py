@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hardmine.policies.base import Policy
+from hardmine.sampling.policies.base import Policy
 
 
 class UniformPolicy(Policy):

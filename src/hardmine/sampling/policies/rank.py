@@ -9,8 +9,8 @@ import numpy as np
 
 from hardmine._checks import check_fraction
 from hardmine.memory import ScoreMemory
-from hardmine.policies.base import Policy, check_normalize, importance_weights
-from hardmine.schedules import ScheduleLike
+from hardmine.sampling.policies.base import Policy, check_normalize, importance_weights
+from hardmine.sampling.schedules import ScheduleLike
 
 
 class RankPolicy(Policy):

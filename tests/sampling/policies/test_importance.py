@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from hardmine import POLICIES, ImportancePolicy, ScoreMemory, UniformPolicy, build_policy
-from hardmine.schedules import Linear
+from hardmine.sampling.schedules import Linear
 
 
 def test_registry_builds_by_name_and_passes_objects_through():

@@ -12,8 +12,8 @@ import torch
 from hardmine._checks import check_indices, check_positive_int, check_values, to_numpy
 from hardmine.distributed import all_gather_1d, rank_and_world, rank_offset
 from hardmine.memory import ScoreMemory
-from hardmine.policies import Policy, build_policy
-from hardmine.sumtree import SumTree
+from hardmine.sampling.policies import Policy, build_policy
+from hardmine.sampling.sumtree import SumTree
 
 _PENDING_BATCHES = 256  # yielded batches whose importance weights stay available (covers DataLoader prefetching)
 _SUBSET_STREAM = 2**32 - 1  # the random stream of an epoch's subset, apart from the per-batch streams
