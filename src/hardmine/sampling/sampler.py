@@ -12,11 +12,13 @@ import torch
 from hardmine._checks import check_indices, check_positive_int, check_values, to_numpy
 from hardmine.distributed import all_gather_1d, rank_and_world, rank_offset
 from hardmine.memory import ScoreMemory
-from hardmine.sampling.policies import Policy, build_policy
+from hardmine.sampling.policies import BatchPolicy, Policy, PriorityPolicy, SubsetPolicy, build_policy
 from hardmine.sampling.sumtree import SumTree
+from hardmine.state import check_same_keys, check_state, from_saved, to_saved
 
 _PENDING_BATCHES = 256  # yielded batches whose importance weights stay available (covers DataLoader prefetching)
 _SUBSET_STREAM = 2**32 - 1  # the random stream of an epoch's subset, apart from the per-batch streams
+_STATE_VERSION = 1
 
 
 class HardExampleSampler:
@@ -43,6 +45,8 @@ class HardExampleSampler:
         self.memory = memory
         self.batch_size = check_positive_int("batch_size", batch_size)
         self.policy = build_policy(policy)
+        for column in self.policy.required_columns():
+            memory.declare(column)
         self.seed = check_positive_int("seed", seed, minimum=0)
         if not isinstance(drop_last, bool):
             raise TypeError(f"drop_last must be a bool, got {drop_last!r}")
@@ -112,34 +116,20 @@ class HardExampleSampler:
         policy, memory = self.policy, self.memory
         policy.start_epoch(self._epoch, memory)
         state = self._fresh_epoch_state()
-        if policy.kind == "priority" and not policy.in_warmup(self._epoch):
+        if isinstance(policy, PriorityPolicy) and not policy.in_warmup(self._epoch):
             state["mode"] = "priority"
-            coverage = policy.guard("coverage")
-            if coverage is not None and coverage.overdue().size:
+            forced = policy.forced()
+            if forced.size:
                 rng = np.random.default_rng([self.seed, self._epoch, _SUBSET_STREAM])
-                state["forced"] = rng.permutation(coverage.overdue())
-        elif policy.kind == "subset" and not policy.in_warmup(self._epoch):
+                state["forced"] = rng.permutation(forced)
+        elif isinstance(policy, SubsetPolicy) and not policy.in_warmup(self._epoch):
             rng = np.random.default_rng([self.seed, self._epoch, _SUBSET_STREAM])
-            subset, weights = policy.epoch_subset(memory, rng)
-            subset, weights = self._with_coverage(subset, weights, rng)
+            subset, weights = policy.guarded_subset(memory, rng)
             state.update(subset=subset, subset_weights=weights,
                          num_batches=self._count_batches(memory.num_samples if subset is None else subset.size))
         self._epoch_state = state
         self._tree = self._permutation = None
         self._drawn_per_class[:] = 0
-
-    def _with_coverage(self, subset: np.ndarray | None, weights: np.ndarray | None,
-                       rng: np.random.Generator) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """Add a coverage guard's overdue samples and a `mix` fraction of the left-out ones, at weight 1."""
-        coverage = self.policy.guard("coverage")
-        if coverage is None or subset is None:
-            return subset, weights
-        left_out = np.setdiff1d(np.arange(self.memory.num_samples), subset)
-        extra = left_out[rng.random(left_out.size) < coverage.mix]
-        extra = np.union1d(extra, np.setdiff1d(coverage.overdue(), subset))
-        merged = np.concatenate([subset, extra])
-        order = np.argsort(merged, kind="stable")
-        return merged[order], np.concatenate([weights, np.ones(extra.size)])[order]
 
     def _global_batch_size(self, k: int, samples: int) -> int:
         full = self.batch_size * self.world_size
@@ -213,6 +203,15 @@ class HardExampleSampler:
         self._mining_seconds += time.perf_counter() - started
         return torch.from_numpy(weights.astype(np.float32))
 
+    def selection(self, indices: Any) -> torch.Tensor:
+        """Boolean [B]: which samples `indices` [B] an in-batch loss (OHEM, focal) may use, after the guards'
+        per-batch selection (a noise guard leaves out its suspects); all True without such a guard.
+
+        Use it in the loop as `loss_fn(logits[keep], targets[keep])` with `keep = sampler.selection(idx)`.
+        """
+        idx = check_indices("indices", indices, self.memory.num_samples)
+        return torch.from_numpy(np.ascontiguousarray(self.policy.selection(np.ones(idx.size, dtype=bool), idx)))
+
     def _lookup_subset(self, idx: np.ndarray) -> np.ndarray:
         for batch, weights in reversed(self._pending.values()):
             order = np.argsort(batch, kind="stable")
@@ -240,9 +239,9 @@ class HardExampleSampler:
             losses = all_gather_1d(torch.from_numpy(losses)).numpy()
             stats = {name: all_gather_1d(torch.from_numpy(v)).numpy() for name, v in stats.items()}
         self.memory.update(idx, losses, **stats)
-        if self.policy.kind == "batch" and not self.policy.in_warmup(self._epoch):
+        if isinstance(self.policy, BatchPolicy) and not self.policy.in_warmup(self._epoch):
             offset = rank_offset(local.size)
-            self._remember(local, self.policy.cap(self.policy.select(losses, idx)[offset: offset + local.size]))
+            self._remember(local, self.policy.guarded_select(losses, idx)[offset: offset + local.size])
         if self._tree is not None:
             self._tree.update(idx, self.policy.priorities(self.memory, idx))
         found = self._pending.get(local.tobytes())
@@ -277,9 +276,7 @@ class HardExampleSampler:
             age = memory.updates - 1 - memory.get("last_step")[seen]
             out.update(age_median=float(np.median(age)), age_p90=float(np.quantile(age, 0.9)),
                        age_max=float(age.max()), stale_fraction=float((age > self.num_batches).mean()))
-        noise = self.policy.guard("noise_guard")
-        if noise is not None:
-            out["noise_suspects"] = float(noise.suspects().size)
+        out.update(self.policy.guard_stats())
         if memory.labels is not None and self._drawn_per_class.sum():
             data = np.bincount(memory.labels, minlength=self._drawn_per_class.size) / memory.num_samples
             drawn = self._drawn_per_class / self._drawn_per_class.sum()
@@ -290,24 +287,26 @@ class HardExampleSampler:
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue the exact sequence of batches (the memory has its own state_dict)."""
-        epoch_state = {k: torch.from_numpy(v.copy()) if isinstance(v, np.ndarray) else v
-                       for k, v in self._epoch_state.items()}
         return {"seed": self.seed, "epoch": self._epoch, "position": self._position,
                 "batch_size": self.batch_size, "fixed_batches": self.fixed_batches, "world_size": self.world_size,
-                "epoch_state": epoch_state, "policy": self.policy.state_dict()}
+                "epoch_state": to_saved(self._epoch_state), "policy": self.policy.state_dict(),
+                "state_version": _STATE_VERSION}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore `state_dict()`: the next iterator continues with the batch after the last one drawn."""
+        """Restore `state_dict()`: the next iterator continues with the batch after the last one drawn.
+
+        Everything (the policy's and its guards' states included) is checked first, then assigned in one step.
+        """
+        keys = ("seed", "epoch", "position", "batch_size", "fixed_batches", "world_size", "epoch_state", "policy")
+        check_state(state, "HardExampleSampler", _STATE_VERSION, keys)
         for key in ("batch_size", "fixed_batches", "world_size"):
             if state.get(key) != getattr(self, key):
                 raise ValueError(f"state[{key!r}] is {state.get(key)!r} but this sampler has {getattr(self, key)!r}")
         seed = check_positive_int("state['seed']", state["seed"], minimum=0)
         epoch = check_positive_int("state['epoch']", state["epoch"], minimum=0)
         position = check_positive_int("state['position']", state["position"], minimum=0)
-        epoch_state = {k: v.numpy().copy() if isinstance(v, torch.Tensor) else v
-                       for k, v in state["epoch_state"].items()}
-        if set(epoch_state) != set(self._epoch_state):
-            raise ValueError(f"state['epoch_state'] has keys {sorted(epoch_state)}, expected {sorted(self._epoch_state)}")
+        epoch_state = from_saved(state["epoch_state"])
+        check_same_keys("state['epoch_state']", epoch_state, self._epoch_state)
         if position > epoch_state["num_batches"]:
             raise ValueError(f"state['position'] is {position}, past the {epoch_state['num_batches']} batches")
         self.policy.load_state_dict(state["policy"])

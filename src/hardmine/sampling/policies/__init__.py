@@ -1,10 +1,14 @@
-"""Policies: how the score memory becomes the next batches, registered under short names."""
+"""Policies: how the score memory becomes the next batches, registered under short names by subclassing.
+
+A new policy is one file: subclass PriorityPolicy (write `priority`), SubsetPolicy (write `epoch_subset`) or
+BatchPolicy (write `select`) and set `name`; it is then in `POLICIES` and buildable by name.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from hardmine.sampling.policies.base import Policy
+from hardmine.sampling.policies.base import POLICIES, BatchPolicy, Policy, PriorityPolicy, SubsetPolicy
 from hardmine.sampling.policies.importance import ImportancePolicy
 from hardmine.sampling.policies.pacing import AntiCurriculumPolicy, CurriculumPolicy, PacingPolicy
 from hardmine.sampling.policies.prune_easy import PruneEasyPolicy
@@ -13,12 +17,6 @@ from hardmine.sampling.policies.selective_backprop import SelectiveBackpropPolic
 from hardmine.sampling.policies.self_paced import SelfPacedPolicy
 from hardmine.sampling.policies.topk_fraction import TopKFractionPolicy
 from hardmine.sampling.policies.uniform import UniformPolicy
-
-POLICIES: dict[str, type[Policy]] = {
-    cls.name: cls
-    for cls in (UniformPolicy, ImportancePolicy, RankPolicy, TopKFractionPolicy, PruneEasyPolicy,
-                SelectiveBackpropPolicy, SelfPacedPolicy, CurriculumPolicy, AntiCurriculumPolicy, PacingPolicy)
-}
 
 
 def build_policy(policy: str | Policy, **params: Any) -> Policy:
@@ -29,14 +27,13 @@ def build_policy(policy: str | Policy, **params: Any) -> Policy:
         return policy
     if not isinstance(policy, str):
         raise TypeError(f"policy must be a registered name or a Policy, got {type(policy).__name__}")
-    if policy not in POLICIES:
-        raise ValueError(f"policy must be one of {sorted(POLICIES)}, got {policy!r}")
+    cls = POLICIES.lookup(policy)
     try:
-        return POLICIES[policy](**params)
+        return cls(**params)
     except TypeError as error:
         raise TypeError(f"policy {policy!r}: {error}") from None
 
 
-__all__ = ["POLICIES", "AntiCurriculumPolicy", "CurriculumPolicy", "ImportancePolicy", "PacingPolicy", "Policy",
-           "PruneEasyPolicy", "RankPolicy", "SelectiveBackpropPolicy", "SelfPacedPolicy", "TopKFractionPolicy",
-           "UniformPolicy", "build_policy"]
+__all__ = ["POLICIES", "AntiCurriculumPolicy", "BatchPolicy", "CurriculumPolicy", "ImportancePolicy",
+           "PacingPolicy", "Policy", "PriorityPolicy", "PruneEasyPolicy", "RankPolicy", "SelectiveBackpropPolicy",
+           "SelfPacedPolicy", "SubsetPolicy", "TopKFractionPolicy", "UniformPolicy", "build_policy"]

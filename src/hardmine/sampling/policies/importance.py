@@ -7,12 +7,11 @@ from typing import Any
 import numpy as np
 
 from hardmine._checks import check_fraction
-from hardmine.memory import ScoreMemory
-from hardmine.sampling.policies.base import Policy, check_normalize, importance_weights
+from hardmine.sampling.policies.base import PriorityPolicy, check_normalize, importance_weights
 from hardmine.sampling.schedules import ScheduleLike
 
 
-class ImportancePolicy(Policy):
+class ImportancePolicy(PriorityPolicy):
     """Proportional prioritisation (Schaul et al. 2016; Katharopoulos & Fleuret 2018).
 
     Draw probability: P(i) = (1 - mix) * p_i / sum(p) + mix / N with p_i = (max(d_i, 0) + eps)^alpha, where
@@ -41,9 +40,9 @@ class ImportancePolicy(Policy):
         self.normalize = check_normalize(normalize)
         self._config.update(mix=self.mix, eps=self.eps, normalize=normalize)
 
-    def _priorities(self, memory: ScoreMemory, indices: np.ndarray | None) -> np.ndarray:
+    def priority(self, difficulty: np.ndarray) -> np.ndarray:
         """(max(d, 0) + eps)^alpha [B] or [N], float64."""
-        return (np.maximum(self.difficulty(memory, indices), 0.0) + self.eps) ** self.value("alpha")
+        return (np.maximum(difficulty, 0.0) + self.eps) ** self.value("alpha")
 
     def weights(self, probabilities: np.ndarray, num_samples: int) -> np.ndarray:
         """(N * P)^-beta [B], divided by the batch's maximum when normalize="max", then capped by guards."""

@@ -9,10 +9,10 @@ import numpy as np
 
 from hardmine._checks import check_fraction, check_positive_int
 from hardmine.memory import ScoreMemory
-from hardmine.sampling.policies.base import Policy, top_samples
+from hardmine.sampling.policies.base import SubsetPolicy, top_samples
 
 
-class PacingPolicy(Policy):
+class PacingPolicy(SubsetPolicy):
     """Each epoch, a pass over a growing part of the data ordered by difficulty (Hacohen & Weinshall 2019).
 
     The part's size follows the exponential pacing function g(epoch) = min(1, start * growth^floor(epoch /
@@ -23,7 +23,7 @@ class PacingPolicy(Policy):
     """
 
     name = "pacing"
-    kind = "subset"
+    calls = SubsetPolicy.calls | {"strata"}
 
     def __init__(self, pressure: float = -1.0, start: float = 0.2, growth: float = 1.5, step_length: int = 1,
                  **base: Any) -> None:
@@ -50,8 +50,7 @@ class PacingPolicy(Policy):
         key = self.pressure * rank + (1.0 - abs(self.pressure)) * noise
         fraction = self.fraction(max(self._state["epoch"], 0))
         self._state["fraction"] = fraction
-        labels = memory.labels if self.guard("class_balance") is not None else None
-        chosen = top_samples(key, fraction, labels)
+        chosen = top_samples(key, fraction, self.strata(memory))
         return chosen, np.ones(chosen.size)
 
     def stats(self) -> dict[str, float]:

@@ -8,11 +8,11 @@ import numpy as np
 
 from hardmine._checks import check_fraction, check_positive_int
 from hardmine.memory import ScoreMemory
-from hardmine.sampling.policies.base import Policy
+from hardmine.sampling.policies.base import SubsetPolicy
 from hardmine.sampling.schedules import ScheduleLike
 
 
-class PruneEasyPolicy(Policy):
+class PruneEasyPolicy(SubsetPolicy):
     """Each epoch, drop each sample whose difficulty is below the mean with probability `ratio`, and weight the
     kept ones of them by 1 / (1 - ratio), so the expected gradient is that of the full data.
 
@@ -25,7 +25,7 @@ class PruneEasyPolicy(Policy):
     """
 
     name = "prune_easy"
-    kind = "subset"
+    calls = SubsetPolicy.calls | {"strata"}
 
     def __init__(self, ratio: ScheduleLike = 0.5, epochs: int = 10, delta: float = 0.875, **base: Any) -> None:
         super().__init__(**base)
@@ -42,10 +42,10 @@ class PruneEasyPolicy(Policy):
             return None, None
         ratio = check_fraction("ratio", self.value("ratio"), 0.0, 1.0, high_inclusive=False)
         difficulty = self.difficulty(memory)
-        if self.guard("class_balance") is not None:
-            labels = memory.labels
-            means = np.bincount(labels, weights=difficulty) / np.maximum(np.bincount(labels), 1)
-            easy = difficulty < means[labels]
+        groups = self.strata(memory)
+        if groups is not None:
+            means = np.bincount(groups, weights=difficulty) / np.maximum(np.bincount(groups), 1)
+            easy = difficulty < means[groups]
         else:
             easy = difficulty < difficulty.mean()
         pruned = easy & (rng.random(difficulty.size) < ratio)

@@ -9,11 +9,11 @@ import numpy as np
 
 from hardmine._checks import check_fraction
 from hardmine.memory import ScoreMemory
-from hardmine.sampling.policies.base import Policy, check_normalize, importance_weights
+from hardmine.sampling.policies.base import PriorityPolicy, check_normalize, importance_weights
 from hardmine.sampling.schedules import ScheduleLike
 
 
-class RankPolicy(Policy):
+class RankPolicy(PriorityPolicy):
     """Online batch selection by rank: the hardest sample is `pressure` times as likely as the easiest.
 
     Ranks (0 = hardest) are taken against the difficulties sorted at the epoch's start; a sample scored during
@@ -37,14 +37,15 @@ class RankPolicy(Policy):
         self._config.update(mix=self.mix, normalize=normalize)
         self._state["sorted"] = np.zeros(0, dtype=np.float64)
 
-    def _start(self, epoch: int, memory: ScoreMemory) -> None:
+    def prepare(self, epoch: int, memory: ScoreMemory) -> None:
+        """Snapshot the sorted difficulties [N] that ranks are taken against."""
         self._state["sorted"] = np.sort(self.difficulty(memory))
 
-    def _priorities(self, memory: ScoreMemory, indices: np.ndarray | None) -> np.ndarray:
+    def priority(self, difficulty: np.ndarray) -> np.ndarray:
         """exp(-rank * ln(s) / N) [B] or [N], rank = how many snapshot difficulties are strictly larger."""
         snapshot = self._state["sorted"]
         n = snapshot.size
-        rank = n - np.searchsorted(snapshot, self.difficulty(memory, indices), side="right")
+        rank = n - np.searchsorted(snapshot, difficulty, side="right")
         return np.exp(-rank * math.log(self.value("pressure")) / max(n, 1))
 
     def weights(self, probabilities: np.ndarray, num_samples: int) -> np.ndarray:

@@ -7,11 +7,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from hardmine.sampling.policies.base import Policy
 from hardmine.inbatch.select import Stochastic
+from hardmine.sampling.policies.base import BatchPolicy, Policy
 
 
-class SelectiveBackpropPolicy(Policy):
+class SelectiveBackpropPolicy(BatchPolicy):
     """Shuffled passes over all the data; of each scored batch, a sample is kept with probability
     percentile(loss)^beta among the recent losses (the hardest seen so far always is).
 
@@ -24,21 +24,15 @@ class SelectiveBackpropPolicy(Policy):
     """
 
     name = "selective_backprop"
-    kind = "batch"
 
     def __init__(self, beta: float = 1.0, history_size: int = 1024, seed: int = 0, **base: Any) -> None:
         super().__init__(**base)
         self._selector = Stochastic(beta=beta, history_size=history_size, seed=seed)
         self._config.update(beta=self._selector.beta, history_size=self._selector.history_size, seed=seed)
-        self._state.update(selector=None, kept=0, scored=0)
+        self._state.update(kept=0, scored=0)
 
     def select(self, losses: np.ndarray, indices: np.ndarray) -> np.ndarray:
-        """0 for dropped, B / kept for kept samples [B]; advances the selector's history and generator.
-
-        Guards see the losses first: a noise guard's suspects compete with the median difficulty, not their loss.
-        """
-        for guard in self.guards:
-            losses = guard.adjust_difficulty(np.asarray(losses, dtype=np.float64), indices)
+        """0 for dropped, B / kept for kept samples [B]; advances the selector's history and generator."""
         keep = self._selector(torch.from_numpy(np.asarray(losses, dtype=np.float64))).mask().numpy()
         kept = int(keep.sum())
         self._state["kept"] += kept
@@ -50,13 +44,13 @@ class SelectiveBackpropPolicy(Policy):
         return {"keep_ratio": self._state["kept"] / max(self._state["scored"], 1)}
 
     def state_dict(self) -> dict[str, Any]:
-        """Base state, with the selector's history and generator."""
-        self._state["selector"] = self._selector.state_dict()
-        return super().state_dict()
+        """Base state, with the selector's history and generator under "selector"."""
+        return {**super().state_dict(), "selector": self._selector.state_dict()}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore `state_dict()`, the selector included."""
-        selector = Stochastic(beta=self._selector.beta, history_size=self._selector.history_size)
-        selector.load_state_dict(state["state"]["selector"])
-        super().load_state_dict(state)
-        self._selector = selector
+    def _parse_state(self, state: dict[str, Any]) -> tuple[Policy, list[tuple[dict, dict]]]:
+        """The base checks, and the selector's state loaded into the throwaway policy."""
+        fresh, guards = super()._parse_state(state)
+        if "selector" not in state:
+            raise ValueError("policy 'selective_backprop' state is missing keys ['selector']")
+        fresh._selector.load_state_dict(state["selector"])
+        return fresh, guards

@@ -9,11 +9,11 @@ import numpy as np
 
 from hardmine._checks import check_fraction
 from hardmine.memory import ScoreMemory
-from hardmine.sampling.policies.base import Policy, top_samples
+from hardmine.sampling.policies.base import SubsetPolicy, top_samples
 from hardmine.sampling.schedules import ScheduleLike, Step
 
 
-class SelfPacedPolicy(Policy):
+class SelfPacedPolicy(SubsetPolicy):
     """Each epoch, a pass over the samples whose difficulty is below `threshold` (the model's "age" lambda).
 
     threshold: lambda (schedulable; the default starts at 0.5 and grows by 1.3 an epoch, the paper's
@@ -23,7 +23,6 @@ class SelfPacedPolicy(Policy):
     """
 
     name = "self_paced"
-    kind = "subset"
 
     def __init__(self, threshold: ScheduleLike = Step(0.5, 1.3), min_fraction: float = 0.1, **base: Any) -> None:
         super().__init__(**base)

@@ -8,11 +8,11 @@ import numpy as np
 
 from hardmine._checks import check_fraction
 from hardmine.memory import ScoreMemory
-from hardmine.sampling.policies.base import Policy, top_samples
+from hardmine.sampling.policies.base import SubsetPolicy, top_samples
 from hardmine.sampling.schedules import ScheduleLike
 
 
-class TopKFractionPolicy(Policy):
+class TopKFractionPolicy(SubsetPolicy):
     """Each epoch, a shuffled pass over the `fraction` of samples with the highest difficulty (weights 1).
 
     fraction: in (0, 1] (schedulable: e.g. Linear(1.0, 0.3, epochs=10) narrows onto the hard cases slowly).
@@ -21,7 +21,7 @@ class TopKFractionPolicy(Policy):
     """
 
     name = "topk_fraction"
-    kind = "subset"
+    calls = SubsetPolicy.calls | {"strata"}
 
     def __init__(self, fraction: ScheduleLike = 0.5, **base: Any) -> None:
         super().__init__(**base)
@@ -30,6 +30,5 @@ class TopKFractionPolicy(Policy):
     def epoch_subset(self, memory: ScoreMemory, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """The hardest `fraction` (per class with class_balance), weight 1."""
         fraction = check_fraction("fraction", self.value("fraction"), 0.0, 1.0, low_inclusive=False)
-        labels = memory.labels if self.guard("class_balance") is not None else None
-        chosen = top_samples(self.difficulty(memory), fraction, labels)
+        chosen = top_samples(self.difficulty(memory), fraction, self.strata(memory))
         return chosen, np.ones(chosen.size)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from hardmine.sampling.policies.base import Policy
+from hardmine.sampling.policies.base import SubsetPolicy
 
 
-class UniformPolicy(Policy):
-    """Plain shuffling without replacement (what `DataLoader(shuffle=True)` does); importance weights are 1."""
+class UniformPolicy(SubsetPolicy):
+    """Plain shuffling without replacement (what `DataLoader(shuffle=True)` does); importance weights are 1.
+
+    The base of in-batch mining: an in-batch loss over its batches uses `HardExampleSampler.selection`, so the
+    guards it calls are the weight and per-batch selection hooks.
+    """
 
     name = "uniform"
-    kind = "subset"
+    calls = frozenset({"adjust_weights", "adjust_selection"})
