@@ -84,10 +84,7 @@ class Strategy:
 
     def suspects(self) -> np.ndarray | None:
         """Indices (int64) the guards suspect of wrong labels, or None when no guard looks for them."""
-        found = [g.suspects() for g in self.guards if hasattr(g, "suspects")]
-        if not found:
-            return None
-        return np.unique(np.concatenate(found)).astype(np.int64)
+        return self.policy.suspects()
 
     def in_batch_loss(self, logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, int]:
         """The in-batch loss of logits [B, C] and targets [B], and how many samples it back-propagates."""

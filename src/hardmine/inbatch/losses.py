@@ -16,6 +16,7 @@ from torch import nn
 from hardmine._checks import check_fraction, check_positive_int
 from hardmine.inbatch.reduction import reduce
 from hardmine.inbatch.select import Threshold, TopK
+from hardmine.registry import Registry
 
 if TYPE_CHECKING:
     from hardmine.memory import ScoreMemory
@@ -46,6 +47,11 @@ def _per_element(base_loss: PerElementLoss, input: torch.Tensor, target: torch.T
     return loss
 
 
+LOSSES = Registry("in-batch loss")
+"""Short names for the CLI and the experiment runner: `LOSSES["focal"](gamma=2.0)`."""
+
+
+@LOSSES.register("ohem")
 class OHEMLoss(nn.Module):
     """Online hard example mining around any per-element loss: back-propagate only the hardest elements.
 
@@ -104,6 +110,7 @@ class OHEMLoss(nn.Module):
         return reduce(loss, selection, normalize="weighted" if self.reduction == "mean" else "sum")
 
 
+@LOSSES.register("focal")
 class FocalLoss(nn.Module):
     """Focal loss (Lin et al. 2017): cross-entropy scaled by (1 - p_t)**gamma so that easy examples fade out.
 
@@ -209,6 +216,7 @@ def misclassified(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
                      f"{tuple(target.shape)} (dtype {target.dtype})")
 
 
+@LOSSES.register("misclassified")
 class MisclassifiedUpweight(nn.Module):
     """Up-weight the misclassified examples: weight `factor` where the prediction is wrong, 1 elsewhere.
 
@@ -263,6 +271,3 @@ class MisclassifiedUpweight(nn.Module):
             return loss * weight
         return reduce(loss, weight, normalize="weighted" if self.reduction == "mean" else "sum")
 
-
-LOSSES: dict[str, type[nn.Module]] = {"ohem": OHEMLoss, "focal": FocalLoss, "misclassified": MisclassifiedUpweight}
-"""Short names for the CLI and the experiment runner: `LOSSES["focal"](gamma=2.0)`."""

@@ -14,6 +14,10 @@ import torch
 import torch.nn.functional as F
 
 from hardmine._checks import check_fraction, check_positive_int
+from hardmine.registry import Registry
+
+SELECTORS = Registry("selector")
+"""Short names for the CLI and the experiment runner: `SELECTORS["top_k"](k=0.25)`."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -104,6 +108,7 @@ def _top_k_mask(flat: torch.Tensor, k: int, valid: torch.Tensor | None = None) -
     return greater | (equal & (torch.cumsum(equal, 0) <= need))
 
 
+@SELECTORS.register("top_k")
 class TopK:
     """Keep the k highest-scoring elements.
 
@@ -134,6 +139,7 @@ class TopK:
         return _selection(keep, scores.shape, scores.dtype)
 
 
+@SELECTORS.register("threshold")
 class Threshold:
     """Keep every element strictly above `value` (or below, with `keep="below"`), but never fewer than `min_kept`.
 
@@ -164,6 +170,7 @@ class Threshold:
         return _selection(keep, scores.shape, scores.dtype)
 
 
+@SELECTORS.register("stochastic")
 class Stochastic:
     """Selective backprop (Jiang et al. 2019): keep each element with probability percentile**beta.
 
@@ -255,6 +262,3 @@ def true_class_probability(logits: torch.Tensor, target: torch.Tensor,
         prob = F.softmax(logits, dim=1).gather(1, safe.unsqueeze(1)).squeeze(1)
     return prob.masked_fill(~valid, 1.0), valid
 
-
-SELECTORS: dict[str, type] = {"top_k": TopK, "threshold": Threshold, "stochastic": Stochastic}
-"""Short names for the CLI and the experiment runner: `SELECTORS["top_k"](k=0.25)`."""

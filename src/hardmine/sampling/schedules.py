@@ -11,16 +11,20 @@ import math
 from typing import Any, ClassVar
 
 from hardmine._checks import check_fraction
+from hardmine.registry import Registered, Registry
+
+SCHEDULES = Registry("schedule")
+"""Every Schedule class with a `name`, registered by subclassing."""
 
 
 def _check_number(name: str, value: Any) -> float:
     return check_fraction(name, value, -math.inf, math.inf, low_inclusive=False, high_inclusive=False)
 
 
-class Schedule:
-    """A value as a function of progress in epochs; subclasses implement `__call__`."""
+class Schedule(Registered):
+    """A value as a function of progress in epochs; subclasses implement `__call__` and set `name` to register."""
 
-    name: ClassVar[str] = ""
+    registry: ClassVar[Registry] = SCHEDULES
 
     def __call__(self, epoch: float) -> float:
         raise NotImplementedError
@@ -95,8 +99,6 @@ class Step(Schedule):
         return min(self.high, max(self.low, value))
 
 
-SCHEDULES: dict[str, type[Schedule]] = {cls.name: cls for cls in (Constant, Linear, Cosine, Step)}
-
 ScheduleLike = float | int | Schedule
 
 
@@ -114,7 +116,4 @@ def as_schedule(name: str, value: ScheduleLike) -> Schedule:
 def schedule_from_state(state: dict[str, Any]) -> Schedule:
     """Rebuild a Schedule from its `state_dict()`."""
     params = dict(state)
-    kind = params.pop("schedule", None)
-    if kind not in SCHEDULES:
-        raise ValueError(f"schedule must be one of {sorted(SCHEDULES)}, got {kind!r}")
-    return SCHEDULES[kind](**params)
+    return SCHEDULES.lookup(params.pop("schedule", None))(**params)
