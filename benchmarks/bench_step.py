@@ -1,0 +1,260 @@
+"""What hardmine's whole mining path (draw, update, weights, reduce) adds to a real training step.
+
+The step: an MLP 784-256-10 trained by SGD on N = 60,000 samples of fashion-mnist's shape (random pixels and labels,
+or the real data with --fashion-mnist), one thread, denormals flushed. The bare step shuffles once an epoch,
+gathers B rows, runs forward, mean cross-entropy, backward and the SGD step. A mined step replaces the shuffle by
+a sampler and the mean by the mining path: next batch from the sampler, per-sample cross-entropy,
+`sampler.update(idx, loss.detach())`, `hm.reduce(loss, sampler.weights(idx))`. Epoch starts (a policy's O(N) work,
+the tree's construction) fall inside the timed steps, as they do in training.
+
+Rows: every registered policy with its default parameters; TorchRL's PrioritizedSampler (alpha = beta = 1) and
+torch.multinomial on a priority tensor doing the same job (draw B by priority, importance weights, B priorities
+written back, weighted mean). TorchRL's C++ segment tree is used when its extension loads; otherwise it is rebuilt
+from the C++ source torchrl ships (torch.utils.cpp_extension, once, cached); without torchrl the row is skipped.
+
+Timing: the CPU time of the training thread by default (`--clock wall` for elapsed time; with one torch thread
+every op runs on it, and a machine shared with other jobs inflates wall time, not CPU time); blocks of one epoch of steps, interleaved bare, v1, bare, v2, ..., bare in every round; a variant's share in
+a round is its time over the mean of the two bare blocks around it, minus 1. Printed: median step ms, the median
+share over rounds and its range (min..max over rounds: a difference inside it is within noise).
+
+    python benchmarks/bench_step.py                 # B = 256 and 1024, 7 rounds
+    python benchmarks/bench_step.py --rounds 3 --batch-sizes 256 --only uniform,importance
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import platform
+import time
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import hardmine as hm
+
+NUM_SAMPLES = 60_000
+Step = Callable[[], None]
+
+
+def make_data(fashion_mnist: bool, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(images [N, 784] float32 in [0, 1], labels [N] int64)."""
+    if fashion_mnist:
+        from hardmine.datasets.fashion_mnist import load_fashion_mnist  # noqa: PLC0415
+
+        data = load_fashion_mnist()
+        return torch.from_numpy(data.x_train.reshape(len(data.y_train), -1)), torch.from_numpy(data.y_train)
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(NUM_SAMPLES, 784, generator=g), torch.randint(0, 10, (NUM_SAMPLES,), generator=g)
+
+
+def make_model(seed: int) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10))
+
+
+def train_step(model: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+               loss_of: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
+    loss = loss_of(model(x), y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
+def bare(model, opt, x_all, y_all, batch: int) -> Step:
+    """DataLoader(shuffle=True) without workers: a permutation an epoch, B rows gathered."""
+    state = {"perm": torch.randperm(len(y_all)), "at": 0}
+
+    def step() -> None:
+        if state["at"] >= len(y_all):
+            state["perm"], state["at"] = torch.randperm(len(y_all)), 0
+        idx = state["perm"][state["at"]: state["at"] + batch]
+        state["at"] += batch
+        train_step(model, opt, x_all[idx], y_all[idx], F.cross_entropy)
+
+    return step
+
+
+def endless(sampler: hm.HardExampleSampler) -> Iterator[np.ndarray]:
+    while True:
+        yield from sampler
+
+
+def mined(model, opt, x_all, y_all, batch: int, policy: str) -> Step:
+    """The loop of the README: the sampler picks the batch, update, weights, reduce."""
+    memory = hm.ScoreMemory(len(y_all), labels=y_all)
+    sampler = hm.HardExampleSampler(memory, batch_size=batch, policy=policy, seed=0)
+    batches = endless(sampler)
+
+    def step() -> None:
+        idx = torch.from_numpy(next(batches))
+        x, y = x_all[idx], y_all[idx]
+        per_sample = F.cross_entropy(model(x), y, reduction="none")
+        sampler.update(idx, per_sample.detach())
+        loss = hm.reduce(per_sample, sampler.weights(idx))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def multinomial(model, opt, x_all, y_all, batch: int) -> Step:
+    """torch.multinomial on a priority tensor [N], importance weights (N P)^-1 / max, B priorities written."""
+    n = len(y_all)
+    priorities = torch.ones(n, dtype=torch.float32)
+
+    def step() -> None:
+        idx = torch.multinomial(priorities, batch, replacement=True)
+        p = priorities[idx] / priorities.sum()
+        w = 1.0 / (n * p)
+        w = w / w.max()
+        x, y = x_all[idx], y_all[idx]
+        per_sample = F.cross_entropy(model(x), y, reduction="none")
+        priorities[idx] = per_sample.detach() + 1e-3
+        loss = (per_sample * w).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def _torchrl_sampler_class() -> type:
+    """TorchRL's PrioritizedSampler with a working C++ segment tree; raises ImportError/RuntimeError saying why not."""
+    import torchrl  # noqa: PLC0415
+    from torchrl.data.replay_buffers.samplers import prioritized  # noqa: PLC0415
+
+    if prioritized.SumSegmentTreeFp32 is None:
+        from torch.utils.cpp_extension import load  # noqa: PLC0415
+
+        csrc = os.path.join(os.path.dirname(torchrl.__file__), "csrc")
+        if not os.path.isdir(csrc):
+            raise ImportError(f"torchrl {torchrl.__version__}'s extension does not load and its C++ source is absent")
+        print(f"torchrl {torchrl.__version__}: its C++ extension does not load with torch {torch.__version__}; "
+              "rebuilding its CPU segment tree from the source it ships (cached after the first run) ...", flush=True)
+        ext = load(name="_torchrl", sources=[os.path.join(csrc, "pybind.cpp"), os.path.join(csrc, "utils.cpp")],
+                   extra_cflags=["-O3"], verbose=False)
+        for name in ("SumSegmentTreeFp32", "SumSegmentTreeFp64", "MinSegmentTreeFp32", "MinSegmentTreeFp64"):
+            setattr(prioritized, name, getattr(ext, name))
+    return prioritized.PrioritizedSampler
+
+
+def torchrl_prioritized(model, opt, x_all, y_all, batch: int, sampler_class: type) -> Step:
+    """TorchRL's PrioritizedSampler over a storage of N items: sample, weighted mean, update_priority."""
+    from torchrl.data import LazyTensorStorage  # noqa: PLC0415
+
+    n = len(y_all)
+    storage = LazyTensorStorage(n)
+    storage.set(torch.arange(n), torch.zeros(n, 1))
+    sampler = sampler_class(n, alpha=1.0, beta=1.0, eps=1e-3)
+    sampler.extend(torch.arange(n))
+
+    def step() -> None:
+        idx, info = sampler.sample(storage, batch)
+        x, y = x_all[idx], y_all[idx]
+        per_sample = F.cross_entropy(model(x), y, reduction="none")
+        sampler.update_priority(idx, per_sample.detach())
+        loss = (per_sample * info["priority_weight"].to(per_sample.dtype)).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+CLOCKS = {"thread": time.thread_time, "wall": time.perf_counter}
+clock = CLOCKS["thread"]
+
+
+def block_ms(step: Step, steps: int) -> float:
+    start = clock()
+    for _ in range(steps):
+        step()
+    return 1e3 * (clock() - start) / steps
+
+
+def run(batch: int, rounds: int, only: set[str] | None, x_all, y_all) -> None:
+    steps = -(-len(y_all) // batch)  # one epoch
+    base = make_model(0)
+
+    def fresh():
+        model = copy.deepcopy(base)
+        return model, torch.optim.SGD(model.parameters(), lr=0.05)
+
+    variants: dict[str, Step] = {}
+    skipped: dict[str, str] = {}
+    for name in hm.POLICIES:
+        if only is None or name in only:
+            try:
+                variants[name] = mined(*fresh(), x_all, y_all, batch, name)
+            except (TypeError, ValueError) as error:
+                skipped[name] = f"not buildable with default parameters: {error}"
+    if only is None or "torchrl" in only:
+        try:
+            variants["torchrl PrioritizedSampler"] = torchrl_prioritized(*fresh(), x_all, y_all, batch,
+                                                                         _torchrl_sampler_class())
+        except (ImportError, RuntimeError, OSError) as error:
+            skipped["torchrl PrioritizedSampler"] = f"skipped: {type(error).__name__}: {str(error)[:160]}"
+    if only is None or "multinomial" in only:
+        variants["torch.multinomial + write"] = multinomial(*fresh(), x_all, y_all, batch)
+    reference = bare(*fresh(), x_all, y_all, batch)
+
+    for step in (reference, *variants.values()):  # warm-up: one epoch each (scores seen, trees built)
+        block_ms(step, steps)
+    bare_ms: list[float] = []
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    shares: dict[str, list[float]] = {name: [] for name in variants}
+    names = list(variants)
+    for r in range(rounds):
+        order = names[r % len(names):] + names[: r % len(names)]  # rotate, so no variant always runs first
+        before = block_ms(reference, steps)
+        bare_ms.append(before)
+        for name in order:
+            t = block_ms(variants[name], steps)
+            after = block_ms(reference, steps)
+            bare_ms.append(after)
+            times[name].append(t)
+            shares[name].append(t / (0.5 * (before + after)) - 1.0)
+            before = after
+
+    print(f"\nB = {batch}: {steps} steps a block (one epoch), {rounds} rounds; "
+          f"bare step {np.median(bare_ms):.3f} ms (median of {len(bare_ms)} blocks)")
+    print(f"{'policy':<28} {'step ms':>8} {'share of bare':>14} {'range over rounds':>20}")
+    print("-" * 73)
+    print(f"{'bare (no mining)':<28} {np.median(bare_ms):>8.3f} {'-':>14}")
+    for name in names:
+        s = 100 * np.asarray(shares[name])
+        print(f"{name:<28} {np.median(times[name]):>8.3f} {np.median(s):>+13.1f}% "
+              f"{f'{s.min():+.1f}% .. {s.max():+.1f}%':>20}")
+    for name, why in skipped.items():
+        print(f"{name:<28} {why}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch-sizes", default="256,1024")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--only", default=None, help="comma-separated rows: policy names, torchrl, multinomial")
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="thread",
+                        help="thread: CPU time of the training thread (robust on a shared machine); wall: elapsed")
+    parser.add_argument("--fashion-mnist", action="store_true", help="the real data (needs dataset-fashion-mnist)")
+    args = parser.parse_args()
+    global clock
+    clock = CLOCKS[args.clock]
+    torch.set_num_threads(1)
+    torch.set_flush_denormal(True)
+    print(f"hardmine {getattr(hm, '__version__', '?')}, torch {torch.__version__} on 1 thread, numpy {np.__version__}, "
+          f"{platform.machine()}, Python {platform.python_version()}; MLP 784-256-10, SGD, N = {NUM_SAMPLES:,}, "
+          f"{'fashion-mnist' if args.fashion_mnist else 'random data of fashion-mnist shape'}; {args.clock} clock")
+    x_all, y_all = make_data(args.fashion_mnist, seed=0)
+    only = None if args.only is None else set(args.only.split(","))
+    for batch in (int(b) for b in args.batch_sizes.split(",")):
+        run(batch, args.rounds, only, x_all, y_all)
+
+
+if __name__ == "__main__":
+    main()
