@@ -148,10 +148,10 @@ def torchrl_prioritized(model, opt, x_all, y_all, batch: int, sampler_class: typ
     from torchrl.data import LazyTensorStorage  # noqa: PLC0415
 
     n = len(y_all)
-    storage = LazyTensorStorage(n)
+    storage = LazyTensorStorage(n, device="cpu")
     storage.set(torch.arange(n), torch.zeros(n, 1))
-    sampler = sampler_class(n, alpha=1.0, beta=1.0, eps=1e-3)
-    sampler.extend(torch.arange(n))
+    sampler = sampler_class(n, alpha=1.0, beta=1.0, eps=1e-3, device="cpu")
+    sampler.update_priority(torch.arange(n), torch.ones(n))  # what a replay buffer's write does for new items
 
     def step() -> None:
         idx, info = sampler.sample(storage, batch)
