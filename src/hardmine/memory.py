@@ -17,8 +17,10 @@ import numpy as np
 from hardmine._checks import check_fraction, check_indices, check_positive_int, check_values, last_occurrence, to_numpy
 from hardmine.state import check_state, to_saved
 
-Rule = Callable[["ScoreMemory", np.ndarray, np.ndarray, np.ndarray, int], None]
-"""How a column updates in place: rule(memory, column [N], indices [B] (distinct), values [B] float64, step)."""
+Rule = Callable[["ScoreMemory", np.ndarray, np.ndarray, np.ndarray, "int | np.ndarray"], None]
+"""How a column updates in place: rule(memory, column [N], indices [B] (distinct), values [B] float64, step).
+
+step is an int, or an int64 array [B] (each sample's own step) when several buffered batches are written at once."""
 
 
 def assign(memory: ScoreMemory, column: np.ndarray, idx: np.ndarray, values: np.ndarray, step: int) -> None:
@@ -109,6 +111,26 @@ BUILTIN_COLUMNS: tuple[Column, ...] = (
 )
 
 
+def _sequential_rounds(indices: np.ndarray, batch: np.ndarray) -> list[np.ndarray]:
+    """Positions [M_r] for each round r: round r holds each sample's (r+1)-th batch, its last value in that batch.
+
+    Writing the rounds in order, each with distinct indices, is writing the batches one after the other.
+    """
+    size = indices.size
+    order = np.lexsort((np.arange(size), indices))  # by index, then by position (batches are in order)
+    ordered, where = indices[order], batch[order]
+    last = np.ones(size, dtype=bool)
+    last[:-1] = (ordered[1:] != ordered[:-1]) | (where[1:] != where[:-1])  # the last value of a batch
+    ordered, order = ordered[last], order[last]
+    starts = np.ones(ordered.size, dtype=bool)
+    starts[1:] = ordered[1:] != ordered[:-1]
+    first_of_group = np.maximum.accumulate(np.where(starts, np.arange(ordered.size), 0))
+    occurrence = np.arange(ordered.size) - first_of_group
+    if ordered.size and occurrence.max() == 0:
+        return [order]
+    return [order[occurrence == r] for r in range(int(occurrence.max()) + 1)]
+
+
 def _confidence(memory: ScoreMemory, indices: Any) -> np.ndarray:
     return memory.get("prob_mean", indices)
 
@@ -155,6 +177,24 @@ class ScoreMemory:
         for column in BUILTIN_COLUMNS:
             self.declare(column)
         self._updates = 0
+        self._writers: dict[int, Callable[[], None]] = {}
+
+    def buffering(self, owner: object, flush: Callable[[], None]) -> None:
+        """`owner` (a sampler) holds updates for this memory that it has not written yet; `flush()` writes them.
+
+        Until `written(owner)`, every read or write of the memory calls `flush` first, so the memory always
+        reads as if each buffered update had been written when it was made (the owner is kept alive till then).
+        """
+        self._writers[id(owner)] = flush
+
+    def written(self, owner: object) -> None:
+        """`owner` has no buffered update left (see `buffering`)."""
+        self._writers.pop(id(owner), None)
+
+    def _flush_writers(self) -> None:
+        if self._writers:
+            for flush in list(self._writers.values()):
+                flush()
 
     def declare(self, column: Column) -> None:
         """Add `column` (allocated now unless it is lazy); declaring the same column again does nothing."""
@@ -197,7 +237,8 @@ class ScoreMemory:
 
     @property
     def updates(self) -> int:
-        """Number of `update` calls so far: the default step of the next update."""
+        """Number of `update` calls so far (buffered batches included): the default step of the next update."""
+        self._flush_writers()
         return self._updates
 
     @property
@@ -208,10 +249,12 @@ class ScoreMemory:
     @property
     def statistics(self) -> tuple[str, ...]:
         """Names accepted by `get`."""
+        self._flush_writers()
         return tuple(self._declared) + tuple(_DERIVED) + (("label",) if self._labels is not None else ())
 
     def tracks(self, name: str) -> bool:
         """Whether statistic `name` is being recorded: always for the eager columns, once passed for lazy ones."""
+        self._flush_writers()
         source = _DERIVED[name][0] if name in _DERIVED else name
         return source in self._columns or (name == "label" and self._labels is not None)
 
@@ -220,6 +263,7 @@ class ScoreMemory:
 
         "confidence", "variability" and "aum" are NaN, "forgetting" 0, where nothing was observed.
         """
+        self._flush_writers()
         if name in _DERIVED:
             with np.errstate(invalid="ignore", divide="ignore"):
                 return _DERIVED[name][1](self, indices)
@@ -244,6 +288,7 @@ class ScoreMemory:
         if column is None or column.source is not None:
             writable = [c.name for c in self._declared.values() if c.source is None]
             raise ValueError(f"name must be a declared column without a source, one of {writable}, got {name!r}")
+        self._flush_writers()
         idx = np.arange(self.num_samples) if indices is None else check_indices("indices", indices, self.num_samples)
         arr = check_values(name, values, idx.size, indices=None if indices is None else idx)
         keep = last_occurrence(idx)
@@ -258,32 +303,57 @@ class ScoreMemory:
         values. Raises ValueError, naming how many and which indices, when a score or statistic is NaN or inf;
         nothing is changed then.
         """
+        self._flush_writers()
         idx = check_indices("indices", indices, self.num_samples)
         sources = {"scores": check_values("scores", scores, idx.size, indices=idx)}
-        known = {c.source for c in self._declared.values()} - {"scores", None}
+        self.check_statistics(stats)
         for name, value in stats.items():
-            if name not in known:
-                raise TypeError(f"update() got statistic {name!r}; this memory records {sorted(known)}")
             if value is None:
                 continue
             arr = to_numpy(value)
             sources[name] = check_values(name, arr.astype(np.int8) if arr.dtype == np.bool_ else arr, idx.size,
                                          indices=idx)
         step = check_positive_int("step", self._updates if step is None else step, minimum=0)
-        keep = last_occurrence(idx)
-        idx = idx[keep]
-        values = {name: arr[keep] for name, arr in sources.items()}
-        updated = [c for c in self._declared.values() if c.source in values]
+        self.write(idx, sources, step=step)
+
+    def check_statistics(self, stats: dict[str, Any]) -> None:
+        """Raise TypeError unless every key of `stats` is the source of a declared column."""
+        known = {c.source for c in self._declared.values()} - {"scores", None}
+        for name in stats:
+            if name not in known:
+                raise TypeError(f"update() got statistic {name!r}; this memory records {sorted(known)}")
+
+    def write(self, indices: np.ndarray, sources: dict[str, np.ndarray], step: int | None = None,
+              batch: np.ndarray | None = None, num_batches: int = 1) -> None:
+        """Write already validated values: what `update` does after its checks (no check is repeated here).
+
+        indices: int64 [M] in range; sources: {"scores": float64 [M], and declared sources [M]}, all finite.
+        With `batch` (int64 [M], non-decreasing batch numbers in [0, num_batches)), the M samples are
+        `num_batches` consecutive updates concatenated; the result is exactly that of one `update` per batch in
+        order (step `updates + b` for batch b, a duplicate within a batch takes its last value, a sample in
+        several batches is updated once per batch), in as many vectorised passes as a sample appears in most
+        batches. `step` is the first batch's step (default: `updates`); `updates` grows by num_batches.
+        """
+        self._flush_writers()
+        first = self._updates if step is None else step
+        updated = [c for c in self._declared.values() if c.source in sources]
         for column in updated:
             if column.name not in self._columns:
                 self._columns[column.name] = column.new(self.num_samples)
-        for column in updated:
-            column.rule(self, self._columns[column.name], idx, values[column.source], step)
-        self._updates += 1
+        if batch is None or num_batches == 1:
+            rounds = [(last_occurrence(indices), first)]
+        else:
+            rounds = [(keep, first + batch[keep]) for keep in _sequential_rounds(indices, batch)]
+        for keep, steps in rounds:
+            idx = indices[keep]
+            for column in updated:
+                column.rule(self, self._columns[column.name], idx, sources[column.source][keep], steps)
+        self._updates += num_batches
 
     def state_dict(self) -> dict[str, Any]:
         """A snapshot of every checkpointed column as a CPU tensor, plus counters: loadable with
         torch.load(weights_only=True)."""
+        self._flush_writers()
         state: dict[str, Any] = {name: to_saved(arr) for name, arr in self._columns.items()
                                  if self._declared[name].checkpointed}
         state.update(labels=to_saved(self._labels), updates=self._updates, num_samples=self.num_samples,
@@ -292,6 +362,7 @@ class ScoreMemory:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a `state_dict()`; everything is checked before anything is changed."""
+        self._flush_writers()
         required = [c.name for c in self._declared.values() if c.checkpointed and not c.lazy]
         check_state(state, "ScoreMemory", _STATE_VERSION, [*required, *_META])
         if state["num_samples"] != self.num_samples:

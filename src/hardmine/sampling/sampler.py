@@ -9,16 +9,19 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from hardmine._checks import check_indices, check_positive_int, check_values, to_numpy
+from hardmine._checks import check_indices, check_positive_int
 from hardmine.distributed import all_gather_1d, rank_and_world, rank_offset
 from hardmine.memory import ScoreMemory
+from hardmine.sampling.chunking import Chunk, Pending, UpdateBuffer, concatenate, draw_by_priority, draw_from_subset
+from hardmine.sampling.host_copy import HostValues
 from hardmine.sampling.policies import BatchPolicy, Policy, PriorityPolicy, SubsetPolicy, build_policy
 from hardmine.sampling.sumtree import SumTree
 from hardmine.state import check_same_keys, check_state, from_saved, to_saved
 
 _PENDING_BATCHES = 256  # yielded batches whose importance weights stay available (covers DataLoader prefetching)
 _SUBSET_STREAM = 2**32 - 1  # the random stream of an epoch's subset, apart from the per-batch streams
-_STATE_VERSION = 1
+_STATE_VERSION = 2
+_DEFAULT_CHUNK = 16
 
 
 class HardExampleSampler:
@@ -31,6 +34,9 @@ class HardExampleSampler:
     policy: a registered name ("uniform", "importance", "prune_easy", ...) or a Policy object.
     seed: every draw is a function of (seed, epoch, batch number) and the memory, on every rank alike.
     drop_last: without it the last batch of an epoch holds the remaining samples.
+    chunk: batches drawn in one vectorised call, and consumed batches whose updates are written to the memory and
+        the priorities at once (hardmine.sampling.chunking). Priorities are at most a chunk stale; the memory
+        itself always reads as if every update had been written when it was made. 1 draws batch by batch.
 
     An epoch is `len(sampler)` batches. `iter()` continues the current epoch where the last iterator stopped and
     has no other side effect, so DataLoader may call it more than once; once an epoch is exhausted, the next
@@ -39,7 +45,8 @@ class HardExampleSampler:
     """
 
     def __init__(self, memory: ScoreMemory, batch_size: int, num_batches: int | None = None,
-                 policy: str | Policy = "importance", seed: int = 0, drop_last: bool = False) -> None:
+                 policy: str | Policy = "importance", seed: int = 0, drop_last: bool = False,
+                 chunk: int = _DEFAULT_CHUNK) -> None:
         if not isinstance(memory, ScoreMemory):
             raise TypeError(f"memory must be a ScoreMemory, got {type(memory).__name__}")
         self.memory = memory
@@ -52,17 +59,21 @@ class HardExampleSampler:
             raise TypeError(f"drop_last must be a bool, got {drop_last!r}")
         self.drop_last = drop_last
         self.fixed_batches = None if num_batches is None else check_positive_int("num_batches", num_batches)
+        self.chunk = check_positive_int("chunk", chunk)
         self.rank, self.world_size = rank_and_world()
         self._epoch = 0
         self._position = 0  # batches drawn in the current epoch
         self._epoch_state = self._fresh_epoch_state()
         self._tree: SumTree | None = None
         self._permutation: np.ndarray | None = None
-        self._pending: OrderedDict[bytes, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._pending: OrderedDict[bytes, tuple[np.ndarray, torch.Tensor]] = OrderedDict()
+        self._chunk: Chunk | None = None
+        self._buffer = UpdateBuffer()
+        self._device = torch.device("cpu")  # of the latest losses: where `weights` puts its tensors
         self._drawn_per_class = np.zeros(max(memory.num_classes, 1), dtype=np.int64)
         self._mining_seconds = 0.0
-        self._last_weights: np.ndarray | None = None
-        self._last_weighted_losses: np.ndarray | None = None
+        self._last_weights: torch.Tensor | None = None
+        self._last_update: tuple[torch.Tensor, HostValues] | None = None
 
     def _fresh_epoch_state(self) -> dict[str, Any]:
         """What an epoch's start decides: the mode, the subset and its weights, the samples forced first."""
@@ -93,14 +104,14 @@ class HardExampleSampler:
         """Make the next iterator draw epoch `epoch`: from its start, unless it is the current epoch."""
         epoch = check_positive_int("epoch", epoch, minimum=0)
         if epoch != self._epoch:
-            self._epoch, self._position = epoch, 0
+            self._epoch, self._position, self._chunk = epoch, 0, None
 
     def __iter__(self) -> Iterator[np.ndarray]:
         return self._epoch_batches()
 
     def _epoch_batches(self) -> Iterator[np.ndarray]:
         if self._position >= self.num_batches:
-            self._epoch, self._position = self._epoch + 1, 0
+            self._epoch, self._position, self._chunk = self._epoch + 1, 0, None
         if self._position == 0:
             started = time.perf_counter()
             self._start_epoch()
@@ -113,6 +124,7 @@ class HardExampleSampler:
             yield batch
 
     def _start_epoch(self) -> None:
+        self.flush(wait=True)
         policy, memory = self.policy, self.memory
         policy.start_epoch(self._epoch, memory)
         state = self._fresh_epoch_state()
@@ -128,7 +140,7 @@ class HardExampleSampler:
             state.update(subset=subset, subset_weights=weights,
                          num_batches=self._count_batches(memory.num_samples if subset is None else subset.size))
         self._epoch_state = state
-        self._tree = self._permutation = None
+        self._tree = self._permutation = self._chunk = None
         self._drawn_per_class[:] = 0
 
     def _global_batch_size(self, k: int, samples: int) -> int:
@@ -139,51 +151,52 @@ class HardExampleSampler:
         return -(-size // self.world_size) * self.world_size  # every rank gets the same, non-empty share
 
     def _draw(self, k: int) -> np.ndarray:
-        if self._epoch_state["mode"] == "priority":
-            size = self._global_batch_size(k, self.memory.num_samples)
-            indices, weights = self._draw_by_priority(k, size)
-        else:
-            indices, weights = self._draw_from_subset(k)
-        share = indices.size // self.world_size
-        mine = slice(self.rank * share, (self.rank + 1) * share)
-        batch = np.ascontiguousarray(indices[mine], dtype=np.int64)
-        self._remember(batch, weights[mine])
+        if self._chunk is None or not self._chunk.holds(k):
+            self._chunk = self._draw_chunk(k)
+        chunk = self._chunk
+        found = chunk.local.get(k)
+        if found is None:
+            self._slice_chunk(chunk)
+            found = chunk.local[k]
+        batch, weights = found
+        self._remember(batch, weights)
         if self.memory.labels is not None:
             self._drawn_per_class += np.bincount(self.memory.labels[batch], minlength=self._drawn_per_class.size)
         return batch
 
-    def _draw_from_subset(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        subset, subset_weights = self._epoch_state["subset"], self._epoch_state["subset_weights"]
+    def _draw_chunk(self, k: int) -> Chunk:
+        """Batches k, k + 1, ... (at most `chunk`, not past the epoch's end), after writing the buffered updates."""
+        self.flush(wait=True)
+        state, stride = self._epoch_state, self.batch_size * self.world_size
+        ks = range(k, min(k + self.chunk, self.num_batches))
+        if state["mode"] == "priority":
+            if self._tree is None:
+                self._tree = SumTree(self.policy.priorities(self.memory))
+            sizes = [self._global_batch_size(j, self.memory.num_samples) for j in ks]
+            return draw_by_priority(self._tree, self.policy, self.memory.num_samples, self.seed, self._epoch, k,
+                                    sizes, stride, state["forced"])
+        subset = state["subset"]
         samples = self.memory.num_samples if subset is None else subset.size
         if self._permutation is None:
             self._permutation = np.random.default_rng([self.seed, self._epoch]).permutation(samples)
-        size = self._global_batch_size(k, samples)
-        positions = self._permutation[(k * self.batch_size * self.world_size + np.arange(size)) % samples]
-        if subset is None:
-            return positions, self.policy.cap(np.ones(size))
-        return subset[positions], self.policy.cap(subset_weights[positions])
+        sizes = [self._global_batch_size(j, samples) for j in ks]
+        return draw_from_subset(self._permutation, subset, state["subset_weights"], self.policy, k, sizes, stride)
 
-    def _draw_by_priority(self, k: int, size: int) -> tuple[np.ndarray, np.ndarray]:
-        if self._tree is None:
-            self._tree = SumTree(self.policy.priorities(self.memory))
-        n = self.memory.num_samples
-        forced = self._epoch_state["forced"]
-        start = k * self.batch_size * self.world_size
-        taken = forced[start: start + size]
-        rng = np.random.Generator(np.random.Philox(key=self.seed, counter=[0, 0, k, self._epoch]))  # a stream a batch
-        mix = self.policy.floor
-        from_uniform = rng.random(size - taken.size) < mix
-        drawn = np.empty(size - taken.size, dtype=np.int64)
-        drawn[from_uniform] = rng.integers(0, n, int(from_uniform.sum()))
-        probabilities = np.full(drawn.size, mix / n)
-        if not from_uniform.all():
-            drawn[~from_uniform] = self._tree.sample(int((~from_uniform).sum()), rng)
-            probabilities += (1.0 - mix) * self._tree.get(drawn) / self._tree.total()
-        indices = np.concatenate([taken, drawn])
-        probabilities = np.concatenate([np.full(taken.size, 1.0 / n), probabilities])  # forced: as if uniform
-        return indices, self.policy.weights(probabilities, n)
+    def _slice_chunk(self, chunk: Chunk) -> None:
+        """This rank's share of every batch of the chunk, with its weights as float32 tensors [B] on the device
+        of the latest losses (one copy for the whole chunk)."""
+        mine = [slice(self.rank * (b.size // self.world_size), (self.rank + 1) * (b.size // self.world_size))
+                for b in chunk.indices]
+        batches = [np.ascontiguousarray(b[m], dtype=np.int64) for b, m in zip(chunk.indices, mine)]
+        flat = torch.from_numpy(np.concatenate([w[m] for w, m in zip(chunk.weights, mine)]).astype(np.float32))
+        if self._device.type != "cpu":
+            flat = flat.pin_memory().to(self._device, non_blocking=True)
+        at = 0
+        for b, batch in enumerate(batches):
+            chunk.local[chunk.first + b] = (batch, flat[at: at + batch.size])
+            at += batch.size
 
-    def _remember(self, batch: np.ndarray, weights: np.ndarray) -> None:
+    def _remember(self, batch: np.ndarray, weights: torch.Tensor) -> None:
         self._pending[batch.tobytes()] = (batch, weights)
         while len(self._pending) > _PENDING_BATCHES:
             self._pending.popitem(last=False)
@@ -193,15 +206,22 @@ class HardExampleSampler:
 
         They are those of the probabilities the batch was drawn with (ones for plain shuffling), so calling this
         before or after `update` gives the same, except for batch policies (selective backprop), whose weights
-        `update` decides. `indices` may be the whole batch or any subset of it.
+        `update` decides. `indices` may be the whole batch or any subset of it. The tensor is on the device of
+        the losses last given to `update` (copied there a chunk at a time, without waiting); it may be shared
+        with later calls, so do not change it in place.
         """
         started = time.perf_counter()
-        idx = check_indices("indices", indices, self.memory.num_samples)
-        found = self._pending.get(idx.tobytes())
-        weights = found[1] if found is not None else self._lookup_subset(idx)
+        found = self._pending.get(_key(indices))
+        if found is not None:
+            weights = found[1]
+        else:
+            idx = check_indices("indices", indices, self.memory.num_samples)
+            weights = torch.from_numpy(self._lookup_subset(idx).astype(np.float32)).to(self._device)
+        if weights.device != self._device:
+            weights = weights.to(self._device, non_blocking=True)
         self._last_weights = weights
         self._mining_seconds += time.perf_counter() - started
-        return torch.from_numpy(weights.astype(np.float32))
+        return weights
 
     def selection(self, indices: Any) -> torch.Tensor:
         """Boolean [B]: which samples `indices` [B] an in-batch loss (OHEM, focal) may use, after the guards'
@@ -217,36 +237,81 @@ class HardExampleSampler:
             order = np.argsort(batch, kind="stable")
             pos = np.minimum(np.searchsorted(batch[order], idx), batch.size - 1)
             if np.array_equal(batch[order][pos], idx):
-                return weights[order][pos]
+                return weights.cpu().numpy()[order][pos]
         raise ValueError(f"indices (first: {idx[:5].tolist()}) are not part of any of the last {_PENDING_BATCHES} "
                          "batches this sampler yielded; pass the indices of a yielded batch")
 
     def update(self, indices: Any, per_sample_loss: Any, **stats: Any) -> None:
         """Record what the model found hard: the loss (or any score, higher = harder) [B] of `indices` [B].
 
+        per_sample_loss: [B] on any device; on an accelerator it is copied to the host without waiting for it.
         stats: optional per-sample statistics for the memory (`**hardmine.scores.statistics(logits, targets)`).
-        Writes the score memory and re-prioritises those B samples in O(B log N). Under torch.distributed, the
-        indices (int64) and values (float) of every rank are gathered separately, so every rank's memory and
-        priorities stay identical. Bad input raises before anything changes.
+        Checked here (indices once, values in one pass) and buffered; the buffered batches are written to the
+        memory and re-prioritised (O(B log N) each) at once every `chunk` batches, and before any read of the
+        memory. Values on an accelerator are checked when they arrive, before anything is written. Under
+        torch.distributed, the indices (int64) and values (float) of every rank are gathered separately, so every
+        rank's memory and priorities stay identical. Bad input raises before anything changes.
         """
         started = time.perf_counter()
-        local = check_indices("indices", indices, self.memory.num_samples)
-        losses = check_values("per_sample_loss", per_sample_loss, local.size, indices=local)
-        idx, local_losses = local, losses
-        stats = {name: to_numpy(value).astype(np.float64) for name, value in stats.items()}
-        if self.world_size > 1:
-            idx = all_gather_1d(torch.from_numpy(local)).numpy()
-            losses = all_gather_1d(torch.from_numpy(losses)).numpy()
-            stats = {name: all_gather_1d(torch.from_numpy(v)).numpy() for name, v in stats.items()}
-        self.memory.update(idx, losses, **stats)
-        if isinstance(self.policy, BatchPolicy) and not self.policy.in_warmup(self._epoch):
-            offset = rank_offset(local.size)
-            self._remember(local, self.policy.guarded_select(losses, idx)[offset: offset + local.size])
-        if self._tree is not None:
-            self._tree.update(idx, self.policy.priorities(self.memory, idx))
+        found = self._pending.get(_key(indices))
+        local = found[0] if found is not None else check_indices("indices", indices, self.memory.num_samples)
+        values = {"scores": HostValues("per_sample_loss", per_sample_loss, local)}
+        self.memory.check_statistics(stats)
+        values.update((name, HostValues(name, value, local)) for name, value in stats.items() if value is not None)
+        self._device = values["scores"].device
+        batch_policy = isinstance(self.policy, BatchPolicy) and not self.policy.in_warmup(self._epoch)
+        if self.world_size > 1 or batch_policy:  # needs the values now: gathered, or selected from
+            host = {name: v.array() for name, v in values.items()}
+            idx = local
+            if self.world_size > 1:
+                idx = all_gather_1d(torch.from_numpy(local)).numpy()
+                host = {name: all_gather_1d(torch.from_numpy(v)).numpy() for name, v in host.items()}
+            if batch_policy:
+                offset = rank_offset(local.size)
+                selected = self.policy.guarded_select(host["scores"], idx)[offset: offset + local.size]
+                self._remember(local, torch.from_numpy(selected.astype(np.float32)))
+            values = {name: HostValues(name, v, idx) for name, v in host.items()}
+            pending = Pending(idx, values)
+        else:
+            pending = Pending(local, values)
+        if self._buffer.entries and self._buffer.entries[-1].values.keys() != pending.values.keys():
+            self.flush(wait=True)  # a buffered write holds batches with the same statistics
+        self._buffer.add(pending)
+        self.memory.buffering(self, self.flush)
         found = self._pending.get(local.tobytes())
-        if found is not None:
-            self._last_weighted_losses = found[1] * local_losses
+        self._last_update = None if found is None else (found[1], values["scores"])
+        if len(self._buffer) >= self.chunk:
+            self.flush(wait=False)
+        self._mining_seconds += time.perf_counter() - started
+
+    def flush(self, wait: bool = True) -> None:
+        """Write the buffered updates to the memory and the priorities now (the sampler does it every `chunk`
+        batches, before drawing, and before any read of the memory).
+
+        wait: False writes only the updates whose values have already arrived from an accelerator.
+        Raises ValueError, naming the argument, if values that arrived late are not finite; that batch's update
+        is dropped and nothing is written.
+        """
+        entries = self._buffer.take(wait)
+        if not self._buffer.entries:
+            self.memory.written(self)
+        if not entries:
+            return
+        for position, entry in enumerate(entries):
+            try:
+                for v in entry.values.values():
+                    v.array()
+            except ValueError:
+                self._buffer.entries = entries[:position] + entries[position + 1:] + self._buffer.entries
+                if self._buffer.entries:
+                    self.memory.buffering(self, self.flush)
+                raise
+        started = time.perf_counter()
+        idx, values, batch = concatenate(entries)
+        self.memory.write(idx, values, batch=batch, num_batches=len(entries))
+        if self._tree is not None:
+            distinct = np.unique(idx) if len(entries) > 1 else idx
+            self._tree.update(distinct, self.policy.priorities(self.memory, distinct))
         self._mining_seconds += time.perf_counter() - started
 
     def stats(self) -> dict[str, float]:
@@ -268,10 +333,11 @@ class HardExampleSampler:
                "score_max": float(scores.max()) if scores.size else float("nan")}
         out.update(self.policy.stats())
         if self._last_weights is not None:
-            w = self._last_weights
+            w = self._last_weights.cpu().numpy()
             out.update(weight_mean=float(w.mean()), weight_min=float(w.min()), weight_max=float(w.max()))
-        if self._last_weighted_losses is not None:
-            out["loss_variance"] = float(np.var(self._last_weighted_losses))
+        if self._last_update is not None:
+            weights, losses = self._last_update
+            out["loss_variance"] = float(np.var(weights.cpu().numpy() * losses.array()))
         if scores.size:
             age = memory.updates - 1 - memory.get("last_step")[seen]
             out.update(age_median=float(np.median(age)), age_p90=float(np.quantile(age, 0.9)),
@@ -287,17 +353,19 @@ class HardExampleSampler:
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue the exact sequence of batches (the memory has its own state_dict)."""
+        chunk = None if self._chunk is None else to_saved(self._chunk.state())
         return {"seed": self.seed, "epoch": self._epoch, "position": self._position,
                 "batch_size": self.batch_size, "fixed_batches": self.fixed_batches, "world_size": self.world_size,
                 "epoch_state": to_saved(self._epoch_state), "policy": self.policy.state_dict(),
-                "state_version": _STATE_VERSION}
+                "chunk": chunk, "state_version": _STATE_VERSION}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore `state_dict()`: the next iterator continues with the batch after the last one drawn.
 
         Everything (the policy's and its guards' states included) is checked first, then assigned in one step.
         """
-        keys = ("seed", "epoch", "position", "batch_size", "fixed_batches", "world_size", "epoch_state", "policy")
+        keys = ("seed", "epoch", "position", "batch_size", "fixed_batches", "world_size", "epoch_state", "policy",
+                "chunk")
         check_state(state, "HardExampleSampler", _STATE_VERSION, keys)
         for key in ("batch_size", "fixed_batches", "world_size"):
             if state.get(key) != getattr(self, key):
@@ -309,10 +377,28 @@ class HardExampleSampler:
         check_same_keys("state['epoch_state']", epoch_state, self._epoch_state)
         if position > epoch_state["num_batches"]:
             raise ValueError(f"state['position'] is {position}, past the {epoch_state['num_batches']} batches")
+        chunk = None
+        if state["chunk"] is not None:
+            if not isinstance(state["chunk"], dict):
+                raise ValueError(f"state['chunk'] must be a dict or None, got {type(state['chunk']).__name__}")
+            chunk = Chunk.from_state(from_saved(state["chunk"]), self.memory.num_samples)
+        self.flush(wait=True)
         self.policy.load_state_dict(state["policy"])
         self.seed, self._epoch, self._position, self._epoch_state = seed, epoch, position, epoch_state
         self._tree = self._permutation = None
+        self._chunk = chunk
         self._pending.clear()
+
+
+def _key(indices: Any) -> bytes | None:
+    """The bytes of int64 indices [B] (CPU tensor or numpy), to find a yielded batch; None for anything else."""
+    if isinstance(indices, torch.Tensor):
+        if indices.dtype != torch.int64 or indices.device.type != "cpu" or indices.ndim != 1:
+            return None
+        indices = indices.numpy()
+    elif not isinstance(indices, np.ndarray) or indices.dtype != np.int64 or indices.ndim != 1:
+        return None
+    return indices.tobytes()
 
 
 class WithIndex(torch.utils.data.Dataset):
