@@ -114,20 +114,25 @@ BUILTIN_COLUMNS: tuple[Column, ...] = (
 def _sequential_rounds(indices: np.ndarray, batch: np.ndarray) -> list[np.ndarray]:
     """Positions [M_r] for each round r: round r holds each sample's (r+1)-th batch, its last value in that batch.
 
-    Writing the rounds in order, each with distinct indices, is writing the batches one after the other.
+    Writing the rounds in order, each with distinct indices, is writing the batches one after the other. Round 0
+    holds every distinct index once, in increasing order. One sort of (index, position) keys.
     """
     size = indices.size
-    order = np.lexsort((np.arange(size), indices))  # by index, then by position (batches are in order)
-    ordered, where = indices[order], batch[order]
+    if int(indices.max()) < (2**62) // size:
+        ordered, order = np.divmod(np.sort(indices * size + np.arange(size)), size)
+    else:
+        order = np.argsort(indices, kind="stable")
+        ordered = indices[order]
+    where = batch[order]
     last = np.ones(size, dtype=bool)
     last[:-1] = (ordered[1:] != ordered[:-1]) | (where[1:] != where[:-1])  # the last value of a batch
     ordered, order = ordered[last], order[last]
     starts = np.ones(ordered.size, dtype=bool)
     starts[1:] = ordered[1:] != ordered[:-1]
+    if starts.all():
+        return [order]
     first_of_group = np.maximum.accumulate(np.where(starts, np.arange(ordered.size), 0))
     occurrence = np.arange(ordered.size) - first_of_group
-    if ordered.size and occurrence.max() == 0:
-        return [order]
     return [order[occurrence == r] for r in range(int(occurrence.max()) + 1)]
 
 
@@ -324,7 +329,7 @@ class ScoreMemory:
                 raise TypeError(f"update() got statistic {name!r}; this memory records {sorted(known)}")
 
     def write(self, indices: np.ndarray, sources: dict[str, np.ndarray], step: int | None = None,
-              batch: np.ndarray | None = None, num_batches: int = 1) -> None:
+              batch: np.ndarray | None = None, num_batches: int = 1) -> np.ndarray:
         """Write already validated values: what `update` does after its checks (no check is repeated here).
 
         indices: int64 [M] in range; sources: {"scores": float64 [M], and declared sources [M]}, all finite.
@@ -333,6 +338,7 @@ class ScoreMemory:
         order (step `updates + b` for batch b, a duplicate within a batch takes its last value, a sample in
         several batches is updated once per batch), in as many vectorised passes as a sample appears in most
         batches. `step` is the first batch's step (default: `updates`); `updates` grows by num_batches.
+        Returns the distinct indices written, in increasing order.
         """
         self._flush_writers()
         first = self._updates if step is None else step
@@ -349,6 +355,7 @@ class ScoreMemory:
             for column in updated:
                 column.rule(self, self._columns[column.name], idx, sources[column.source][keep], steps)
         self._updates += num_batches
+        return indices[rounds[0][0]]
 
     def state_dict(self) -> dict[str, Any]:
         """A snapshot of every checkpointed column as a CPU tensor, plus counters: loadable with

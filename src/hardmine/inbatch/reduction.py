@@ -23,9 +23,36 @@ def _as_weight(w: torch.Tensor | np.ndarray, like: torch.Tensor, position: int) 
         raise ValueError(
             f"weights[{position}] has shape {tuple(t.shape)}, which does not broadcast to the loss shape {tuple(like.shape)}"
         ) from None
-    if not torch.isfinite(t).all() or (t < 0).any():
-        raise ValueError(f"weights[{position}] must be finite and non-negative")
+    _check_finite_nonnegative(t, position)
     return t
+
+
+def _check_finite_nonnegative(t: torch.Tensor, position: int) -> None:
+    """Raise ValueError on the CPU; on an accelerator a device-side assert, so that nothing waits for the device."""
+    message = f"weights[{position}] must be finite and non-negative"
+    ok = torch.isfinite(t).all() & (t >= 0).all()
+    if t.device.type == "cpu":
+        if not ok:
+            raise ValueError(message)
+    else:
+        torch._assert_async(ok, message)
+
+
+def _plain_weighted_mean(loss: object, weights: tuple) -> torch.Tensor | None:
+    """sum(loss * w) / B for a 1-D float loss and one weight tensor of its shape, dtype and device; else None.
+
+    Weights a HardExampleSampler made are valid by construction and are not inspected; others get one check.
+    """
+    if len(weights) != 1 or type(loss) is not torch.Tensor or type(weights[0]) is not torch.Tensor:
+        return None
+    w = weights[0]
+    if loss.ndim != 1 or w.shape != loss.shape or w.dtype != loss.dtype or w.device != loss.device:
+        return None
+    if not loss.is_floating_point() or loss.numel() == 0:
+        return None
+    if not getattr(w, "_hardmine_valid", False):
+        _check_finite_nonnegative(w, 0)
+    return torch.dot(loss, w) / loss.numel()
 
 
 def reduce(per_sample_loss: torch.Tensor, *weights: torch.Tensor | np.ndarray | Selection,
@@ -38,10 +65,16 @@ def reduce(per_sample_loss: torch.Tensor, *weights: torch.Tensor | np.ndarray | 
         `Selection` from a selector of `hardmine.inbatch.select` (made from scores of exactly the loss's shape).
         With a Selection only the selected elements are gathered, so the gradient is exactly 0 elsewhere and a
         NaN in an element that was not selected does not reach the result.
+    A 1-D loss with one weight tensor of its shape, dtype and device (what `HardExampleSampler.weights` gives)
+    costs a plain weighted mean: one dot product, no host synchronisation.
     normalize: "mean" divides the weighted sum by the number of elements (the unbiased importance-sampling
         estimate of the uniform mean), "weighted" by the sum of the weights (a weighted average, e.g. the mean
         over the kept elements of a Selection or a mask; 0 when every weight is 0), "sum" does not divide.
     """
+    if normalize == "mean":
+        fast = _plain_weighted_mean(per_sample_loss, weights)
+        if fast is not None:
+            return fast
     if not isinstance(per_sample_loss, torch.Tensor):
         raise TypeError(f"per_sample_loss must be a torch.Tensor, got {type(per_sample_loss).__name__}")
     if not per_sample_loss.is_floating_point():

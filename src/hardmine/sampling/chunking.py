@@ -29,7 +29,8 @@ class Chunk:
     first: int
     indices: list[np.ndarray]
     weights: list[np.ndarray]
-    local: dict[int, tuple[np.ndarray, torch.Tensor]] = field(default_factory=dict)
+    local: dict[int, tuple[np.ndarray, torch.Tensor, np.ndarray | None]] = field(default_factory=dict)
+    """Batch number -> this rank's indices [B], weights [B] (float32 tensor) and classes drawn [C] (or None)."""
 
     def __len__(self) -> int:
         return len(self.indices)

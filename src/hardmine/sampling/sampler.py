@@ -52,6 +52,7 @@ class HardExampleSampler:
         self.memory = memory
         self.batch_size = check_positive_int("batch_size", batch_size)
         self.policy = build_policy(policy)
+        self._batch_policy = isinstance(self.policy, BatchPolicy)
         for column in self.policy.required_columns():
             memory.declare(column)
         self.seed = check_positive_int("seed", seed, minimum=0)
@@ -67,7 +68,7 @@ class HardExampleSampler:
         self._tree: SumTree | None = None
         self._permutation: np.ndarray | None = None
         self._pending: OrderedDict[bytes, tuple[np.ndarray, torch.Tensor]] = OrderedDict()
-        self._chunk: Chunk | None = None
+        self._chunk: Chunk | None = None  # the batches drawn ahead, with this rank's shares in `chunk.local`
         self._buffer = UpdateBuffer()
         self._device = torch.device("cpu")  # of the latest losses: where `weights` puts its tensors
         self._drawn_per_class = np.zeros(max(memory.num_classes, 1), dtype=np.int64)
@@ -158,10 +159,10 @@ class HardExampleSampler:
         if found is None:
             self._slice_chunk(chunk)
             found = chunk.local[k]
-        batch, weights = found
+        batch, weights, counts = found
         self._remember(batch, weights)
-        if self.memory.labels is not None:
-            self._drawn_per_class += np.bincount(self.memory.labels[batch], minlength=self._drawn_per_class.size)
+        if counts is not None:
+            self._drawn_per_class += counts
         return batch
 
     def _draw_chunk(self, k: int) -> Chunk:
@@ -191,9 +192,18 @@ class HardExampleSampler:
         flat = torch.from_numpy(np.concatenate([w[m] for w, m in zip(chunk.weights, mine)]).astype(np.float32))
         if self._device.type != "cpu":
             flat = flat.pin_memory().to(self._device, non_blocking=True)
+        counts = [None] * len(batches)
+        labels = self.memory.labels
+        if labels is not None:  # the classes drawn, per batch, in one bincount
+            k = self._drawn_per_class.size
+            which = np.repeat(np.arange(len(batches)), [b.size for b in batches])
+            counts = np.bincount(which * k + labels[np.concatenate(batches)], minlength=len(batches) * k)
+            counts = counts.reshape(len(batches), k)
         at = 0
         for b, batch in enumerate(batches):
-            chunk.local[chunk.first + b] = (batch, flat[at: at + batch.size])
+            weights = flat[at: at + batch.size]
+            weights._hardmine_valid = True  # finite and non-negative by construction: hm.reduce does not look
+            chunk.local[chunk.first + b] = (batch, weights, counts[b])
             at += batch.size
 
     def _remember(self, batch: np.ndarray, weights: torch.Tensor) -> None:
@@ -216,9 +226,11 @@ class HardExampleSampler:
             weights = found[1]
         else:
             idx = check_indices("indices", indices, self.memory.num_samples)
-            weights = torch.from_numpy(self._lookup_subset(idx).astype(np.float32)).to(self._device)
+            weights = torch.from_numpy(self._lookup_subset(idx).astype(np.float32))
+            weights._hardmine_valid = True
         if weights.device != self._device:
             weights = weights.to(self._device, non_blocking=True)
+            weights._hardmine_valid = True
         self._last_weights = weights
         self._mining_seconds += time.perf_counter() - started
         return weights
@@ -256,10 +268,11 @@ class HardExampleSampler:
         found = self._pending.get(_key(indices))
         local = found[0] if found is not None else check_indices("indices", indices, self.memory.num_samples)
         values = {"scores": HostValues("per_sample_loss", per_sample_loss, local)}
-        self.memory.check_statistics(stats)
-        values.update((name, HostValues(name, value, local)) for name, value in stats.items() if value is not None)
+        if stats:
+            self.memory.check_statistics(stats)
+            values.update((name, HostValues(name, v, local)) for name, v in stats.items() if v is not None)
         self._device = values["scores"].device
-        batch_policy = isinstance(self.policy, BatchPolicy) and not self.policy.in_warmup(self._epoch)
+        batch_policy = self._batch_policy and not self.policy.in_warmup(self._epoch)
         if self.world_size > 1 or batch_policy:  # needs the values now: gathered, or selected from
             host = {name: v.array() for name, v in values.items()}
             idx = local
@@ -269,7 +282,7 @@ class HardExampleSampler:
             if batch_policy:
                 offset = rank_offset(local.size)
                 selected = self.policy.guarded_select(host["scores"], idx)[offset: offset + local.size]
-                self._remember(local, torch.from_numpy(selected.astype(np.float32)))
+                self._remember(local, torch.from_numpy(selected.astype(np.float32)))  # checked by hm.reduce
             values = {name: HostValues(name, v, idx) for name, v in host.items()}
             pending = Pending(idx, values)
         else:
@@ -278,7 +291,8 @@ class HardExampleSampler:
             self.flush(wait=True)  # a buffered write holds batches with the same statistics
         self._buffer.add(pending)
         self.memory.buffering(self, self.flush)
-        found = self._pending.get(local.tobytes())
+        if batch_policy:
+            found = self._pending.get(local.tobytes())
         self._last_update = None if found is None else (found[1], values["scores"])
         if len(self._buffer) >= self.chunk:
             self.flush(wait=False)
@@ -308,9 +322,8 @@ class HardExampleSampler:
                 raise
         started = time.perf_counter()
         idx, values, batch = concatenate(entries)
-        self.memory.write(idx, values, batch=batch, num_batches=len(entries))
+        distinct = self.memory.write(idx, values, batch=batch, num_batches=len(entries))
         if self._tree is not None:
-            distinct = np.unique(idx) if len(entries) > 1 else idx
             self._tree.update(distinct, self.policy.priorities(self.memory, distinct))
         self._mining_seconds += time.perf_counter() - started
 

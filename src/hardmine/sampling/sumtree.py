@@ -118,12 +118,14 @@ class SumTree:
         keep = last_occurrence(idx)
         idx, values = idx[keep], values[keep]
         self._leaves[idx] = values
-        nodes = idx // self._block + self._width
+        nodes = idx // self._block + self._width  # non-decreasing: last_occurrence orders by index
+        if nodes.size > 1:
+            nodes = nodes[np.concatenate(([True], nodes[1:] != nodes[:-1]))]  # each touched block once
         values = _block_sums(self._leaves, (nodes - self._width) * self._block, self._block)
         tree = self._tree
         tree[nodes] = values
         level = self._width  # number of nodes on the current level
-        while level > 1 and level > 2 * idx.size:  # parent = sibling + self (float addition commutes)
+        while level > 1 and level > 2 * nodes.size:  # parent = sibling + self (float addition commutes)
             values = values + tree.take(nodes ^ 1)
             nodes = nodes >> 1
             tree[nodes] = values  # siblings updated together write the same sum twice
