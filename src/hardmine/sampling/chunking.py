@@ -11,6 +11,7 @@ its slice); `UpdateBuffer` holds the validated updates of the batches consumed s
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,15 +30,17 @@ class Chunk:
     first: int
     indices: list[np.ndarray]
     weights: list[np.ndarray]
-    local: dict[int, tuple[np.ndarray, torch.Tensor, np.ndarray | None]] = field(default_factory=dict)
-    """Batch number -> this rank's indices [B], weights [B] (float32 tensor) and classes drawn [C] (or None)."""
+    batches: list[np.ndarray] = field(default_factory=list)
+    """This rank's share of each batch (int64 [B]), set by the sampler."""
+    local_weights: list[torch.Tensor] = field(default_factory=list)
+    """Its weights (float32 [B]) on the device of the latest losses."""
+    counts: np.ndarray | None = None
+    """Samples of each class [C, K] in this rank's share of each batch (None without labels)."""
 
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def holds(self, k: int) -> bool:
-        """Whether batch k of the epoch is in this chunk."""
-        return self.first <= k < self.first + len(self.indices)
+    @property
+    def end(self) -> int:
+        """One past the last batch number of the chunk."""
+        return self.first + len(self.indices)
 
     def state(self) -> dict[str, Any]:
         """The chunk as plain arrays: first, sizes [C], indices [M], weights [M]."""
@@ -138,16 +141,39 @@ class Pending:
 
 
 class UpdateBuffer:
-    """The updates of the batches consumed since the last write, in order."""
+    """The updates of the batches consumed since the last write, in order.
+
+    The common case (one process, host values, no statistics) is copied into two growing arrays (indices and
+    float64 scores, `append`); anything else is kept as `Pending` entries. The sampler keeps one kind at a time.
+    """
 
     def __init__(self) -> None:
         self.entries: list[Pending] = []
+        self.indices = np.empty(0, dtype=np.int64)
+        self.scores = np.empty(0, dtype=np.float64)
+        self.size = 0
+        self.sizes: list[int] = []
 
     def __len__(self) -> int:
-        return len(self.entries)
+        return len(self.sizes) + len(self.entries)
 
-    def add(self, entry: Pending) -> None:
-        self.entries.append(entry)
+    def append(self, indices: np.ndarray, scores: np.ndarray) -> bool:
+        """Copy a batch's validated indices [B] and real-valued scores [B] in; False, adding nothing, when the
+        scores' sum is not finite (a NaN or inf, or an overflow: the caller finds out which)."""
+        at = self.size
+        end = at + indices.size
+        if end > self.indices.size:
+            grown = max(end, 2 * self.indices.size)
+            self.indices = np.concatenate([self.indices[:at], np.empty(grown - at, dtype=np.int64)])
+            self.scores = np.concatenate([self.scores[:at], np.empty(grown - at, dtype=np.float64)])
+        view = self.scores[at:end]
+        view[...] = scores
+        if not math.isfinite(np.add.reduce(view)):
+            return False
+        self.indices[at:end] = indices
+        self.size = end
+        self.sizes.append(indices.size)
+        return True
 
     def take(self, wait: bool) -> list[Pending]:
         """Remove and return the entries to write now: all of them with `wait`, else those whose values have
@@ -161,17 +187,24 @@ class UpdateBuffer:
         taken, self.entries = self.entries[:count], self.entries[count:]
         return taken
 
+    def take_arrays(self) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray, int]:
+        """(indices [M], {"scores": [M]}, batch number [M], batches) of the appended batches, and empty them.
+        The arrays are views, valid until the next `append`."""
+        sizes, size = self.sizes, self.size
+        self.sizes, self.size = [], 0
+        batch = np.repeat(np.arange(len(sizes)), sizes) if len(sizes) > 1 else None
+        return self.indices[:size], {"scores": self.scores[:size]}, batch, len(sizes)
+
     def clear(self) -> None:
-        self.entries = []
+        self.entries, self.sizes, self.size = [], [], 0
 
 
-def concatenate(entries: list[Pending]) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+def concatenate(entries: list[Pending]) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray | None]:
     """(indices [M], values by source [M] float64, batch number [M]) of the entries, in order; every entry has
     the same sources. Raises (naming the argument) for values that arrived non-finite, before anything is written."""
     arrays = [{name: v.array() for name, v in e.values.items()} for e in entries]
     if len(entries) == 1:
-        e = entries[0]
-        return e.indices, arrays[0], np.zeros(e.indices.size, dtype=np.int64)
+        return entries[0].indices, arrays[0], None
     indices = np.concatenate([e.indices for e in entries])
     values = {name: np.concatenate([a[name] for a in arrays]) for name in arrays[0]}
     batch = np.repeat(np.arange(len(entries)), [e.indices.size for e in entries])

@@ -39,7 +39,7 @@ class HostValues:
             if values.shape[0] != indices.size:
                 raise ValueError(f"{name} has length {values.shape[0]} but the indices have length {indices.size}")
             if values.device.type == "cpu":
-                self._host = values.numpy()
+                self._host = (values.float() if values.dtype == torch.bfloat16 else values).numpy()
                 self._array = _checked(name, self._host, indices)
             else:
                 self._host = torch.empty(values.shape, dtype=values.dtype, pin_memory=True)

@@ -9,7 +9,7 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-from hardmine._checks import check_indices, check_positive_int
+from hardmine._checks import check_indices, check_positive_int, check_values
 from hardmine.distributed import all_gather_1d, rank_and_world, rank_offset
 from hardmine.memory import ScoreMemory
 from hardmine.sampling.chunking import Chunk, Pending, UpdateBuffer, concatenate, draw_by_priority, draw_from_subset
@@ -68,7 +68,7 @@ class HardExampleSampler:
         self._tree: SumTree | None = None
         self._permutation: np.ndarray | None = None
         self._pending: OrderedDict[bytes, tuple[np.ndarray, torch.Tensor]] = OrderedDict()
-        self._chunk: Chunk | None = None  # the batches drawn ahead, with this rank's shares in `chunk.local`
+        self._chunk: Chunk | None = None  # the batches drawn ahead, with this rank's shares
         self._buffer = UpdateBuffer()
         self._device = torch.device("cpu")  # of the latest losses: where `weights` puts its tensors
         self._drawn_per_class = np.zeros(max(memory.num_classes, 1), dtype=np.int64)
@@ -118,11 +118,14 @@ class HardExampleSampler:
             self._start_epoch()
             self._mining_seconds += time.perf_counter() - started
         while self._position < self.num_batches:
-            started = time.perf_counter()
-            batch = self._draw(self._position)
-            self._position += 1
-            self._mining_seconds += time.perf_counter() - started
-            yield batch
+            k = self._position
+            chunk = self._chunk
+            if chunk is None or not chunk.first <= k < chunk.end:
+                started = time.perf_counter()
+                chunk = self._next_chunk(k)
+                self._mining_seconds += time.perf_counter() - started
+            self._position = k + 1
+            yield chunk.batches[k - chunk.first]
 
     def _start_epoch(self) -> None:
         self.flush(wait=True)
@@ -151,19 +154,21 @@ class HardExampleSampler:
             size = samples - k * full
         return -(-size // self.world_size) * self.world_size  # every rank gets the same, non-empty share
 
-    def _draw(self, k: int) -> np.ndarray:
-        if self._chunk is None or not self._chunk.holds(k):
-            self._chunk = self._draw_chunk(k)
-        chunk = self._chunk
-        found = chunk.local.get(k)
-        if found is None:
-            self._slice_chunk(chunk)
-            found = chunk.local[k]
-        batch, weights, counts = found
-        self._remember(batch, weights)
-        if counts is not None:
-            self._drawn_per_class += counts
-        return batch
+    def _next_chunk(self, k: int) -> Chunk:
+        """Draw the chunk starting at batch k, count the classes of the chunk it replaces, and make its batches
+        known to `weights` and `update`."""
+        old = self._chunk
+        if old is not None and old.counts is not None:
+            self._drawn_per_class += old.counts[: max(0, min(k, old.end) - old.first)].sum(axis=0)
+        return self._adopt(self._draw_chunk(k))
+
+    def _adopt(self, chunk: Chunk) -> Chunk:
+        """Make `chunk` the current one: this rank's shares cut, known to `weights` and `update`."""
+        self._chunk = chunk
+        self._slice_chunk(chunk)
+        for batch, weights in zip(chunk.batches, chunk.local_weights):
+            self._remember(batch, weights)
+        return chunk
 
     def _draw_chunk(self, k: int) -> Chunk:
         """Batches k, k + 1, ... (at most `chunk`, not past the epoch's end), after writing the buffered updates."""
@@ -192,18 +197,18 @@ class HardExampleSampler:
         flat = torch.from_numpy(np.concatenate([w[m] for w, m in zip(chunk.weights, mine)]).astype(np.float32))
         if self._device.type != "cpu":
             flat = flat.pin_memory().to(self._device, non_blocking=True)
-        counts = [None] * len(batches)
         labels = self.memory.labels
         if labels is not None:  # the classes drawn, per batch, in one bincount
             k = self._drawn_per_class.size
             which = np.repeat(np.arange(len(batches)), [b.size for b in batches])
             counts = np.bincount(which * k + labels[np.concatenate(batches)], minlength=len(batches) * k)
-            counts = counts.reshape(len(batches), k)
+            chunk.counts = counts.reshape(len(batches), k)
         at = 0
-        for b, batch in enumerate(batches):
+        chunk.batches, chunk.local_weights = batches, []
+        for batch in batches:
             weights = flat[at: at + batch.size]
             weights._hardmine_valid = True  # finite and non-negative by construction: hm.reduce does not look
-            chunk.local[chunk.first + b] = (batch, weights, counts[b])
+            chunk.local_weights.append(weights)
             at += batch.size
 
     def _remember(self, batch: np.ndarray, weights: torch.Tensor) -> None:
@@ -220,7 +225,6 @@ class HardExampleSampler:
         the losses last given to `update` (copied there a chunk at a time, without waiting); it may be shared
         with later calls, so do not change it in place.
         """
-        started = time.perf_counter()
         found = self._pending.get(_key(indices))
         if found is not None:
             weights = found[1]
@@ -232,7 +236,6 @@ class HardExampleSampler:
             weights = weights.to(self._device, non_blocking=True)
             weights._hardmine_valid = True
         self._last_weights = weights
-        self._mining_seconds += time.perf_counter() - started
         return weights
 
     def selection(self, indices: Any) -> torch.Tensor:
@@ -267,6 +270,28 @@ class HardExampleSampler:
         started = time.perf_counter()
         found = self._pending.get(_key(indices))
         local = found[0] if found is not None else check_indices("indices", indices, self.memory.num_samples)
+        if not stats and self.world_size == 1 and not self._batch_policy and not self._buffer.entries:
+            host = _host_array(per_sample_loss)
+            if host is not None:  # the common case: one process, values on the host
+                if host.dtype.kind not in "fiub":
+                    raise TypeError(f"per_sample_loss must be a real-valued array, got dtype {host.dtype}")
+                if host.ndim != 1 or host.shape[0] != local.size:
+                    raise ValueError(f"per_sample_loss has shape {tuple(host.shape)} but the indices have length "
+                                     f"{local.size}")
+                if not self._buffer.append(local, host):
+                    check_values("per_sample_loss", host, local.size, indices=local)  # raises for NaN or inf
+                    self.flush(wait=True)  # finite but its sum overflowed: written on its own, as an entry
+                    self._buffer.entries.append(Pending(local, {"scores": HostValues("per_sample_loss", host,
+                                                                                         local)}))
+                self._device = _CPU
+                self._last_update = None if found is None else (found[1], host)
+                self.memory.buffering(self, self.flush)
+                if len(self._buffer) >= self.chunk:
+                    self.flush()
+                self._mining_seconds += time.perf_counter() - started
+                return
+        if self._buffer.sizes:
+            self.flush(wait=True)  # a buffer holds one kind of update at a time
         values = {"scores": HostValues("per_sample_loss", per_sample_loss, local)}
         if stats:
             self.memory.check_statistics(stats)
@@ -289,7 +314,7 @@ class HardExampleSampler:
             pending = Pending(local, values)
         if self._buffer.entries and self._buffer.entries[-1].values.keys() != pending.values.keys():
             self.flush(wait=True)  # a buffered write holds batches with the same statistics
-        self._buffer.add(pending)
+        self._buffer.entries.append(pending)
         self.memory.buffering(self, self.flush)
         if batch_policy:
             found = self._pending.get(local.tobytes())
@@ -306,6 +331,13 @@ class HardExampleSampler:
         Raises ValueError, naming the argument, if values that arrived late are not finite; that batch's update
         is dropped and nothing is written.
         """
+        if self._buffer.sizes:
+            self.memory.written(self)
+            started = time.perf_counter()
+            idx, values, batch, count = self._buffer.take_arrays()
+            self._write(idx, values, batch, count)
+            self._mining_seconds += time.perf_counter() - started
+            return
         entries = self._buffer.take(wait)
         if not self._buffer.entries:
             self.memory.written(self)
@@ -322,10 +354,14 @@ class HardExampleSampler:
                 raise
         started = time.perf_counter()
         idx, values, batch = concatenate(entries)
-        distinct = self.memory.write(idx, values, batch=batch, num_batches=len(entries))
+        self._write(idx, values, batch, len(entries))
+        self._mining_seconds += time.perf_counter() - started
+
+    def _write(self, idx: np.ndarray, values: dict[str, np.ndarray], batch: np.ndarray | None, count: int) -> None:
+        """`count` consumed batches into the memory (as one update each) and their new priorities into the tree."""
+        distinct = self.memory.write(idx, values, batch=batch, num_batches=count)
         if self._tree is not None:
             self._tree.update(distinct, self.policy.priorities(self.memory, distinct))
-        self._mining_seconds += time.perf_counter() - started
 
     def stats(self) -> dict[str, float]:
         """Numbers for logging (O(N): call once an epoch or every few hundred steps).
@@ -350,15 +386,20 @@ class HardExampleSampler:
             out.update(weight_mean=float(w.mean()), weight_min=float(w.min()), weight_max=float(w.max()))
         if self._last_update is not None:
             weights, losses = self._last_update
-            out["loss_variance"] = float(np.var(weights.cpu().numpy() * losses.array()))
+            losses = losses.array() if isinstance(losses, HostValues) else losses
+            out["loss_variance"] = float(np.var(weights.cpu().numpy() * losses))
         if scores.size:
             age = memory.updates - 1 - memory.get("last_step")[seen]
             out.update(age_median=float(np.median(age)), age_p90=float(np.quantile(age, 0.9)),
                        age_max=float(age.max()), stale_fraction=float((age > self.num_batches).mean()))
         out.update(self.policy.guard_stats())
-        if memory.labels is not None and self._drawn_per_class.sum():
-            data = np.bincount(memory.labels, minlength=self._drawn_per_class.size) / memory.num_samples
-            drawn = self._drawn_per_class / self._drawn_per_class.sum()
+        drawn = self._drawn_per_class.copy()
+        chunk = self._chunk
+        if chunk is not None and chunk.counts is not None:  # the classes of its batches yielded so far
+            drawn += chunk.counts[: max(0, min(self._position, chunk.end) - chunk.first)].sum(axis=0)
+        if memory.labels is not None and drawn.sum():
+            data = np.bincount(memory.labels, minlength=drawn.size) / memory.num_samples
+            drawn = drawn / drawn.sum()
             for c in range(drawn.size):
                 out[f"class_share/{c}"], out[f"data_share/{c}"] = float(drawn[c]), float(data[c])
         out["mining_seconds"] = self._mining_seconds
@@ -398,20 +439,36 @@ class HardExampleSampler:
         self.flush(wait=True)
         self.policy.load_state_dict(state["policy"])
         self.seed, self._epoch, self._position, self._epoch_state = seed, epoch, position, epoch_state
-        self._tree = self._permutation = None
-        self._chunk = chunk
+        self._tree = self._permutation = self._chunk = None
         self._pending.clear()
+        if chunk is not None:
+            self._adopt(chunk)
+
+
+_CPU = torch.device("cpu")
 
 
 def _key(indices: Any) -> bytes | None:
-    """The bytes of int64 indices [B] (CPU tensor or numpy), to find a yielded batch; None for anything else."""
-    if isinstance(indices, torch.Tensor):
-        if indices.dtype != torch.int64 or indices.device.type != "cpu" or indices.ndim != 1:
+    """The bytes of 1-D int64 indices [B] (CPU tensor or numpy), to find a yielded batch; None for anything else."""
+    if type(indices) is torch.Tensor:
+        if indices.dtype is not torch.int64 or indices.ndim != 1:
             return None
-        indices = indices.numpy()
-    elif not isinstance(indices, np.ndarray) or indices.dtype != np.int64 or indices.ndim != 1:
+        try:
+            return indices.numpy().tobytes()
+        except (RuntimeError, TypeError):  # on an accelerator, or requiring grad
+            return None
+    if type(indices) is not np.ndarray or indices.dtype != np.int64 or indices.ndim != 1:
         return None
     return indices.tobytes()
+
+
+def _host_array(values: Any) -> np.ndarray | None:
+    """`values` as a numpy array without copying when it is a CPU tensor or a numpy array; None otherwise."""
+    if type(values) is np.ndarray:
+        return values
+    if type(values) is torch.Tensor and values.device.type == "cpu" and values.dtype is not torch.bfloat16:
+        return values.detach().numpy() if values.requires_grad else values.numpy()
+    return None
 
 
 class WithIndex(torch.utils.data.Dataset):
