@@ -13,11 +13,13 @@ written back, weighted mean). TorchRL's C++ segment tree is used when its extens
 from the C++ source torchrl ships (torch.utils.cpp_extension, once, cached); without torchrl the row is skipped.
 
 Timing: the CPU time of the training thread by default (`--clock wall` for elapsed time; with one torch thread
-every op runs on it, and a machine shared with other jobs inflates wall time, not CPU time); blocks of one epoch of steps, interleaved bare, v1, bare, v2, ..., bare in every round; a variant's share in
-a round is its time over the mean of the two bare blocks around it, minus 1. Printed: median step ms, the median
-share over rounds and its range (min..max over rounds: a difference inside it is within noise).
+every op runs on it, and a machine shared with other jobs inflates wall time more than CPU time); blocks of a
+quarter epoch, interleaved bare, v1, bare, v2, ..., bare in every round (the order rotates). A variant's share is
+its total time over the total of the bare blocks around its blocks (the mean of the one before and the one after),
+minus 1, so epoch starts count as often as they happen; the quartiles of the per-block shares show the noise (a
+difference inside them is within noise). Printed: mean step ms, share, quartiles.
 
-    python benchmarks/bench_step.py                 # B = 256 and 1024, 7 rounds
+    python benchmarks/bench_step.py                 # B = 256 and 1024, 24 rounds
     python benchmarks/bench_step.py --rounds 3 --batch-sizes 256 --only uniform,importance
 """
 
@@ -177,8 +179,9 @@ def block_ms(step: Step, steps: int) -> float:
     return 1e3 * (clock() - start) / steps
 
 
-def run(batch: int, rounds: int, only: set[str] | None, x_all, y_all) -> None:
-    steps = -(-len(y_all) // batch)  # one epoch
+def run(batch: int, rounds: int, only: set[str] | None, x_all, y_all, blocks_per_epoch: int) -> None:
+    epoch = -(-len(y_all) // batch)
+    steps = -(-epoch // blocks_per_epoch)
     base = make_model(0)
 
     def fresh():
@@ -204,10 +207,10 @@ def run(batch: int, rounds: int, only: set[str] | None, x_all, y_all) -> None:
     reference = bare(*fresh(), x_all, y_all, batch)
 
     for step in (reference, *variants.values()):  # warm-up: one epoch each (scores seen, trees built)
-        block_ms(step, steps)
+        block_ms(step, epoch)
     bare_ms: list[float] = []
     times: dict[str, list[float]] = {name: [] for name in variants}
-    shares: dict[str, list[float]] = {name: [] for name in variants}
+    around: dict[str, list[float]] = {name: [] for name in variants}  # mean of the bare blocks before and after
     names = list(variants)
     for r in range(rounds):
         order = names[r % len(names):] + names[: r % len(names)]  # rotate, so no variant always runs first
@@ -218,18 +221,19 @@ def run(batch: int, rounds: int, only: set[str] | None, x_all, y_all) -> None:
             after = block_ms(reference, steps)
             bare_ms.append(after)
             times[name].append(t)
-            shares[name].append(t / (0.5 * (before + after)) - 1.0)
+            around[name].append(0.5 * (before + after))
             before = after
 
-    print(f"\nB = {batch}: {steps} steps a block (one epoch), {rounds} rounds; "
-          f"bare step {np.median(bare_ms):.3f} ms (median of {len(bare_ms)} blocks)")
-    print(f"{'policy':<28} {'step ms':>8} {'share of bare':>14} {'range over rounds':>20}")
-    print("-" * 73)
-    print(f"{'bare (no mining)':<28} {np.median(bare_ms):>8.3f} {'-':>14}")
+    print(f"\nB = {batch}: blocks of {steps} steps ({blocks_per_epoch} an epoch), {rounds} rounds; "
+          f"bare step {np.mean(bare_ms):.3f} ms (mean of {len(bare_ms)} blocks)")
+    print(f"{'policy':<28} {'step ms':>8} {'share of bare':>14} {'quartiles over rounds':>24}")
+    print("-" * 77)
+    print(f"{'bare (no mining)':<28} {np.mean(bare_ms):>8.3f} {'-':>14}")
     for name in names:
-        s = 100 * np.asarray(shares[name])
-        print(f"{name:<28} {np.median(times[name]):>8.3f} {np.median(s):>+13.1f}% "
-              f"{f'{s.min():+.1f}% .. {s.max():+.1f}%':>20}")
+        t, b = np.asarray(times[name]), np.asarray(around[name])
+        share = 100 * (t.sum() / b.sum() - 1.0)  # total time over the total of the bare blocks around it
+        q1, q3 = np.percentile(100 * (t / b - 1.0), [25, 75])
+        print(f"{name:<28} {t.mean():>8.3f} {share:>+13.1f}% {f'{q1:+.1f}% .. {q3:+.1f}%':>24}")
     for name, why in skipped.items():
         print(f"{name:<28} {why}")
 
@@ -237,7 +241,8 @@ def run(batch: int, rounds: int, only: set[str] | None, x_all, y_all) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-sizes", default="256,1024")
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=24)
+    parser.add_argument("--blocks-per-epoch", type=int, default=4, help="timed blocks are this fraction of an epoch")
     parser.add_argument("--only", default=None, help="comma-separated rows: policy names, torchrl, multinomial")
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="thread",
                         help="thread: CPU time of the training thread (robust on a shared machine); wall: elapsed")
@@ -253,7 +258,7 @@ def main() -> None:
     x_all, y_all = make_data(args.fashion_mnist, seed=0)
     only = None if args.only is None else set(args.only.split(","))
     for batch in (int(b) for b in args.batch_sizes.split(",")):
-        run(batch, args.rounds, only, x_all, y_all)
+        run(batch, args.rounds, only, x_all, y_all, args.blocks_per_epoch)
 
 
 if __name__ == "__main__":

@@ -74,7 +74,8 @@ class HardExampleSampler:
         self._drawn_per_class = np.zeros(max(memory.num_classes, 1), dtype=np.int64)
         self._mining_seconds = 0.0
         self._last_weights: torch.Tensor | None = None
-        self._last_update: tuple[torch.Tensor, HostValues] | None = None
+        self._last_update: tuple[torch.Tensor, HostValues | np.ndarray] | None = None
+        self._last_indices: tuple[Any, tuple[np.ndarray, torch.Tensor] | None] | None = None
 
     def _fresh_epoch_state(self) -> dict[str, Any]:
         """What an epoch's start decides: the mode, the subset and its weights, the samples forced first."""
@@ -124,7 +125,7 @@ class HardExampleSampler:
                 started = time.perf_counter()
                 chunk = self._next_chunk(k)
                 self._mining_seconds += time.perf_counter() - started
-            self._position = k + 1
+            self._position, self._last_indices = k + 1, None
             yield chunk.batches[k - chunk.first]
 
     def _start_epoch(self) -> None:
@@ -225,7 +226,8 @@ class HardExampleSampler:
         the losses last given to `update` (copied there a chunk at a time, without waiting); it may be shared
         with later calls, so do not change it in place.
         """
-        found = self._pending.get(_key(indices))
+        last = self._last_indices
+        found = last[1] if last is not None and last[0] is indices else self._pending.get(_key(indices))
         if found is not None:
             weights = found[1]
         else:
@@ -267,7 +269,6 @@ class HardExampleSampler:
         torch.distributed, the indices (int64) and values (float) of every rank are gathered separately, so every
         rank's memory and priorities stay identical. Bad input raises before anything changes.
         """
-        started = time.perf_counter()
         found = self._pending.get(_key(indices))
         local = found[0] if found is not None else check_indices("indices", indices, self.memory.num_samples)
         if not stats and self.world_size == 1 and not self._batch_policy and not self._buffer.entries:
@@ -285,10 +286,11 @@ class HardExampleSampler:
                                                                                          local)}))
                 self._device = _CPU
                 self._last_update = None if found is None else (found[1], host)
-                self.memory.buffering(self, self.flush)
-                if len(self._buffer) >= self.chunk:
+                self._last_indices = (indices, found)  # `weights(indices)` right after finds the batch at once
+                if len(self._buffer.sizes) == 1:
+                    self.memory.buffering(self, self.flush)
+                if len(self._buffer.sizes) >= self.chunk:
                     self.flush()
-                self._mining_seconds += time.perf_counter() - started
                 return
         if self._buffer.sizes:
             self.flush(wait=True)  # a buffer holds one kind of update at a time
@@ -319,9 +321,9 @@ class HardExampleSampler:
         if batch_policy:
             found = self._pending.get(local.tobytes())
         self._last_update = None if found is None else (found[1], values["scores"])
+        self._last_indices = (indices, self._pending.get(local.tobytes()))
         if len(self._buffer) >= self.chunk:
             self.flush(wait=False)
-        self._mining_seconds += time.perf_counter() - started
 
     def flush(self, wait: bool = True) -> None:
         """Write the buffered updates to the memory and the priorities now (the sampler does it every `chunk`
@@ -371,7 +373,9 @@ class HardExampleSampler:
         losses of the last updated batch (a gradient-variance proxy: instability shows here first);
         age_median/age_p90/age_max: steps since each seen sample was last scored; stale_fraction: seen samples
         not scored for more than an epoch of steps; noise_suspects; class_share/<c> and data_share/<c>: each
-        class's share of the samples drawn this epoch and of the data set; mining_seconds: time spent in hardmine.
+        class's share of the samples drawn this epoch and of the data set; mining_seconds: time spent in the sampler's chunk-level work (drawing
+        chunks, writing buffered updates, epoch starts); the per-call lookups of `update` and `weights` are not timed
+        (timing them would cost about as much as they do).
         """
         memory = self.memory
         seen = memory.get("seen") > 0
@@ -439,7 +443,7 @@ class HardExampleSampler:
         self.flush(wait=True)
         self.policy.load_state_dict(state["policy"])
         self.seed, self._epoch, self._position, self._epoch_state = seed, epoch, position, epoch_state
-        self._tree = self._permutation = self._chunk = None
+        self._tree = self._permutation = self._chunk = self._last_indices = None
         self._pending.clear()
         if chunk is not None:
             self._adopt(chunk)
