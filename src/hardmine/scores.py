@@ -7,6 +7,8 @@ p = softmax(logits), y the target, e_y its one-hot vector.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 import torch.nn.functional as F
 
@@ -88,17 +90,32 @@ def grad_norm_bound(logits: torch.Tensor, targets: torch.Tensor, features: torch
     return bound * features.detach().float().norm(dim=1)
 
 
+STATISTICS = ("true_prob", "correct", "margin")
+
+
 @torch.no_grad()
-def statistics(logits: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+def statistics(logits: torch.Tensor, targets: torch.Tensor,
+               names: Iterable[str] | None = None) -> dict[str, torch.Tensor]:
     """What ScoreMemory tracks over time, from one batch's outputs: pass as `update(index, scores, **stats)`.
 
     true_prob: p_y [B] (Dataset Cartography's confidence and variability); correct: argmax == y [B] (bool,
     forgetting events); margin: z_y - max_{j != y} z_j [B] (area under the margin).
+    names: which of them to compute (default: all); `sampler.statistics_needed` names those its policy and
+    guards read. An empty `names` returns {} at once: asking for none costs nothing.
     """
+    wanted = STATISTICS if names is None else tuple(names)
+    if not wanted:
+        return {}
+    unknown = sorted(set(wanted) - set(STATISTICS))
+    if unknown:
+        raise ValueError(f"names must be among {STATISTICS}, got {unknown}")
     _check(logits, targets)
     logits, targets = logits.float(), targets.long()
-    return {
-        "true_prob": logits.softmax(1).gather(1, targets[:, None]).squeeze(1),
-        "correct": logits.argmax(1) == targets,
-        "margin": _raw_margin(logits, targets),
-    }
+    out = {}
+    if "true_prob" in wanted:
+        out["true_prob"] = logits.softmax(1).gather(1, targets[:, None]).squeeze(1)
+    if "correct" in wanted:
+        out["correct"] = logits.argmax(1) == targets
+    if "margin" in wanted:
+        out["margin"] = _raw_margin(logits, targets)
+    return out

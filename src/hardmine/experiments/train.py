@@ -64,6 +64,9 @@ def _suspect_mask(strategy: Strategy, num_samples: int) -> np.ndarray | None:
     return mask
 
 
+_DIAGNOSTICS = ("true_prob",)  # the run's cartography map reads confidence and variability
+
+
 def _training_step(model: torch.nn.Module, strategy: Strategy, sampler: hm.HardExampleSampler,
                    idx: np.ndarray, x: torch.Tensor, y: torch.Tensor,
                    suspect: np.ndarray | None) -> tuple[torch.Tensor | None, int, float]:
@@ -75,7 +78,7 @@ def _training_step(model: torch.nn.Module, strategy: Strategy, sampler: hm.HardE
     if not worst <= DIVERGED_LOSS:
         raise _Diverged(worst)
     started = time.perf_counter()
-    stats = statistics(logits.detach(), y)
+    stats = statistics(logits.detach(), y, names={*sampler.statistics_needed, *_DIAGNOSTICS})
     stats_seconds = time.perf_counter() - started
     sampler.update(idx, loss_all.detach(), **stats)
     if strategy.loss_mean is not None:

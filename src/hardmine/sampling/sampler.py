@@ -98,6 +98,13 @@ class HardExampleSampler:
         return self.num_batches
 
     @property
+    def statistics_needed(self) -> tuple[str, ...]:
+        """The `update()` statistics its policy and guards read (sorted); pass them to
+        `hardmine.scores.statistics(logits, targets, names=sampler.statistics_needed)`. Often empty: then
+        nothing is computed."""
+        return tuple(sorted(self.policy.statistics_read()))
+
+    @property
     def epoch(self) -> int:
         """The current epoch."""
         return self._epoch

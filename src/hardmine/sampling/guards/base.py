@@ -55,6 +55,11 @@ class Guard(Registered):
         """The effect hooks this guard implements (overrides of Guard's)."""
         return frozenset(h for h in HOOKS if getattr(cls, h) is not getattr(Guard, h))
 
+    def sources(self) -> frozenset[str]:
+        """The `update()` statistics this guard reads through the memory (e.g. "margin" for AUM), beyond the
+        score: `hardmine.scores.statistics` computes only those some policy or guard reads."""
+        return frozenset(c.source for c in self.columns if c.source not in ("scores", None))
+
     def start_epoch(self, epoch: int, memory: ScoreMemory, difficulty: np.ndarray) -> None:
         """At the epoch's start, before the policy's own: derive what the hooks need from the memory and the
         policy's difficulty [N] before any guard's adjustment."""

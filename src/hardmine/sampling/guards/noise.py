@@ -42,6 +42,10 @@ class NoiseGuard(Guard):
                         "max_variability": check_fraction("max_variability", max_variability, 0.0, 1.0)}
         self._state = {"suspect": np.zeros(0, dtype=bool), "median": 0.0}
 
+    def sources(self) -> frozenset[str]:
+        """"margin" for method="aum", "true_prob" for "cartography", nothing for "loss"."""
+        return frozenset({"aum": ("margin",), "cartography": ("true_prob",)}.get(self._config["method"], ()))
+
     def start_epoch(self, epoch: int, memory: ScoreMemory, difficulty: np.ndarray) -> None:
         """Decide the suspects from the memory's statistics, and the difficulty they are given."""
         cfg = self._config

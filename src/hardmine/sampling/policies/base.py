@@ -99,6 +99,11 @@ class Policy(Registered):
         """True while `epoch` is one of the warm-up epochs, drawn by plain shuffling."""
         return epoch < self.warmup
 
+    def statistics_read(self) -> frozenset[str]:
+        """The `update()` statistics (sources such as "true_prob", "margin") this policy and its guards read."""
+        own = frozenset(c.source for c in self.columns if c.source not in ("scores", None))
+        return own.union(*(guard.sources() for guard in self.guards))
+
     def required_columns(self) -> tuple[Column, ...]:
         """The memory columns this policy and its guards need."""
         return tuple(self.columns) + tuple(c for guard in self.guards for c in guard.columns)
