@@ -237,6 +237,10 @@ class HardExampleSampler:
         found = last[1] if last is not None and last[0] is indices else self._pending.get(_key(indices))
         if found is not None:
             weights = found[1]
+            chunk = self._chunk
+            if weights.device != self._device and chunk is not None and any(w is weights for w in
+                                                                            chunk.local_weights):
+                weights = self._adopt(chunk).local_weights[[b is found[0] for b in chunk.batches].index(True)]
         else:
             idx = check_indices("indices", indices, self.memory.num_samples)
             weights = torch.from_numpy(self._lookup_subset(idx).astype(np.float32))
