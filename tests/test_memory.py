@@ -160,3 +160,23 @@ def test_a_declared_column_with_a_source_and_a_rule_updates_from_update():
     assert memory.get("max_loss").tolist() == [2.0, 3.0, 2.5] and "max_loss" not in memory.state_dict()
     with pytest.raises(TypeError, match="statistic 'loss_sen'"):
         memory.update(np.arange(3), np.ones(3), loss_sen=np.ones(3))
+
+
+def test_writing_several_batches_at_once_is_updating_them_one_by_one():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        n, count = 30, int(rng.integers(2, 6))
+        sizes = rng.integers(1, 12, count)
+        batches = [rng.integers(0, n, s) for s in sizes]  # duplicates inside and across batches
+        scores = [rng.random(s) for s in sizes]
+        probs = [rng.random(s) for s in sizes]
+        one_by_one, at_once = ScoreMemory(n), ScoreMemory(n)
+        for idx, score, prob in zip(batches, scores, probs):
+            one_by_one.update(idx, score, true_prob=prob)
+        distinct = at_once.write(np.concatenate(batches), {"scores": np.concatenate(scores),
+                                                           "true_prob": np.concatenate(probs)},
+                                 batch=np.repeat(np.arange(count), sizes), num_batches=count)
+        assert np.array_equal(distinct, np.unique(np.concatenate(batches)))
+        for name in ("score", "ema", "seen", "last_step", "prob_mean", "prob_m2", "prob_count"):
+            assert np.array_equal(one_by_one.get(name), at_once.get(name), equal_nan=True), name
+        assert one_by_one.updates == at_once.updates == count

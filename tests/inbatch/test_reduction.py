@@ -76,3 +76,18 @@ def test_bad_input():
         hm.reduce(loss, normalize="median")
     with pytest.raises(TypeError, match="floating point"):
         hm.reduce(torch.ones(4, dtype=torch.long))
+
+
+def test_a_weight_tensor_of_the_loss_shape_takes_the_plain_weighted_mean():
+    loss = torch.rand(7, requires_grad=True)
+    w = torch.rand(7)
+    fast = hm.reduce(loss, w)
+    fast.backward()
+    torch.testing.assert_close(fast, (loss.detach() * w).sum() / 7)
+    torch.testing.assert_close(loss.grad, w / 7)
+    with pytest.raises(ValueError, match="finite and non-negative"):
+        hm.reduce(loss, -w)  # a tensor not made by a sampler is still checked
+    sampler = hm.HardExampleSampler(hm.ScoreMemory(20), batch_size=5, policy="importance", seed=0)
+    batch = next(iter(sampler))
+    torch.testing.assert_close(hm.reduce(loss[:5], sampler.weights(batch)),
+                               hm.reduce(loss[:5], sampler.weights(batch).clone(), normalize="mean"))

@@ -168,7 +168,9 @@ class UpdateBuffer:
             self.scores = np.concatenate([self.scores[:at], np.empty(grown - at, dtype=np.float64)])
         view = self.scores[at:end]
         view[...] = scores
-        if not math.isfinite(np.add.reduce(view)):
+        with np.errstate(over="ignore", invalid="ignore"):
+            total = np.add.reduce(view)
+        if not math.isfinite(total):
             return False
         self.indices[at:end] = indices
         self.size = end

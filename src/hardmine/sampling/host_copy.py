@@ -80,7 +80,8 @@ def _checked(name: str, arr: np.ndarray, indices: np.ndarray) -> np.ndarray:
     """A float64 copy of `arr` [B], finite: one summation decides the common case, `check_values` names the bad
     entries."""
     out = arr.astype(np.float64)
-    total = np.add.reduce(out)
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = np.add.reduce(out)
     if not np.isfinite(total):  # a NaN or inf, or (harmlessly) an overflowing sum: find out which
         check_values(name, out, indices.size, indices=indices)
     return out

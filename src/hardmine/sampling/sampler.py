@@ -298,9 +298,9 @@ class HardExampleSampler:
                 self._device = _CPU
                 self._last_update = None if found is None else (found[1], host)
                 self._last_indices = (indices, found)  # `weights(indices)` right after finds the batch at once
-                if len(self._buffer.sizes) == 1:
+                if len(self._buffer) == 1:
                     self.memory.buffering(self, self.flush)
-                if len(self._buffer.sizes) >= self.chunk:
+                if len(self._buffer) >= self.chunk:
                     self.flush()
                 return
         if self._buffer.sizes:

@@ -1,0 +1,157 @@
+"""Amortised mining: chunk = 1 is the one-batch-at-a-time sampler, larger chunks resume exactly, buffered updates
+read as if written at once, and bad input still raises in the call that passed it, before anything changes."""
+
+import hashlib
+
+import numpy as np
+import pytest
+import torch
+
+import hardmine as hm
+from hardmine import HardExampleSampler, ScoreMemory
+
+# sha256 (first 16 hex digits) of every batch, its weights before and after the update, and the final score, ema,
+# seen and last_step columns of `_digest`'s loop, recorded by running it on the sampler before chunking (tag
+# i10-stage1, which drew one batch per call).
+ONE_BATCH_AT_A_TIME = {
+    "importance": "2f9a6467a90ffd9e", "uniform": "3a0e1930879150c5", "rank": "26fd6379247a97f2",
+    "selective_backprop": "70f75d6138f52777", "prune_easy": "8caf74467fee7ca4",
+    "importance+guards": "9b4db7d2504473bf",
+}
+
+
+def _policy(name):
+    if name == "prune_easy":
+        return hm.PruneEasyPolicy(warmup=1)
+    if name == "importance+guards":
+        return hm.ImportancePolicy(guards=[hm.NoiseGuard(), hm.ClassBalance(), hm.WeightCap(4.0)])
+    return name
+
+
+def _digest(policy, chunk: int, epochs: int = 3, n: int = 500, b: int = 32) -> str:
+    labels = np.arange(n) % 5
+    memory = ScoreMemory(n, labels=labels)
+    sampler = HardExampleSampler(memory, batch_size=b, policy=policy, seed=3, chunk=chunk)
+    rng = np.random.default_rng(0)
+    h = hashlib.sha256()
+    for epoch in range(epochs):
+        sampler.set_epoch(epoch)
+        for batch in sampler:
+            losses = rng.random(batch.size) * (1 + labels[batch])
+            before = sampler.weights(batch).numpy()
+            sampler.update(torch.from_numpy(batch), torch.from_numpy(losses))
+            h.update(batch.tobytes()); h.update(before.tobytes()); h.update(sampler.weights(batch).numpy().tobytes())
+    for name in ("score", "ema", "seen", "last_step"):
+        h.update(memory.get(name).tobytes())
+    return h.hexdigest()[:16]
+
+
+@pytest.mark.parametrize("name", sorted(ONE_BATCH_AT_A_TIME))
+def test_chunk_of_one_gives_the_batches_of_one_batch_at_a_time(name):
+    assert _digest(_policy(name), chunk=1) == ONE_BATCH_AT_A_TIME[name]
+
+
+def test_larger_chunks_change_priority_draws_only():
+    assert _digest("uniform", chunk=16) == ONE_BATCH_AT_A_TIME["uniform"]  # a shuffle does not read the memory
+    assert _digest("importance", chunk=16) != ONE_BATCH_AT_A_TIME["importance"]
+
+
+@pytest.mark.parametrize("memory_first", [True, False])
+@pytest.mark.parametrize("policy", ["importance", "uniform"])
+def test_resume_in_the_middle_of_a_chunk_continues_exactly(tmp_path, policy, memory_first, run_steps):
+    n, batch, total, stop = 103, 10, 27, 6  # chunks of 4: stop after batch 2 of the second chunk
+    reference = run_steps(HardExampleSampler(ScoreMemory(n), batch, policy=policy, seed=7, chunk=4), total)
+    memory = ScoreMemory(n)
+    sampler = HardExampleSampler(memory, batch, policy=policy, seed=7, chunk=4)
+    before = run_steps(sampler, stop)
+    if memory_first:  # reading the memory writes the buffered updates; the sampler's state does not depend on it
+        state = {"memory": memory.state_dict(), "sampler": sampler.state_dict()}
+    else:
+        state = {"sampler": sampler.state_dict(), "memory": memory.state_dict()}
+    hm.save_state(state, tmp_path / "ckpt.pt")
+    loaded = hm.load_state(tmp_path / "ckpt.pt")
+    memory2 = ScoreMemory(n)
+    memory2.load_state_dict(loaded["memory"])
+    sampler2 = HardExampleSampler(memory2, batch, policy=policy, seed=0, chunk=4)
+    sampler2.load_state_dict(loaded["sampler"])
+    after = run_steps(sampler2, total - stop, start_step=stop)
+    for k, (a, b) in enumerate(zip(reference, before + after)):
+        assert np.array_equal(a, b), f"batch {k} differs"
+
+
+def test_buffered_updates_read_as_if_written_at_once(fake_loss):
+    n = 50
+    direct, buffered = ScoreMemory(n), ScoreMemory(n)
+    sampler = HardExampleSampler(buffered, batch_size=8, policy="importance", seed=1, chunk=8)
+    batches = iter(sampler)
+    rng = np.random.default_rng(0)
+    for step in range(3):
+        batch = next(batches)
+        prob = rng.random(batch.size)
+        sampler.update(batch, fake_loss(batch, step), true_prob=prob)
+        direct.update(batch, fake_loss(batch, step), true_prob=prob)
+    assert len(sampler._buffer) == 3  # not written yet ...
+    for name in ("score", "ema", "seen", "last_step", "confidence", "variability"):  # ... but read as written
+        np.testing.assert_array_equal(buffered.get(name), direct.get(name))
+    assert buffered.updates == direct.updates == 3 and len(sampler._buffer) == 0
+
+
+@pytest.mark.parametrize("bad, error, match", [
+    (lambda b: np.where(np.arange(b.size) == 2, np.nan, 1.0), ValueError, "per_sample_loss has 1 non-finite"),
+    (lambda b: np.ones(b.size - 1), ValueError, "per_sample_loss has shape"),
+    (lambda b: np.ones(b.size, dtype=complex), TypeError, "per_sample_loss must be a real-valued"),
+    (lambda b: torch.full((b.size,), float("inf")), ValueError, "per_sample_loss has"),
+])
+def test_bad_losses_raise_in_the_call_while_updates_are_buffered(bad, error, match, fake_loss):
+    memory, reference = ScoreMemory(40), ScoreMemory(40)
+    sampler = HardExampleSampler(memory, batch_size=8, policy="importance", seed=2, chunk=4)
+    batches = iter(sampler)
+    for step in range(2):
+        batch = next(batches)
+        sampler.update(batch, fake_loss(batch, step))
+        reference.update(batch, fake_loss(batch, step))
+    batch = next(batches)
+    with pytest.raises(error, match=match):
+        sampler.update(batch, bad(batch))
+    with pytest.raises(ValueError, match="indices out of range"):
+        sampler.update(np.array([3, 40]), np.ones(2))
+    assert len(sampler._buffer) == 2
+    np.testing.assert_array_equal(memory.get("seen"), reference.get("seen"))
+    np.testing.assert_array_equal(memory.get("score"), reference.get("score"))
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered")  # the memory's float32 columns hold them as inf
+def test_a_finite_batch_whose_sum_overflows_is_accepted():
+    memory = ScoreMemory(10)
+    sampler = HardExampleSampler(memory, batch_size=4, policy="uniform", seed=0, chunk=4)
+    batch = next(iter(sampler))
+    sampler.update(batch, np.full(4, 1e308))
+    assert (memory.get("seen")[batch] == 1).all() and memory.updates == 1
+
+
+def test_chunk_must_be_positive():
+    with pytest.raises(ValueError, match="chunk"):
+        HardExampleSampler(ScoreMemory(5), batch_size=2, chunk=0)
+
+
+def test_a_bad_chunk_in_a_state_changes_nothing(run_steps):
+    sampler = HardExampleSampler(ScoreMemory(30), batch_size=4, policy="importance", seed=0, chunk=3)
+    run_steps(sampler, 2)
+    state = sampler.state_dict()
+    state["chunk"]["indices"] = state["chunk"]["indices"] + 100
+    before = repr(sampler.state_dict())
+    with pytest.raises(ValueError, match="out of range"):
+        sampler.load_state_dict(state)
+    assert repr(sampler.state_dict()) == before
+
+
+def test_statistics_needed_names_what_guards_read():
+    assert HardExampleSampler(ScoreMemory(5), 2, policy="importance").statistics_needed == ()
+    aum = hm.ImportancePolicy(guards=[hm.NoiseGuard(method="aum")])
+    assert HardExampleSampler(ScoreMemory(5), 2, policy=aum).statistics_needed == ("margin",)
+    logits, targets = torch.randn(6, 3), torch.randint(0, 3, (6,))
+    assert hm.scores.statistics(logits, targets, names=()) == {}
+    assert set(hm.scores.statistics(logits, targets, names=["margin"])) == {"margin"}
+    assert set(hm.scores.statistics(logits, targets)) == {"true_prob", "correct", "margin"}
+    with pytest.raises(ValueError, match="names"):
+        hm.scores.statistics(logits, targets, names=["nope"])
