@@ -45,7 +45,7 @@ Step = Callable[[], None]
 def make_data(fashion_mnist: bool, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(images [N, 784] float32 in [0, 1], labels [N] int64)."""
     if fashion_mnist:
-        from hardmine.datasets.fashion_mnist import load_fashion_mnist  # noqa: PLC0415
+        from hardmine.datasets.fashion_mnist import load_fashion_mnist
 
         data = load_fashion_mnist()
         return torch.from_numpy(data.x_train.reshape(len(data.y_train), -1)), torch.from_numpy(data.y_train)
@@ -127,11 +127,11 @@ def multinomial(model, opt, x_all, y_all, batch: int) -> Step:
 
 def _torchrl_sampler_class() -> type:
     """TorchRL's PrioritizedSampler with a working C++ segment tree; raises ImportError/RuntimeError saying why not."""
-    import torchrl  # noqa: PLC0415
-    from torchrl.data.replay_buffers.samplers import prioritized  # noqa: PLC0415
+    import torchrl
+    from torchrl.data.replay_buffers.samplers import prioritized
 
     if prioritized.SumSegmentTreeFp32 is None:
-        from torch.utils.cpp_extension import load  # noqa: PLC0415
+        from torch.utils.cpp_extension import load
 
         csrc = os.path.join(os.path.dirname(torchrl.__file__), "csrc")
         if not os.path.isdir(csrc):
@@ -147,7 +147,7 @@ def _torchrl_sampler_class() -> type:
 
 def torchrl_prioritized(model, opt, x_all, y_all, batch: int, sampler_class: type) -> Step:
     """TorchRL's PrioritizedSampler over a storage of N items: sample, weighted mean, update_priority."""
-    from torchrl.data import LazyTensorStorage  # noqa: PLC0415
+    from torchrl.data import LazyTensorStorage
 
     n = len(y_all)
     storage = LazyTensorStorage(n, device="cpu")

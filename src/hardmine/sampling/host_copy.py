@@ -23,7 +23,7 @@ class HostValues:
     Raises at once for a wrong dtype or length, and for a NaN or inf when the values are already on the host.
     """
 
-    __slots__ = ("name", "indices", "_host", "_event", "_array", "device")
+    __slots__ = ("_array", "_event", "_host", "device", "indices", "name")
 
     def __init__(self, name: str, values: Any, indices: np.ndarray) -> None:
         self.name, self.indices, self._event, self._array = name, indices, None, None
