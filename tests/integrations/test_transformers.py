@@ -1,0 +1,102 @@
+"""HardMiningTrainer with a tiny randomly initialised BERT: the index column survives remove_unused_columns,
+resume gives the uninterrupted batches and memory, prune_easy reaches the configured epochs with the learning-rate
+schedule finished, and accelerate's BatchSamplerShard leaves the (already rank-aware) batches as they are."""
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("transformers")
+pytest.importorskip("accelerate")
+
+from accelerate.data_loader import BatchSamplerShard  # noqa: E402
+
+import hardmine as hm  # noqa: E402
+from hardmine.integrations.transformers import HardMiningTrainer, leave_sharded  # noqa: E402
+from tests.integrations import transformers_run as run  # noqa: E402
+
+PER_EPOCH = run.N // 8
+
+
+def test_single_process_trains_on_every_sample_each_epoch(tmp_path):
+    trainer = run.fit(str(tmp_path), policy="uniform", epochs=2, save_steps=1000)
+    assert trainer.state.global_step == len(trainer.seen) == 2 * PER_EPOCH
+    for epoch in range(2):
+        visits = np.bincount(np.concatenate(trainer.seen[epoch * PER_EPOCH:(epoch + 1) * PER_EPOCH]),
+                             minlength=run.N)
+        np.testing.assert_array_equal(visits, np.ones(run.N))
+    assert trainer.hardmine_memory.get("seen").sum() == 2 * run.N
+    assert trainer.lrs[1] == pytest.approx(1e-2 * (1 - 1 / (2 * PER_EPOCH)))  # the step schedule, unchanged
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_resume_gives_the_uninterrupted_batches_and_memory(tmp_path, workers):
+    full = run.fit(str(tmp_path / "full"), epochs=2, save_steps=5, dataloader_num_workers=workers)
+    for step in (5, PER_EPOCH):  # mid-epoch and at the epoch end (checkpoint-8 is saved at the epoch end)
+        folder = tmp_path / "full" / f"checkpoint-{step}"
+        if not folder.exists():
+            full_again = run.fit(str(tmp_path / "full2"), epochs=2, save_steps=step, dataloader_num_workers=workers)
+            assert full_again.seen == full.seen
+            folder = tmp_path / "full2" / f"checkpoint-{step}"
+        resumed = run.fit(str(tmp_path / f"resumed{step}"), epochs=2, resume=str(folder),
+                          dataloader_num_workers=workers)
+        assert resumed.seen == full.seen[step:], step
+        assert resumed.state.global_step == full.state.global_step
+        np.testing.assert_array_equal(resumed.hardmine_memory.get("score"), full.hardmine_memory.get("score"))
+        assert resumed.lrs == full.lrs[step:]
+
+
+def test_prune_easy_reaches_the_configured_epochs_with_the_schedule_finished(tmp_path):
+    epochs = 4
+    trainer = run.fit(str(tmp_path), policy=hm.PruneEasyPolicy(ratio=0.7, epochs=epochs), epochs=epochs,
+                      save_steps=1000)
+    assert trainer.hardmine_sampler.epoch == epochs - 1
+    assert trainer.state.global_step == len(trainer.seen) < epochs * PER_EPOCH  # epochs were pruned
+    assert trainer.lrs[0] == pytest.approx(1e-2)
+    assert trainer.lr_scheduler.get_last_lr()[0] == pytest.approx(0.0, abs=1e-12)  # the schedule ended
+
+
+def test_max_steps_runs_until_max_steps_when_epochs_shrink(tmp_path):
+    trainer = run.fit(str(tmp_path), policy=hm.PruneEasyPolicy(ratio=0.7, epochs=4), epochs=1, save_steps=1000,
+                      max_steps=3 * PER_EPOCH)
+    assert trainer.state.global_step == 3 * PER_EPOCH and trainer.hardmine_sampler.epoch >= 3
+
+
+@pytest.mark.parametrize("split_batches", [False, True])
+@pytest.mark.parametrize("even_batches", [False, True])
+def test_accelerate_batch_sampler_shard_passes_the_batches_through(split_batches, even_batches):
+    sampler = hm.HardExampleSampler(hm.ScoreMemory(30), 4, policy="uniform", seed=1)  # 8 batches, the last of 2
+    expected = [list(b) for b in hm.HardExampleSampler(hm.ScoreMemory(30), 4, policy="uniform", seed=1)]
+
+    class Prepared:  # what accelerate.prepare returns on process 1 of 2: a DataLoaderShard over the shard
+        batch_sampler = BatchSamplerShard(sampler, num_processes=2, process_index=1, split_batches=split_batches,
+                                          even_batches=even_batches)
+
+    shard = leave_sharded(Prepared(), sampler).batch_sampler
+    assert [list(b) for b in shard] == expected and len(shard) == len(expected)
+
+
+def test_sampler_batches_index_a_datasets_dataset_and_a_torch_dataset():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    sampler = hm.HardExampleSampler(hm.ScoreMemory(run.N), 8, policy="importance", seed=1)
+    rows = next(iter(DataLoader(run.data(), batch_sampler=sampler, collate_fn=lambda rows: rows)))
+    assert len(rows) == 8 and set(rows[0]) == {"input_ids", "attention_mask", "labels", "text"}
+    idx, _ = next(iter(DataLoader(hm.WithIndex(TensorDataset(torch.zeros(run.N))), batch_sampler=sampler)))
+    assert idx.dtype == torch.int64 and idx.shape == (8,)
+
+
+def test_errors_name_the_argument(tmp_path):
+    from transformers import TrainingArguments
+
+    class Stream(torch.utils.data.IterableDataset):
+        def __iter__(self):
+            return iter([])
+
+    args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to=[])
+    with pytest.raises(TypeError, match="train_dataset must be a map-style"):
+        HardMiningTrainer(model=run.model(), args=args, train_dataset=Stream())
+    with pytest.raises(ValueError, match="policy must be one of"):
+        HardMiningTrainer(model=run.model(), args=args, train_dataset=run.data(), hardmine_policy="nope")
+    with pytest.raises(TypeError, match="per_sample_loss must be callable"):
+        HardMiningTrainer(model=run.model(), args=args, train_dataset=run.data(), per_sample_loss=3)
