@@ -9,7 +9,6 @@ from torch.utils.data import DataLoader, TensorDataset
 import hardmine as hm
 
 N, BATCH, EPOCHS = 50, 8, 3  # 7 batches an epoch, the last one of 2
-MID = 10  # the mid-epoch checkpoint: after 3 batches of epoch 1
 
 
 def fake_loss(idx: torch.Tensor, step: int) -> torch.Tensor:
@@ -27,15 +26,16 @@ def new_run(policy: str, workers: int):
 
 
 def train(memory, sampler, loader, start_epoch: int, checkpoints: dict | None = None) -> list[list[int]]:
-    """The user's loop; snapshots of both states go to `checkpoints` at the end of epoch 0 and after MID."""
+    """The user's loop; snapshots of both states go to `checkpoints` at the end of epoch 0 and in the middle of
+    epoch 1 (after its first half, rounded up)."""
     seen = []
     for epoch in range(start_epoch, EPOCHS):
         sampler.set_epoch(epoch)
-        for idx, _ in loader:
+        for step, (idx, _) in enumerate(loader):
             sampler.update(idx, fake_loss(idx, memory.updates))
             sampler.weights(idx)
             seen.append(idx.tolist())
-            if checkpoints is not None and len(seen) == MID:
+            if checkpoints is not None and epoch == 1 and step + 1 == -(-len(sampler) // 2):
                 checkpoints["mid"] = (sampler.state_dict(), memory.state_dict(), len(seen))
         if checkpoints is not None and epoch == 0:
             checkpoints["epoch_end"] = (sampler.state_dict(), memory.state_dict(), len(seen))
