@@ -71,7 +71,7 @@ def fit(root: str, policy: str = "importance", epochs: int = 3, ckpt_path: str |
 
 
 def main(out: str) -> None:
-    """The DDP run: uninterrupted, then resumed from a mid-epoch and an end-of-epoch checkpoint."""
+    """The DDP runs: uninterrupted, resumed from a mid-epoch and an end-of-epoch checkpoint; 2 uniform epochs."""
     rank = int(os.environ.get("RANK", 0))
     result = {}
     full, miner = fit(out, strategy="ddp", devices=2, every_n_steps=4)
@@ -81,6 +81,8 @@ def main(out: str) -> None:
         resumed, miner = fit(os.path.join(out, "again"), strategy="ddp", devices=2,
                              ckpt_path=os.path.join(out, name))
         result[name] = {"seen": resumed.seen, "score": miner.memory.get("score").tolist()}
+    uniform, miner = fit(os.path.join(out, "uniform"), policy="uniform", epochs=2, strategy="ddp", devices=2)
+    result["uniform"] = {"seen": uniform.seen, "updates": miner.memory.updates, "len": len(miner.sampler)}
     with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
         json.dump(result, f)
 
