@@ -105,8 +105,7 @@ class HardMiningTrainer(Trainer):
                  hardmine_batch_size: int | None = None,
                  per_sample_loss: Callable[[Any, torch.Tensor], torch.Tensor] = cross_entropy_per_sample,
                  hardmine_seed: int | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        train = self.train_dataset
+        train = kwargs.get("train_dataset", args[3] if len(args) > 3 else None)
         if train is None or isinstance(train, torch.utils.data.IterableDataset) or not hasattr(train, "__len__"):
             raise TypeError(f"train_dataset must be a map-style data set with __len__ (hardmine keeps a score per "
                             f"sample), got {type(train).__name__}")
@@ -114,6 +113,8 @@ class HardMiningTrainer(Trainer):
             raise TypeError(f"per_sample_loss must be callable (outputs, labels) -> Tensor[B], got "
                             f"{type(per_sample_loss).__name__}")
         policy = hm.build_policy(hardmine_policy)
+        super().__init__(*args, **kwargs)
+        train = self.train_dataset
         seed = hardmine_seed if hardmine_seed is not None else (
             self.args.data_seed if self.args.data_seed is not None else self.args.seed)
         batch_size = hardmine_batch_size if hardmine_batch_size is not None else \
@@ -124,7 +125,8 @@ class HardMiningTrainer(Trainer):
         self.per_sample_loss = per_sample_loss
         self.model_accepts_loss_kwargs = False  # the loss is a mean: the Trainer divides it by accumulation steps
         self._hardmine_label = (self.args.label_names or ["labels"])[0]
-        self._hardmine_resumed = False
+        self._hardmine_resumed = self._hardmine_rng_after_iter = False
+        self._hardmine_rng_pending: str | None = None
 
     def _set_signature_columns_if_needed(self) -> None:
         super()._set_signature_columns_if_needed()
@@ -227,4 +229,22 @@ class HardMiningTrainer(Trainer):
         if not self._hardmine_resumed:
             return epochs_trained, steps
         sampler = self.hardmine_sampler
+        self._hardmine_rng_after_iter = 0 < sampler.position < len(sampler)
         return sampler.epoch + int(sampler.position >= len(sampler)), 0
+
+    def _load_rng_state(self, checkpoint: str | None) -> None:
+        """Mid-epoch, the saved random state is that of the step after the epoch's iterator was made, so it is
+        loaded after the resumed iterator is made (as the Trainer does when it skips batches itself)."""
+        if self._hardmine_rng_after_iter:
+            self._hardmine_rng_pending = checkpoint
+            return
+        super()._load_rng_state(checkpoint)
+
+    def get_batch_samples(self, epoch_iterator: Any, num_batches: int, device: torch.device) -> tuple:
+        """The Trainer's, then the random state a mid-epoch resume deferred."""
+        batches = super().get_batch_samples(epoch_iterator, num_batches, device)
+        if self._hardmine_rng_pending is not None:
+            checkpoint, self._hardmine_rng_pending, self._hardmine_rng_after_iter = \
+                self._hardmine_rng_pending, None, False
+            super()._load_rng_state(checkpoint)
+        return batches
