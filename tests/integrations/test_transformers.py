@@ -2,6 +2,13 @@
 resume gives the uninterrupted batches and memory, prune_easy reaches the configured epochs with the learning-rate
 schedule finished, and accelerate's BatchSamplerShard leaves the (already rank-aware) batches as they are."""
 
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -100,3 +107,20 @@ def test_errors_name_the_argument(tmp_path):
         HardMiningTrainer(model=run.model(), args=args, train_dataset=run.data(), hardmine_policy="nope")
     with pytest.raises(TypeError, match="per_sample_loss must be callable"):
         HardMiningTrainer(model=run.model(), args=args, train_dataset=run.data(), per_sample_loss=3)
+
+
+def test_two_processes_under_torch_distributed_run_visit_every_sample(tmp_path):
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root / "src"), str(root)]), "OMP_NUM_THREADS": "1"}
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+                           str(port), str(Path(run.__file__)), str(tmp_path)], env=env, timeout=300,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    steps = 2 * run.N // 16  # 2 epochs of global batches of 2 x 8
+    assert [r["steps"] for r in ranks] == [steps, steps] and [r["world_size"] for r in ranks] == [2, 2]
+    visits = np.bincount(np.concatenate([b for r in ranks for b in r["seen"]]), minlength=run.N)
+    np.testing.assert_array_equal(visits, np.full(run.N, 2))  # nothing dropped, nothing padded

@@ -73,9 +73,10 @@ def fit(out: str, policy: str = "importance", epochs: int = 3, resume: str | Non
 
 def main(out: str) -> None:
     """The 2-process run: every rank writes the batches it trained on."""
-    trainer = fit(out, epochs=2, save_steps=1000)
+    trainer = fit(out, policy="uniform", epochs=2, save_steps=1000, ddp_find_unused_parameters=False)
     with open(os.path.join(out, f"rank{int(os.environ.get('RANK', 0))}.json"), "w") as f:
-        json.dump({"seen": trainer.seen, "steps": trainer.state.global_step}, f)
+        json.dump({"seen": trainer.seen, "steps": trainer.state.global_step,
+                   "world_size": trainer.hardmine_sampler.world_size}, f)
 
 
 if __name__ == "__main__":
