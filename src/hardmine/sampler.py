@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import logging
-import os
 import time
-import warnings
 from collections import OrderedDict
 from typing import Any, Iterator
 
@@ -16,10 +13,7 @@ from hardmine._checks import check_indices, check_positive_int, check_values, to
 from hardmine.distributed import all_gather_1d, rank_and_world, rank_offset
 from hardmine.memory import ScoreMemory
 from hardmine.policies import Policy, build_policy
-from hardmine.sampling.consumption import Consumption
 from hardmine.sumtree import SumTree
-
-_log = logging.getLogger("hardmine")
 
 _PENDING_BATCHES = 256  # yielded batches whose importance weights stay available (covers DataLoader prefetching)
 _SUBSET_STREAM = 2**32 - 1  # the random stream of an epoch's subset, apart from the per-batch streams
@@ -36,13 +30,10 @@ class HardExampleSampler:
     seed: every draw is a function of (seed, epoch, batch number) and the memory, on every rank alike.
     drop_last: without it the last batch of an epoch holds the remaining samples.
 
-    An epoch is `len(sampler)` batches; a batch is a list of int indices (what DataLoader, `datasets` and
-    accelerate all take). A batch counts as consumed when `update` or `weights` is called with it: `iter()`
-    continues the current epoch with the first batch not consumed, so DataLoader may call it more than once,
-    and batches drawn ahead (DataLoader workers, Lightning, accelerate) but not consumed are served again, as
-    they were drawn, by the next iterator, also after `load_state_dict`. Once an epoch is consumed, the next
-    iterator starts the next epoch (or the one given to `set_epoch`). Rank and world size are read when an
-    epoch starts, so a sampler may be built before `torch.distributed.init_process_group`.
+    An epoch is `len(sampler)` batches. `iter()` continues the current epoch where the last iterator stopped and
+    has no other side effect, so DataLoader may call it more than once; once an epoch is exhausted, the next
+    iterator starts the next epoch (or the one given to `set_epoch`). With DataLoader workers, batches are drawn
+    `prefetch_factor * num_workers` ahead of the training loop and count as drawn in `state_dict()`.
     """
 
     def __init__(self, memory: ScoreMemory, batch_size: int, num_batches: int | None = None,
@@ -59,9 +50,7 @@ class HardExampleSampler:
         self.fixed_batches = None if num_batches is None else check_positive_int("num_batches", num_batches)
         self.rank, self.world_size = rank_and_world()
         self._epoch = 0
-        self._started = False  # whether the current epoch's start (policy, subset, length) happened
-        self._consumption = Consumption()
-        self._warned_no_group = False
+        self._position = 0  # batches drawn in the current epoch
         self._epoch_state = self._fresh_epoch_state()
         self._tree: SumTree | None = None
         self._permutation: np.ndarray | None = None
@@ -84,40 +73,12 @@ class HardExampleSampler:
 
     @property
     def num_batches(self) -> int:
-        """Batches of the current epoch; before it starts, of a pass over all N samples at the current world size
-        (a subset policy decides its epoch's length when the epoch starts)."""
-        if self._started:
-            return self._epoch_state["num_batches"]
-        self._sync_world()
-        return self.batches_for(self.memory.num_samples)
-
-    def batches_for(self, samples: int) -> int:
-        """Batches of an epoch over `samples` samples at the current world size (`num_batches` if it was fixed)."""
-        samples = check_positive_int("samples", samples)
-        return self._count_batches(samples)
+        """Batches in the current epoch."""
+        return self._epoch_state["num_batches"]
 
     def __len__(self) -> int:
-        """`num_batches`."""
+        """Batches in the current epoch."""
         return self.num_batches
-
-    @property
-    def position(self) -> int:
-        """Batches of the current epoch consumed so far (by `update` or `weights`)."""
-        return self._consumption.consumed
-
-    def _sync_world(self) -> None:
-        """Read rank and world size (an epoch start); log a change once, warn under DDP without a group."""
-        rank, world = rank_and_world()
-        if (rank, world) != (self.rank, self.world_size):
-            _log.info("HardExampleSampler: rank %d of world size %d (was rank %d of %d)", rank, world,
-                      self.rank, self.world_size)
-            self.rank, self.world_size = rank, world
-        env_world = os.environ.get("WORLD_SIZE", "1")
-        if world == 1 and env_world.isdigit() and int(env_world) > 1 and not self._warned_no_group:
-            self._warned_no_group = True
-            warnings.warn(f"WORLD_SIZE={env_world} in the environment but torch.distributed has no process group: "
-                          "this process draws the batches of a single process (every rank the same ones); call "
-                          "torch.distributed.init_process_group before iterating the sampler", stacklevel=3)
 
     @property
     def epoch(self) -> int:
@@ -128,29 +89,24 @@ class HardExampleSampler:
         """Make the next iterator draw epoch `epoch`: from its start, unless it is the current epoch."""
         epoch = check_positive_int("epoch", epoch, minimum=0)
         if epoch != self._epoch:
-            self._epoch, self._started = epoch, False
-            self._consumption.reset()
+            self._epoch, self._position = epoch, 0
 
-    def __iter__(self) -> Iterator[list[int]]:
+    def __iter__(self) -> Iterator[np.ndarray]:
         return self._epoch_batches()
 
-    def _epoch_batches(self) -> Iterator[list[int]]:
-        if self._started and self._consumption.consumed >= self._epoch_state["num_batches"]:
-            self._epoch, self._started = self._epoch + 1, False
-            self._consumption.reset()
-        if not self._started:
+    def _epoch_batches(self) -> Iterator[np.ndarray]:
+        if self._position >= self.num_batches:
+            self._epoch, self._position = self._epoch + 1, 0
+        if self._position == 0:
             started = time.perf_counter()
-            self._sync_world()
             self._start_epoch()
-            self._started = True
             self._mining_seconds += time.perf_counter() - started
-        position = self._consumption.consumed
-        while position < self._epoch_state["num_batches"]:
+        while self._position < self.num_batches:
             started = time.perf_counter()
-            batch = self._serve(position)
-            position += 1
+            batch = self._draw(self._position)
+            self._position += 1
             self._mining_seconds += time.perf_counter() - started
-            yield batch.tolist()
+            yield batch
 
     def _start_epoch(self) -> None:
         policy, memory = self.policy, self.memory
@@ -192,21 +148,17 @@ class HardExampleSampler:
             size = samples - k * full
         return -(-size // self.world_size) * self.world_size  # every rank gets the same, non-empty share
 
-    def _serve(self, k: int) -> np.ndarray:
-        """This rank's share of global batch k: as drawn before when it was drawn and not consumed, else drawn."""
-        stored = self._consumption.stored(k)
-        if stored is not None:
-            indices, weights = stored
-        elif self._epoch_state["mode"] == "priority":
-            indices, weights = self._draw_by_priority(k, self._global_batch_size(k, self.memory.num_samples))
+    def _draw(self, k: int) -> np.ndarray:
+        if self._epoch_state["mode"] == "priority":
+            size = self._global_batch_size(k, self.memory.num_samples)
+            indices, weights = self._draw_by_priority(k, size)
         else:
             indices, weights = self._draw_from_subset(k)
         share = indices.size // self.world_size
         mine = slice(self.rank * share, (self.rank + 1) * share)
         batch = np.ascontiguousarray(indices[mine], dtype=np.int64)
         self._remember(batch, weights[mine])
-        self._consumption.record(k, indices, weights, batch)
-        if self.memory.labels is not None and stored is None:
+        if self.memory.labels is not None:
             self._drawn_per_class += np.bincount(self.memory.labels[batch], minlength=self._drawn_per_class.size)
         return batch
 
@@ -257,7 +209,6 @@ class HardExampleSampler:
         idx = check_indices("indices", indices, self.memory.num_samples)
         found = self._pending.get(idx.tobytes())
         weights = found[1] if found is not None else self._lookup_subset(idx)
-        self._consumption.consume(idx)
         self._last_weights = weights
         self._mining_seconds += time.perf_counter() - started
         return torch.from_numpy(weights.astype(np.float32))
@@ -289,7 +240,6 @@ class HardExampleSampler:
             losses = all_gather_1d(torch.from_numpy(losses)).numpy()
             stats = {name: all_gather_1d(torch.from_numpy(v)).numpy() for name, v in stats.items()}
         self.memory.update(idx, losses, **stats)
-        self._consumption.consume(local)
         if self.policy.kind == "batch" and not self.policy.in_warmup(self._epoch):
             offset = rank_offset(local.size)
             self._remember(local, self.policy.cap(self.policy.select(losses, idx)[offset: offset + local.size]))
@@ -313,7 +263,7 @@ class HardExampleSampler:
         memory = self.memory
         seen = memory.get("seen") > 0
         scores = memory.get("score")[seen]
-        out = {"epoch": float(self._epoch), "batch": float(self._consumption.consumed), "num_batches": float(self.num_batches),
+        out = {"epoch": float(self._epoch), "batch": float(self._position), "num_batches": float(self.num_batches),
                "fraction_seen": float(seen.mean()),
                "score_mean": float(scores.mean()) if scores.size else float("nan"),
                "score_max": float(scores.max()) if scores.size else float("nan")}
@@ -342,15 +292,12 @@ class HardExampleSampler:
         """Everything needed to continue the exact sequence of batches (the memory has its own state_dict)."""
         epoch_state = {k: torch.from_numpy(v.copy()) if isinstance(v, np.ndarray) else v
                        for k, v in self._epoch_state.items()}
-        return {"seed": self.seed, "epoch": self._epoch, "position": self._consumption.consumed,
-                "started": self._started, "drawn": self._consumption.state_dict(),
+        return {"seed": self.seed, "epoch": self._epoch, "position": self._position,
                 "batch_size": self.batch_size, "fixed_batches": self.fixed_batches, "world_size": self.world_size,
                 "epoch_state": epoch_state, "policy": self.policy.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore `state_dict()`: the next iterator serves the batches drawn but not consumed, as they were drawn,
-        then draws on. Rank and world size are read first: the saved world size must be this one."""
-        self._sync_world()
+        """Restore `state_dict()`: the next iterator continues with the batch after the last one drawn."""
         for key in ("batch_size", "fixed_batches", "world_size"):
             if state.get(key) != getattr(self, key):
                 raise ValueError(f"state[{key!r}] is {state.get(key)!r} but this sampler has {getattr(self, key)!r}")
@@ -361,14 +308,10 @@ class HardExampleSampler:
                        for k, v in state["epoch_state"].items()}
         if set(epoch_state) != set(self._epoch_state):
             raise ValueError(f"state['epoch_state'] has keys {sorted(epoch_state)}, expected {sorted(self._epoch_state)}")
-        if not isinstance(state["started"], bool):
-            raise TypeError(f"state['started'] must be a bool, got {state['started']!r}")
-        drawn = Consumption.check_state(state["drawn"], epoch_state["num_batches"], self.memory.num_samples)
-        if drawn["consumed"] != position:
-            raise ValueError(f"state['position'] is {position} but state['drawn'] counts {drawn['consumed']}")
+        if position > epoch_state["num_batches"]:
+            raise ValueError(f"state['position'] is {position}, past the {epoch_state['num_batches']} batches")
         self.policy.load_state_dict(state["policy"])
-        self.seed, self._epoch, self._epoch_state, self._started = seed, epoch, epoch_state, state["started"]
-        self._consumption.load(drawn)
+        self.seed, self._epoch, self._position, self._epoch_state = seed, epoch, position, epoch_state
         self._tree = self._permutation = None
         self._pending.clear()
 
