@@ -7,8 +7,6 @@ p = softmax(logits), y the target, e_y its one-hot vector.
 
 from __future__ import annotations
 
-from typing import Callable
-
 import torch
 import torch.nn.functional as F
 
@@ -104,13 +102,3 @@ def statistics(logits: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.T
         "correct": logits.argmax(1) == targets,
         "margin": _raw_margin(logits, targets),
     }
-
-
-SCORERS: dict[str, Callable[..., torch.Tensor]] = {
-    "loss": cross_entropy,
-    "margin": margin,
-    "confidence": one_minus_confidence,
-    "entropy": entropy,
-    "el2n": el2n,
-    "grad_norm": grad_norm_bound,
-}

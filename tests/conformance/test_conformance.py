@@ -7,8 +7,8 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 import hardmine as hm
-from hardmine.guards import GUARDS, NoiseGuard
-from hardmine.policies import POLICIES
+from hardmine.sampling.guards import GUARDS, NoiseGuard
+from hardmine.sampling.policies import POLICIES
 
 N, BATCH = 103, 10
 LABELS = np.where(np.arange(N) % 10 == 0, 2, np.arange(N) % 2)  # class 2 is rare
@@ -19,7 +19,7 @@ def guard_for(name: str) -> hm.guards.Guard:
 
 
 CASES = [(p, None) for p in sorted(POLICIES)] + [
-    (p, g) for p in sorted(POLICIES) for g in sorted(GUARDS) if p not in GUARDS[g].no_effect_on]
+    (p, g) for p in sorted(POLICIES) for g in sorted(GUARDS) if POLICIES[p].affected_by(GUARDS[g])]
 
 
 def make(policy: str, guard: str | None, seed: int = 0) -> tuple[hm.ScoreMemory, hm.HardExampleSampler]:
@@ -38,7 +38,8 @@ def test_unknown_parameters_are_refused_by_name(policy):
         hm.build_policy(policy, guards=["noise_guard"])
 
 
-@pytest.mark.parametrize("policy, guard", [(p, g) for g in sorted(GUARDS) for p in GUARDS[g].no_effect_on])
+@pytest.mark.parametrize("policy, guard", [(p, g) for g in sorted(GUARDS) for p in sorted(POLICIES)
+                                           if not POLICIES[p].affected_by(GUARDS[g])])
 def test_a_guard_without_effect_on_a_policy_is_refused(policy, guard):
     with pytest.raises(ValueError, match=f"{guard} has no effect on the '{policy}' policy"):
         hm.build_policy(policy, guards=[guard_for(guard)])
