@@ -39,7 +39,7 @@ def test_state_dict_is_pure_and_carries_a_version(policy):
     _steps(sampler, memory, 7)
     first, second = sampler.state_dict(), sampler.state_dict()
     assert repr(first) == repr(second)  # asking twice changes nothing
-    assert first["state_version"] == 1 and first["policy"]["state_version"] == 1
+    assert first["state_version"] == 2 and first["policy"]["state_version"] == 1
     assert memory.state_dict()["state_version"] == 1
 
 

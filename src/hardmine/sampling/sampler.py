@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import time
+import warnings
 from collections import OrderedDict
 from typing import Any, Iterator
 
@@ -13,12 +16,14 @@ from hardmine._checks import check_indices, check_positive_int, check_values, to
 from hardmine.distributed import all_gather_1d, rank_and_world, rank_offset
 from hardmine.memory import ScoreMemory
 from hardmine.sampling.policies import BatchPolicy, Policy, PriorityPolicy, SubsetPolicy, build_policy
+from hardmine.sampling.consumption import Consumption
 from hardmine.sampling.sumtree import SumTree
 from hardmine.state import check_same_keys, check_state, from_saved, to_saved
 
+_log = logging.getLogger("hardmine")
 _PENDING_BATCHES = 256  # yielded batches whose importance weights stay available (covers DataLoader prefetching)
 _SUBSET_STREAM = 2**32 - 1  # the random stream of an epoch's subset, apart from the per-batch streams
-_STATE_VERSION = 1
+_STATE_VERSION = 2  # 2: the consumed position, the epoch's start and the drawn-but-unconsumed batches
 
 
 class HardExampleSampler:
@@ -32,10 +37,14 @@ class HardExampleSampler:
     seed: every draw is a function of (seed, epoch, batch number) and the memory, on every rank alike.
     drop_last: without it the last batch of an epoch holds the remaining samples.
 
-    An epoch is `len(sampler)` batches. `iter()` continues the current epoch where the last iterator stopped and
-    has no other side effect, so DataLoader may call it more than once; once an epoch is exhausted, the next
-    iterator starts the next epoch (or the one given to `set_epoch`). With DataLoader workers, batches are drawn
-    `prefetch_factor * num_workers` ahead of the training loop and count as drawn in `state_dict()`.
+    An epoch is `len(sampler)` batches; a batch is an int64 numpy array [B], which DataLoader, `datasets`
+    (`__getitems__`) and accelerate's BatchSamplerShard (as `hardmine.integrations.transformers` sets it) take. A batch counts as consumed when `update` or `weights` is called with it: `iter()`
+    continues the current epoch with the first batch not consumed, so DataLoader may call it more than once,
+    and batches drawn ahead (DataLoader workers, Lightning, accelerate) but not consumed are served again, as
+    they were drawn, by the next iterator, also after `load_state_dict`. Once an epoch is consumed (or an
+    iterator drew its last batch), the next iterator starts the next epoch (or the one given to `set_epoch`).
+    Rank and world size are read when an epoch starts, so a sampler may be built before
+    `torch.distributed.init_process_group`.
     """
 
     def __init__(self, memory: ScoreMemory, batch_size: int, num_batches: int | None = None,
@@ -54,7 +63,10 @@ class HardExampleSampler:
         self.fixed_batches = None if num_batches is None else check_positive_int("num_batches", num_batches)
         self.rank, self.world_size = rank_and_world()
         self._epoch = 0
-        self._position = 0  # batches drawn in the current epoch
+        self._started = False  # whether the current epoch's start (policy, subset, length) happened
+        self._drawn_to_end = False  # whether an iterator of this process drew the current epoch's last batch
+        self._consumption = Consumption()
+        self._warned_no_group = False
         self._epoch_state = self._fresh_epoch_state()
         self._tree: SumTree | None = None
         self._permutation: np.ndarray | None = None
@@ -77,12 +89,40 @@ class HardExampleSampler:
 
     @property
     def num_batches(self) -> int:
-        """Batches in the current epoch."""
-        return self._epoch_state["num_batches"]
+        """Batches of the current epoch; before it starts, of a pass over all N samples at the current world size
+        (a subset policy decides its epoch's length when the epoch starts)."""
+        if self._started:
+            return self._epoch_state["num_batches"]
+        self._sync_world()
+        return self.batches_for(self.memory.num_samples)
+
+    def batches_for(self, samples: int) -> int:
+        """Batches of an epoch over `samples` samples at the current world size (`num_batches` if it was fixed)."""
+        samples = check_positive_int("samples", samples)
+        return self._count_batches(samples)
 
     def __len__(self) -> int:
-        """Batches in the current epoch."""
+        """`num_batches`."""
         return self.num_batches
+
+    @property
+    def position(self) -> int:
+        """Batches of the current epoch consumed so far (by `update` or `weights`)."""
+        return self._consumption.consumed
+
+    def _sync_world(self) -> None:
+        """Read rank and world size (an epoch start); log a change once, warn under DDP without a group."""
+        rank, world = rank_and_world()
+        if (rank, world) != (self.rank, self.world_size):
+            _log.info("HardExampleSampler: rank %d of world size %d (was rank %d of %d)", rank, world,
+                      self.rank, self.world_size)
+            self.rank, self.world_size = rank, world
+        env_world = os.environ.get("WORLD_SIZE", "1")
+        if world == 1 and env_world.isdigit() and int(env_world) > 1 and not self._warned_no_group:
+            self._warned_no_group = True
+            warnings.warn(f"WORLD_SIZE={env_world} in the environment but torch.distributed has no process group: "
+                          "this process draws the batches of a single process (every rank the same ones); call "
+                          "torch.distributed.init_process_group before iterating the sampler", stacklevel=3)
 
     @property
     def epoch(self) -> int:
@@ -93,24 +133,32 @@ class HardExampleSampler:
         """Make the next iterator draw epoch `epoch`: from its start, unless it is the current epoch."""
         epoch = check_positive_int("epoch", epoch, minimum=0)
         if epoch != self._epoch:
-            self._epoch, self._position = epoch, 0
+            self._new_epoch(epoch)
+
+    def _new_epoch(self, epoch: int) -> None:
+        self._epoch, self._started, self._drawn_to_end = epoch, False, False
+        self._consumption.reset()
 
     def __iter__(self) -> Iterator[np.ndarray]:
         return self._epoch_batches()
 
     def _epoch_batches(self) -> Iterator[np.ndarray]:
-        if self._position >= self.num_batches:
-            self._epoch, self._position = self._epoch + 1, 0
-        if self._position == 0:
+        if self._started and (self._drawn_to_end or self._consumption.consumed >= self._epoch_state["num_batches"]):
+            self._new_epoch(self._epoch + 1)
+        if not self._started:
             started = time.perf_counter()
+            self._sync_world()
             self._start_epoch()
+            self._started = True
             self._mining_seconds += time.perf_counter() - started
-        while self._position < self.num_batches:
+        position = self._consumption.consumed
+        while position < self._epoch_state["num_batches"]:
             started = time.perf_counter()
-            batch = self._draw(self._position)
-            self._position += 1
+            batch = self._serve(position)
+            position += 1
             self._mining_seconds += time.perf_counter() - started
             yield batch
+        self._drawn_to_end = True
 
     def _start_epoch(self) -> None:
         policy, memory = self.policy, self.memory
@@ -138,17 +186,21 @@ class HardExampleSampler:
             size = samples - k * full
         return -(-size // self.world_size) * self.world_size  # every rank gets the same, non-empty share
 
-    def _draw(self, k: int) -> np.ndarray:
-        if self._epoch_state["mode"] == "priority":
-            size = self._global_batch_size(k, self.memory.num_samples)
-            indices, weights = self._draw_by_priority(k, size)
+    def _serve(self, k: int) -> np.ndarray:
+        """This rank's share of global batch k: as drawn before when it was drawn and not consumed, else drawn."""
+        stored = self._consumption.stored(k)
+        if stored is not None:
+            indices, weights = stored
+        elif self._epoch_state["mode"] == "priority":
+            indices, weights = self._draw_by_priority(k, self._global_batch_size(k, self.memory.num_samples))
         else:
             indices, weights = self._draw_from_subset(k)
         share = indices.size // self.world_size
         mine = slice(self.rank * share, (self.rank + 1) * share)
         batch = np.ascontiguousarray(indices[mine], dtype=np.int64)
         self._remember(batch, weights[mine])
-        if self.memory.labels is not None:
+        self._consumption.record(k, indices, weights, batch)
+        if self.memory.labels is not None and stored is None:
             self._drawn_per_class += np.bincount(self.memory.labels[batch], minlength=self._drawn_per_class.size)
         return batch
 
@@ -199,6 +251,7 @@ class HardExampleSampler:
         idx = check_indices("indices", indices, self.memory.num_samples)
         found = self._pending.get(idx.tobytes())
         weights = found[1] if found is not None else self._lookup_subset(idx)
+        self._consumption.consume(idx)
         self._last_weights = weights
         self._mining_seconds += time.perf_counter() - started
         return torch.from_numpy(weights.astype(np.float32))
@@ -239,6 +292,7 @@ class HardExampleSampler:
             losses = all_gather_1d(torch.from_numpy(losses)).numpy()
             stats = {name: all_gather_1d(torch.from_numpy(v)).numpy() for name, v in stats.items()}
         self.memory.update(idx, losses, **stats)
+        self._consumption.consume(local)
         if isinstance(self.policy, BatchPolicy) and not self.policy.in_warmup(self._epoch):
             offset = rank_offset(local.size)
             self._remember(local, self.policy.guarded_select(losses, idx)[offset: offset + local.size])
@@ -262,7 +316,7 @@ class HardExampleSampler:
         memory = self.memory
         seen = memory.get("seen") > 0
         scores = memory.get("score")[seen]
-        out = {"epoch": float(self._epoch), "batch": float(self._position), "num_batches": float(self.num_batches),
+        out = {"epoch": float(self._epoch), "batch": float(self._consumption.consumed), "num_batches": float(self.num_batches),
                "fraction_seen": float(seen.mean()),
                "score_mean": float(scores.mean()) if scores.size else float("nan"),
                "score_max": float(scores.max()) if scores.size else float("nan")}
@@ -287,17 +341,21 @@ class HardExampleSampler:
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue the exact sequence of batches (the memory has its own state_dict)."""
-        return {"seed": self.seed, "epoch": self._epoch, "position": self._position,
+        return {"seed": self.seed, "epoch": self._epoch, "position": self._consumption.consumed,
+                "started": self._started, "drawn": self._consumption.state_dict(),
                 "batch_size": self.batch_size, "fixed_batches": self.fixed_batches, "world_size": self.world_size,
                 "epoch_state": to_saved(self._epoch_state), "policy": self.policy.state_dict(),
                 "state_version": _STATE_VERSION}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore `state_dict()`: the next iterator continues with the batch after the last one drawn.
+        """Restore `state_dict()`: the next iterator serves the batches drawn but not consumed, as they were drawn,
+        then draws on. Rank and world size are read first: the saved world size must be this one.
 
         Everything (the policy's and its guards' states included) is checked first, then assigned in one step.
         """
-        keys = ("seed", "epoch", "position", "batch_size", "fixed_batches", "world_size", "epoch_state", "policy")
+        self._sync_world()
+        keys = ("seed", "epoch", "position", "started", "drawn", "batch_size", "fixed_batches", "world_size",
+                "epoch_state", "policy")
         check_state(state, "HardExampleSampler", _STATE_VERSION, keys)
         for key in ("batch_size", "fixed_batches", "world_size"):
             if state.get(key) != getattr(self, key):
@@ -307,10 +365,15 @@ class HardExampleSampler:
         position = check_positive_int("state['position']", state["position"], minimum=0)
         epoch_state = from_saved(state["epoch_state"])
         check_same_keys("state['epoch_state']", epoch_state, self._epoch_state)
-        if position > epoch_state["num_batches"]:
-            raise ValueError(f"state['position'] is {position}, past the {epoch_state['num_batches']} batches")
+        if not isinstance(state["started"], bool):
+            raise TypeError(f"state['started'] must be a bool, got {state['started']!r}")
+        drawn = Consumption.check_state(state["drawn"], epoch_state["num_batches"], self.memory.num_samples)
+        if drawn["consumed"] != position:
+            raise ValueError(f"state['position'] is {position} but state['drawn'] counts {drawn['consumed']}")
         self.policy.load_state_dict(state["policy"])
-        self.seed, self._epoch, self._position, self._epoch_state = seed, epoch, position, epoch_state
+        self.seed, self._epoch, self._epoch_state, self._started = seed, epoch, epoch_state, state["started"]
+        self._consumption.load(drawn)
+        self._drawn_to_end = False
         self._tree = self._permutation = None
         self._pending.clear()
 
