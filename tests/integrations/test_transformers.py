@@ -26,7 +26,7 @@ PER_EPOCH = run.N // 8
 
 
 def test_single_process_trains_on_every_sample_each_epoch(tmp_path):
-    trainer = run.fit(str(tmp_path), policy="uniform", epochs=2, save_steps=1000)
+    trainer = run.fit(str(tmp_path), policy="uniform", epochs=2)
     assert trainer.state.global_step == len(trainer.seen) == 2 * PER_EPOCH
     for epoch in range(2):
         visits = np.bincount(np.concatenate(trainer.seen[epoch * PER_EPOCH:(epoch + 1) * PER_EPOCH]),
@@ -36,17 +36,12 @@ def test_single_process_trains_on_every_sample_each_epoch(tmp_path):
     assert trainer.lrs[1] == pytest.approx(1e-2 * (1 - 1 / (2 * PER_EPOCH)))  # the step schedule, unchanged
 
 
-@pytest.mark.parametrize("workers", [0, 2])
-def test_resume_gives_the_uninterrupted_batches_and_memory(tmp_path, workers):
-    full = run.fit(str(tmp_path / "full"), epochs=2, save_steps=5, dataloader_num_workers=workers)
-    for step in (5, PER_EPOCH):  # mid-epoch and at the epoch end (checkpoint-8 is saved at the epoch end)
-        folder = tmp_path / "full" / f"checkpoint-{step}"
-        if not folder.exists():
-            full_again = run.fit(str(tmp_path / "full2"), epochs=2, save_steps=step, dataloader_num_workers=workers)
-            assert full_again.seen == full.seen
-            folder = tmp_path / "full2" / f"checkpoint-{step}"
-        resumed = run.fit(str(tmp_path / f"resumed{step}"), epochs=2, resume=str(folder),
-                          dataloader_num_workers=workers)
+def test_resume_gives_the_uninterrupted_batches_and_memory(tmp_path):
+    workers = 2  # DataLoader workers and accelerate both draw ahead of the loop
+    full = run.fit(str(tmp_path / "full"), epochs=2, save_at=(5, PER_EPOCH), dataloader_num_workers=workers)
+    for step in (5, PER_EPOCH):  # mid-epoch and at the epoch end
+        resumed = run.fit(str(tmp_path / f"resumed{step}"), epochs=2, dataloader_num_workers=workers,
+                          resume=str(tmp_path / "full" / f"checkpoint-{step}"))
         assert resumed.seen == full.seen[step:], step
         assert resumed.state.global_step == full.state.global_step
         np.testing.assert_array_equal(resumed.hardmine_memory.get("score"), full.hardmine_memory.get("score"))
@@ -64,7 +59,7 @@ def test_prune_easy_reaches_the_configured_epochs_with_the_schedule_finished(tmp
 
 
 def test_max_steps_runs_until_max_steps_when_epochs_shrink(tmp_path):
-    trainer = run.fit(str(tmp_path), policy=hm.PruneEasyPolicy(ratio=0.7, epochs=4), epochs=1, save_steps=1000,
+    trainer = run.fit(str(tmp_path), policy=hm.PruneEasyPolicy(ratio=0.7, epochs=4), epochs=1,
                       max_steps=3 * PER_EPOCH)
     assert trainer.state.global_step == 3 * PER_EPOCH and trainer.hardmine_sampler.epoch >= 3
 

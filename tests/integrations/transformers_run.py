@@ -14,7 +14,7 @@ import warnings
 
 import datasets
 import torch
-from transformers import BertConfig, BertForSequenceClassification, TrainingArguments
+from transformers import BertConfig, BertForSequenceClassification, TrainerCallback, TrainingArguments
 from transformers.utils import logging as hf_logging
 
 from hardmine.integrations.transformers import HardMiningTrainer
@@ -55,16 +55,27 @@ class Recording(HardMiningTrainer):
         return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
 
 
-def fit(out: str, policy: str = "importance", epochs: int = 3, resume: str | None = None, save_steps: int = 3,
-        **args) -> Recording:
-    """Train `epochs` epochs (batch 8, checkpoints every `save_steps` steps and... in `out`); return the trainer."""
+class SaveAt(TrainerCallback):
+    """Checkpoint after the given global steps."""
+
+    def __init__(self, steps):
+        self.steps = set(steps)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        control.should_save = state.global_step in self.steps
+        return control
+
+
+def fit(out: str, policy: str = "importance", epochs: int = 3, resume: str | None = None, save_at=(), **args):
+    """Train `epochs` epochs (batch 8, checkpoints in `out` after the steps `save_at`); return the trainer."""
     hf_logging.set_verbosity_error()
     logging.getLogger("accelerate").setLevel(logging.ERROR)
     arguments = TrainingArguments(output_dir=out, per_device_train_batch_size=8, num_train_epochs=epochs,
-                                  learning_rate=1e-2, save_strategy="steps", save_steps=save_steps,
+                                  learning_rate=1e-2, save_strategy="no",
                                   logging_strategy="no", report_to=[], use_cpu=True, seed=0,
                                   disable_tqdm=True, **args)
-    trainer = Recording(model=model(), args=arguments, train_dataset=data(), hardmine_policy=policy)
+    trainer = Recording(model=model(), args=arguments, train_dataset=data(), hardmine_policy=policy,
+                        callbacks=[SaveAt(save_at)])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         trainer.train(resume_from_checkpoint=resume)
@@ -73,7 +84,7 @@ def fit(out: str, policy: str = "importance", epochs: int = 3, resume: str | Non
 
 def main(out: str) -> None:
     """The 2-process run: every rank writes the batches it trained on."""
-    trainer = fit(out, policy="uniform", epochs=2, save_steps=1000, ddp_find_unused_parameters=False)
+    trainer = fit(out, policy="uniform", epochs=2, ddp_find_unused_parameters=False)
     with open(os.path.join(out, f"rank{int(os.environ.get('RANK', 0))}.json"), "w") as f:
         json.dump({"seen": trainer.seen, "steps": trainer.state.global_step,
                    "world_size": trainer.hardmine_sampler.world_size}, f)
