@@ -72,7 +72,7 @@ def fit(root: str, policy: str = "importance", epochs: int = 3, ckpt_path: str |
 
 def main(out: str) -> None:
     """The DDP runs: uninterrupted, resumed from a mid-epoch and an end-of-epoch checkpoint; 2 uniform epochs."""
-    rank = int(os.environ.get("RANK", 0))
+    rank = int(os.environ.get("RANK", "0"))
     result = {}
     full, miner = fit(out, strategy="ddp", devices=2, every_n_steps=4)
     result["full"] = {"seen": full.seen, "score": miner.memory.get("score").tolist(),

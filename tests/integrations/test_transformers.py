@@ -16,11 +16,11 @@ import torch
 pytest.importorskip("transformers")
 pytest.importorskip("accelerate")
 
-from accelerate.data_loader import BatchSamplerShard  # noqa: E402
+from accelerate.data_loader import BatchSamplerShard
 
-import hardmine as hm  # noqa: E402
-from hardmine.integrations.transformers import HardMiningTrainer, leave_sharded  # noqa: E402
-from tests.integrations import transformers_run as run  # noqa: E402
+import hardmine as hm
+from hardmine.integrations.transformers import HardMiningTrainer, leave_sharded
+from tests.integrations import transformers_run as run
 
 PER_EPOCH = run.N // 8
 
@@ -112,7 +112,7 @@ def test_two_processes_under_torch_distributed_run_visit_every_sample(tmp_path):
         port = s.getsockname()[1]
     done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
                            str(port), str(Path(run.__file__)), str(tmp_path)], env=env, timeout=300,
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     steps = 2 * run.N // 16  # 2 epochs of global batches of 2 x 8

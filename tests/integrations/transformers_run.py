@@ -14,7 +14,12 @@ import warnings
 
 import datasets
 import torch
-from transformers import BertConfig, BertForSequenceClassification, TrainerCallback, TrainingArguments
+from transformers import (
+    BertConfig,
+    BertForSequenceClassification,
+    TrainerCallback,
+    TrainingArguments,
+)
 from transformers.utils import logging as hf_logging
 
 from hardmine.integrations.transformers import HardMiningTrainer
@@ -85,7 +90,7 @@ def fit(out: str, policy: str = "importance", epochs: int = 3, resume: str | Non
 def main(out: str) -> None:
     """The 2-process run: every rank writes the batches it trained on."""
     trainer = fit(out, policy="uniform", epochs=2, ddp_find_unused_parameters=False)
-    with open(os.path.join(out, f"rank{int(os.environ.get('RANK', 0))}.json"), "w") as f:
+    with open(os.path.join(out, f"rank{int(os.environ.get('RANK', '0'))}.json"), "w") as f:
         json.dump({"seen": trainer.seen, "steps": trainer.state.global_step,
                    "world_size": trainer.hardmine_sampler.world_size}, f)
 

@@ -13,7 +13,8 @@ Install with the `lightning` extra (`pip install hardmine[lightning]`).
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytorch_lightning as pl
 import torch

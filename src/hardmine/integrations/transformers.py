@@ -10,12 +10,13 @@ Install with the `transformers` extra (`pip install hardmine[transformers]`).
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -112,8 +113,8 @@ class HardMiningTrainer(Trainer):
         if not callable(per_sample_loss):
             raise TypeError(f"per_sample_loss must be callable (outputs, labels) -> Tensor[B], got "
                             f"{type(per_sample_loss).__name__}")
-        policy = hm.build_policy(hardmine_policy)
         super().__init__(*args, **kwargs)
+        policy = self._hardmine_policy(hardmine_policy)
         train = self.train_dataset
         seed = hardmine_seed if hardmine_seed is not None else (
             self.args.data_seed if self.args.data_seed is not None else self.args.seed)
@@ -127,6 +128,13 @@ class HardMiningTrainer(Trainer):
         self._hardmine_label = (self.args.label_names or ["labels"])[0]
         self._hardmine_resumed = self._hardmine_rng_after_iter = False
         self._hardmine_rng_pending: str | None = None
+
+    def _hardmine_policy(self, policy: str | hm.Policy) -> hm.Policy:
+        """The policy; a named one that anneals over the run's epochs (prune_easy) gets `num_train_epochs`."""
+        if isinstance(policy, str) and policy in hm.POLICIES and self.args.max_steps <= 0 and \
+                "epochs" in inspect.signature(hm.POLICIES[policy].__init__).parameters:
+            return hm.build_policy(policy, epochs=math.ceil(self.args.num_train_epochs))
+        return hm.build_policy(policy)
 
     def _set_signature_columns_if_needed(self) -> None:
         super()._set_signature_columns_if_needed()

@@ -50,7 +50,10 @@ class HardExampleSampler:
     def __init__(self, memory: ScoreMemory, batch_size: int, num_batches: int | None = None,
                  policy: str | Policy = "importance", seed: int = 0, drop_last: bool = False) -> None:
         if not isinstance(memory, ScoreMemory):
-            raise TypeError(f"memory must be a ScoreMemory, got {type(memory).__name__}")
+            hint = ("; a trainer rebuilt this batch sampler around its own sampler (Lightning does under DDP): use "
+                    "hardmine.integrations.lightning.HardMiningCallback.dataloader, or "
+                    "Trainer(use_distributed_sampler=False)") if isinstance(memory, torch.utils.data.Sampler) else ""
+            raise TypeError(f"memory must be a ScoreMemory, got {type(memory).__name__}{hint}")
         self.memory = memory
         self.batch_size = check_positive_int("batch_size", batch_size)
         self.policy = build_policy(policy)
