@@ -50,12 +50,15 @@ def test_resume_gives_the_uninterrupted_batches_and_memory(tmp_path):
 
 def test_prune_easy_reaches_the_configured_epochs_with_the_schedule_finished(tmp_path):
     epochs = 4
-    trainer = run.fit(str(tmp_path), policy=hm.PruneEasyPolicy(ratio=0.7, epochs=epochs), epochs=epochs,
-                      save_steps=1000)
+    trainer = run.fit(str(tmp_path / "full"), policy="prune_easy", epochs=epochs, save_at=(PER_EPOCH + 2,))
+    assert trainer.hardmine_sampler.policy.epochs == epochs  # a named policy anneals over the run's epochs
     assert trainer.hardmine_sampler.epoch == epochs - 1
     assert trainer.state.global_step == len(trainer.seen) < epochs * PER_EPOCH  # epochs were pruned
     assert trainer.lrs[0] == pytest.approx(1e-2)
     assert trainer.lr_scheduler.get_last_lr()[0] == pytest.approx(0.0, abs=1e-12)  # the schedule ended
+    resumed = run.fit(str(tmp_path / "resumed"), policy="prune_easy", epochs=epochs,
+                      resume=str(tmp_path / "full" / f"checkpoint-{PER_EPOCH + 2}"))  # inside the pruned epoch 1
+    assert resumed.seen == trainer.seen[PER_EPOCH + 2:] and resumed.lrs == trainer.lrs[PER_EPOCH + 2:]
 
 
 def test_max_steps_runs_until_max_steps_when_epochs_shrink(tmp_path):
@@ -100,6 +103,10 @@ def test_errors_name_the_argument(tmp_path):
         HardMiningTrainer(model=run.model(), args=args, train_dataset=Stream())
     with pytest.raises(ValueError, match="policy must be one of"):
         HardMiningTrainer(model=run.model(), args=args, train_dataset=run.data(), hardmine_policy="nope")
+    accumulating = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to=[],
+                                     gradient_accumulation_steps=2)
+    with pytest.raises(ValueError, match="changes epoch lengths.*gradient_accumulation_steps=2"):
+        HardMiningTrainer(model=run.model(), args=accumulating, train_dataset=run.data(), hardmine_policy="prune_easy")
     with pytest.raises(TypeError, match="per_sample_loss must be callable"):
         HardMiningTrainer(model=run.model(), args=args, train_dataset=run.data(), per_sample_loss=3)
 

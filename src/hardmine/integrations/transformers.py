@@ -96,10 +96,11 @@ class HardMiningTrainer(Trainer):
 
     It adds the index column itself (kept through `remove_unused_columns`), tells accelerate the batches are
     already sharded (no re-sharding, no dropped or padded data; `dispatch_batches` must be False), saves and
-    restores sampler and memory (`hardmine.pt`, weights_only-loadable) in the Trainer's checkpoints, and, in
-    epoch-based runs, drives the learning-rate schedule by the fraction of the configured epochs done, so it
-    ends with the run when a policy shortens epochs (prune_easy); with `max_steps` the run goes on until
-    `max_steps`, over as many epochs as that takes. Exposes `.hardmine_memory` and `.hardmine_sampler`.
+    restores sampler and memory (`hardmine.pt`, weights_only-loadable) in the Trainer's checkpoints. When the
+    policy changes epoch lengths (prune_easy, curricula; gradient accumulation is refused then), an epoch-based
+    run drives the learning-rate schedule by the fraction of the configured epochs done, so it ends with the
+    run; a `max_steps` run goes on until `max_steps`, over as many epochs as that takes. Exposes
+    `.hardmine_memory` and `.hardmine_sampler`.
     """
 
     def __init__(self, *args: Any, hardmine_policy: str | hm.Policy = "importance",
@@ -115,6 +116,12 @@ class HardMiningTrainer(Trainer):
                             f"{type(per_sample_loss).__name__}")
         super().__init__(*args, **kwargs)
         policy = self._hardmine_policy(hardmine_policy)
+        self._hardmine_varies = varies = isinstance(policy, hm.SubsetPolicy) and not isinstance(policy, hm.UniformPolicy)
+        if varies and self.args.gradient_accumulation_steps > 1:
+            raise ValueError(f"hardmine_policy {policy.name!r} changes epoch lengths, which the Trainer's gradient "
+                             f"accumulation (gradient_accumulation_steps={self.args.gradient_accumulation_steps}) "
+                             "cannot follow (the last batches of a shortened epoch would not be stepped): use "
+                             "gradient_accumulation_steps=1 or a priority policy (importance, rank)")
         train = self.train_dataset
         seed = hardmine_seed if hardmine_seed is not None else (
             self.args.data_seed if self.args.data_seed is not None else self.args.seed)
@@ -185,17 +192,25 @@ class HardMiningTrainer(Trainer):
         return (loss, outputs) if return_outputs else loss
 
     def set_initial_training_values(self, args: Any, dataloader: DataLoader) -> tuple:
-        """As the Trainer's, but a `max_steps` run is not cut short when a policy shortens epochs."""
+        """As the Trainer's; when a policy changes epoch lengths, a `max_steps` run is not cut short, and an
+        epoch-based run counts full epochs (as a fresh run does, also when resumed inside a shortened one)."""
         values = list(super().set_initial_training_values(args, dataloader))
+        if not self._hardmine_varies:
+            return tuple(values)
         if args.max_steps > 0:
             values[0] = sys.maxsize  # num_train_epochs: the Trainer stops at max_steps
+        else:  # gradient_accumulation_steps is 1 here
+            full = self.hardmine_sampler.batches_for(self.hardmine_memory.num_samples)
+            values[1] = values[5] = full  # update steps per epoch, batches per epoch
+            values[6] = math.ceil(args.num_train_epochs * full)  # max_steps
         return tuple(values)
 
     def create_scheduler(self, num_training_steps: int, optimizer: Any = None) -> Any:
-        """The Trainer's schedule; in an epoch-based run, evaluated at the fraction of the configured epochs done."""
+        """The Trainer's schedule; in an epoch-based run with a policy that changes epoch lengths, evaluated at the
+        fraction of the configured epochs done (so it ends with the run)."""
         created = self.lr_scheduler is None
         scheduler = super().create_scheduler(num_training_steps, optimizer)
-        if self.args.max_steps > 0 or not created:
+        if self.args.max_steps > 0 or not created or not self._hardmine_varies:
             return scheduler
         if not isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR):
             raise TypeError(f"lr_scheduler_type {self.args.lr_scheduler_type!r} is not a step function "
