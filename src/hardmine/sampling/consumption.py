@@ -40,7 +40,9 @@ class Consumption:
         return self._records.get(position)
 
     def record(self, position: int, indices: np.ndarray, weights: np.ndarray, local: np.ndarray) -> None:
-        """Batch `position` was handed to the loader: its global `indices` and `weights`, this rank's `local`."""
+        """Batch `position` was handed to the loader: its global `indices` and `weights`, this rank's `local`.
+
+        Positions are recorded in increasing order (an iterator starts at `consumed` and counts up)."""
         self._records[position] = (indices, weights)
         if position not in self._local:
             self._local[position] = local
@@ -53,7 +55,8 @@ class Consumption:
         if position is None:
             return  # consumed already (e.g. `weights` after `update`)
         self.consumed = max(self.consumed, position + 1)
-        for done in [p for p in self._local if p <= position]:
+        while self._local and next(iter(self._local)) <= position:  # recorded in increasing position order
+            done = next(iter(self._local))
             self._records.pop(done, None)
             key = self._local.pop(done).tobytes()
             self._by_key[key].remove(done)
