@@ -3,7 +3,8 @@
 A name in `hardmine.sampling.policies.POLICIES` decides which samples are drawn (and their importance weights); a name in
 `hardmine.inbatch.losses.LOSSES` keeps uniform shuffling and mines inside each batch. Guards come from
 `hardmine.sampling.guards.GUARDS` and are given to the policy (for an in-batch loss, to its uniform sampler). An in-batch
-loss also leaves the noise guard's suspects out of the batch loss: OHEM would otherwise pick exactly them.
+loss uses `sampler.selection(idx)`, so a noise guard's suspects stay out of the batch loss (OHEM would otherwise
+pick exactly them), as in a user's own loop.
 """
 
 from __future__ import annotations
