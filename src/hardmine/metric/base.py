@@ -14,6 +14,10 @@ from hardmine._checks import check_positive_int
 from hardmine.metric import _ops
 from hardmine.metric._batch import Block, Indices, MiningBatch, safe_padding
 from hardmine.metric.distances import DEFAULT_MAX_BYTES, BaseDistance, EuclideanDistance
+from hardmine.registry import Registry
+
+MINERS = Registry("miner")
+"""Short names of the miners: `MINERS["batch_hard"](margin=0.2)`; a miner registers with `@MINERS.register(name)`."""
 
 PositiveMask = torch.Tensor | Callable[[Any, Any], torch.Tensor]
 __all__ = ["BaseMiner", "Block", "Indices", "MiningBatch", "PositiveMask", "as_torch_generator"]

@@ -6,7 +6,7 @@ import torch
 
 from hardmine._checks import check_fraction
 from hardmine.metric import _ops
-from hardmine.metric.base import BaseMiner, Block, Indices, MiningBatch, PositiveMask, as_torch_generator
+from hardmine.metric.base import MINERS, BaseMiner, Block, Indices, MiningBatch, PositiveMask, as_torch_generator
 from hardmine.metric.distances import DEFAULT_MAX_BYTES, BaseDistance, EuclideanDistance
 
 
@@ -25,6 +25,7 @@ def negative_weights(distances: torch.Tensor, dim: int, cutoff: float, nonzero_l
     return (log_w - row_max.clamp(min=torch.finfo(torch.float64).min)).exp_()
 
 
+@MINERS.register("distance_weighted")
 class DistanceWeightedMiner(BaseMiner):
     """One triplet (a, p, n) per positive pair, n drawn with probability proportional to `negative_weights`.
 

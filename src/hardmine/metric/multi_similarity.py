@@ -6,10 +6,11 @@ import torch
 
 from hardmine._checks import check_fraction
 from hardmine.metric import _ops
-from hardmine.metric.base import BaseMiner, Indices, MiningBatch, PositiveMask
+from hardmine.metric.base import MINERS, BaseMiner, Indices, MiningBatch, PositiveMask
 from hardmine.metric.distances import DEFAULT_MAX_BYTES, BaseDistance, CosineSimilarity
 
 
+@MINERS.register("multi_similarity")
 class MultiSimilarityMiner(BaseMiner):
     """Pairs (a1, p, a2, n): positives harder than the anchor's closest negative by less than epsilon, and
     negatives closer than the anchor's farthest positive plus epsilon.

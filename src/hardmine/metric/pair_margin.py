@@ -6,10 +6,11 @@ import torch
 
 from hardmine._checks import check_fraction
 from hardmine.metric import _ops
-from hardmine.metric.base import BaseMiner, Indices, MiningBatch, PositiveMask
+from hardmine.metric.base import MINERS, BaseMiner, Indices, MiningBatch, PositiveMask
 from hardmine.metric.distances import DEFAULT_MAX_BYTES, BaseDistance
 
 
+@MINERS.register("pair_margin")
 class PairMarginMiner(BaseMiner):
     """Pairs (a1, p, a2, n): positives with d(a,p) > pos_margin and negatives with d(a,n) < neg_margin.
 

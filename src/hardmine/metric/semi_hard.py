@@ -7,10 +7,11 @@ import torch
 
 from hardmine._checks import check_fraction
 from hardmine.metric import _ops
-from hardmine.metric.base import BaseMiner, Indices, MiningBatch, PositiveMask
+from hardmine.metric.base import MINERS, BaseMiner, Indices, MiningBatch, PositiveMask
 from hardmine.metric.distances import DEFAULT_MAX_BYTES, BaseDistance
 
 
+@MINERS.register("semi_hard")
 class SemiHardMiner(BaseMiner):
     """One triplet (a, p, n) per positive pair: the closest negative farther than the positive, d(a,n) > d(a,p);
     when no negative is farther, the farthest negative (the easiest hard one).

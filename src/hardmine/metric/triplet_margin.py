@@ -12,7 +12,7 @@ import torch
 from hardmine._checks import check_fraction, check_positive_int
 from hardmine.metric import _ops
 from hardmine.metric._sampling import sample_ids
-from hardmine.metric.base import BaseMiner, Block, Indices, MiningBatch, PositiveMask, as_torch_generator
+from hardmine.metric.base import MINERS, BaseMiner, Block, Indices, MiningBatch, PositiveMask, as_torch_generator
 from hardmine.metric.distances import DEFAULT_MAX_BYTES, BaseDistance
 
 TRIPLET_TYPES = ("all", "hard", "semihard", "easy")
@@ -20,6 +20,7 @@ Search = Callable[[torch.Tensor, bool], torch.Tensor]
 _DECODE_CHUNK = 2**22
 
 
+@MINERS.register("triplet_margin")
 class TripletMarginMiner(BaseMiner):
     """Triplets (a, p, n) selected by their margin d(a,n) - d(a,p) (s(a,p) - s(a,n) for similarities):
 
@@ -109,6 +110,7 @@ class TripletMarginMiner(BaseMiner):
         return tuple(torch.cat(part) for part in zip(*out))
 
 
+@MINERS.register("batch_all")
 class BatchAllMiner(TripletMarginMiner):
     """Every triplet (a, p, n) with positive loss: d(a,n) < d(a,p) + margin (Hermans et al. 2017, batch-all).
 
