@@ -15,7 +15,7 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
-from hardmine._checks import check_positive_int
+from hardmine._checks import check_int
 from hardmine.registry import Registry
 
 DISTANCES = Registry("distance")
@@ -53,7 +53,7 @@ class BaseDistance:
     def pairwise_blocks(self, x: torch.Tensor, y: torch.Tensor | None = None,
                         max_bytes: int = DEFAULT_MAX_BYTES) -> Iterator[tuple[int, torch.Tensor]]:
         """Yield `(first_row, block)`: the rows of the [B, M] matrix in blocks of at most `max_bytes` bytes."""
-        check_positive_int("max_bytes", max_bytes)
+        check_int("max_bytes", max_bytes)
         xp = self.prepare(x)
         xa, ya = self.factors(xp, xp if y is None else self.prepare(y))
         rows = max(1, max_bytes // max(1, ya.shape[0] * xa.element_size()))

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-from hardmine._checks import check_fraction, check_positive_int
+from hardmine._checks import check_number, check_int
 from hardmine.metric import _ops
 from hardmine.metric._sampling import sample_ids
 from hardmine.metric.base import MINERS, BaseMiner, Block, Indices, MiningBatch, PositiveMask, as_torch_generator
@@ -41,9 +41,9 @@ class TripletMarginMiner(BaseMiner):
         super().__init__(distance, positive_mask, max_block_bytes)
         if type_of_triplets not in TRIPLET_TYPES:
             raise ValueError(f"type_of_triplets must be one of {TRIPLET_TYPES}, got {type_of_triplets!r}")
-        self.margin = check_fraction("margin", margin, float("-inf"), float("inf"))
+        self.margin = check_number("margin", margin, float("-inf"), float("inf"))
         self.type_of_triplets = type_of_triplets
-        self.max_triplets = None if max_triplets is None else check_positive_int("max_triplets", max_triplets)
+        self.max_triplets = None if max_triplets is None else check_int("max_triplets", max_triplets)
         self.generator = as_torch_generator(seed)
 
     def _interval(self, search: Search, d_ap: torch.Tensor,
