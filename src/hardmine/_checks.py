@@ -89,7 +89,8 @@ def check_values(name: str, values: Any, length: int, indices: np.ndarray | None
 
 
 def last_occurrence(indices: np.ndarray) -> np.ndarray:
-    """Positions (in the order of their index values) of the last occurrence of each distinct index: the rule 'duplicates take the last value'.
+    """Positions (in the order of their index values) of the last occurrence of each distinct index: the rule
+    'duplicates take the last value'.
 
     `indices` is a 1-D array of non-negative int64.
     """

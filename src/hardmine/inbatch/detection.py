@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from hardmine._checks import check_number, check_int
+from hardmine._checks import check_int, check_number
 
 
 def _check_loss(name: str, loss: torch.Tensor) -> None:

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hardmine._checks import check_number, check_int
+from hardmine._checks import check_int, check_number
 from hardmine.inbatch.reduction import reduce
 from hardmine.inbatch.select import Threshold, TopK
 from hardmine.registry import Registry

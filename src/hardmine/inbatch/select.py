@@ -13,7 +13,7 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
-from hardmine._checks import check_number, check_int
+from hardmine._checks import check_int, check_number
 from hardmine.registry import Registry
 
 SELECTORS = Registry("selector")

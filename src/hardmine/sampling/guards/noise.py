@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from hardmine._checks import check_number, check_int
+from hardmine._checks import check_int, check_number
 from hardmine.memory import ScoreMemory
 from hardmine.sampling.guards.base import Guard
 
