@@ -88,3 +88,15 @@ def test_guards_import_nothing_from_policies_or_the_sampler():
         if module.startswith("hardmine.sampling.guards"):
             forbidden = ("hardmine.sampling.policies", "hardmine.sampling.sampler")
             assert not {m for m in imported if m.startswith(forbidden)}, module
+
+
+def test_a_component_in_a_new_file_of_its_package_registers_without_an_edit():
+    """Policies, guards and in-batch losses are found by importing every module of their package."""
+    import sys
+
+    import hardmine  # noqa: F401
+
+    for package in ("sampling/policies", "sampling/guards", "inbatch"):
+        for path in (PACKAGE / package).glob("*.py"):
+            if path.name != "__init__.py":
+                assert module_name(path) in sys.modules, path
