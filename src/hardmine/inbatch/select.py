@@ -15,6 +15,9 @@ import torch.nn.functional as F
 
 from hardmine._checks import check_int, check_number
 from hardmine.registry import Registry
+from hardmine.state import check_state
+
+_STATE_VERSION = 1
 
 SELECTORS = Registry("selector")
 """Short names for the CLI and the experiment runner: `SELECTORS["top_k"](k=0.25)`."""
@@ -223,13 +226,11 @@ class Stochastic:
     def state_dict(self) -> dict[str, Any]:
         """History, ring position and generator state; a copy, safe to save with torch.save."""
         return {"history": self._history.clone(), "count": self._count, "position": self._position,
-                "generator": self.generator.get_state()}
+                "generator": self.generator.get_state(), "state_version": _STATE_VERSION}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a state from `state_dict()`; the next selections are then identical to the saved run's."""
-        missing = {"history", "count", "position", "generator"} - set(state)
-        if missing:
-            raise ValueError(f"state is missing {sorted(missing)}")
+        check_state(state, "Stochastic", _STATE_VERSION, ("history", "count", "position", "generator"))
         history = torch.as_tensor(state["history"], dtype=torch.float64)
         if history.shape != (self.history_size,):
             raise ValueError(f"state['history'] has shape {tuple(history.shape)}, expected ({self.history_size},)")
@@ -238,6 +239,11 @@ class Stochastic:
         if count > self.history_size or position >= self.history_size:
             raise ValueError(f"state['count']={count} and state['position']={position} do not fit a history of "
                              f"{self.history_size}")
+        generator = torch.Generator()
+        try:
+            generator.set_state(state["generator"])
+        except (TypeError, RuntimeError) as error:
+            raise ValueError(f"state['generator'] is not a torch.Generator state: {error}") from None
         self._history, self._count, self._position = history.clone(), count, position
         self.generator.set_state(state["generator"])
 
