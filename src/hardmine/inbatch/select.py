@@ -13,7 +13,7 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
-from hardmine._checks import check_int, check_number
+from hardmine._checks import check_finite, check_int, check_number
 from hardmine.registry import Registry
 from hardmine.state import check_state
 
@@ -153,8 +153,7 @@ class Threshold:
     """
 
     def __init__(self, value: float, min_kept: int = 0, keep: Literal["above", "below"] = "above") -> None:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ValueError(f"value must be a finite number, got {value!r}")
+        check_finite("value", value)
         if keep not in ("above", "below"):
             raise ValueError(f"keep must be 'above' or 'below', got {keep!r}")
         self.value = float(value)
@@ -185,9 +184,7 @@ class Stochastic:
     """
 
     def __init__(self, beta: float = 1.0, history_size: int = 1024, seed: int | torch.Generator = 0) -> None:
-        if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not (math.isfinite(beta) and beta >= 0):
-            raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
-        self.beta = float(beta)
+        self.beta = check_finite("beta", beta, minimum=0)
         self.history_size = check_int("history_size", history_size)
         if isinstance(seed, torch.Generator):
             self.generator = seed
