@@ -46,13 +46,13 @@ class HardExampleSampler:
         self.memory = memory
         self.batch_size = check_int("batch_size", batch_size)
         self.policy = build_policy(policy)
-        for column in self.policy.required_columns():
-            memory.declare(column)
         self.seed = check_int("seed", seed, minimum=0)
         if not isinstance(drop_last, bool):
             raise TypeError(f"drop_last must be a bool, got {drop_last!r}")
         self.drop_last = drop_last
         self.fixed_batches = None if num_batches is None else check_int("num_batches", num_batches)
+        for column in self.policy.required_columns():  # after every check: a refused sampler changes no memory
+            memory.declare(column)
         self.rank, self.world_size = rank_and_world()
         self._epoch = 0
         self._position = 0  # batches drawn in the current epoch
