@@ -3,11 +3,13 @@
 The public names are listed in `__all__`; see the README for the three touch points in a training loop.
 """
 
+from hardmine import scores
 from hardmine.checkpoint import load_state, save_state
 from hardmine.inbatch.detection import mine_negatives_ssd, ohem_rois
 from hardmine.inbatch.losses import LOSSES, FocalLoss, MisclassifiedUpweight, OHEMLoss
+from hardmine.inbatch.reduction import reduce
+from hardmine.inbatch.select import SELECTORS, Selection, Stochastic, Threshold, TopK
 from hardmine.memory import Column, ScoreMemory
-from hardmine import scores
 from hardmine.sampling import guards, schedules
 from hardmine.sampling.guards import GUARDS, ClassBalance, CoverageGuard, Guard, NoiseGuard, WeightCap
 from hardmine.sampling.policies import (
@@ -28,10 +30,8 @@ from hardmine.sampling.policies import (
     UniformPolicy,
     build_policy,
 )
-from hardmine.inbatch.reduction import reduce
 from hardmine.sampling.refresh import RefreshCallback
 from hardmine.sampling.sampler import HardExampleSampler, WithIndex
-from hardmine.inbatch.select import SELECTORS, Selection, Stochastic, Threshold, TopK
 from hardmine.sampling.sumtree import SumTree
 
 __all__ = [

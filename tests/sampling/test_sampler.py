@@ -1,8 +1,6 @@
 """HardExampleSampler and WithIndex: epochs under DataLoader, exact resumption, distributions, weights, errors."""
 
-import importlib.util
 import socket
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -177,10 +175,8 @@ def _free_port() -> int:
 
 
 def _distributed_worker(rank: int, world: int, port: int, out_dir: str) -> None:
-    spec = importlib.util.spec_from_file_location("tests_conftest", Path(__file__).parents[1] / "conftest.py")
-    helpers = importlib.util.module_from_spec(spec)  # spawned processes get no fixtures: load the helper itself
-    spec.loader.exec_module(helpers)
-    run_steps = helpers.run_steps
+    from hardmine.testing import run_steps  # spawned processes get no fixtures
+
 
     torch.distributed.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
     try:
