@@ -116,7 +116,8 @@ class HardMiningTrainer(Trainer):
                             f"{type(per_sample_loss).__name__}")
         super().__init__(*args, **kwargs)
         policy = self._hardmine_policy(hardmine_policy)
-        self._hardmine_varies = varies = isinstance(policy, hm.SubsetPolicy) and not isinstance(policy, hm.UniformPolicy)
+        varies = isinstance(policy, hm.SubsetPolicy) and not isinstance(policy, hm.UniformPolicy)
+        self._hardmine_varies = varies
         if varies and self.args.gradient_accumulation_steps > 1:
             raise ValueError(f"hardmine_policy {policy.name!r} changes epoch lengths, which the Trainer's gradient "
                              f"accumulation (gradient_accumulation_steps={self.args.gradient_accumulation_steps}) "
@@ -226,7 +227,8 @@ class HardMiningTrainer(Trainer):
     def _save_checkpoint(self, model: torch.nn.Module, trial: Any) -> None:
         super()._save_checkpoint(model, trial)
         if self.args.should_save:
-            folder = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+            folder = os.path.join(self._get_output_dir(trial=trial),
+                                  f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
             hm.save_state({"sampler": self.hardmine_sampler.state_dict(), "memory": self.hardmine_memory.state_dict()},
                           os.path.join(folder, STATE_FILE))
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hardmine._checks import check_positive_int
+from hardmine._checks import check_int
 
 
 class Consumption:
@@ -82,7 +82,7 @@ class Consumption:
         if not isinstance(state, dict) or set(state) != {"consumed", "positions", "indices", "weights"}:
             raise ValueError("state['drawn'] must be a dict with keys ['consumed', 'indices', 'positions', "
                              f"'weights'], got {sorted(state) if isinstance(state, dict) else type(state).__name__}")
-        consumed = check_positive_int("state['drawn']['consumed']", state["consumed"], minimum=0)
+        consumed = check_int("state['drawn']['consumed']", state["consumed"], minimum=0)
         if consumed > num_batches:
             raise ValueError(f"state['drawn']['consumed'] is {consumed}, past the epoch's {num_batches} batches")
         positions = np.asarray(state["positions"], dtype=np.int64)

@@ -16,8 +16,8 @@ import torch
 from hardmine._checks import check_indices, check_int, check_values, to_numpy
 from hardmine.distributed import all_gather_1d, rank_and_world, rank_offset
 from hardmine.memory import ScoreMemory
-from hardmine.sampling.policies import BatchPolicy, Policy, PriorityPolicy, SubsetPolicy, build_policy
 from hardmine.sampling.consumption import Consumption
+from hardmine.sampling.policies import BatchPolicy, Policy, PriorityPolicy, SubsetPolicy, build_policy
 from hardmine.sampling.sumtree import SumTree
 from hardmine.state import check_same_keys, check_state, from_saved, to_saved
 
@@ -39,10 +39,11 @@ class HardExampleSampler:
     drop_last: without it the last batch of an epoch holds the remaining samples.
 
     An epoch is `len(sampler)` batches; a batch is an int64 numpy array [B], which DataLoader, `datasets`
-    (`__getitems__`) and accelerate's BatchSamplerShard (as `hardmine.integrations.transformers` sets it) take. A batch counts as consumed when `update` or `weights` is called with it: `iter()`
-    continues the current epoch with the first batch not consumed, so DataLoader may call it more than once,
-    and batches drawn ahead (DataLoader workers, Lightning, accelerate) but not consumed are served again, as
-    they were drawn, by the next iterator, also after `load_state_dict`. Once an epoch is consumed (or an
+    (`__getitems__`) and accelerate's BatchSamplerShard (as `hardmine.integrations.transformers` sets it)
+    take. A batch counts as consumed when `update` or `weights` is called with it: `iter()` continues the
+    current epoch with the first batch not consumed, so DataLoader may call it more than once, and batches
+    drawn ahead (DataLoader workers, Lightning, accelerate) but not consumed are served again, as they were
+    drawn, by the next iterator, also after `load_state_dict`. Once an epoch is consumed (or an
     iterator drew its last batch), the next iterator starts the next epoch (or the one given to `set_epoch`).
     Rank and world size are read when an epoch starts, so a sampler may be built before
     `torch.distributed.init_process_group`.
@@ -102,7 +103,7 @@ class HardExampleSampler:
 
     def batches_for(self, samples: int) -> int:
         """Batches of an epoch over `samples` samples at the current world size (`num_batches` if it was fixed)."""
-        samples = check_positive_int("samples", samples)
+        samples = check_int("samples", samples)
         return self._count_batches(samples)
 
     def __len__(self) -> int:
@@ -320,8 +321,8 @@ class HardExampleSampler:
         memory = self.memory
         seen = memory.get("seen") > 0
         scores = memory.get("score")[seen]
-        out = {"epoch": float(self._epoch), "batch": float(self._consumption.consumed), "num_batches": float(self.num_batches),
-               "fraction_seen": float(seen.mean()),
+        out = {"epoch": float(self._epoch), "batch": float(self._consumption.consumed),
+               "num_batches": float(self.num_batches), "fraction_seen": float(seen.mean()),
                "score_mean": float(scores.mean()) if scores.size else float("nan"),
                "score_max": float(scores.max()) if scores.size else float("nan")}
         out.update(self.policy.stats())
