@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
 from hardmine.integrations.lightning import HardMiningCallback
+from hardmine.metric import CrossBatchMemory
 
 N, FEATURES, CLASSES = 90, 6, 3
 
@@ -30,13 +31,14 @@ def data() -> TensorDataset:
 
 
 class Model(pl.LightningModule):
-    """Linear classifier; `seen` records the indices of every batch its training steps used."""
+    """Linear classifier; `seen` records the indices of every batch its training steps used; `bank` (a
+    CrossBatchMemory checkpointed through the callback's extra_state) keeps the logits of recent batches."""
 
-    def __init__(self, miner: HardMiningCallback, num_workers: int = 0) -> None:
+    def __init__(self, miner: HardMiningCallback, num_workers: int = 0, bank: CrossBatchMemory | None = None):
         super().__init__()
         torch.manual_seed(0)
         self.layer = torch.nn.Linear(FEATURES, CLASSES)
-        self.miner, self.num_workers, self.seen = miner, num_workers, []
+        self.miner, self.num_workers, self.seen, self.bank = miner, num_workers, [], bank
 
     def train_dataloader(self):
         return self.miner.dataloader(data(), num_workers=self.num_workers)
@@ -44,7 +46,10 @@ class Model(pl.LightningModule):
     def training_step(self, batch, i):
         idx, x, y = batch
         self.seen.append(idx.tolist())
-        return self.miner.loss(idx, F.cross_entropy(self.layer(x), y, reduction="none"))
+        logits = self.layer(x)
+        if self.bank is not None:
+            self.bank.enqueue(logits.detach(), y, step=self.global_step)
+        return self.miner.loss(idx, F.cross_entropy(logits, y, reduction="none"))
 
     def configure_optimizers(self):
         return torch.optim.SGD(self.parameters(), lr=0.5)
@@ -53,8 +58,9 @@ class Model(pl.LightningModule):
 def fit(root: str, policy: str = "importance", epochs: int = 3, ckpt_path: str | None = None, num_workers: int = 0,
         every_n_steps: int | None = None, devices: int = 1, strategy: str = "auto", **trainer_kwargs):
     """Train; return (model, callback). Checkpoints at every `every_n_steps` steps and each epoch end go to root."""
-    miner = HardMiningCallback(policy=policy, batch_size=8, seed=3)
-    model = Model(miner, num_workers)
+    bank = CrossBatchMemory(size=20, embedding_dim=CLASSES)
+    miner = HardMiningCallback(policy=policy, batch_size=8, seed=3, extra_state={"bank": bank})
+    model = Model(miner, num_workers, bank)
     checkpoints = [pl.callbacks.ModelCheckpoint(dirpath=root, filename="epoch{epoch}", save_top_k=-1,
                                                 save_on_train_epoch_end=True, auto_insert_metric_name=False)]
     if every_n_steps:
@@ -76,11 +82,13 @@ def main(out: str) -> None:
     result = {}
     full, miner = fit(out, strategy="ddp", devices=2, every_n_steps=4)
     result["full"] = {"seen": full.seen, "score": miner.memory.get("score").tolist(),
+                      "bank": full.bank.embeddings.tolist(),
                       "world_size": miner.sampler.state_dict()["world_size"]}
     for name in ("step4.ckpt", "epoch0.ckpt"):
         resumed, miner = fit(os.path.join(out, "again"), strategy="ddp", devices=2,
                              ckpt_path=os.path.join(out, name))
-        result[name] = {"seen": resumed.seen, "score": miner.memory.get("score").tolist()}
+        result[name] = {"seen": resumed.seen, "score": miner.memory.get("score").tolist(),
+                        "bank": resumed.bank.embeddings.tolist()}
     uniform, miner = fit(os.path.join(out, "uniform"), policy="uniform", epochs=2, strategy="ddp", devices=2)
     result["uniform"] = {"seen": uniform.seen, "updates": miner.memory.updates, "len": len(miner.sampler)}
     with open(os.path.join(out, f"rank{rank}.json"), "w") as f:

@@ -31,6 +31,8 @@ def test_resume_from_mid_epoch_and_epoch_end_checkpoints(tmp_path, workers):
         assert resumed.seen == full.seen[done:], name
         np.testing.assert_array_equal(miner2.memory.get("score"), miner.memory.get("score"))
         np.testing.assert_array_equal(miner2.memory.get("seen"), miner.memory.get("seen"))
+        for key, value in full.bank.state_dict().items():  # the CrossBatchMemory in extra_state resumes too
+            assert torch.equal(resumed.bank.state_dict()[key], value), key
 
 
 def test_epochs_stay_in_step_under_limit_train_batches(tmp_path):
@@ -63,6 +65,7 @@ def test_ddp_two_processes_with_the_default_distributed_sampler(tmp_path):
         for r in (0, 1):
             assert ranks[r][name]["seen"] == full[r]["seen"][done:], (name, r)
             assert ranks[r][name]["score"] == full[r]["score"]
+            assert ranks[r][name]["bank"] == full[r]["bank"] == full[0]["bank"]  # gathered: every rank the same
 
 
 def _free_port() -> int:
@@ -82,6 +85,8 @@ def test_errors_name_what_to_do(tmp_path):
         miner.dataloader(iter(range(3)))
     with pytest.raises(ValueError, match="batch_size must be >= 1"):
         HardMiningCallback(batch_size=0)
+    with pytest.raises(TypeError, match=r"extra_state\['bank'\] must have state_dict"):
+        HardMiningCallback(extra_state={"bank": 3})
 
 
 def test_a_loader_not_built_by_the_callback_is_refused(tmp_path):

@@ -13,7 +13,7 @@ Install with the `lightning` extra (`pip install hardmine[lightning]`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytorch_lightning as pl
@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from torch.utils.data._utils.collate import default_collate
 
 import hardmine as hm
+from hardmine.integrations._state import check_extra, restore, state_of
 from hardmine.integrations._step import mined_loss
 
 
@@ -69,6 +70,8 @@ class HardMiningCallback(pl.Callback):
     seed: every rank draws from the same seeded streams (give each run its own).
     drop_last, num_batches: as for `HardExampleSampler`.
     labels: optional int labels [N] for class-aware guards; by default the data set's `targets`, if any.
+    extra_state: name -> object with `state_dict`/`load_state_dict` (a CrossBatchMemory, a NegativePool)
+        checkpointed and restored with the sampler, so it resumes exactly too (both keep every rank identical).
 
     `dataloader(train_set)` builds the memory and the sampler (`.memory`, `.sampler`) and the DataLoader;
     `loss(idx, per_sample_loss)` is the training step's one call. The callback keeps the sampler's epoch in step
@@ -79,12 +82,14 @@ class HardMiningCallback(pl.Callback):
     """
 
     def __init__(self, policy: str | hm.Policy = "importance", batch_size: int = 64, seed: int = 0,
-                 drop_last: bool = False, num_batches: int | None = None, labels: Any = None) -> None:
+                 drop_last: bool = False, num_batches: int | None = None, labels: Any = None,
+                 extra_state: Mapping[str, Any] | None = None) -> None:
         self._policy = hm.build_policy(policy)
         self._sampler_args = {"batch_size": batch_size, "seed": seed, "drop_last": drop_last,
                               "num_batches": num_batches}
         hm.HardExampleSampler(hm.ScoreMemory(1), policy=hm.build_policy("uniform"), **self._sampler_args)  # checks
         self._labels = labels
+        self._extra = check_extra(extra_state or {})
         self._memory: hm.ScoreMemory | None = None
         self._sampler: hm.HardExampleSampler | None = None
         self._pending_state: dict[str, Any] | None = None
@@ -125,7 +130,7 @@ class HardMiningCallback(pl.Callback):
             memory = hm.ScoreMemory(len(dataset), labels=labels)
             sampler = hm.HardExampleSampler(memory, policy=self._policy, **self._sampler_args)
             if self._pending_state is not None:
-                self._restore(memory, sampler, self._pending_state)
+                restore(memory, sampler, self._extra, self._pending_state)
                 self._pending_state = None
             self._memory, self._sampler = memory, sampler
         elif len(dataset) != self._memory.num_samples:
@@ -160,29 +165,16 @@ class HardMiningCallback(pl.Callback):
             trainer.logger.log_metrics(stats, step=trainer.global_step)
 
     def state_dict(self) -> dict[str, Any]:
-        """The sampler's and the memory's state (empty before `dataloader` was called)."""
+        """The memory's, the sampler's and the extra objects' states (empty before `dataloader` was called)."""
         if self._sampler is None:
             return {} if self._pending_state is None else self._pending_state
-        return {"sampler": self._sampler.state_dict(), "memory": self._memory.state_dict()}
+        return state_of(self._memory, self._sampler, self._extra)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore `state_dict()`; held until `dataloader` builds the sampler when it does not exist yet."""
         if not state_dict:
             return
-        if set(state_dict) != {"sampler", "memory"}:
-            raise ValueError(f"state_dict must have keys ['memory', 'sampler'], got {sorted(state_dict)}")
         if self._sampler is None:
             self._pending_state = state_dict
         else:
-            self._restore(self._memory, self._sampler, state_dict)
-
-    @staticmethod
-    def _restore(memory: hm.ScoreMemory, sampler: hm.HardExampleSampler, state: dict[str, Any]) -> None:
-        """Load memory and sampler; a bad sampler state leaves the memory unchanged."""
-        saved_memory = memory.state_dict()
-        memory.load_state_dict(state["memory"])
-        try:
-            sampler.load_state_dict(state["sampler"])
-        except Exception:
-            memory.load_state_dict(saved_memory)
-            raise
+            restore(self._memory, self._sampler, self._extra, state_dict)

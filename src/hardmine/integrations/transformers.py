@@ -26,6 +26,7 @@ from transformers import Trainer
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, seed_worker
 
 import hardmine as hm
+from hardmine.integrations._state import check_extra, restore, state_of
 from hardmine.integrations._step import mined_loss
 
 INDEX_COLUMN = "hardmine_index"
@@ -93,6 +94,8 @@ class HardMiningTrainer(Trainer):
         `outputs.logits` [B, C] (sequence classification). Labels are taken from the batch (`args.label_names`,
         "labels" by default) and not passed to the model.
     hardmine_seed: the sampler's seed; defaults to `args.data_seed` or `args.seed`.
+    hardmine_extra_state: name -> object with `state_dict`/`load_state_dict` (a CrossBatchMemory, a
+        NegativePool) saved in `hardmine.pt` with the sampler and restored with it.
 
     It adds the index column itself (kept through `remove_unused_columns`), tells accelerate the batches are
     already sharded (no re-sharding, no dropped or padded data; `dispatch_batches` must be False), saves and
@@ -106,7 +109,7 @@ class HardMiningTrainer(Trainer):
     def __init__(self, *args: Any, hardmine_policy: str | hm.Policy = "importance",
                  hardmine_batch_size: int | None = None,
                  per_sample_loss: Callable[[Any, torch.Tensor], torch.Tensor] = cross_entropy_per_sample,
-                 hardmine_seed: int | None = None, **kwargs: Any) -> None:
+                 hardmine_seed: int | None = None, hardmine_extra_state: Any = None, **kwargs: Any) -> None:
         train = kwargs.get("train_dataset", args[3] if len(args) > 3 else None)
         if train is None or isinstance(train, torch.utils.data.IterableDataset) or not hasattr(train, "__len__"):
             raise TypeError(f"train_dataset must be a map-style data set with __len__ (hardmine keeps a score per "
@@ -116,6 +119,7 @@ class HardMiningTrainer(Trainer):
                             f"{type(per_sample_loss).__name__}")
         super().__init__(*args, **kwargs)
         policy = self._hardmine_policy(hardmine_policy)
+        self._hardmine_extra = check_extra(hardmine_extra_state or {})
         varies = isinstance(policy, hm.SubsetPolicy) and not isinstance(policy, hm.UniformPolicy)
         self._hardmine_varies = varies
         if varies and self.args.gradient_accumulation_steps > 1:
@@ -229,8 +233,8 @@ class HardMiningTrainer(Trainer):
         if self.args.should_save:
             folder = os.path.join(self._get_output_dir(trial=trial),
                                   f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
-            hm.save_state({"sampler": self.hardmine_sampler.state_dict(), "memory": self.hardmine_memory.state_dict()},
-                          os.path.join(folder, STATE_FILE))
+            state = state_of(self.hardmine_memory, self.hardmine_sampler, self._hardmine_extra)
+            hm.save_state(state, os.path.join(folder, STATE_FILE))
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
         super()._load_from_checkpoint(resume_from_checkpoint, model)
@@ -238,14 +242,7 @@ class HardMiningTrainer(Trainer):
         if not os.path.isfile(path):
             raise FileNotFoundError(f"resume_from_checkpoint {resume_from_checkpoint!r} has no {STATE_FILE}: it was "
                                     "not written by HardMiningTrainer")
-        state = hm.load_state(path)
-        saved = self.hardmine_memory.state_dict()
-        self.hardmine_memory.load_state_dict(state["memory"])
-        try:
-            self.hardmine_sampler.load_state_dict(state["sampler"])
-        except Exception:
-            self.hardmine_memory.load_state_dict(saved)
-            raise
+        restore(self.hardmine_memory, self.hardmine_sampler, self._hardmine_extra, hm.load_state(path))
         self._hardmine_resumed = True
 
     def _init_training_state(self, *args: Any, **kwargs: Any) -> tuple[int, int]:
