@@ -36,6 +36,8 @@ class Column:
     rule: how it updates from the source's values (default: keeps the latest). Columns of one source update in
         declaration order, so a rule may read the columns declared after it before they change.
     checkpointed: whether `state_dict()` holds it (otherwise a load keeps the current values).
+    domain: (low, high), the closed range the source's values must lie in (None: any finite value the dtype
+        holds); an integer column that keeps the latest value also needs whole numbers.
     A column whose source is an optional update keyword is allocated on the first update that passes it.
     """
 
@@ -45,6 +47,7 @@ class Column:
     source: str | None = "scores"
     rule: Rule = assign
     checkpointed: bool = True
+    domain: tuple[float, float] | None = None
 
     @property
     def lazy(self) -> bool:
@@ -68,6 +71,9 @@ def _count(memory: ScoreMemory, column: np.ndarray, idx: np.ndarray, values: np.
 
 def _step(memory: ScoreMemory, column: np.ndarray, idx: np.ndarray, values: np.ndarray, step: int) -> None:
     column[idx] = step
+
+
+_IGNORES_VALUES = (_count, _step)  # rules that record that a value came, not the value
 
 
 def _welford_terms(memory: ScoreMemory, idx: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -99,14 +105,31 @@ BUILTIN_COLUMNS: tuple[Column, ...] = (
     Column("ema", np.float32, np.nan, rule=_ema),              # exponential moving average of the score
     Column("seen", np.int32, 0, rule=_count),                  # times the sample was scored
     Column("last_step", np.int64, -1, rule=_step),             # step of the latest visit (-1 before the first)
-    Column("prob_m2", np.float32, 0.0, "true_prob", _prob_m2),      # running sum of squared deviations (Welford)
+    Column("prob_m2", np.float32, 0.0, "true_prob", _prob_m2, domain=(0.0, 1.0)),  # sum of squared deviations
     Column("prob_mean", np.float32, np.nan, "true_prob", _prob_mean),  # running mean (cartography's confidence)
     Column("prob_count", np.int32, 0, "true_prob", _count),         # observations of true_prob
     Column("forgetting", np.int32, 0, "correct", _forgetting),      # correct -> incorrect flips (Toneva et al.)
-    Column("last_correct", np.int8, -1, "correct"),                 # the latest `correct` (-1 before the first)
+    Column("last_correct", np.int8, -1, "correct", domain=(0.0, 1.0)),  # the latest `correct` (-1 before any)
     Column("margin_count", np.int32, 0, "margin", _count),          # observations of margin
     Column("margin_sum", np.float32, 0.0, "margin", _add),          # running sum (area under the margin)
 )
+
+
+def _check_fits(column: Column, name: str, values: np.ndarray, idx: np.ndarray) -> None:
+    """Raise unless `values` [B] (of samples `idx`) fit `column`: its domain, its dtype's range, whole numbers
+    for an integer column that keeps the latest value."""
+    dtype = np.dtype(column.dtype)
+    info = np.finfo(dtype) if dtype.kind == "f" else np.iinfo(dtype)
+    low, high = column.domain if column.domain is not None else (float(info.min), float(info.max))
+    bad = (values < low) | (values > high)
+    if dtype.kind in "iu" and column.rule is assign:
+        bad |= values != np.round(values)
+    if bad.any():
+        pos = int(np.flatnonzero(bad)[0])
+        kind = "whole numbers" if dtype.kind in "iu" and column.rule is assign else "values"
+        raise ValueError(f"{name} must hold {kind} in [{low:.4g}, {high:.4g}] to be stored in column "
+                         f"{column.name!r} ({dtype}): {int(bad.sum())} do not, e.g. {float(values[pos])!r} at index "
+                         f"{int(idx[pos])}; nothing was recorded")
 
 
 def _confidence(memory: ScoreMemory, indices: Any) -> np.ndarray:
@@ -249,17 +272,17 @@ class ScoreMemory:
         keep = last_occurrence(idx)
         self._columns[name][idx[keep]] = arr[keep]
 
-    def update(self, indices: Any, scores: Any, step: int | None = None, **stats: Any) -> None:
-        """Record the difficulty `scores` [B] (higher = harder) of the samples `indices` [B] (int64).
+    def check_update(self, indices: Any, scores: Any, step: int | None = None, score_name: str = "scores",
+                     **stats: Any) -> tuple[np.ndarray, dict[str, np.ndarray], int]:
+        """Everything `update` checks, without writing: (indices [B] int64, {source: values [B] float64}, step).
 
-        step: the training step of this observation; defaults to the number of updates so far.
-        stats: optional [B] statistics of the same samples, by source name: `true_prob`, `correct`, `margin`
-        (`hardmine.scores.statistics`) and the sources of declared columns. A duplicated index takes its last
-        values. Raises ValueError, naming how many and which indices, when a score or statistic is NaN or inf;
-        nothing is changed then.
+        score_name: how errors call the scores (the sampler passes "per_sample_loss"). Values must be finite, fit
+        the dtype of every column they feed (float32: at most 3.4e38 in magnitude) and lie in the columns' domains
+        (`correct` is 0 or 1, `true_prob` in [0, 1]).
         """
         idx = check_indices("indices", indices, self.num_samples)
-        sources = {"scores": check_values("scores", scores, idx.size, indices=idx)}
+        sources = {"scores": check_values(score_name, scores, idx.size, indices=idx)}
+        names = {"scores": score_name}
         known = {c.source for c in self._declared.values()} - {"scores", None}
         for name, value in stats.items():
             if name not in known:
@@ -269,7 +292,23 @@ class ScoreMemory:
             arr = to_numpy(value)
             sources[name] = check_values(name, arr.astype(np.int8) if arr.dtype == np.bool_ else arr, idx.size,
                                          indices=idx)
+            names[name] = name
+        for column in self._declared.values():
+            if column.source in sources and column.rule not in _IGNORES_VALUES:
+                _check_fits(column, names[column.source], sources[column.source], idx)
         step = check_positive_int("step", self._updates if step is None else step, minimum=0)
+        return idx, sources, step
+
+    def update(self, indices: Any, scores: Any, step: int | None = None, **stats: Any) -> None:
+        """Record the difficulty `scores` [B] (higher = harder) of the samples `indices` [B] (int64).
+
+        step: the training step of this observation; defaults to the number of updates so far.
+        stats: optional [B] statistics of the same samples, by source name: `true_prob`, `correct`, `margin`
+        (`hardmine.scores.statistics`) and the sources of declared columns. A duplicated index takes its last
+        values. Raises ValueError, naming how many and which indices, when a score or statistic is NaN or inf or
+        does not fit its column (see `check_update`); nothing is changed then.
+        """
+        idx, sources, step = self.check_update(indices, scores, step, **stats)
         keep = last_occurrence(idx)
         idx = idx[keep]
         values = {name: arr[keep] for name, arr in sources.items()}

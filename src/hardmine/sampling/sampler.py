@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import torch
 
 from hardmine._checks import check_indices, check_positive_int, check_values, to_numpy
-from hardmine.distributed import all_gather_1d, rank_and_world, rank_offset
+from hardmine.distributed import agree_on_errors, all_gather_1d, rank_and_world, rank_offset
 from hardmine.memory import ScoreMemory
-from hardmine.sampling.policies import BatchPolicy, Policy, PriorityPolicy, SubsetPolicy, build_policy
+from hardmine.sampling.policies import (
+    BatchPolicy,
+    Policy,
+    PriorityPolicy,
+    SubsetPolicy,
+    build_policy,
+)
 from hardmine.sampling.sumtree import SumTree
 from hardmine.state import check_same_keys, check_state, from_saved, to_saved
 
@@ -230,10 +237,13 @@ class HardExampleSampler:
         priorities stay identical. Bad input raises before anything changes.
         """
         started = time.perf_counter()
-        local = check_indices("indices", indices, self.memory.num_samples)
-        losses = check_values("per_sample_loss", per_sample_loss, local.size, indices=local)
+        with agree_on_errors("HardExampleSampler.update"):  # every rank raises, or none does
+            local = check_indices("indices", indices, self.memory.num_samples)
+            losses = check_values("per_sample_loss", per_sample_loss, local.size, indices=local)
+            _, checked, _ = self.memory.check_update(local, losses, score_name="per_sample_loss", **stats)
+            self.policy.check_scores("per_sample_loss", local, losses, self.memory)
         idx, local_losses = local, losses
-        stats = {name: to_numpy(value).astype(np.float64) for name, value in stats.items()}
+        stats = {name: checked[name] for name in stats if name in checked}
         if self.world_size > 1:
             idx = all_gather_1d(torch.from_numpy(local)).numpy()
             losses = all_gather_1d(torch.from_numpy(losses)).numpy()

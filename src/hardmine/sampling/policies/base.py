@@ -19,6 +19,7 @@ it calls, and a guard implementing none of them is refused.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -33,6 +34,7 @@ from hardmine.sampling.schedules import Schedule, ScheduleLike, as_schedule
 from hardmine.state import check_same_keys, check_state, from_saved, to_saved
 
 _STATISTICS = ("score", "ema")
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 POLICIES = Registry("policy")
 """Every policy class with a `name`, registered by subclassing: `POLICIES["importance"]`."""
@@ -79,21 +81,32 @@ class Policy(Registered):
         self._config: dict[str, Any] = {"warmup": self.warmup, "statistic": statistic,
                                         "stale_after": self.stale_after}
         self._state: dict[str, Any] = {"unseen_score": 1.0, "epoch": -1, "fresh_since": -1}
+        self._bounds: dict[str, tuple[float, float]] = {}  # scheduled parameter -> (lowest, highest) value
+        self._pinned: dict[str, float] = {}  # scheduled values fixed while check_scores tries their extremes
 
     @classmethod
     def affected_by(cls, guard: Guard | type[Guard]) -> bool:
         """Whether `guard` (an object or a class) implements a hook this policy calls; if not, it is refused."""
         return bool(guard.hooks() & cls.calls)
 
-    def _schedule(self, name: str, value: ScheduleLike) -> Schedule:
-        """Store a scheduled constructor argument; its value at the current epoch is `self.value(name)`."""
-        schedule = as_schedule(name, value)
+    def _schedule(self, name: str, value: ScheduleLike, low: float = -math.inf, high: float = math.inf,
+                  low_inclusive: bool = True, high_inclusive: bool = True) -> Schedule:
+        """Store a scheduled constructor argument, checked to stay in [low, high] at every epoch (open ends when
+        not inclusive); its value at the current epoch is `self.value(name)`."""
+        schedule = as_schedule(name, value, low, high, low_inclusive, high_inclusive)
         self._config[name] = schedule
+        self._bounds[name] = schedule.bounds()
         return schedule
 
     def value(self, name: str) -> float:
         """The value of scheduled parameter `name` at the epoch last started (epoch 0 before any)."""
+        if name in self._pinned:
+            return self._pinned[name]
         return self._config[name](max(self._state["epoch"], 0))
+
+    def check_scores(self, name: str, indices: np.ndarray, values: np.ndarray, memory: ScoreMemory) -> None:
+        """Hook run before an update writes anything: raise ValueError, naming `name`, when `values` [B] (the
+        scores of samples `indices` [B]) would derive state the policy cannot hold. The base checks nothing."""
 
     def in_warmup(self, epoch: int) -> bool:
         """True while `epoch` is one of the warm-up epochs, drawn by plain shuffling."""
@@ -253,6 +266,36 @@ class PriorityPolicy(Policy):
             for guard in self.guards:
                 p = guard.adjust_priorities(p, indices, labels)
         return p
+
+    def check_scores(self, name: str, indices: np.ndarray, values: np.ndarray, memory: ScoreMemory) -> None:
+        """Refuse scores whose priorities overflow float32 (the sum tree's leaves) or are not finite and
+        non-negative, at any value the scheduled parameters take over their whole schedule; nothing changes.
+
+        A difficulty statistic (score or moving average) never exceeds the largest score recorded, so the
+        priorities of these scores bound every priority they can derive later.
+        """
+        difficulty = self.guarded_difficulty(np.asarray(values, dtype=np.float64), indices)
+        labels = None if memory.labels is None else memory.labels[indices]
+        ends = {key: [v for v in bounds if math.isfinite(v)] for key, bounds in self._bounds.items()}
+        for corner in itertools.product(*ends.values()):
+            self._pinned = dict(zip(ends, corner))
+            try:
+                with np.errstate(over="ignore", invalid="ignore"):
+                    p = self.priority(difficulty)
+                    for guard in self.guards:
+                        p = guard.adjust_priorities(p, indices, labels)
+            finally:
+                self._pinned = {}
+            bad = ~(np.isfinite(p) & (p >= 0) & (p <= _FLOAT32_MAX))
+            if bad.any():
+                pos = int(np.flatnonzero(bad)[0])
+                params = ", ".join(f"{k}={v:g}" for k, v in zip(ends, corner))
+                largest = int(np.argmax(values))
+                raise ValueError(
+                    f"{name} would give sample {int(indices[pos])} a priority of {float(p[pos]):.4g}"
+                    f"{f' with {params}' if params else ''} (priorities must be finite, >= 0 and at most "
+                    f"float32's {_FLOAT32_MAX:.4g}); the largest {name} is {float(values[largest]):.4g} at index "
+                    f"{int(indices[largest])}: scale the scores down or lower the exponent; nothing was recorded")
 
     @property
     def floor(self) -> float:

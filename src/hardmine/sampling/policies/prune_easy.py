@@ -29,7 +29,7 @@ class PruneEasyPolicy(SubsetPolicy):
 
     def __init__(self, ratio: ScheduleLike = 0.5, epochs: int = 10, delta: float = 0.875, **base: Any) -> None:
         super().__init__(**base)
-        check_fraction("ratio", self._schedule("ratio", ratio)(0.0), 0.0, 1.0, high_inclusive=False)
+        self._schedule("ratio", ratio, 0.0, 1.0, high_inclusive=False)
         self.epochs = check_positive_int("epochs", epochs)
         self.delta = check_fraction("delta", delta, 0.0, 1.0, low_inclusive=False)
         self._config.update(epochs=self.epochs, delta=self.delta)

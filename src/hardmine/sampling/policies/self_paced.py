@@ -26,8 +26,7 @@ class SelfPacedPolicy(SubsetPolicy):
 
     def __init__(self, threshold: ScheduleLike = Step(0.5, 1.3), min_fraction: float = 0.1, **base: Any) -> None:
         super().__init__(**base)
-        check_fraction("threshold", self._schedule("threshold", threshold)(0.0), 0.0, math.inf,
-                       high_inclusive=False)
+        self._schedule("threshold", threshold, 0.0, math.inf)  # it may grow without bound
         self.min_fraction = check_fraction("min_fraction", min_fraction, 0.0, 1.0, low_inclusive=False)
         self._config.update(min_fraction=self.min_fraction)
         self._state["admitted"] = 1.0
