@@ -9,6 +9,7 @@ import torch
 import torch.distributed as dist
 
 from hardmine._checks import check_positive_int
+from hardmine.distributed import agree_on_errors
 from hardmine.metric.base import BaseMiner, Indices, _check_embeddings
 
 _STATE_KEYS = ("embeddings", "labels", "steps", "cursor")
@@ -68,14 +69,27 @@ class CrossBatchMemory:
             raise ValueError(f"labels must have shape {(rows, *self.label_shape)}, got {tuple(labels.shape)}")
         return labels.to(torch.int64)
 
-    def enqueue(self, embeddings: torch.Tensor, labels: Any, step: int) -> None:
-        """Store a batch [B, embedding_dim] (detached) with its labels as made at `step`; oldest slots go first."""
+    @property
+    def _gathers(self) -> bool:
+        return self.gather_distributed and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+    def _check_batch(self, embeddings: Any, labels: Any, step: Any) -> tuple[torch.Tensor, torch.Tensor, int]:
         x = _check_embeddings("embeddings", embeddings)
         if x.shape[1] != self.embedding_dim:
             raise ValueError(f"embeddings has dim {x.shape[1]} but the memory holds dim {self.embedding_dim}")
-        labels = self._check_labels(labels, x.shape[0]).to(x.device)
-        step = _check_step(step)
-        if self.gather_distributed and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        return x, self._check_labels(labels, x.shape[0]).to(x.device), _check_step(step)
+
+    def enqueue(self, embeddings: torch.Tensor, labels: Any, step: int) -> None:
+        """Store a batch [B, embedding_dim] (detached) with its labels as made at `step`; oldest slots go first.
+
+        Under torch.distributed (gather_distributed), the ranks agree on the validity of their batches first:
+        a bad batch on any rank raises the same ValueError on every rank, and no rank's memory changes."""
+        with agree_on_errors("CrossBatchMemory.enqueue", enabled=self._gathers):
+            x, labels, step = self._check_batch(embeddings, labels, step)
+        self._store(x, labels, step)
+
+    def _store(self, x: torch.Tensor, labels: torch.Tensor, step: int) -> None:
+        if self._gathers:
             x, labels = _all_gather_rows(x), _all_gather_rows(labels)
         x, labels = x[-self.size:], labels[-self.size:]
         slots = (self.cursor + torch.arange(x.shape[0], device=self.steps.device)) % self.size
@@ -103,15 +117,16 @@ class CrossBatchMemory:
 
         Returns (indices, ref_emb, ref_labels): ref_emb is `embeddings` (with its gradient) followed by the
         memory's fresh entries, so `loss(embeddings, labels, indices, ref_emb, ref_labels)` works with PML
-        losses; self pairs of the batch are excluded.
+        losses; self pairs of the batch are excluded. Under torch.distributed the ranks agree on the validity of
+        their inputs (and on the miner succeeding) before the batch is gathered: all raise, or none does.
         """
-        x = _check_embeddings("embeddings", embeddings)
-        labels = self._check_labels(labels, x.shape[0]).to(x.device)
-        memory_emb, memory_labels = self.get(step)
-        ref_emb = torch.cat([embeddings, memory_emb.to(embeddings.device, embeddings.dtype)])
-        ref_labels = torch.cat([labels, memory_labels.to(x.device)])
-        indices = miner(x, labels, ref_emb.detach(), ref_labels, ref_starts_with_batch=True)
-        self.enqueue(x, labels, step)
+        with agree_on_errors("CrossBatchMemory.mine", enabled=self._gathers):
+            x, labels, step = self._check_batch(embeddings, labels, step)
+            memory_emb, memory_labels = self.get(step)
+            ref_emb = torch.cat([embeddings, memory_emb.to(embeddings.device, embeddings.dtype)])
+            ref_labels = torch.cat([labels, memory_labels.to(x.device)])
+            indices = miner(x, labels, ref_emb.detach(), ref_labels, ref_starts_with_batch=True)
+        self._store(x, labels, step)
         return indices, ref_emb, ref_labels
 
     def state_dict(self) -> dict[str, torch.Tensor]:
