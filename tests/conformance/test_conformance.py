@@ -75,7 +75,7 @@ def test_resume_through_a_checkpoint_continues_exactly(policy, guard, tmp_path, 
     state = hm.load_state(tmp_path / "ckpt.pt")
     memory2, sampler2 = make(policy, guard, seed=99)
     memory2.load_state_dict(state["memory"])
-    sampler2.load_state_dict(state["sampler"])
+    sampler2.load_state_dict(state["sampler"], use_saved_config=True)  # the saved seed, asked for
     rest = run_steps(sampler2, total - stop, start_step=stop)
     for k, (x, y) in enumerate(zip(reference, first + rest)):
         assert np.array_equal(x, y), f"batch {k} differs after resuming"

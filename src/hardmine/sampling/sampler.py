@@ -21,7 +21,7 @@ from hardmine.sampling.policies import (
     build_policy,
 )
 from hardmine.sampling.sumtree import SumTree
-from hardmine.state import check_same_keys, check_state, from_saved, to_saved
+from hardmine.state import Array, Choice, Int, check_fields, check_state, compare_config, to_saved
 
 _PENDING_BATCHES = 256  # yielded batches whose importance weights stay available (covers DataLoader prefetching)
 _SUBSET_STREAM = 2**32 - 1  # the random stream of an epoch's subset, apart from the per-batch streams
@@ -54,7 +54,7 @@ class HardExampleSampler:
         self.policy = build_policy(policy)
         for column in self.policy.required_columns():
             memory.declare(column)
-        self.seed = check_positive_int("seed", seed, minimum=0)
+        self.seed = _check_seed("seed", seed)
         if not isinstance(drop_last, bool):
             raise TypeError(f"drop_last must be a bool, got {drop_last!r}")
         self.drop_last = drop_last
@@ -302,27 +302,58 @@ class HardExampleSampler:
                 "epoch_state": to_saved(self._epoch_state), "policy": self.policy.state_dict(),
                 "state_version": _STATE_VERSION}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any], use_saved_config: bool = False) -> None:
         """Restore `state_dict()`: the next iterator continues with the batch after the last one drawn.
 
-        Everything (the policy's and its guards' states included) is checked first, then assigned in one step.
+        Everything (the policy's and its guards' states included) is checked against the declared schemas
+        first, then assigned in one step. A saved seed or policy argument that differs from this sampler's is an
+        error naming both values, unless `use_saved_config=True` asks to take the saved ones (batch_size,
+        num_batches and the world size must always match).
         """
+        values, policy = self._parse_state(state, use_saved_config)
+        self.policy._assign_parsed(policy)
+        self.seed, self._epoch, self._position, self._epoch_state = values
+        self._tree = self._permutation = None
+        self._pending.clear()
+
+    def _parse_state(self, state: dict[str, Any], use_saved_config: bool) -> tuple[tuple, Any]:
+        """(seed, epoch, position, epoch state) and the parsed policy state, checked; nothing changes."""
         keys = ("seed", "epoch", "position", "batch_size", "fixed_batches", "world_size", "epoch_state", "policy")
         check_state(state, "HardExampleSampler", _STATE_VERSION, keys)
         for key in ("batch_size", "fixed_batches", "world_size"):
             if state.get(key) != getattr(self, key):
                 raise ValueError(f"state[{key!r}] is {state.get(key)!r} but this sampler has {getattr(self, key)!r}")
-        seed = check_positive_int("state['seed']", state["seed"], minimum=0)
+        seed = _check_seed("state['seed']", state["seed"])
+        compare_config("HardExampleSampler", {"seed": seed}, {"seed": self.seed}, use_saved_config)
         epoch = check_positive_int("state['epoch']", state["epoch"], minimum=0)
         position = check_positive_int("state['position']", state["position"], minimum=0)
-        epoch_state = from_saved(state["epoch_state"])
-        check_same_keys("state['epoch_state']", epoch_state, self._epoch_state)
+        n = self.memory.num_samples
+        epoch_state = check_fields(state["epoch_state"], _EPOCH_STATE, "state['epoch_state']", {"N": n})
+        subset, weights = epoch_state["subset"], epoch_state["subset_weights"]
+        if (subset is None) != (weights is None) or (subset is not None and subset.shape != weights.shape):
+            raise ValueError("state['epoch_state'] must hold a subset and its weights of the same length, got "
+                             f"{None if subset is None else subset.shape} and {None if weights is None else weights.shape}")
         if position > epoch_state["num_batches"]:
             raise ValueError(f"state['position'] is {position}, past the {epoch_state['num_batches']} batches")
-        self.policy.load_state_dict(state["policy"])
-        self.seed, self._epoch, self._position, self._epoch_state = seed, epoch, position, epoch_state
-        self._tree = self._permutation = None
-        self._pending.clear()
+        policy = self.policy._parse_state(state["policy"], n, use_saved_config)
+        return (seed, epoch, position, epoch_state), policy
+
+
+_EPOCH_STATE = {"mode": Choice("subset", "priority"),
+                "subset": Array("int64", low=0, below="N", optional=True),
+                "subset_weights": Array("float64", low=0.0, optional=True),
+                "forced": Array("int64", low=0, below="N"),
+                "num_batches": Int(1)}
+"""The schema of an epoch's state: what its start decided."""
+
+_SEED_LIMIT = 2**64  # numpy's Philox key and SeedSequence entropy take seeds below it
+
+
+def _check_seed(name: str, seed: Any) -> int:
+    seed = check_positive_int(name, seed, minimum=0)
+    if seed >= _SEED_LIMIT:
+        raise ValueError(f"{name} must be below 2**64, got {seed}")
+    return seed
 
 
 class WithIndex(torch.utils.data.Dataset):

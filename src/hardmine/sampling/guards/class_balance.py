@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from hardmine.state import Array
 from hardmine._checks import check_fraction
 from hardmine.memory import ScoreMemory
 from hardmine.sampling.guards.base import Guard
@@ -19,6 +20,7 @@ class ClassBalance(Guard):
     """
 
     name = "class_balance"
+    state_fields = {"factor": Array("float64", low=0.0)}
 
     def __init__(self, power: float = 0.0) -> None:
         super().__init__()

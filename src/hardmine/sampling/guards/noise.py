@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from hardmine.state import Array, Float
 from hardmine._checks import check_fraction, check_positive_int
 from hardmine.memory import ScoreMemory
 from hardmine.sampling.guards.base import Guard
@@ -28,6 +29,7 @@ class NoiseGuard(Guard):
     """
 
     name = "noise_guard"
+    state_fields = {"suspect": Array("bool", "N", empty_ok=True), "median": Float()}
 
     def __init__(self, method: str = "loss", threshold: float | None = None, min_visits: int = 3,
                  max_variability: float = 0.2) -> None:

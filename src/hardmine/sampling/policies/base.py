@@ -31,7 +31,7 @@ from hardmine.memory import Column, ScoreMemory
 from hardmine.registry import Registered, Registry
 from hardmine.sampling.guards.base import Guard
 from hardmine.sampling.schedules import Schedule, ScheduleLike, as_schedule
-from hardmine.state import check_same_keys, check_state, from_saved, to_saved
+from hardmine.state import Field, Float, Int, check_fields, check_state, compare_config, to_saved
 
 _STATISTICS = ("score", "ema")
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -62,6 +62,9 @@ class Policy(Registered):
     columns: ClassVar[tuple[Column, ...]] = ()
     """Memory columns this policy reads beyond the built-in ones; the sampler declares them on its memory."""
     state_version: ClassVar[int] = 1
+    state_fields: ClassVar[dict[str, Field]] = {"unseen_score": Float(), "epoch": Int(-1), "fresh_since": Int()}
+    """The schema of what this class adds to `self._state` (subclasses declare only their own entries; "N" is
+    the data set's size); `load_state_dict` checks the union over the class hierarchy before assigning."""
 
     def __init__(self, *, warmup: int = 0, guards: Sequence[Guard] = (), statistic: str = "score",
                  stale_after: int | None = None) -> None:
@@ -199,28 +202,51 @@ class Policy(Registered):
             "state_version": self.state_version,
         }
 
-    def _parse_state(self, state: dict[str, Any]) -> tuple[Policy, list[tuple[dict, dict]]]:
+    @classmethod
+    def state_schema(cls) -> dict[str, Field]:
+        """The declared schema of `_state`: every class's `state_fields` in the hierarchy, base first."""
+        schema: dict[str, Field] = {}
+        for klass in reversed(cls.__mro__):
+            schema.update(vars(klass).get("state_fields", {}))
+        return schema
+
+    def _parse_state(self, state: dict[str, Any], num_samples: int | None = None,
+                     use_saved_config: bool = False) -> tuple[Policy, list[tuple[dict, dict]]]:
         """A throwaway policy built and loaded from `state`, and each guard's (config, state): nothing of `self`
         changes. Subclasses with more state extend it."""
-        check_state(state, f"policy {self.name!r}", self.state_version, ("name", "config", "state", "guards"))
+        owner = f"policy {self.name!r}"
+        check_state(state, owner, self.state_version, ("name", "config", "state", "guards"))
         if state["name"] != self.name:
             raise ValueError(f"state is not a {self.name!r} policy's state (it is {state['name']!r}'s)")
+        if not isinstance(state["config"], dict) or not isinstance(state["guards"], list):
+            raise ValueError(f"{owner} state['config'] must be a dict and state['guards'] a list")
         if len(state["guards"]) != len(self.guards):
             raise ValueError(f"state holds {len(state['guards'])} guards, this policy has {len(self.guards)}")
-        guards = [guard._parse_state(guard_state) for guard, guard_state in zip(self.guards, state["guards"])]
+        compare_config(owner, state["config"], self.state_dict()["config"], use_saved_config)
+        guards = [guard._parse_state(guard_state, num_samples, use_saved_config)
+                  for guard, guard_state in zip(self.guards, state["guards"])]
         try:
             fresh = type(self)(**state["config"], guards=self.guards)
         except (TypeError, ValueError) as error:
             raise ValueError(f"state['config'] of policy {self.name!r}: {error}") from None
-        loaded = from_saved(state["state"])
-        check_same_keys("state['state']", loaded, fresh._state)
-        fresh._state = loaded
+        sizes = {} if num_samples is None else {"N": num_samples}
+        fresh._state = check_fields(state["state"], self.state_schema(), f"{owner} state['state']", sizes)
         return fresh, guards
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any], num_samples: int | None = None,
+                        use_saved_config: bool = False) -> None:
         """Restore `state_dict()` into a policy of the same class: everything (the guards' states included) is
-        checked first, then assigned in one step."""
-        fresh, guards = self._parse_state(state)
+        checked against the declared schemas first, then assigned in one step.
+
+        num_samples: N, when known (the sampler passes its memory's), so that per-sample arrays are checked
+            against it. use_saved_config: take the saved constructor arguments; by default a saved argument
+            that differs from this policy's is an error naming both values.
+        """
+        self._assign_parsed(self._parse_state(state, num_samples, use_saved_config))
+
+    def _assign_parsed(self, parsed: tuple[Policy, list[tuple[dict, dict]]]) -> None:
+        """Assign what `_parse_state` returned (cannot fail)."""
+        fresh, guards = parsed
         for guard, (config, guard_state) in zip(self.guards, guards):
             guard._config, guard._state = config, guard_state
         self.__dict__.update(fresh.__dict__)

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from hardmine.state import Float
 from hardmine._checks import check_fraction, check_positive_int
 from hardmine.memory import ScoreMemory
 from hardmine.sampling.policies.base import SubsetPolicy
@@ -25,6 +26,7 @@ class PruneEasyPolicy(SubsetPolicy):
     """
 
     name = "prune_easy"
+    state_fields = {"keep_ratio": Float(0.0, 1.0)}
     calls = SubsetPolicy.calls | {"strata"}
 
     def __init__(self, ratio: ScheduleLike = 0.5, epochs: int = 10, delta: float = 0.875, **base: Any) -> None:

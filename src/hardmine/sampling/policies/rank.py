@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from hardmine.state import Array
 from hardmine._checks import check_fraction
 from hardmine.memory import ScoreMemory
 from hardmine.sampling.policies.base import (
@@ -30,6 +31,7 @@ class RankPolicy(PriorityPolicy):
     """
 
     name = "rank"
+    state_fields = {"sorted": Array("float64", "N", empty_ok=True)}
 
     def __init__(self, pressure: ScheduleLike = 100.0, mix: float = 0.0, beta: ScheduleLike = 0.0,
                  normalize: str = "max", **base: Any) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from hardmine.state import Float
 from hardmine._checks import check_fraction
 from hardmine.memory import ScoreMemory
 from hardmine.sampling.policies.base import SubsetPolicy, top_samples
@@ -23,6 +24,7 @@ class SelfPacedPolicy(SubsetPolicy):
     """
 
     name = "self_paced"
+    state_fields = {"admitted": Float(0.0, 1.0)}
 
     def __init__(self, threshold: ScheduleLike = Step(0.5, 1.3), min_fraction: float = 0.1, **base: Any) -> None:
         super().__init__(**base)
