@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 
 from hardmine._checks import check_fraction, check_indices, check_positive_int, check_values, last_occurrence, to_numpy
-from hardmine.state import check_state, to_saved
+from hardmine.state import check_state, compare_config, to_saved
 
 Rule = Callable[["ScoreMemory", np.ndarray, np.ndarray, np.ndarray, int], None]
 """How a column updates in place: rule(memory, column [N], indices [B] (distinct), values [B] float64, step)."""
@@ -329,8 +330,14 @@ class ScoreMemory:
                      ema_decay=self.ema_decay, state_version=_STATE_VERSION)
         return state
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a `state_dict()`; everything is checked before anything is changed."""
+    def load_state_dict(self, state: dict[str, Any], use_saved_config: bool = False) -> None:
+        """Restore a `state_dict()`; everything is checked before anything is changed.
+
+        Each column must have its dtype and shape [N]; counts are >= 0, steps >= -1, float columns finite except
+        where they are NaN before a first observation ("score" and "ema" have a value wherever seen > 0), and
+        values lie in the column's domain. A saved ema_decay or labels array that differs from this memory's is an
+        error naming both, unless `use_saved_config=True` takes the saved ones.
+        """
         required = [c.name for c in self._declared.values() if c.checkpointed and not c.lazy]
         check_state(state, "ScoreMemory", _STATE_VERSION, [*required, *_META])
         if state["num_samples"] != self.num_samples:
@@ -342,15 +349,44 @@ class ScoreMemory:
         for column in self._declared.values():
             if not column.checkpointed or state.get(column.name) is None:
                 continue
-            arr = np.array(to_numpy(state[column.name]))
-            dtype = np.dtype(column.dtype)
-            if arr.shape != (self.num_samples,) or arr.dtype != dtype:
-                raise ValueError(f"state[{column.name!r}] must be {dtype} of shape ({self.num_samples},), "
-                                 f"got {arr.dtype} of shape {tuple(arr.shape)}")
-            columns[column.name] = arr
+            columns[column.name] = _check_saved_column(column, state[column.name], self.num_samples)
+        for name in ("score", "ema"):
+            missing = (columns["seen"] > 0) & np.isnan(columns[name])
+            if missing.any():
+                raise ValueError(f"state[{name!r}] is NaN at {int(missing.sum())} sample(s) with seen > 0, e.g. "
+                                 f"index {int(np.flatnonzero(missing)[0])}")
         labels = None if state["labels"] is None else self._check_labels(state["labels"])
         updates = check_positive_int("state['updates']", state["updates"], minimum=0)
         ema_decay = check_fraction("state['ema_decay']", state["ema_decay"], 0.0, 1.0, high_inclusive=False)
+        compare_config("ScoreMemory", {"ema_decay": ema_decay, "labels": labels},
+                       {"ema_decay": self.ema_decay, "labels": self._labels}, use_saved_config)
         order = [name for name in self._declared if name in columns]
         self._columns = {name: columns[name] for name in order}
         self._labels, self._updates, self.ema_decay = labels, updates, ema_decay
+
+
+def _check_saved_column(column: Column, value: Any, num_samples: int) -> np.ndarray:
+    """A saved column [N], checked: its dtype and shape, finite (NaN only where the fill is NaN), integer
+    columns at least their fill (counts >= 0, steps >= -1), values in the column's domain."""
+    name = f"state[{column.name!r}]"
+    if not isinstance(value, (np.ndarray, torch.Tensor)):
+        raise ValueError(f"{name} must be an array or tensor, got {type(value).__name__}")
+    arr = np.array(to_numpy(value))
+    dtype = np.dtype(column.dtype)
+    if arr.shape != (num_samples,) or arr.dtype != dtype:
+        raise ValueError(f"{name} must be {dtype} of shape ({num_samples},), got {arr.dtype} of shape "
+                         f"{tuple(arr.shape)}")
+    if dtype.kind == "f":
+        bad = np.isinf(arr) | (np.isnan(arr) if not np.isnan(column.fill) else False)
+        if bad.any():
+            raise ValueError(f"{name} must be finite: {int(bad.sum())} value(s) are not, e.g. {arr[bad][0]} at "
+                             f"index {int(np.flatnonzero(bad)[0])}")
+    values = arr[~np.isnan(arr)] if dtype.kind == "f" else arr
+    low = column.fill if dtype.kind in "iu" else -np.inf
+    high = np.inf
+    if column.domain is not None:
+        low, high = min(low, column.domain[0]) if dtype.kind in "iu" else column.domain[0], column.domain[1]
+    if values.size and (values.min() < low or values.max() > high):
+        worst = values.min() if values.min() < low else values.max()
+        raise ValueError(f"{name} must hold values in [{low}, {high}], got {worst}")
+    return arr

@@ -8,11 +8,13 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from hardmine._checks import check_positive_int
+from hardmine._checks import check_device, check_positive_int
 from hardmine.distributed import agree_on_errors
 from hardmine.metric.base import BaseMiner, Indices, _check_embeddings
+from hardmine.state import check_state, compare_config
 
 _STATE_KEYS = ("embeddings", "labels", "steps", "cursor")
+_STATE_VERSION = 1
 
 
 def _all_gather_rows(tensor: torch.Tensor) -> torch.Tensor:
@@ -52,6 +54,9 @@ class CrossBatchMemory:
         self.max_age = None if max_age is None else check_positive_int("max_age", max_age, minimum=0)
         self.label_shape = tuple(check_positive_int("label_shape", n) for n in label_shape)
         self.gather_distributed = bool(gather_distributed)
+        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+            raise TypeError(f"dtype must be a floating-point torch.dtype (embeddings would be truncated), got {dtype!r}")
+        device = check_device("device", device)
         self.embeddings = torch.zeros((self.size, self.embedding_dim), dtype=dtype, device=device)
         self.labels = torch.zeros((self.size, *self.label_shape), dtype=torch.int64, device=device)
         self.steps = torch.full((self.size,), -1, dtype=torch.int64, device=device)
@@ -129,24 +134,53 @@ class CrossBatchMemory:
         self._store(x, labels, step)
         return indices, ref_emb, ref_labels
 
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        """Plain tensors (loadable with torch.load(weights_only=True)): embeddings, labels, steps, cursor."""
+    def state_dict(self) -> dict[str, Any]:
+        """Plain tensors and values (loadable with torch.load(weights_only=True)): embeddings, labels, steps,
+        cursor, the constructor's arguments under "config", and "state_version"."""
         return {"embeddings": self.embeddings.clone(), "labels": self.labels.clone(),
-                "steps": self.steps.clone(), "cursor": torch.tensor(self.cursor, dtype=torch.int64)}
+                "steps": self.steps.clone(), "cursor": torch.tensor(self.cursor, dtype=torch.int64),
+                "config": self._config(), "state_version": _STATE_VERSION}
 
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        """Restore what `state_dict` returned; shapes and dtypes must match this memory's."""
-        missing = [k for k in _STATE_KEYS if k not in state]
-        if missing:
-            raise KeyError(f"state is missing {missing}")
+    def _config(self) -> dict[str, Any]:
+        return {"size": self.size, "embedding_dim": self.embedding_dim, "max_age": self.max_age,
+                "label_shape": list(self.label_shape), "dtype": str(self.embeddings.dtype)}
+
+    def load_state_dict(self, state: dict[str, Any], use_saved_config: bool = False) -> None:
+        """Restore what `state_dict` returned; everything is checked before anything is assigned.
+
+        The saved size, embedding_dim, label_shape and dtype must be this memory's; a saved max_age that differs
+        is an error unless `use_saved_config=True` takes it. Embeddings must be finite, steps >= -1, the cursor
+        in [0, size).
+        """
+        check_state(state, "CrossBatchMemory", _STATE_VERSION, (*_STATE_KEYS, "config"))
+        config = state["config"]
+        if not isinstance(config, dict):
+            raise ValueError(f"CrossBatchMemory state['config'] must be a dict, got {type(config).__name__}")
+        mine = self._config()
+        fixed = {k: mine[k] for k in mine if k != "max_age"}
+        compare_config("CrossBatchMemory", {k: config.get(k) for k in fixed}, fixed, use_saved_config=False)
+        compare_config("CrossBatchMemory", {"max_age": config.get("max_age")}, {"max_age": self.max_age},
+                       use_saved_config)
+        max_age = config.get("max_age")
+        max_age = None if max_age is None else check_positive_int("state['config']['max_age']", max_age, minimum=0)
         for key in ("embeddings", "labels", "steps"):
-            mine, theirs = getattr(self, key), state[key]
-            if tuple(theirs.shape) != tuple(mine.shape) or theirs.dtype != mine.dtype:
+            mine_t, theirs = getattr(self, key), state[key]
+            if not isinstance(theirs, torch.Tensor):
+                raise ValueError(f"state[{key!r}] must be a tensor, got {type(theirs).__name__}")
+            if tuple(theirs.shape) != tuple(mine_t.shape) or theirs.dtype != mine_t.dtype:
                 raise ValueError(f"state[{key!r}] has shape {tuple(theirs.shape)} and dtype {theirs.dtype}, "
-                                 f"expected {tuple(mine.shape)} and {mine.dtype}")
-        cursor = int(state["cursor"])
-        if not 0 <= cursor < self.size:
-            raise ValueError(f"state['cursor'] must be in [0, {self.size}), got {cursor}")
+                                 f"expected {tuple(mine_t.shape)} and {mine_t.dtype}")
+        if not bool(torch.isfinite(state["embeddings"]).all()):
+            rows = torch.nonzero(~torch.isfinite(state["embeddings"]).all(1)).flatten()
+            raise ValueError(f"state['embeddings'] has non-finite values (NaN or inf) in {rows.numel()} row(s), "
+                             f"e.g. rows {rows[:10].tolist()}")
+        if bool((state["steps"] < -1).any()):
+            raise ValueError(f"state['steps'] must be >= -1 (-1: an empty slot), got {int(state['steps'].min())}")
+        cursor = state["cursor"]
+        if isinstance(cursor, torch.Tensor) and cursor.numel() == 1 and not cursor.is_floating_point():
+            cursor = int(cursor)
+        if isinstance(cursor, bool) or not isinstance(cursor, int) or not 0 <= cursor < self.size:
+            raise ValueError(f"state['cursor'] must be an integer in [0, {self.size}), got {cursor!r}")
         for key in ("embeddings", "labels", "steps"):
             getattr(self, key).copy_(state[key])
-        self.cursor = cursor
+        self.cursor, self.max_age = cursor, max_age
