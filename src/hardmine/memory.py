@@ -151,6 +151,7 @@ def _aum(memory: ScoreMemory, indices: Any) -> np.ndarray:
 _DERIVED: dict[str, tuple[str, Callable[[ScoreMemory, Any], np.ndarray]]] = {
     "confidence": ("prob_mean", _confidence), "variability": ("prob_m2", _variability), "aum": ("margin_sum", _aum)}
 _STATE_VERSION = 1
+_MAX_CLASS_ID = 2**20  # labels may exceed N up to this (a subset of a larger label space)
 _META = ("labels", "updates", "num_samples", "ema_decay", "state_version")
 
 
@@ -203,6 +204,10 @@ class ScoreMemory:
             raise ValueError(f"labels must have shape ({self.num_samples},), got {tuple(arr.shape)}")
         if arr.size and arr.min() < 0:
             raise ValueError(f"labels must be non-negative class ids, got {arr.min()}")
+        limit = max(self.num_samples, _MAX_CLASS_ID)
+        if arr.size and arr.max() >= limit:  # per-class counters are [max + 1]: 1e12 would ask for terabytes
+            raise ValueError(f"labels must be class ids below {limit} (dense ids: per-class arrays are sized by the "
+                             f"largest), got {arr.max()}; remap them with np.unique(labels, return_inverse=True)[1]")
         return arr.astype(np.int64)
 
     def __len__(self) -> int:

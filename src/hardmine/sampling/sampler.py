@@ -80,7 +80,11 @@ class HardExampleSampler:
         if self.fixed_batches is not None:
             return self.fixed_batches
         global_batch = self.batch_size * self.world_size
-        return max(1, samples // global_batch) if self.drop_last else -(-samples // global_batch)
+        if self.drop_last and samples < global_batch:
+            raise ValueError(f"drop_last=True but the {samples} samples of an epoch do not fill one batch of "
+                             f"batch_size {self.batch_size} x world size {self.world_size}: every batch would hold "
+                             "repeats; lower batch_size or set drop_last=False")
+        return samples // global_batch if self.drop_last else -(-samples // global_batch)
 
     @property
     def num_batches(self) -> int:
