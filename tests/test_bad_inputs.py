@@ -13,10 +13,12 @@ Counts measured by these tests (45 cases here, 9 two-process cases in tests/dist
     7 unclear errors                     9          9               0            0                  0            0
     total                               54         54               0            0                  0            0
 
-Against the code before the fix (tag i10-stage1) 52 of the 54 fail: 22 did not raise at all, 16 raised an error
-that is not the one asked for (torch's IndexError, AttributeError, AssertionError, an UnpicklingError advising
-weights_only=False, a RuntimeError after a partial write), 5 read a file with no integrity header, 9 distributed
-cases hung until the 10 s group timeout or lost the connection. Two were already refused there and stay as
+Against the code before the fix (tag i10-stage1) 52 of the 54 fail: 23 did not raise at all, 1 returned a wrong
+result silently (-1 for every negative), 13 raised an error that is not the one asked for (torch's IndexError, an
+AttributeError, an AssertionError, an UnpicklingError advising weights_only=False, a RuntimeError after a partial
+write, a message naming another argument), 5 read files that carry no integrity header, 1 left a killed save's
+.tmp behind, and the 9 distributed cases hung until the 10 s group timeout, lost the connection or desynchronised.
+Two were already refused there and stay as
 regression tests: a sampler state without its 'policy' key, and `correct=[nan, ...]`. Where the call writes
 state, a case also checks that the state afterwards equals the state before.
 """
