@@ -1,7 +1,7 @@
 """Bad inputs of issue 11, each refused cleanly: a ValueError or TypeError naming the argument (and the value where
 there is one), raised before anything changes. The distributed cases are in tests/distributed/test_agreement.py.
 
-Counts measured by these tests (45 cases here, 9 two-process cases in tests/distributed/test_agreement.py):
+Counts measured by these tests (46 cases here, 9 two-process cases in tests/distributed/test_agreement.py):
 
     issue item                        tried   refused cleanly   unclear   accepted silently   partial writes   hangs
     1 derived overflow, schedules        5          5               0            0                  0            0
@@ -11,9 +11,10 @@ Counts measured by these tests (45 cases here, 9 two-process cases in tests/dist
     5 checkpoints                        8          8               0            0                  0            0
     6 silent acceptances                10         10               0            0                  0            0
     7 unclear errors                     9          9               0            0                  0            0
-    total                               54         54               0            0                  0            0
+    8 OHEM keep=0 (library side)         1          1               0            0                  0            0
+    total                               55         55               0            0                  0            0
 
-Against the code before the fix (tag i10-stage1) 52 of the 54 fail: 23 did not raise at all, 1 returned a wrong
+Against the code before the fix (tag i10-stage1) 53 of the 55 fail: 24 did not raise at all, 1 returned a wrong
 result silently (-1 for every negative), 13 raised an error that is not the one asked for (torch's IndexError, an
 AttributeError, an AssertionError, an UnpicklingError advising weights_only=False, a RuntimeError after a partial
 write, a message naming another argument), 5 read files that carry no integrity header, 1 left a killed save's
@@ -361,8 +362,10 @@ def test_drop_last_with_fewer_samples_than_a_batch_is_refused():
      r"device='cuda(:7)?', but CUDA is not available|device='cuda:7', but"),
     (lambda: CrossBatchMemory(8, 3, device="nonsense"), ValueError, r"device must be a torch.device or a device "
                                                                     r"string.*'nonsense'"),
+    (lambda: OHEMLoss(torch.nn.CrossEntropyLoss(reduction="none"), keep=0), ValueError,
+     r"keep=0 with min_kept=0 keeps no element"),
 ], ids=["alpha_nan", "focal_alpha_x", "focal_numpy_target", "ohem_target_out_of_range", "reduce_object_array",
-        "reduce_meta_loss", "reduce_meta_weight", "device_cuda_without_cuda", "device_nonsense"])
+        "reduce_meta_loss", "reduce_meta_weight", "device_cuda_without_cuda", "device_nonsense", "ohem_keep_0"])
 def test_errors_name_the_argument(action, error, match):
     with pytest.raises(error, match=match):
         action()

@@ -99,7 +99,11 @@ class OHEMLoss(nn.Module):
         elif isinstance(keep, float):
             self.keep = TopK(check_fraction("keep", keep, 0.0, 1.0, low_inclusive=False, high_inclusive=False))
         else:
-            self.keep = TopK(check_positive_int("keep", keep, minimum=0))
+            keep = check_positive_int("keep", keep, minimum=0)
+            if keep == 0 and self.min_kept == 0:
+                raise ValueError("keep=0 with min_kept=0 keeps no element: nothing would be back-propagated; give "
+                                 "keep >= 1 (a count) or a fraction in (0, 1), or min_kept >= 1")
+            self.keep = TopK(keep)
         self.ignore_index = ignore_index
         self.reduction = _check_reduction(reduction)
 
