@@ -352,7 +352,8 @@ def test_drop_last_with_fewer_samples_than_a_batch_is_refused():
     (lambda: FocalLoss(alpha="x"), TypeError, r"alpha must be None, a number in \[0, 1\] or a 1-D sequence.*'x'"),
     (lambda: FocalLoss()(torch.randn(4, 3), np.array([0, 1, 2, 0])), TypeError, r"target must be a torch.Tensor, got "
                                                                                  r"ndarray"),
-    (lambda: OHEMLoss(torch.nn.CrossEntropyLoss(reduction="none"), keep=2)(torch.randn(4, 3), torch.tensor([0, 1, 5, 0])),
+    (lambda: OHEMLoss(torch.nn.CrossEntropyLoss(reduction="none"), keep=2)(torch.randn(4, 3),
+                                                                         torch.tensor([0, 1, 5, 0])),
      ValueError, r"target holds values base_loss cannot use.*max 5"),
     (lambda: hm.reduce(torch.ones(3), np.array([1, "a", None], dtype=object)), TypeError, r"weights\[0\] must be "
                                                                                           r"real-valued.*object"),

@@ -66,4 +66,5 @@ def test_two_ranks_equal_one_process(outputs, mode):
 def test_a_bad_shard_fails_every_rank_with_the_same_error(outputs):
     errors = [(outputs / f"error{rank}.txt").read_text() for rank in (0, 1)]
     assert errors[0] == errors[1]
-    assert "rank 1 had bad input" in errors[0] and "corpus_emb has a non-finite value (NaN or inf) in row 7" in errors[0]
+    assert "rank 1 had bad input" in errors[0]
+    assert "corpus_emb has a non-finite value (NaN or inf) in row 7" in errors[0]

@@ -55,7 +55,8 @@ class CrossBatchMemory:
         self.label_shape = tuple(check_positive_int("label_shape", n) for n in label_shape)
         self.gather_distributed = bool(gather_distributed)
         if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-            raise TypeError(f"dtype must be a floating-point torch.dtype (embeddings would be truncated), got {dtype!r}")
+            raise TypeError(f"dtype must be a floating-point torch.dtype (embeddings would be truncated), "
+                            f"got {dtype!r}")
         device = check_device("device", device)
         self.embeddings = torch.zeros((self.size, self.embedding_dim), dtype=dtype, device=device)
         self.labels = torch.zeros((self.size, *self.label_shape), dtype=torch.int64, device=device)

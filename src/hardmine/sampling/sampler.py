@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hardmine._checks import check_indices, check_positive_int, check_values, to_numpy
+from hardmine._checks import check_indices, check_positive_int, check_values
 from hardmine.distributed import agree_on_errors, all_gather_1d, rank_and_world, rank_offset
 from hardmine.memory import ScoreMemory
 from hardmine.sampling.policies import (
@@ -335,8 +335,9 @@ class HardExampleSampler:
         epoch_state = check_fields(state["epoch_state"], _EPOCH_STATE, "state['epoch_state']", {"N": n})
         subset, weights = epoch_state["subset"], epoch_state["subset_weights"]
         if (subset is None) != (weights is None) or (subset is not None and subset.shape != weights.shape):
-            raise ValueError("state['epoch_state'] must hold a subset and its weights of the same length, got "
-                             f"{None if subset is None else subset.shape} and {None if weights is None else weights.shape}")
+            shapes = [None if a is None else a.shape for a in (subset, weights)]
+            raise ValueError(f"state['epoch_state'] must hold a subset and its weights of the same length, got "
+                             f"{shapes[0]} and {shapes[1]}")
         if position > epoch_state["num_batches"]:
             raise ValueError(f"state['position'] is {position}, past the {epoch_state['num_batches']} batches")
         policy = self.policy._parse_state(state["policy"], n, use_saved_config)

@@ -131,8 +131,7 @@ class Step(Schedule):
             lo, hi = (start, math.inf) if start > 0 else (-math.inf, start)
         else:  # factor <= -1
             lo, hi = (-math.inf, math.inf) if factor < -1 else (-abs(start), abs(start))
-        clip = lambda v: min(self.high, max(self.low, v))
-        return clip(lo), clip(hi)
+        return min(self.high, max(self.low, lo)), min(self.high, max(self.low, hi))
 
 
 ScheduleLike = float | int | Schedule
