@@ -370,3 +370,57 @@ def test_drop_last_with_fewer_samples_than_a_batch_is_refused():
 def test_errors_name_the_argument(action, error, match):
     with pytest.raises(error, match=match):
         action()
+
+
+# around the cases: what stays allowed, and the helpers' edges ----------------------------------------------------
+
+def test_schedule_bounds_cover_every_epoch_and_growth_does_not_overflow():
+    growing, shrinking = Step(0.5, 1.3), Step(100.0, 0.5, low=1.0)
+    assert growing.bounds() == (0.5, float("inf")) and growing(10_000) == float("inf")  # was an OverflowError
+    assert shrinking.bounds() == (1.0, 100.0)
+    assert Linear(2.0, 1.0, epochs=3).bounds() == (1.0, 2.0)
+    hm.RankPolicy(pressure=shrinking)  # clipped at 1: allowed
+    hm.SelfPacedPolicy(threshold=growing)  # a threshold may grow without bound: its default does
+
+
+def test_the_sampler_names_a_different_seed_and_takes_it_when_asked():
+    _, sampler, _ = started("uniform")
+    other = hm.HardExampleSampler(hm.ScoreMemory(20), 4, policy="uniform", seed=5)
+    with pytest.raises(ValueError, match=r"seed: saved 0, constructed with 5.*use_saved_config=True"):
+        other.load_state_dict(sampler.state_dict())
+    other.load_state_dict(sampler.state_dict(), use_saved_config=True)
+    assert other.seed == 0
+
+
+def test_a_cross_batch_memory_with_another_max_age_is_named():
+    memory = CrossBatchMemory(8, 3, max_age=2)
+    with pytest.raises(ValueError, match=r"max_age: saved 2, constructed with None"):
+        CrossBatchMemory(8, 3).load_state_dict(memory.state_dict())
+    fresh = CrossBatchMemory(8, 3)
+    fresh.load_state_dict(memory.state_dict(), use_saved_config=True)
+    assert fresh.max_age == 2
+    with pytest.raises(ValueError, match=r"embedding_dim: saved 3, constructed with 4"):
+        CrossBatchMemory(8, 4).load_state_dict(memory.state_dict(), use_saved_config=True)
+
+
+def test_files_of_plain_torch_save_are_still_read(tmp_path):
+    torch.save({"v": torch.arange(2)}, tmp_path / "old.pt")
+    assert torch.equal(hm.load_state(tmp_path / "old.pt")["v"], torch.arange(2))
+
+
+def test_only_temporaries_of_dead_writers_are_removed(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    live = tmp_path / f".c.pt.{os.getpid()}.abc.tmp"
+    stale = tmp_path / f".c.pt.{dead.pid}.abc.tmp"
+    other_file = tmp_path / f".d.pt.{dead.pid}.abc.tmp"
+    for p in (live, stale, other_file):
+        p.write_bytes(b"x")
+    hm.save_state({"v": 1}, tmp_path / "c.pt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["c.pt", live.name, other_file.name])
+
+
+def test_a_single_process_keeps_the_original_error_type():
+    _, sampler, batch = started("importance")
+    with pytest.raises(TypeError, match="indices must hold integers"):
+        sampler.update(batch.astype(np.float32), np.ones(batch.size))
