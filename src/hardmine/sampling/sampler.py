@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -13,13 +12,7 @@ import torch
 from hardmine._checks import check_indices, check_positive_int, check_values
 from hardmine.distributed import agree_on_errors, all_gather_1d, rank_and_world, rank_offset
 from hardmine.memory import ScoreMemory
-from hardmine.sampling.policies import (
-    BatchPolicy,
-    Policy,
-    PriorityPolicy,
-    SubsetPolicy,
-    build_policy,
-)
+from hardmine.sampling.policies import BatchPolicy, Policy, PriorityPolicy, SubsetPolicy, build_policy
 from hardmine.sampling.sumtree import SumTree
 from hardmine.state import Array, Choice, Int, check_fields, check_state, compare_config, to_saved
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from hardmine.state import Array
 from hardmine._checks import check_fraction
 from hardmine.memory import ScoreMemory
 from hardmine.sampling.guards.base import Guard
+from hardmine.state import Array
 
 
 class ClassBalance(Guard):

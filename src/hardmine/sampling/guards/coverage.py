@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from hardmine.state import Array, Field
 from hardmine._checks import check_fraction, check_positive_int
 from hardmine.memory import ScoreMemory
 from hardmine.sampling.guards.base import Guard
+from hardmine.state import Array, Field
 
 
 class CoverageGuard(Guard):

@@ -6,10 +6,10 @@ import math
 
 import numpy as np
 
-from hardmine.state import Array, Float
 from hardmine._checks import check_fraction, check_positive_int
 from hardmine.memory import ScoreMemory
 from hardmine.sampling.guards.base import Guard
+from hardmine.state import Array, Float
 
 _NOISE_METHODS = ("loss", "aum", "cartography")
 

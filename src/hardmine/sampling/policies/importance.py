@@ -7,11 +7,7 @@ from typing import Any
 import numpy as np
 
 from hardmine._checks import check_fraction
-from hardmine.sampling.policies.base import (
-    PriorityPolicy,
-    check_normalize,
-    importance_weights,
-)
+from hardmine.sampling.policies.base import PriorityPolicy, check_normalize, importance_weights
 from hardmine.sampling.schedules import ScheduleLike
 
 

@@ -7,10 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from hardmine.state import Float
 from hardmine._checks import check_fraction, check_positive_int
 from hardmine.memory import ScoreMemory
 from hardmine.sampling.policies.base import SubsetPolicy, top_samples
+from hardmine.state import Float
 
 
 class PacingPolicy(SubsetPolicy):

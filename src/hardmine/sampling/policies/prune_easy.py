@@ -6,11 +6,11 @@ from typing import Any
 
 import numpy as np
 
-from hardmine.state import Float
 from hardmine._checks import check_fraction, check_positive_int
 from hardmine.memory import ScoreMemory
 from hardmine.sampling.policies.base import SubsetPolicy
 from hardmine.sampling.schedules import ScheduleLike
+from hardmine.state import Float
 
 
 class PruneEasyPolicy(SubsetPolicy):

@@ -7,15 +7,11 @@ from typing import Any
 
 import numpy as np
 
-from hardmine.state import Array
 from hardmine._checks import check_fraction
 from hardmine.memory import ScoreMemory
-from hardmine.sampling.policies.base import (
-    PriorityPolicy,
-    check_normalize,
-    importance_weights,
-)
+from hardmine.sampling.policies.base import PriorityPolicy, check_normalize, importance_weights
 from hardmine.sampling.schedules import ScheduleLike
+from hardmine.state import Array
 
 
 class RankPolicy(PriorityPolicy):

@@ -7,9 +7,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from hardmine.state import Int
 from hardmine.inbatch.select import Stochastic
 from hardmine.sampling.policies.base import BatchPolicy, Policy
+from hardmine.state import Int
 
 
 class SelectiveBackpropPolicy(BatchPolicy):

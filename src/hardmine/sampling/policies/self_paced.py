@@ -7,11 +7,11 @@ from typing import Any
 
 import numpy as np
 
-from hardmine.state import Float
 from hardmine._checks import check_fraction
 from hardmine.memory import ScoreMemory
 from hardmine.sampling.policies.base import SubsetPolicy, top_samples
 from hardmine.sampling.schedules import ScheduleLike, Step
+from hardmine.state import Float
 
 
 class SelfPacedPolicy(SubsetPolicy):
