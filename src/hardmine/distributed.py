@@ -61,9 +61,9 @@ def agree_on_errors(what: str, group: Any = None, enabled: bool = True) -> Itera
     """Run the local checks of a distributed call inside this block; every rank then raises or none does.
 
     One all-reduce of a status flag per rank ([world] int64) follows the block, before the call's data
-    collectives: when any rank's block raised a TypeError or ValueError, every rank raises the same
-    `AgreedError` (a ValueError) naming the first bad rank and its message, instead of the others waiting
-    forever in a collective or falling out of step. Without a process group (or with one rank, or
+    collectives: when any rank's block raised (a TypeError or ValueError from a check, or any other error), every
+    rank raises the same `AgreedError` (a ValueError) naming the first bad rank and its message, instead of the
+    others waiting forever in a collective or falling out of step. Without a process group (or with one rank, or
     `enabled=False`) the block's error propagates unchanged. `what` names the call in the message.
     """
     world = dist.get_world_size(group) if dist.is_available() and dist.is_initialized() else 1
@@ -73,7 +73,7 @@ def agree_on_errors(what: str, group: Any = None, enabled: bool = True) -> Itera
     error: Exception | None = None
     try:
         yield
-    except (TypeError, ValueError) as err:
+    except Exception as err:  # any local failure: the other ranks must not wait for this one in a collective
         error = err
     device = _collective_device()
     rank = dist.get_rank(group)
