@@ -335,7 +335,7 @@ class ScoreMemory:
                      ema_decay=self.ema_decay, state_version=_STATE_VERSION)
         return state
 
-    def load_state_dict(self, state: dict[str, Any], use_saved_config: bool = False) -> None:
+    def load_state_dict(self, state: dict[str, Any], *, use_saved_config: bool = False) -> None:
         """Restore a `state_dict()`; everything is checked before anything is changed.
 
         Each column must have its dtype and shape [N]; counts are >= 0, steps >= -1, float columns finite except

@@ -231,7 +231,7 @@ class Stochastic:
                                                                     "history_size": self.history_size},
                 "state_version": _STOCHASTIC_VERSION}
 
-    def load_state_dict(self, state: dict[str, Any], use_saved_config: bool = False) -> None:
+    def load_state_dict(self, state: dict[str, Any], *, use_saved_config: bool = False) -> None:
         """Restore a state from `state_dict()`; the next selections are then identical to the saved run's.
 
         Everything (the generator's state included) is checked before anything is assigned. A saved beta that

@@ -146,7 +146,7 @@ class CrossBatchMemory:
         return {"size": self.size, "embedding_dim": self.embedding_dim, "max_age": self.max_age,
                 "label_shape": list(self.label_shape), "dtype": str(self.embeddings.dtype)}
 
-    def load_state_dict(self, state: dict[str, Any], use_saved_config: bool = False) -> None:
+    def load_state_dict(self, state: dict[str, Any], *, use_saved_config: bool = False) -> None:
         """Restore what `state_dict` returned; everything is checked before anything is assigned.
 
         The saved size, embedding_dim, label_shape and dtype must be this memory's; a saved max_age that differs

@@ -134,7 +134,7 @@ class NegativePool:
                 "drift_threshold": self.drift_threshold, "drift_check_every": self.drift_check_every,
                 "num_probe": self.num_probe}
 
-    def load_state_dict(self, state: dict[str, Any], use_saved_config: bool = False) -> None:
+    def load_state_dict(self, state: dict[str, Any], *, use_saved_config: bool = False) -> None:
         """Restore a state from `state_dict()` (arrays are copied); everything is checked before anything is
         assigned: negatives int64 [num_queries, n] in [-1, corpus_size), probe ids in [0, corpus_size) with finite
         embeddings [probes, d], counters >= -1, a well-formed history. num_queries and corpus_size must be this

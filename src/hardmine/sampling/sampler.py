@@ -299,7 +299,7 @@ class HardExampleSampler:
                 "epoch_state": to_saved(self._epoch_state), "policy": self.policy.state_dict(),
                 "state_version": _STATE_VERSION}
 
-    def load_state_dict(self, state: dict[str, Any], use_saved_config: bool = False) -> None:
+    def load_state_dict(self, state: dict[str, Any], *, use_saved_config: bool = False) -> None:
         """Restore `state_dict()`: the next iterator continues with the batch after the last one drawn.
 
         Everything (the policy's and its guards' states included) is checked against the declared schemas

@@ -128,7 +128,7 @@ class Guard(Registered):
         sizes = {} if num_samples is None else {"N": num_samples}
         return fresh._config, check_fields(state["state"], self.state_fields, f"{owner} state['state']", sizes)
 
-    def load_state_dict(self, state: dict[str, Any], num_samples: int | None = None,
+    def load_state_dict(self, state: dict[str, Any], *, num_samples: int | None = None,
                         use_saved_config: bool = False) -> None:
         """Restore `state_dict()`: everything is checked against the schema first, then assigned in one step.
         num_samples and use_saved_config as in `Policy.load_state_dict`."""

@@ -233,7 +233,7 @@ class Policy(Registered):
         fresh._state = check_fields(state["state"], self.state_schema(), f"{owner} state['state']", sizes)
         return fresh, guards
 
-    def load_state_dict(self, state: dict[str, Any], num_samples: int | None = None,
+    def load_state_dict(self, state: dict[str, Any], *, num_samples: int | None = None,
                         use_saved_config: bool = False) -> None:
         """Restore `state_dict()` into a policy of the same class: everything (the guards' states included) is
         checked against the declared schemas first, then assigned in one step.
