@@ -1,7 +1,7 @@
 """Bad inputs of issue 11, each refused cleanly: a ValueError or TypeError naming the argument (and the value where
 there is one), raised before anything changes. The distributed cases are in tests/distributed/test_agreement.py.
 
-Counts measured by these tests (46 cases here, 9 two-process cases in tests/distributed/test_agreement.py):
+Counts measured by these tests (47 cases here, 9 two-process cases in tests/distributed/test_agreement.py):
 
     issue item                        tried   refused cleanly   unclear   accepted silently   partial writes   hangs
     1 derived overflow, schedules        5          5               0            0                  0            0
@@ -9,19 +9,20 @@ Counts measured by these tests (46 cases here, 9 two-process cases in tests/dist
     3 partial loads                      2          2               0            0                  0            0
     4 invalid loaded states             11         11               0            0                  0            0
     5 checkpoints                        8          8               0            0                  0            0
-    6 silent acceptances                10         10               0            0                  0            0
+    6 silent acceptances                11         11               0            0                  0            0
     7 unclear errors                     9          9               0            0                  0            0
     8 OHEM keep=0 (library side)         1          1               0            0                  0            0
-    total                               55         55               0            0                  0            0
+    total                               56         56               0            0                  0            0
 
-Against the code before the fix (tag i10-stage1) 53 of the 55 fail: 24 did not raise at all, 1 returned a wrong
+Against the code before the fix (tag i10-stage1) 54 of the 56 fail: 25 did not raise at all, 1 returned a wrong
 result silently (-1 for every negative), 13 raised an error that is not the one asked for (torch's IndexError, an
 AttributeError, an AssertionError, an UnpicklingError advising weights_only=False, a RuntimeError after a partial
 write, a message naming another argument), 5 read files that carry no integrity header, 1 left a killed save's
 .tmp behind, and the 9 distributed cases hung until the 10 s group timeout, lost the connection or desynchronised.
 Two were already refused there and stay as
 regression tests: a sampler state without its 'policy' key, and `correct=[nan, ...]`. Where the call writes
-state, a case also checks that the state afterwards equals the state before.
+state, a case also checks that the state afterwards equals the state before. The tests after the cases (schedule
+bounds, configs taken on request, legacy files, temporaries of live writers) check what stays allowed.
 """
 
 from __future__ import annotations
@@ -424,3 +425,11 @@ def test_a_single_process_keeps_the_original_error_type():
     _, sampler, batch = started("importance")
     with pytest.raises(TypeError, match="indices must hold integers"):
         sampler.update(batch.astype(np.float32), np.ones(batch.size))
+
+
+def test_memory_set_refuses_values_its_column_cannot_hold():
+    from hardmine.memory import Column
+    memory = hm.ScoreMemory(4)
+    memory.declare(Column("irreducible", np.float32, 0.0, source=None))
+    refused(lambda: memory.set("irreducible", [1.0, 1e39], [0, 1]), ValueError,
+            r"irreducible must hold values in \[-3.403e\+38, 3.403e\+38\].*1e\+39", memory)

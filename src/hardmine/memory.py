@@ -275,6 +275,7 @@ class ScoreMemory:
             raise ValueError(f"name must be a declared column without a source, one of {writable}, got {name!r}")
         idx = np.arange(self.num_samples) if indices is None else check_indices("indices", indices, self.num_samples)
         arr = check_values(name, values, idx.size, indices=None if indices is None else idx)
+        _check_fits(column, name, arr, idx)
         keep = last_occurrence(idx)
         self._columns[name][idx[keep]] = arr[keep]
 
