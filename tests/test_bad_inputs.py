@@ -19,9 +19,9 @@ result silently (-1 for every negative), 13 raised an error that is not the one 
 AttributeError, an AssertionError, an UnpicklingError advising weights_only=False, a RuntimeError after a partial
 write, a message naming another argument), 5 read files that carry no integrity header, 1 left a killed save's
 .tmp behind, and the 9 distributed cases hung until the 10 s group timeout, lost the connection or desynchronised.
-Two were already refused there and stay as
-regression tests: a sampler state without its 'policy' key, and `correct=[nan, ...]`. Where the call writes
-state, a case also checks that the state afterwards equals the state before. The tests after the cases (schedule
+Two were already refused there and stay as regression tests: a sampler state without its 'policy' key, and
+`correct=[nan, ...]`. Where the call writes state, a case also checks that the state afterwards equals the state
+before. The tests after the cases (schedule
 bounds, configs taken on request, legacy files, temporaries of live writers) check what stays allowed.
 """
 
