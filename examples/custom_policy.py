@@ -14,6 +14,7 @@ import numpy as np
 
 import hardmine as hm
 from hardmine._checks import check_number
+from hardmine.state import Float
 
 
 class BoltzmannPolicy(hm.PriorityPolicy):
@@ -24,6 +25,7 @@ class BoltzmannPolicy(hm.PriorityPolicy):
     """
 
     name = "boltzmann"
+    state_fields = {"top": Float()}  # what this class adds to self._state, checked when a checkpoint loads
 
     def __init__(self, temperature: hm.schedules.ScheduleLike = 1.0, mix: float = 0.1, **base: Any) -> None:
         super().__init__(**base)

@@ -118,6 +118,26 @@ def last_occurrence(indices: np.ndarray) -> np.ndarray:
     return position[is_last]
 
 
+def check_device(name: str, device: Any) -> torch.device | None:
+    """`device` (None, a string or a torch.device) as a torch.device that exists here, or None; raises
+    ValueError naming the argument for an unknown device or a CUDA/MPS device that is not available."""
+    if device is None:
+        return None
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"{name} must be a torch.device or a device string such as 'cpu' or 'cuda:0', "
+                         f"got {device!r}") from None
+    if dev.type == "cuda" and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count()):
+        raise ValueError(f"{name}={device!r}, but CUDA is not available here "
+                         f"({torch.cuda.device_count()} device(s))")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"{name}={device!r}, but MPS is not available here")
+    if dev.type == "meta":
+        raise ValueError(f"{name}={device!r}: a meta device holds no data")
+    return dev
+
+
 def as_generator(seed: int | np.random.Generator | None) -> np.random.Generator:
     """One way to turn a seed, a Generator or None into a numpy Generator (None means fresh OS entropy)."""
     if isinstance(seed, np.random.Generator):

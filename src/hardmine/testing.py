@@ -121,7 +121,8 @@ def check_seeding(policy: PolicyLike, *, params: dict[str, Any] | None = None, g
 def check_resume(policy: PolicyLike, *, params: dict[str, Any] | None = None, guards: Sequence[Guard] = (),
                  total: int = 30, stop: int = 14) -> None:
     """Stopping inside an epoch, saving sampler and memory to a file and loading them into a sampler built with
-    another seed continues with exactly the batches of an uninterrupted run."""
+    another seed (taking the saved one with `use_saved_config=True`) continues with exactly the batches of an
+    uninterrupted run."""
     factory = _Factory(policy, params, guards)
     reference = run_steps(factory.sampler()[1], total)
     memory, sampler = factory.sampler()
@@ -132,7 +133,7 @@ def check_resume(policy: PolicyLike, *, params: dict[str, Any] | None = None, gu
         state = load_state(path)
     memory2, sampler2 = factory.sampler(seed=99)
     memory2.load_state_dict(state["memory"])
-    sampler2.load_state_dict(state["sampler"])
+    sampler2.load_state_dict(state["sampler"], use_saved_config=True)  # the saved seed, asked for
     rest = run_steps(sampler2, total - stop, start_step=stop)
     for k, (x, y) in enumerate(zip(reference, first + rest)):
         assert np.array_equal(x, y), f"batch {k} differs after resuming"

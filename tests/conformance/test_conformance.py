@@ -72,8 +72,8 @@ def test_the_checks_catch_a_broken_policy():
     class Forgetful(hm.ImportancePolicy):  # no name: not registered
         """Forgets its epoch on load: resumption must fail."""
 
-        def load_state_dict(self, state):
-            super().load_state_dict(state)
+        def load_state_dict(self, state, **options):
+            super().load_state_dict(state, **options)
             self._state["unseen_score"] = 123.0
 
     with pytest.raises(AssertionError, match="differs after resuming"):

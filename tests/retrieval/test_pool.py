@@ -2,6 +2,7 @@ import functools
 
 import numpy as np
 import pytest
+import torch
 
 from hardmine.retrieval import mine_hard_negatives
 from hardmine.retrieval.pool import NegativePool
@@ -70,8 +71,8 @@ def test_state_round_trip_is_exact():
     again = other.state_dict()
     assert state.keys() == again.keys()
     for key in state:
-        if isinstance(state[key], np.ndarray):
-            np.testing.assert_array_equal(state[key], again[key])
+        if isinstance(state[key], torch.Tensor):  # state_dict holds tensors: save_state can write it
+            assert torch.equal(state[key], again[key])
         else:
             assert state[key] == again[key]
     np.testing.assert_array_equal(other.negatives([1, 2]), pool.negatives([1, 2]))

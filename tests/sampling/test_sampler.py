@@ -60,7 +60,7 @@ def test_resume_mid_epoch_continues_exactly(tmp_path, policy, run_steps):
     memory2 = ScoreMemory(n)
     memory2.load_state_dict(state["memory"])
     sampler2 = HardExampleSampler(memory2, batch, policy=policy, seed=12345)
-    sampler2.load_state_dict(state["sampler"])
+    sampler2.load_state_dict(state["sampler"], use_saved_config=True)  # the saved seed, asked for
     sampler2.set_epoch(0)  # what a resumed loop does: the current epoch keeps its position
     after = run_steps(sampler2, total_steps - stop, start_step=stop)
     resumed = before + after

@@ -15,9 +15,9 @@ import torch.nn.functional as F
 
 from hardmine._checks import check_finite, check_int, check_number
 from hardmine.registry import Registry
-from hardmine.state import check_state
+from hardmine.state import Array, Float, Int, check_fields, check_state, compare_config
 
-_STATE_VERSION = 1
+_STOCHASTIC_VERSION = 1
 
 SELECTORS = Registry("selector")
 """Short names for the CLI and the experiment runner: `SELECTORS["top_k"](k=0.25)`."""
@@ -221,28 +221,38 @@ class Stochastic:
         return _selection(keep, scores.shape, scores.dtype)
 
     def state_dict(self) -> dict[str, Any]:
-        """History, ring position and generator state; a copy, safe to save with torch.save."""
+        """History, ring position, generator state and the constructor's beta and history_size; a copy, safe to
+        save with torch.save."""
         return {"history": self._history.clone(), "count": self._count, "position": self._position,
-                "generator": self.generator.get_state(), "state_version": _STATE_VERSION}
+                "generator": self.generator.get_state(), "config": {"beta": self.beta,
+                                                                    "history_size": self.history_size},
+                "state_version": _STOCHASTIC_VERSION}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a state from `state_dict()`; the next selections are then identical to the saved run's."""
-        check_state(state, "Stochastic", _STATE_VERSION, ("history", "count", "position", "generator"))
-        history = torch.as_tensor(state["history"], dtype=torch.float64)
-        if history.shape != (self.history_size,):
-            raise ValueError(f"state['history'] has shape {tuple(history.shape)}, expected ({self.history_size},)")
-        count = check_int("state['count']", state["count"], minimum=0)
-        position = check_int("state['position']", state["position"], minimum=0)
-        if count > self.history_size or position >= self.history_size:
-            raise ValueError(f"state['count']={count} and state['position']={position} do not fit a history of "
+    def load_state_dict(self, state: dict[str, Any], *, use_saved_config: bool = False) -> None:
+        """Restore a state from `state_dict()`; the next selections are then identical to the saved run's.
+
+        Everything (the generator's state included) is checked before anything is assigned. A saved beta that
+        differs from this selector's is an error unless `use_saved_config=True` takes it (history_size must match).
+        """
+        check_state(state, "Stochastic", _STOCHASTIC_VERSION, ("config",))
+        config = check_fields(state["config"], {"beta": Float(0.0), "history_size": Int(1)}, "state['config']")
+        if config["history_size"] != self.history_size:
+            raise ValueError(f"state['config']['history_size'] is {config['history_size']}, this selector has "
                              f"{self.history_size}")
+        compare_config("Stochastic", config, {"beta": self.beta, "history_size": self.history_size},
+                       use_saved_config)
+        n = self.history_size
+        values = check_fields({k: v for k, v in state.items() if k not in ("config", "state_version")},
+                              {"history": Array("float64", n), "count": Int(0, n), "position": Int(0, n - 1),
+                               "generator": Array("uint8")}, "Stochastic state")
         generator = torch.Generator()
         try:
-            generator.set_state(state["generator"])
-        except (TypeError, RuntimeError) as error:
-            raise ValueError(f"state['generator'] is not a torch.Generator state: {error}") from None
-        self._history, self._count, self._position = history.clone(), count, position
-        self.generator.set_state(state["generator"])
+            generator.set_state(torch.from_numpy(values["generator"]))
+        except RuntimeError as error:
+            raise ValueError(f"Stochastic state['generator'] is not a CPU generator's state: {error}") from None
+        self.generator.set_state(generator.get_state())
+        self._history = torch.from_numpy(values["history"])
+        self._count, self._position, self.beta = values["count"], values["position"], config["beta"]
 
 
 def true_class_probability(logits: torch.Tensor, target: torch.Tensor,

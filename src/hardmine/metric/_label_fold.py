@@ -24,10 +24,13 @@ def _keep_first_smaller(best_value: torch.Tensor, best_col: torch.Tensor, start:
     best_col[rows] = torch.where(better, col, best_col[rows])
 
 
-def _closest_negatives(batch: MiningBatch, inverse: torch.Tensor, classes: int) -> torch.Tensor:
-    """int64 [B]: each row's closest other-class column (smallest index among ties)."""
+def _closest_negatives(batch: MiningBatch, inverse: torch.Tensor, classes: int) -> torch.Tensor | None:
+    """int64 [B]: each row's closest other-class column (smallest index among ties); None when the folded
+    class columns would overflow the dtype (large unnormalised embeddings), so the generic path must run."""
     xa, ya = batch.distance.factors(batch.query, batch.query)
     bound = xa.norm(dim=1).max() * ya.norm(dim=1).max()  # |xa_i . ya_j| never exceeds it
+    if not bool(4.0 * bound + 1.0 <= torch.finfo(xa.dtype).max / 16):
+        return None
     scale = (4.0 * bound + 1.0).sqrt()
     onehot = F.one_hot(inverse, classes).to(xa.dtype) * scale
     xf, yf = torch.cat([xa, onehot], 1), torch.cat([ya, onehot], 1)
@@ -87,5 +90,7 @@ def label_fold_extremes(batch: MiningBatch, hardest_positive: bool) -> Indices |
     if positive is None:
         return None
     negative = _closest_negatives(batch, inverse, sizes.numel())
+    if negative is None:
+        return None
     anchor = torch.nonzero(positive >= 0).flatten()
     return anchor, positive[anchor], negative[anchor]

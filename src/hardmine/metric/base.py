@@ -70,6 +70,20 @@ def _check_labels(name: str, labels: Any, rows: int, rows_name: str, device: tor
     return labels.to(device=device, dtype=torch.int64) if integer_1d else labels.to(device)
 
 
+def _check_distance_range(query: torch.Tensor, ref: torch.Tensor, distance: BaseDistance, name: str) -> None:
+    """Refuse embeddings whose (squared) distances or dot products could overflow the dtype: every value the
+    matrix product forms is at most (|x| + |y|)^2 (squared L2) or |x| |y| (dot), with 64x headroom."""
+    if query.numel() == 0 or ref.numel() == 0:
+        return
+    nq, nr = float(query.norm(dim=1).max()), float(ref.norm(dim=1).max())
+    bound = nq * nr if distance.is_similarity else (nq + nr) ** 2
+    limit = torch.finfo(query.dtype).max / 64
+    if not bound <= limit:
+        raise ValueError(f"{name} have rows of L2 norm up to {max(nq, nr):.3g}: {type(distance).__name__} values "
+                         f"up to {bound:.3g} exceed what {query.dtype} holds safely ({limit:.3g}); normalise the "
+                         "embeddings (normalize=True) or scale them down")
+
+
 def _resolve_mask(mask: PositiveMask, labels: Any, ref_labels: Any, shape: tuple[int, int],
                   device: torch.device) -> torch.Tensor:
     value = mask(labels, ref_labels) if callable(mask) else mask
@@ -170,6 +184,7 @@ class BaseMiner:
                 raise ValueError("ref_starts_with_batch=True but ref_labels does not start with labels")
         query = self.distance.prepare(x)
         ref = query if ref_emb is None else self.distance.prepare(y)
+        _check_distance_range(query, ref, self.distance, "embeddings" if ref_emb is None else "embeddings and ref_emb")
         if mask is None:
             positives = functools.partial(_ops.label_positives, labels, ref_labels, exclude_self)
             self_labels = labels if ref_emb is None else None

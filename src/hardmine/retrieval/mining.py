@@ -8,14 +8,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from hardmine._checks import as_generator, check_int, check_number
+from hardmine.distributed import agree_on_errors
 from hardmine.retrieval.backends import Block, ExactSearch, SearchBackend, make_backend
-from hardmine.retrieval.distributed import (
-    Shard,
-    corpus_shard,
-    merge_across_ranks,
-    raise_if_any_failed,
-    reduce_across_ranks,
-)
+from hardmine.retrieval.distributed import Shard, corpus_shard, merge_across_ranks, reduce_across_ranks
 from hardmine.retrieval.embeddings import Embeddings, as_embedding_matrix
 from hardmine.retrieval.filters import CandidateFilters
 from hardmine.retrieval.idlists import IdLists, to_id_lists
@@ -63,8 +58,36 @@ def mine_hard_negatives(
     O(batch_size x (corpus block + k)), whatever the corpus size.
     Distributed (torch.distributed initialised, world > 1): every rank passes the same queries; with
     corpus_sharded=False every rank holds the whole corpus and searches 1/world of it; with corpus_sharded=True
-    corpus_emb is this rank's shard and global ids follow rank order. All ranks return the same result.
+    corpus_emb is this rank's shard and global ids follow rank order. All ranks return the same result, and the
+    ranks agree on the validity of their inputs before any collective: a bad input on one rank raises the same
+    ValueError, naming that rank, on every rank.
     """
+    with agree_on_errors("mine_hard_negatives", group):
+        checked = _check_arguments(query_emb, corpus_emb, num_negatives, range_min, range_max, max_score,
+                                   min_score, absolute_margin, relative_margin, sampling, index, metric, seed,
+                                   batch_size, recall_sample)
+    num_negatives, range_min, batch_size, recall_sample, filters, key, backend, queries, matrix = checked
+    cosine = metric == "cosine"
+    shard = corpus_shard(len(matrix), corpus_sharded, group)
+    with agree_on_errors("mine_hard_negatives", group):
+        corpus = Embeddings("corpus_emb", matrix[shard.start:shard.stop], cosine)
+        if queries.shape[1] != corpus.shape[1]:
+            raise ValueError(f"query_emb has dimension {queries.shape[1]} but corpus_emb has {corpus.shape[1]}")
+        num_queries, total = len(queries), shard.global_size
+        pos = to_id_lists("positives", positives, num_queries, total)
+        removed = pos if exclude is None else IdLists.union(pos, to_id_lists("exclude", exclude, num_queries, total))
+        if filters.uses_positive and (pos.counts == 0).any():
+            q = int(np.flatnonzero(pos.counts == 0)[0])
+            raise ValueError(f"positives[{q}] is empty: a margin needs at least one positive per query")
+    return _mine(queries, corpus, shard, pos, removed, filters, num_negatives, sampling, backend, key, batch_size,
+                 progress, recall_sample, metric)
+
+
+def _check_arguments(query_emb: Any, corpus_emb: Any, num_negatives: int, range_min: int, range_max: int | None,
+                     max_score: float | None, min_score: float | None, absolute_margin: float | None,
+                     relative_margin: float | None, sampling: str, index: str | SearchBackend, metric: str,
+                     seed: Any, batch_size: int, recall_sample: int) -> tuple:
+    """The local checks of mine_hard_negatives' arguments, before anything is exchanged between ranks."""
     num_negatives = check_int("num_negatives", num_negatives)
     range_min = check_int("range_min", range_min, minimum=0)
     batch_size = check_int("batch_size", batch_size)
@@ -77,18 +100,16 @@ def mine_hard_negatives(
     rng = as_generator(seed)
     key = int(seed) % 2**64 if isinstance(seed, (int, np.integer)) else int(rng.integers(2**63))
     backend = make_backend(index, seed=key % 2**31)
-    cosine = metric == "cosine"
+    queries = Embeddings("query_emb", query_emb, metric == "cosine")
+    matrix = as_embedding_matrix("corpus_emb", corpus_emb)
+    return num_negatives, range_min, batch_size, recall_sample, filters, key, backend, queries, matrix
 
-    queries = Embeddings("query_emb", query_emb, cosine)
-    corpus, shard = _local_corpus(corpus_emb, cosine, corpus_sharded, group)
-    if queries.shape[1] != corpus.shape[1]:
-        raise ValueError(f"query_emb has dimension {queries.shape[1]} but corpus_emb has {corpus.shape[1]}")
+
+def _mine(queries: Embeddings, corpus: Embeddings, shard: Shard, pos: IdLists, removed: IdLists,
+          filters: CandidateFilters, num_negatives: int, sampling: str, backend: SearchBackend, key: int,
+          batch_size: int, progress: bool, recall_sample: int, metric: str) -> MinedNegatives:
+    """The search, filtering and sampling of checked inputs (collectives only from here on)."""
     num_queries, total = len(queries), shard.global_size
-    pos = to_id_lists("positives", positives, num_queries, total)
-    removed = pos if exclude is None else IdLists.union(pos, to_id_lists("exclude", exclude, num_queries, total))
-    if filters.uses_positive and (pos.counts == 0).any():
-        q = int(np.flatnonzero(pos.counts == 0)[0])
-        raise ValueError(f"positives[{q}] is empty: a margin needs at least one positive per query")
     window_end = min(filters.range_max, total)
     blocks: list[Block] = []
     for start in range(0, num_queries, batch_size):
@@ -139,24 +160,6 @@ def _filters(num_negatives: int, range_min: int, range_max: int | None, max_scor
     if max_score is not None and min_score is not None and min_score > max_score:
         raise ValueError(f"min_score = {min_score} is above max_score = {max_score}: no candidate could pass")
     return CandidateFilters(range_min, range_max, **values)
-
-
-def _local_corpus(corpus_emb: Any, cosine: bool, corpus_sharded: bool, group: Any) -> tuple[Embeddings, Shard]:
-    """This rank's part of the corpus, checked; a failure on any rank is raised on every rank."""
-    matrix, error = None, None
-    try:
-        matrix = as_embedding_matrix("corpus_emb", corpus_emb)
-    except (TypeError, ValueError) as err:
-        error = err
-    shard = corpus_shard(0 if matrix is None else len(matrix), corpus_sharded, group)
-    corpus = None
-    if error is None:
-        try:
-            corpus = Embeddings("corpus_emb", matrix[shard.start:shard.stop], cosine)
-        except ValueError as err:
-            error = err
-    raise_if_any_failed(error, shard)
-    return corpus, shard
 
 
 def _pair_keys(rows: np.ndarray, ids: np.ndarray, total: int) -> np.ndarray:

@@ -10,6 +10,7 @@ import numpy as np
 
 from hardmine._checks import as_generator, check_indices, check_int, check_number
 from hardmine.retrieval.result import MinedNegatives
+from hardmine.state import Array, Field, Int, check_fields, check_state, compare_config, to_saved
 
 Encoder = Callable[[np.ndarray], Any]
 Miner = Callable[..., MinedNegatives]
@@ -114,8 +115,9 @@ class NegativePool:
         return report
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to resume: negatives, probe rows and their embeddings, step counters, history."""
-        return {
+        """Everything needed to resume: negatives, probe rows and their embeddings, step counters, history, the
+        constructor's numbers under "config", and "state_version"; tensors and plain values (save_state-able)."""
+        return to_saved({
             "indices": None if self._indices is None else self._indices.copy(),
             "probe_ids": self._probe_ids.copy(),
             "probe_emb": self._probe_emb.copy(),
@@ -123,20 +125,68 @@ class NegativePool:
             "last_check": self._last_check,
             "seed_key": self._seed_key,
             "history": [asdict(r) for r in self.history],
-        }
+            "config": self._config(),
+            "state_version": _STATE_VERSION,
+        })
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a state from `state_dict()` (arrays are copied)."""
-        indices = state["indices"]
-        if indices is not None and np.asarray(indices).shape[0] != self.num_queries:
-            raise ValueError(f"state holds negatives for {np.asarray(indices).shape[0]} queries, "
-                             f"this pool has {self.num_queries}")
-        self._indices = None if indices is None else np.array(indices, dtype=np.int64)
-        self._probe_ids = np.array(state["probe_ids"], dtype=np.int64)
-        self._probe_emb = np.array(state["probe_emb"], dtype=np.float32)
-        self._last_refresh, self._last_check = int(state["last_refresh"]), int(state["last_check"])
-        self._seed_key = int(state["seed_key"])
-        self.history = [RefreshReport(**r) for r in state["history"]]
+    def _config(self) -> dict[str, Any]:
+        return {"num_queries": self.num_queries, "corpus_size": self.corpus_size, "refresh_every": self.refresh_every,
+                "drift_threshold": self.drift_threshold, "drift_check_every": self.drift_check_every,
+                "num_probe": self.num_probe}
+
+    def load_state_dict(self, state: dict[str, Any], *, use_saved_config: bool = False) -> None:
+        """Restore a state from `state_dict()` (arrays are copied); everything is checked before anything is
+        assigned: negatives int64 [num_queries, n] in [-1, corpus_size), probe ids in [0, corpus_size) with finite
+        embeddings [probes, d], counters >= -1, a well-formed history. num_queries and corpus_size must be this
+        pool's; another saved refresh setting is an error unless `use_saved_config=True` takes it."""
+        check_state(state, "NegativePool", _STATE_VERSION, _POOL_SCHEMA.keys() | {"config"})
+        config = state["config"]
+        if not isinstance(config, dict):
+            raise ValueError(f"NegativePool state['config'] must be a dict, got {type(config).__name__}")
+        mine = self._config()
+        sizes = ("num_queries", "corpus_size")
+        compare_config("NegativePool", {k: config.get(k) for k in sizes}, {k: mine[k] for k in sizes}, False)
+        settings = [k for k in mine if k not in sizes]
+        compare_config("NegativePool", {k: config.get(k) for k in settings}, {k: mine[k] for k in settings},
+                       use_saved_config)
+        checked = NegativePool(self.encode_queries, self.encode_corpus, self.mine, **{k: config.get(k) for k in mine})
+        values = check_fields({k: v for k, v in state.items() if k not in ("config", "state_version")},
+                              _POOL_SCHEMA, "NegativePool state", {"Q": self.num_queries, "C": self.corpus_size})
+        indices, probe_ids, probe_emb = values["indices"], values["probe_ids"], values["probe_emb"]
+        if indices is not None and indices.ndim != 2:
+            raise ValueError(f"NegativePool state['indices'] must be 2-D [num_queries, n], got shape {indices.shape}")
+        if probe_emb.shape[0] != probe_ids.shape[0] or (probe_emb.size and probe_emb.ndim != 2):
+            raise ValueError(f"NegativePool state['probe_emb'] must be [{probe_ids.shape[0]}, d], got shape "
+                             f"{probe_emb.shape}")
+        history = _check_history(state["history"])
+        self.refresh_every, self.drift_threshold = checked.refresh_every, checked.drift_threshold
+        self.drift_check_every, self.num_probe = checked.drift_check_every, checked.num_probe
+        self._indices, self._probe_ids, self._probe_emb = indices, probe_ids, probe_emb.reshape(probe_ids.size, -1)
+        self._last_refresh, self._last_check = values["last_refresh"], values["last_check"]
+        self._seed_key, self.history = values["seed_key"], history
+
+
+_STATE_VERSION = 1
+_POOL_SCHEMA = {"indices": Array("int64", "Q", ndim=2, low=-1, below="C", optional=True),
+                "probe_ids": Array("int64", low=0, below="C"),
+                "probe_emb": Array("float32", ndim=2, empty_ok=True),
+                "last_refresh": Int(-1), "last_check": Int(-1), "seed_key": Int(0), "history": Field("any")}
+
+
+def _check_history(history: Any) -> list[RefreshReport]:
+    """The saved refresh reports, each checked (step >= 0, a reason, counts with changed <= total)."""
+    if not isinstance(history, list):
+        raise ValueError(f"NegativePool state['history'] must be a list, got {type(history).__name__}")
+    schema = {"step": Int(0), "reason": Field("str"),
+              "drift": Field("float", finite=False), "changed": Int(0), "total": Int(0)}
+    reports = []
+    for i, entry in enumerate(history):
+        values = check_fields(entry, schema, f"NegativePool state['history'][{i}]")
+        if values["changed"] > values["total"]:
+            raise ValueError(f"NegativePool state['history'][{i}] has changed={values['changed']} > "
+                             f"total={values['total']}")
+        reports.append(RefreshReport(**values))
+    return reports
 
 
 def _row_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:

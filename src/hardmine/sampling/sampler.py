@@ -13,13 +13,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from hardmine._checks import check_indices, check_int, check_values, to_numpy
-from hardmine.distributed import all_gather_1d, rank_and_world, rank_offset
+from hardmine._checks import check_indices, check_int, check_values
+from hardmine.distributed import agree_on_errors, all_gather_1d, rank_and_world, rank_offset
 from hardmine.memory import ScoreMemory
 from hardmine.sampling.consumption import Consumption
 from hardmine.sampling.policies import BatchPolicy, Policy, PriorityPolicy, SubsetPolicy, build_policy
 from hardmine.sampling.sumtree import SumTree
-from hardmine.state import check_same_keys, check_state, from_saved, to_saved
+from hardmine.state import Array, Choice, Int, check_fields, check_state, compare_config, to_saved
 
 _log = logging.getLogger("hardmine")
 _PENDING_BATCHES = 256  # yielded batches whose importance weights stay available (covers DataLoader prefetching)
@@ -59,7 +59,7 @@ class HardExampleSampler:
         self.memory = memory
         self.batch_size = check_int("batch_size", batch_size)
         self.policy = build_policy(policy)
-        self.seed = check_int("seed", seed, minimum=0)
+        self.seed = _check_seed("seed", seed)
         if not isinstance(drop_last, bool):
             raise TypeError(f"drop_last must be a bool, got {drop_last!r}")
         self.drop_last = drop_last
@@ -90,7 +90,11 @@ class HardExampleSampler:
         if self.fixed_batches is not None:
             return self.fixed_batches
         global_batch = self.batch_size * self.world_size
-        return max(1, samples // global_batch) if self.drop_last else -(-samples // global_batch)
+        if self.drop_last and samples < global_batch:
+            raise ValueError(f"drop_last=True but the {samples} samples of an epoch do not fill one batch of "
+                             f"batch_size {self.batch_size} x world size {self.world_size}: every batch would hold "
+                             "repeats; lower batch_size or set drop_last=False")
+        return samples // global_batch if self.drop_last else -(-samples // global_batch)
 
     @property
     def num_batches(self) -> int:
@@ -288,10 +292,13 @@ class HardExampleSampler:
         priorities stay identical. Bad input raises before anything changes.
         """
         started = time.perf_counter()
-        local = check_indices("indices", indices, self.memory.num_samples)
-        losses = check_values("per_sample_loss", per_sample_loss, local.size, indices=local)
+        with agree_on_errors("HardExampleSampler.update"):  # every rank raises, or none does
+            local = check_indices("indices", indices, self.memory.num_samples)
+            losses = check_values("per_sample_loss", per_sample_loss, local.size, indices=local)
+            _, checked, _ = self.memory.check_update(local, losses, score_name="per_sample_loss", **stats)
+            self.policy.check_scores("per_sample_loss", local, losses, self.memory)
         idx, local_losses = local, losses
-        stats = {name: to_numpy(value).astype(np.float64) for name, value in stats.items()}
+        stats = {name: checked[name] for name in stats if name in checked}
         if self.world_size > 1:
             idx = all_gather_1d(torch.from_numpy(local)).numpy()
             losses = all_gather_1d(torch.from_numpy(losses)).numpy()
@@ -352,35 +359,72 @@ class HardExampleSampler:
                 "epoch_state": to_saved(self._epoch_state), "policy": self.policy.state_dict(),
                 "state_version": _STATE_VERSION}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any], *, use_saved_config: bool = False) -> None:
         """Restore `state_dict()`: the next iterator serves the batches drawn but not consumed, as they were drawn,
         then draws on. Rank and world size are read first: the saved world size must be this one.
 
-        Everything (the policy's and its guards' states included) is checked first, then assigned in one step.
+        Everything (the policy's and its guards' states included) is checked against the declared schemas
+        first, then assigned in one step. A saved seed or policy argument that differs from this sampler's is an
+        error naming both values, unless `use_saved_config=True` asks to take the saved ones (batch_size,
+        num_batches and the world size must always match).
         """
         self._sync_world()
+        values, drawn = self._parse_state(state, use_saved_config)
+        # through the policy's own load_state_dict (a subclass may extend it); it cannot fail once parsed
+        self.policy.load_state_dict(state["policy"], num_samples=self.memory.num_samples,
+                                    use_saved_config=use_saved_config)
+        self.seed, self._epoch, self._epoch_state, self._started = values
+        self._consumption.load(drawn)
+        self._drawn_to_end = False
+        self._tree = self._permutation = None
+        self._pending.clear()
+
+    def _parse_state(self, state: dict[str, Any], use_saved_config: bool) -> tuple[tuple, dict[str, Any]]:
+        """(seed, epoch, epoch state, started) and the drawn batches, checked with the policy's state; nothing
+        changes."""
         keys = ("seed", "epoch", "position", "started", "drawn", "batch_size", "fixed_batches", "world_size",
                 "epoch_state", "policy")
         check_state(state, "HardExampleSampler", _STATE_VERSION, keys)
         for key in ("batch_size", "fixed_batches", "world_size"):
             if state.get(key) != getattr(self, key):
                 raise ValueError(f"state[{key!r}] is {state.get(key)!r} but this sampler has {getattr(self, key)!r}")
-        seed = check_int("state['seed']", state["seed"], minimum=0)
+        seed = _check_seed("state['seed']", state["seed"])
+        compare_config("HardExampleSampler", {"seed": seed}, {"seed": self.seed}, use_saved_config)
         epoch = check_int("state['epoch']", state["epoch"], minimum=0)
         position = check_int("state['position']", state["position"], minimum=0)
-        epoch_state = from_saved(state["epoch_state"])
-        check_same_keys("state['epoch_state']", epoch_state, self._epoch_state)
+        n = self.memory.num_samples
+        epoch_state = check_fields(state["epoch_state"], _EPOCH_STATE, "state['epoch_state']", {"N": n})
+        subset, weights = epoch_state["subset"], epoch_state["subset_weights"]
+        if (subset is None) != (weights is None) or (subset is not None and subset.shape != weights.shape):
+            shapes = [None if a is None else a.shape for a in (subset, weights)]
+            raise ValueError(f"state['epoch_state'] must hold a subset and its weights of the same length, got "
+                             f"{shapes[0]} and {shapes[1]}")
+        if position > epoch_state["num_batches"]:
+            raise ValueError(f"state['position'] is {position}, past the {epoch_state['num_batches']} batches")
         if not isinstance(state["started"], bool):
             raise TypeError(f"state['started'] must be a bool, got {state['started']!r}")
-        drawn = Consumption.check_state(state["drawn"], epoch_state["num_batches"], self.memory.num_samples)
+        drawn = Consumption.check_state(state["drawn"], epoch_state["num_batches"], n)
         if drawn["consumed"] != position:
             raise ValueError(f"state['position'] is {position} but state['drawn'] counts {drawn['consumed']}")
-        self.policy.load_state_dict(state["policy"])
-        self.seed, self._epoch, self._epoch_state, self._started = seed, epoch, epoch_state, state["started"]
-        self._consumption.load(drawn)
-        self._drawn_to_end = False
-        self._tree = self._permutation = None
-        self._pending.clear()
+        self.policy._parse_state(state["policy"], n, use_saved_config)
+        return (seed, epoch, epoch_state, state["started"]), drawn
+
+
+_EPOCH_STATE = {"mode": Choice("subset", "priority"),
+                "subset": Array("int64", low=0, below="N", optional=True),
+                "subset_weights": Array("float64", low=0.0, optional=True),
+                "forced": Array("int64", low=0, below="N"),
+                "num_batches": Int(1)}
+"""The schema of an epoch's state: what its start decided."""
+
+_SEED_LIMIT = 2**64  # numpy's Philox key and SeedSequence entropy take seeds below it
+
+
+def _check_seed(name: str, seed: Any) -> int:
+    seed = check_int(name, seed, minimum=0)
+    if seed >= _SEED_LIMIT:
+        raise ValueError(f"{name} must be below 2**64, got {seed}")
+    return seed
 
 
 class WithIndex(torch.utils.data.Dataset):

@@ -7,6 +7,7 @@ import numpy as np
 from hardmine._checks import check_number
 from hardmine.memory import ScoreMemory
 from hardmine.sampling.guards.base import Guard
+from hardmine.state import Array
 
 
 class ClassBalance(Guard):
@@ -19,6 +20,7 @@ class ClassBalance(Guard):
     """
 
     name = "class_balance"
+    state_fields = {"factor": Array("float64", low=0.0)}
 
     def __init__(self, power: float = 0.0) -> None:
         super().__init__()

@@ -8,6 +8,7 @@ import numpy as np
 from hardmine._checks import check_int, check_number
 from hardmine.memory import ScoreMemory
 from hardmine.sampling.guards.base import Guard
+from hardmine.state import Array, Field
 
 
 class CoverageGuard(Guard):
@@ -19,6 +20,7 @@ class CoverageGuard(Guard):
     """
 
     name = "coverage"
+    state_fields = {"starts": Field("pairs"), "overdue": Array("int64", low=0, below="N")}
 
     def __init__(self, mix: float = 0.1, every: int | None = None) -> None:
         super().__init__()

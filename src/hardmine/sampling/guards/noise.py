@@ -9,6 +9,7 @@ import numpy as np
 from hardmine._checks import check_int, check_number
 from hardmine.memory import ScoreMemory
 from hardmine.sampling.guards.base import Guard
+from hardmine.state import Array, Float
 
 _NOISE_METHODS = ("loss", "aum", "cartography")
 
@@ -28,6 +29,7 @@ class NoiseGuard(Guard):
     """
 
     name = "noise_guard"
+    state_fields = {"suspect": Array("bool", "N", empty_ok=True), "median": Float()}
 
     def __init__(self, method: str = "loss", threshold: float | None = None, min_visits: int = 3,
                  max_variability: float = 0.2) -> None:

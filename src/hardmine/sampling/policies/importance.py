@@ -32,9 +32,8 @@ class ImportancePolicy(PriorityPolicy):
     def __init__(self, alpha: ScheduleLike = 1.0, beta: ScheduleLike = 1.0, mix: float = 0.1, eps: float = 1e-3,
                  normalize: str = "max", **base: Any) -> None:
         super().__init__(**base)
-        for key, value in (("alpha", alpha), ("beta", beta)):
-            schedule = self._schedule(key, value)
-            check_number(key, schedule(0.0), 0.0, 16.0 if key == "alpha" else 1.0)
+        self._schedule("alpha", alpha, 0.0, 16.0)
+        self._schedule("beta", beta, 0.0, 1.0)
         self.mix = check_number("mix", mix, 0.0, 1.0)
         self.eps = check_number("eps", eps, 0.0, np.inf, low_inclusive=False, high_inclusive=False)
         self.normalize = check_normalize(normalize)

@@ -10,6 +10,7 @@ import numpy as np
 from hardmine._checks import check_int, check_number
 from hardmine.memory import ScoreMemory
 from hardmine.sampling.policies.base import SubsetPolicy, top_samples
+from hardmine.state import Float
 
 
 class PacingPolicy(SubsetPolicy):
@@ -23,6 +24,7 @@ class PacingPolicy(SubsetPolicy):
     """
 
     name = "pacing"
+    state_fields = {"fraction": Float(0.0, 1.0)}
     calls = SubsetPolicy.calls | {"strata"}
 
     def __init__(self, pressure: float = -1.0, start: float = 0.2, growth: float = 1.5, step_length: int = 1,

@@ -10,6 +10,7 @@ from hardmine._checks import check_int, check_number
 from hardmine.memory import ScoreMemory
 from hardmine.sampling.policies.base import SubsetPolicy
 from hardmine.sampling.schedules import ScheduleLike
+from hardmine.state import Float
 
 
 class PruneEasyPolicy(SubsetPolicy):
@@ -25,11 +26,12 @@ class PruneEasyPolicy(SubsetPolicy):
     """
 
     name = "prune_easy"
+    state_fields = {"keep_ratio": Float(0.0, 1.0)}
     calls = SubsetPolicy.calls | {"strata"}
 
     def __init__(self, ratio: ScheduleLike = 0.5, epochs: int = 10, delta: float = 0.875, **base: Any) -> None:
         super().__init__(**base)
-        check_number("ratio", self._schedule("ratio", ratio)(0.0), 0.0, 1.0, high_inclusive=False)
+        self._schedule("ratio", ratio, 0.0, 1.0, high_inclusive=False)
         self.epochs = check_int("epochs", epochs)
         self.delta = check_number("delta", delta, 0.0, 1.0, low_inclusive=False)
         self._config.update(epochs=self.epochs, delta=self.delta)

@@ -25,7 +25,7 @@ class TopKFractionPolicy(SubsetPolicy):
 
     def __init__(self, fraction: ScheduleLike = 0.5, **base: Any) -> None:
         super().__init__(**base)
-        check_number("fraction", self._schedule("fraction", fraction)(0.0), 0.0, 1.0, low_inclusive=False)
+        self._schedule("fraction", fraction, 0.0, 1.0, low_inclusive=False)
 
     def epoch_subset(self, memory: ScoreMemory, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """The hardest `fraction` (per class with class_balance), weight 1."""
