@@ -107,6 +107,11 @@ class MiningBatch:
         """(pos_cols, pos_valid), built once."""
         return self.make_positives()
 
+    @functools.cached_property
+    def factors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """`distance.factors(query, ref)`, built once."""
+        return self.distance.factors(self.query, self.ref)
+
     @property
     def num_query(self) -> int:
         return self.query.shape[0]
@@ -121,7 +126,7 @@ class MiningBatch:
     def blocks(self, bytes_per_pair: int) -> Iterator[Block]:
         """Row blocks whose working memory (`bytes_per_pair` per matrix entry) stays within `max_bytes`."""
         rows = max(1, self.max_bytes // max(1, self.num_ref * bytes_per_pair))
-        xa, ya = self.distance.factors(self.query, self.ref)
+        xa, ya = self.factors
         pos_cols, pos_valid = self.positives
         for start in range(0, self.num_query, rows):
             stop = min(start + rows, self.num_query)

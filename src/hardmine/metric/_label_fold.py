@@ -1,12 +1,12 @@
 """Batch-hard style extremes for a batch mined against itself with label-equality positives, when the batch
 has few classes: the label is folded into the matrix product (a one-hot column per class, scaled so that
 same-class entries rise above every real dissimilarity), so negatives need no mask at all, and the symmetric
-matrix is computed one triangle of blocks at a time (each block serves its rows and its columns)."""
+matrix is computed one triangle of blocks at a time (each block serves its rows and its columns). Positives come
+from one batched product over the classes, each padded to the largest by repeating its last member."""
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from hardmine.metric import _ops
 from hardmine.metric._batch import Indices, MiningBatch
@@ -24,18 +24,20 @@ def _keep_first_smaller(best_value: torch.Tensor, best_col: torch.Tensor, start:
     best_col[rows] = torch.where(better, col, best_col[rows])
 
 
-def _closest_negatives(batch: MiningBatch, inverse: torch.Tensor, classes: int) -> torch.Tensor:
-    """int64 [B]: each row's closest other-class column (smallest index among ties)."""
-    xa, ya = batch.distance.factors(batch.query, batch.query)
-    bound = xa.norm(dim=1).max() * ya.norm(dim=1).max()  # |xa_i . ya_j| never exceeds it
-    scale = (4.0 * bound + 1.0).sqrt()
-    onehot = F.one_hot(inverse, classes).to(xa.dtype) * scale
-    xf, yf = torch.cat([xa, onehot], 1), torch.cat([ya, onehot], 1)
+def _closest_negatives(batch: MiningBatch, onehot: torch.Tensor) -> torch.Tensor:
+    """int64 [B]: each row's closest other-class column (smallest index among ties); onehot: [B, C] bool."""
+    xa, ya = batch.factors
+    # same-class entries gain penalty > 2 max|xa_i . ya_j|, which lifts them above every other-class entry
+    penalty = xa.norm(dim=1).max().mul_(ya.norm(dim=1).max()).mul_(4.0).add_(1.0)
+    hot = onehot.to(xa.dtype)
+    xf, yf = torch.cat([xa, hot * penalty], 1), torch.cat([ya, hot], 1)
     size = xa.shape[0]
     step = min(max(_MIN_BLOCK, -(-size // 4)), max(1, int((batch.max_bytes // xa.element_size()) ** 0.5)))
+    finish = batch.distance.finish_
+    if step >= size:  # one block covers the batch: nothing to merge
+        return _ops.row_first_argmin(xf @ yf.T, finish)[1]
     best_value = xa.new_full((size,), float("inf"))
     best_col = torch.full((size,), -1, dtype=torch.int64, device=xa.device)
-    finish = batch.distance.finish_
     for i in range(0, size, step):
         for j in range(i, size, step):
             block = xf[i:i + step] @ yf[j:j + step].T
@@ -47,45 +49,47 @@ def _closest_negatives(batch: MiningBatch, inverse: torch.Tensor, classes: int) 
     return best_col
 
 
-def _extreme_positives(batch: MiningBatch, inverse: torch.Tensor, sizes: torch.Tensor,
-                       largest: bool) -> torch.Tensor | None:
-    """int64 [B]: each row's farthest (largest) or closest same-class column, -1 for single-sample classes;
-    one batched product over classes padded to the largest (None when padding would waste too much)."""
-    classes, width = sizes.numel(), int(sizes.max())
-    if classes * width * width > 4 * int((sizes * sizes).sum()) + 4096:
-        return None
-    xa, ya = batch.distance.factors(batch.query, batch.query)
-    order = torch.argsort(inverse, stable=True)
-    slot = torch.arange(width, device=xa.device)
-    members = order[((torch.cumsum(sizes, 0) - sizes)[:, None] + torch.minimum(slot, sizes[:, None] - 1)).view(-1)]
-    members = members.view(classes, width)
-    block = torch.bmm(xa[members.view(-1)].view(classes, width, -1), ya[members.view(-1)].view(classes, width, -1)
-                      .transpose(1, 2))
+def _extreme_positives(batch: MiningBatch, members: torch.Tensor, sizes: torch.Tensor,
+                       largest: bool) -> torch.Tensor:
+    """int64 [B]: each row's farthest (largest) or closest same-class column, -1 for single-sample classes.
+
+    members [C, W]: each class's rows ascending, padded by repeating the last. A padded column repeats a real
+    column of the same row at a later slot, so first-index ties never pick it, and masking every column that
+    holds the row's own member excludes the row itself and its copies; padded rows equal their member's row.
+    """
+    xa, ya = batch.factors
+    classes, width = members.shape
+    flat = members.view(-1)
+    block = torch.bmm(xa.index_select(0, flat).view(classes, width, -1),
+                      ya.index_select(0, flat).view(classes, width, -1).transpose(1, 2))
     block = batch.distance.finish_(block)
-    fill = float("-inf") if largest else float("inf")
-    block.masked_fill_((slot[None, None, :] >= sizes[:, None, None]) | torch.eye(width, dtype=torch.bool,
-                                                                                   device=xa.device), fill)
+    block.masked_fill_(members[:, :, None] == members[:, None, :], float("-inf") if largest else float("inf"))
     pick = block.argmax(2) if largest else block.argmin(2)
-    valid = (slot[None, :] < sizes[:, None]) & (sizes[:, None] > 1)
-    out = torch.full((xa.shape[0],), -1, dtype=torch.int64, device=xa.device)
-    out[members[valid]] = members.gather(1, pick)[valid]
-    return out
+    chosen = torch.where(sizes[:, None] > 1, members.gather(1, pick), -1)
+    return torch.empty(xa.shape[0], dtype=torch.int64, device=xa.device).scatter_(0, flat, chosen.view(-1))
 
 
 def label_fold_extremes(batch: MiningBatch, hardest_positive: bool) -> Indices | None:
     """(anchor, positive, negative) as BatchHardMiner / EasyPositiveHardNegativeMiner define them, or None when
     this path does not apply (custom positives, a reference set, more than MAX_FOLDED_CLASSES classes, or
     very unequal class sizes)."""
-    if batch.self_labels is None:
+    labels = batch.self_labels
+    if labels is None:
         return None
-    _, inverse, sizes = torch.unique(batch.self_labels, return_inverse=True, return_counts=True)
-    if sizes.numel() > MAX_FOLDED_CLASSES:
+    ordered, order = torch.sort(labels, stable=True)
+    classes, sizes = torch.unique_consecutive(ordered, return_counts=True)
+    counts = sizes.tolist()
+    if len(counts) > MAX_FOLDED_CLASSES:
         return None
-    if sizes.numel() < 2:
+    if len(counts) < 2:
         return batch.empty(3)
-    positive = _extreme_positives(batch, inverse, sizes, hardest_positive)
-    if positive is None:
+    width = max(counts)
+    if len(counts) * width * width > 4 * sum(c * c for c in counts) + 4096:  # padding would waste too much
         return None
-    negative = _closest_negatives(batch, inverse, sizes.numel())
+    slot = torch.arange(width, device=labels.device)
+    first = torch.cumsum(sizes, 0).sub_(sizes)
+    members = order.index_select(0, (first[:, None] + torch.minimum(slot, sizes[:, None] - 1)).view(-1))
+    positive = _extreme_positives(batch, members.view(len(counts), width), sizes, hardest_positive)
+    negative = _closest_negatives(batch, labels[:, None] == classes)
     anchor = torch.nonzero(positive >= 0).flatten()
     return anchor, positive[anchor], negative[anchor]

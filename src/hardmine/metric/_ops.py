@@ -38,6 +38,16 @@ def label_positives(labels: torch.Tensor, ref_labels: torch.Tensor,
     return cols, valid
 
 
+def _chunk_minima(raw: torch.Tensor, finish: Finish) -> torch.Tensor:
+    """[b, ceil(M / _CHUNK)]: `finish` of each row's chunk minima (a new tensor)."""
+    b, m = raw.shape
+    n = m // _CHUNK
+    if m == n * _CHUNK:
+        return finish(raw.view(b, n, _CHUNK).amin(2))
+    tail = raw[:, n * _CHUNK:].amin(1, keepdim=True)
+    return finish(torch.cat([raw[:, :n * _CHUNK].reshape(b, n, _CHUNK).amin(2), tail], 1) if n else tail)
+
+
 def row_first_argmin(raw: torch.Tensor, finish: Finish) -> tuple[torch.Tensor, torch.Tensor]:
     """Per row of `raw` [b, M]: the minimum of `finish(raw)` and the smallest column where it is attained.
 
@@ -45,20 +55,20 @@ def row_first_argmin(raw: torch.Tensor, finish: Finish) -> tuple[torch.Tensor, t
     vectorised reduction); `finish` is applied only to the chunk minima and to the winning chunk, so ties that
     `finish` creates (e.g. two squared distances with the same square root) still go to the smallest column.
     """
+    raw = raw.contiguous()
     b, m = raw.shape
-    n = m // _CHUNK
-    parts = []
-    if n:
-        parts.append(raw[:, :n * _CHUNK].reshape(b, n, _CHUNK).amin(2))
-    if m > n * _CHUNK:
-        parts.append(raw[:, n * _CHUNK:].amin(1, keepdim=True))
-    chunk_min = finish(torch.cat(parts, 1) if len(parts) > 1 else parts[0].clone())
-    best_chunk = chunk_min.argmin(1)
-    cols = best_chunk[:, None] * _CHUNK + torch.arange(_CHUNK, device=raw.device)[None, :]
-    inside = cols < m
-    values = finish(raw.gather(1, cols.clamp_(max=m - 1))).masked_fill_(~inside, float("inf"))
-    within = values.argmin(1)
-    return chunk_min.gather(1, best_chunk[:, None]).squeeze(1), best_chunk * _CHUNK + within
+    chunk_min = _chunk_minima(raw, finish)
+    value, best_chunk = chunk_min.min(1)
+    start = best_chunk * _CHUNK
+    if m % _CHUNK == 0:  # every chunk is full: read the winner in place
+        values = raw.view(b, m // _CHUNK, _CHUNK).gather(1, best_chunk.view(b, 1, 1).expand(b, 1, _CHUNK))
+        within = finish(values.view(b, _CHUNK)).argmin(1)
+    else:
+        cols = start[:, None] + torch.arange(_CHUNK, device=raw.device)
+        inside = cols < m
+        values = finish(raw.gather(1, cols.clamp_(max=m - 1))).masked_fill_(~inside, float("inf"))
+        within = values.argmin(1)
+    return value, start.add_(within)
 
 
 def col_first_argmin(raw: torch.Tensor, finish: Finish) -> tuple[torch.Tensor, torch.Tensor]:
@@ -71,12 +81,12 @@ def col_first_argmin(raw: torch.Tensor, finish: Finish) -> tuple[torch.Tensor, t
     if m > n * _CHUNK:
         parts.append(raw[n * _CHUNK:].amin(0, keepdim=True))
     chunk_min = finish(torch.cat(parts, 0).T.contiguous())  # [b, chunks]: argmin along a contiguous dim
-    best_chunk = chunk_min.argmin(1)
+    value, best_chunk = chunk_min.min(1)
     rows = best_chunk[:, None] * _CHUNK + torch.arange(_CHUNK, device=raw.device)[None, :]
     inside = rows < m
     values = finish(raw.T.gather(1, rows.clamp_(max=m - 1))).masked_fill_(~inside, float("inf"))
     within = values.argmin(1)
-    return chunk_min.gather(1, best_chunk[:, None]).squeeze(1), best_chunk * _CHUNK + within
+    return value, best_chunk * _CHUNK + within
 
 
 def take(values: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
