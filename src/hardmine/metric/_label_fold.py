@@ -13,6 +13,7 @@ from hardmine.metric._batch import Indices, MiningBatch
 
 MAX_FOLDED_CLASSES = 32  # each class adds a column to the product; beyond this the generic path is cheaper
 _MIN_BLOCK = 512
+ONE_BLOCK_ROWS = 1024  # up to this batch (and within the byte budget) one plain [B, B] product is cheapest
 
 
 def _keep_first_smaller(best_value: torch.Tensor, best_col: torch.Tensor, start: int, value: torch.Tensor,
@@ -24,6 +25,12 @@ def _keep_first_smaller(best_value: torch.Tensor, best_col: torch.Tensor, start:
     best_col[rows] = torch.where(better, col, best_col[rows])
 
 
+def _fold_step(batch: MiningBatch) -> int:
+    """Rows (and columns) of one block of the folded matrix."""
+    size = batch.num_query
+    return min(max(_MIN_BLOCK, -(-size // 4)), max(1, int((batch.max_bytes // batch.query.element_size()) ** 0.5)))
+
+
 def _closest_negatives(batch: MiningBatch, onehot: torch.Tensor) -> torch.Tensor:
     """int64 [B]: each row's closest other-class column (smallest index among ties); onehot: [B, C] bool."""
     xa, ya = batch.factors
@@ -31,11 +38,8 @@ def _closest_negatives(batch: MiningBatch, onehot: torch.Tensor) -> torch.Tensor
     penalty = xa.norm(dim=1).max().mul_(ya.norm(dim=1).max()).mul_(4.0).add_(1.0)
     hot = onehot.to(xa.dtype)
     xf, yf = torch.cat([xa, hot * penalty], 1), torch.cat([ya, hot], 1)
-    size = xa.shape[0]
-    step = min(max(_MIN_BLOCK, -(-size // 4)), max(1, int((batch.max_bytes // xa.element_size()) ** 0.5)))
+    size, step = xa.shape[0], _fold_step(batch)
     finish = batch.distance.finish_
-    if step >= size:  # one block covers the batch: nothing to merge
-        return _ops.row_first_argmin(xf @ yf.T, finish)[1]
     best_value = xa.new_full((size,), float("inf"))
     best_col = torch.full((size,), -1, dtype=torch.int64, device=xa.device)
     for i in range(0, size, step):
@@ -69,6 +73,28 @@ def _extreme_positives(batch: MiningBatch, members: torch.Tensor, sizes: torch.T
     return torch.empty(xa.shape[0], dtype=torch.int64, device=xa.device).scatter_(0, flat, chosen.view(-1))
 
 
+def _one_block_extremes(batch: MiningBatch, members: torch.Tensor, classes: torch.Tensor,
+                        hardest_positive: bool) -> Indices:
+    """The extremes when one block covers the batch: one plain product; each row's class members (padded
+    by repetition, so a padded column repeats a real one at a later slot and first-index ties never pick it)
+    give the positives by gather, then become +inf by scatter, which leaves exactly the negatives."""
+    labels = batch.self_labels
+    xa, ya = batch.factors
+    cols = members.index_select(0, torch.searchsorted(classes, labels))  # [B, W]
+    values = xa @ ya.T
+    finish = batch.distance.finish_
+    positives = finish(values.gather(1, cols))
+    own = cols == torch.arange(cols.shape[0], device=cols.device)[:, None]  # the row itself (and its copies)
+    if hardest_positive:
+        best, slot = positives.masked_fill_(own, float("-inf")).max(1)
+        anchor = torch.nonzero(best > float("-inf")).flatten()
+    else:
+        best, slot = positives.masked_fill_(own, float("inf")).min(1)
+        anchor = torch.nonzero(best < float("inf")).flatten()
+    negative = _ops.row_first_argmin(values.scatter_(1, cols, float("inf")), finish)[1]
+    return anchor, cols.gather(1, slot[:, None]).view(-1)[anchor], negative[anchor]
+
+
 def label_fold_extremes(batch: MiningBatch, hardest_positive: bool) -> Indices | None:
     """(anchor, positive, negative) as BatchHardMiner / EasyPositiveHardNegativeMiner define them, or None when
     this path does not apply (custom positives, a reference set, more than MAX_FOLDED_CLASSES classes, or
@@ -89,7 +115,11 @@ def label_fold_extremes(batch: MiningBatch, hardest_positive: bool) -> Indices |
     slot = torch.arange(width, device=labels.device)
     first = torch.cumsum(sizes, 0).sub_(sizes)
     members = order.index_select(0, (first[:, None] + torch.minimum(slot, sizes[:, None] - 1)).view(-1))
-    positive = _extreme_positives(batch, members.view(len(counts), width), sizes, hardest_positive)
+    members = members.view(len(counts), width)
+    size = labels.shape[0]
+    if size <= ONE_BLOCK_ROWS and size * size * batch.query.element_size() <= batch.max_bytes:
+        return _one_block_extremes(batch, members, classes, hardest_positive)
+    positive = _extreme_positives(batch, members, sizes, hardest_positive)
     negative = _closest_negatives(batch, labels[:, None] == classes)
     anchor = torch.nonzero(positive >= 0).flatten()
     return anchor, positive[anchor], negative[anchor]
