@@ -74,7 +74,7 @@ def _extreme_positives(batch: MiningBatch, members: torch.Tensor, sizes: torch.T
 
 
 def _one_block_extremes(batch: MiningBatch, members: torch.Tensor, classes: torch.Tensor,
-                        hardest_positive: bool) -> Indices:
+                        hardest_positive: bool, every_row_has_positive: bool) -> Indices:
     """The extremes when one block covers the batch: one plain product; each row's class members (padded
     by repetition, so a padded column repeats a real one at a later slot and first-index ties never pick it)
     give the positives by gather, then become +inf by scatter, which leaves exactly the negatives."""
@@ -87,12 +87,14 @@ def _one_block_extremes(batch: MiningBatch, members: torch.Tensor, classes: torc
     own = cols == torch.arange(cols.shape[0], device=cols.device)[:, None]  # the row itself (and its copies)
     if hardest_positive:
         best, slot = positives.masked_fill_(own, float("-inf")).max(1)
-        anchor = torch.nonzero(best > float("-inf")).flatten()
     else:
         best, slot = positives.masked_fill_(own, float("inf")).min(1)
-        anchor = torch.nonzero(best < float("inf")).flatten()
+    positive = cols.gather(1, slot[:, None]).view(-1)
     negative = _ops.row_first_argmin(values.scatter_(1, cols, float("inf")), finish)[1]
-    return anchor, cols.gather(1, slot[:, None]).view(-1)[anchor], negative[anchor]
+    if every_row_has_positive:  # (and a negative: there are two classes or more)
+        return torch.arange(cols.shape[0], device=cols.device), positive, negative
+    anchor = torch.nonzero(torch.isfinite(best)).flatten()
+    return anchor, positive[anchor], negative[anchor]
 
 
 def label_fold_extremes(batch: MiningBatch, hardest_positive: bool) -> Indices | None:
@@ -118,7 +120,7 @@ def label_fold_extremes(batch: MiningBatch, hardest_positive: bool) -> Indices |
     members = members.view(len(counts), width)
     size = labels.shape[0]
     if size <= ONE_BLOCK_ROWS and size * size * batch.query.element_size() <= batch.max_bytes:
-        return _one_block_extremes(batch, members, classes, hardest_positive)
+        return _one_block_extremes(batch, members, classes, hardest_positive, min(counts) > 1)
     positive = _extreme_positives(batch, members, sizes, hardest_positive)
     negative = _closest_negatives(batch, labels[:, None] == classes)
     anchor = torch.nonzero(positive >= 0).flatten()

@@ -60,9 +60,10 @@ def row_first_argmin(raw: torch.Tensor, finish: Finish) -> tuple[torch.Tensor, t
     chunk_min = _chunk_minima(raw, finish)
     value, best_chunk = chunk_min.min(1)
     start = best_chunk * _CHUNK
-    if m % _CHUNK == 0:  # every chunk is full: read the winner in place
-        values = raw.view(b, m // _CHUNK, _CHUNK).gather(1, best_chunk.view(b, 1, 1).expand(b, 1, _CHUNK))
-        within = finish(values.view(b, _CHUNK)).argmin(1)
+    if m % _CHUNK == 0:  # every chunk is full: copy each row's winning chunk out whole
+        n = m // _CHUNK
+        chunk = torch.arange(0, b * n, n, device=raw.device).add_(best_chunk)
+        within = finish(raw.view(b * n, _CHUNK).index_select(0, chunk)).argmin(1)
     else:
         cols = start[:, None] + torch.arange(_CHUNK, device=raw.device)
         inside = cols < m

@@ -4,6 +4,7 @@ anchor's positives once, and hands the concrete miner a `MiningBatch` to mine bl
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -40,7 +41,7 @@ def _check_embeddings(name: str, x: Any) -> torch.Tensor:
     if x.ndim != 2:
         raise ValueError(f"{name} must be 2-D [batch, dim], got shape {tuple(x.shape)}")
     x = x.detach()
-    if not torch.isfinite(x.sum()) and not torch.isfinite(x).all():
+    if not math.isfinite(x.sum()) and not torch.isfinite(x).all():
         bad = ~torch.isfinite(x).all(1)
         rows = torch.nonzero(bad).flatten()
         raise ValueError(f"{name} has non-finite values (NaN or inf) in {rows.numel()} row(s), "
