@@ -84,7 +84,7 @@ def _one_block_extremes(batch: MiningBatch, members: torch.Tensor, classes: torc
     values = xa @ ya.T
     finish = batch.distance.finish_
     positives = finish(values.gather(1, cols))
-    own = cols == torch.arange(cols.shape[0], device=cols.device)[:, None]  # the row itself (and its copies)
+    own = cols == _ops.arange(cols.shape[0], cols.device)[:, None]  # the row itself (and its copies)
     if hardest_positive:
         best, slot = positives.masked_fill_(own, float("-inf")).max(1)
     else:
@@ -114,7 +114,7 @@ def label_fold_extremes(batch: MiningBatch, hardest_positive: bool) -> Indices |
     width = max(counts)
     if len(counts) * width * width > 4 * sum(c * c for c in counts) + 4096:  # padding would waste too much
         return None
-    slot = torch.arange(width, device=labels.device)
+    slot = _ops.arange(width, labels.device)
     first = torch.cumsum(sizes, 0).sub_(sizes)
     members = order.index_select(0, (first[:, None] + torch.minimum(slot, sizes[:, None] - 1)).view(-1))
     members = members.view(len(counts), width)

@@ -3,6 +3,7 @@ exact first-index tie-breaking, sorted rows and binary search. All indices are i
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import torch
@@ -10,6 +11,12 @@ import torch
 Finish = Callable[[torch.Tensor], torch.Tensor]
 
 _CHUNK = 64
+
+
+@functools.lru_cache(maxsize=64)
+def arange(n: int, device: torch.device) -> torch.Tensor:
+    """A shared, read-only int64 `torch.arange(n)` on `device` (never write into it)."""
+    return torch.arange(n, device=device)
 
 
 def label_positives(labels: torch.Tensor, ref_labels: torch.Tensor,
@@ -62,7 +69,7 @@ def row_first_argmin(raw: torch.Tensor, finish: Finish) -> tuple[torch.Tensor, t
     start = best_chunk * _CHUNK
     if m % _CHUNK == 0:  # every chunk is full: copy each row's winning chunk out whole
         n = m // _CHUNK
-        chunk = torch.arange(0, b * n, n, device=raw.device).add_(best_chunk)
+        chunk = best_chunk.add(arange(b, raw.device), alpha=n)
         within = finish(raw.view(b * n, _CHUNK).index_select(0, chunk)).argmin(1)
     else:
         cols = start[:, None] + torch.arange(_CHUNK, device=raw.device)
