@@ -31,6 +31,7 @@ class Block:
     pos_valid: torch.Tensor
     exclude_self: bool
     finish: _ops.Finish
+    self_listed: bool = False  # (with exclude_self) pos_cols lists each row's own column, so scattering covers it
 
     @property
     def rows(self) -> int:
@@ -48,6 +49,8 @@ class Block:
         """Set the positive and self entries of `values` ([b, M], laid out as `raw`) to `fill`, in place."""
         if self.exclude_self:
             values.scatter_(1, self.pos_cols, fill)
+            if self.self_listed:
+                return values
             own = torch.arange(self.rows, device=values.device)
             values.view(-1).index_fill_(0, own * values.shape[1] + own + self.start, fill)
             return values
@@ -101,6 +104,7 @@ class MiningBatch:
     max_bytes: int
     make_positives: Callable[[], tuple[torch.Tensor, torch.Tensor]]
     self_labels: torch.Tensor | None = None
+    self_listed: bool = False  # see Block.self_listed
 
     @functools.cached_property
     def positives(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -131,4 +135,9 @@ class MiningBatch:
         for start in range(0, self.num_query, rows):
             stop = min(start + rows, self.num_query)
             yield Block(start, xa[start:stop] @ ya.T, pos_cols[start:stop], pos_valid[start:stop],
-                        self.exclude_self, self.distance.finish_)
+                        self.exclude_self, self.distance.finish_, self.self_listed)
+
+
+def concat_blocks(out: list[Indices]) -> Indices:
+    """The per-block index tuples joined part by part (no copy when there is one block)."""
+    return out[0] if len(out) == 1 else tuple(torch.cat(part) for part in zip(*out))

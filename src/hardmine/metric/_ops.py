@@ -36,8 +36,12 @@ def label_positives(labels: torch.Tensor, ref_labels: torch.Tensor,
     slot = torch.arange(int(sizes.max()), device=device)
     members = (torch.cumsum(sizes, 0) - sizes)[:, None] + torch.minimum(slot[None, :], sizes[:, None] - 1)
     class_cols = order.index_select(0, members.view(-1)).view(classes.shape[0], -1)
-    which = torch.searchsorted(classes, labels).clamp_(max=classes.shape[0] - 1)
-    size = torch.where(classes.index_select(0, which) == labels, sizes.index_select(0, which), 0)
+    which = torch.searchsorted(classes, labels)
+    if ref_labels is labels:  # every label is present
+        size = sizes.index_select(0, which)
+    else:
+        which.clamp_(max=classes.shape[0] - 1)
+        size = torch.where(classes.index_select(0, which) == labels, sizes.index_select(0, which), 0)
     cols = class_cols.index_select(0, which)
     valid = slot[None, :] < size[:, None]
     if exclude_self:

@@ -170,7 +170,8 @@ class BaseMiner:
         if mask is None:
             positives = functools.partial(_ops.label_positives, labels, ref_labels, exclude_self)
             self_labels = labels if ref_emb is None else None
-            return MiningBatch(query, ref, exclude_self, self.distance, self.max_block_bytes, positives, self_labels)
+            return MiningBatch(query, ref, exclude_self, self.distance, self.max_block_bytes, positives, self_labels,
+                               self_listed=exclude_self)  # a row's own column carries its own label
         given = _resolve_mask(mask, labels, ref_labels, (x.shape[0], y.shape[0]), x.device)
         if exclude_self:
             given = given.clone()

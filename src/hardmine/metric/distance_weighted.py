@@ -6,6 +6,7 @@ import torch
 
 from hardmine._checks import check_fraction
 from hardmine.metric import _ops
+from hardmine.metric._batch import concat_blocks
 from hardmine.metric.base import BaseMiner, Block, Indices, MiningBatch, PositiveMask, as_torch_generator
 from hardmine.metric.distances import DEFAULT_MAX_BYTES, BaseDistance, EuclideanDistance
 
@@ -70,4 +71,4 @@ class DistanceWeightedMiner(BaseMiner):
             negative, ok = self._sample(block, weights)
             row, slot = torch.nonzero(block.pos_valid & ok).unbind(1)
             out.append((row + block.start, _ops.take(block.pos_cols, row, slot), _ops.take(negative, row, slot)))
-        return tuple(torch.cat(part) for part in zip(*out))
+        return concat_blocks(out)
