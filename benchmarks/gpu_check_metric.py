@@ -85,7 +85,7 @@ def main() -> None:
             for _ in range(3):
                 miner(xc, yc)  # warm-up: kernels load, the caching allocator fills
             torch.cuda.synchronize()
-            call = lambda m=miner, a=xc, b=yc: m(a, b)  # noqa: E731
+            call = lambda m=miner, a=xc, b=yc: m(a, b)
             syncs, where = count_syncs(call)
             ms = time_ms(call, args.repeats)
             if name in SAMPLED:
