@@ -1,6 +1,6 @@
 """Every miner's output, bit for bit, against the outputs recorded before the per-call overhead was cut (issue 17).
 
-Cases: B in 64, 256, 1024; the batch against itself, against a separate reference set, against a reference that
+Cases: B in 64, 256, 1024 (and 2048 for the batch-hard family); the batch against itself, against a separate reference set, against a reference that
 starts with the batch (cross-batch memory layout), and with a tensor positive_mask; Gaussian embeddings (distinct
 distances) and dyadic unit vectors (every distance exact, many ties). Each case stores a SHA-256 of the output
 tensors and a fingerprint of the inputs' distance matrix: where this platform computes a different matrix (another
@@ -28,6 +28,7 @@ DIM, CLASSES = 128, 16
 SIZES = (64, 256, 1024)
 LAYOUTS = ("self", "ref", "xbm", "mask")
 KINDS = ("gauss", "ties")
+FOLDED = ("batch_hard", "batch_hard_dot", "easy_positive_hard_negative")
 SLOW_AT_1024 = {"triplet_margin_semihard", "batch_all"}  # enumerate O(B^3) candidates: recorded up to B=256
 
 MINERS = {
@@ -95,6 +96,9 @@ def output_hash(out: tuple[torch.Tensor, ...]) -> str:
 
 
 def cases():
+    for name in FOLDED:  # beyond one block: the label-folded triangle of blocks
+        for kind in KINDS:
+            yield f"{name}-2048-self-{kind}"
     for name in MINERS:
         for size in SIZES:
             for layout in LAYOUTS:

@@ -49,14 +49,14 @@ def label_positives(labels: torch.Tensor, ref_labels: torch.Tensor,
     return cols, valid
 
 
-def _chunk_minima(raw: torch.Tensor, finish: Finish) -> torch.Tensor:
-    """[b, ceil(M / _CHUNK)]: `finish` of each row's chunk minima (a new tensor)."""
+def _chunk_minima(raw: torch.Tensor, finish: Finish, width: int) -> torch.Tensor:
+    """[b, ceil(M / width)]: `finish` of the minima of each row's chunks of `width` columns (a new tensor)."""
     b, m = raw.shape
-    n = m // _CHUNK
-    if m == n * _CHUNK:
-        return finish(raw.view(b, n, _CHUNK).amin(2))
-    tail = raw[:, n * _CHUNK:].amin(1, keepdim=True)
-    return finish(torch.cat([raw[:, :n * _CHUNK].reshape(b, n, _CHUNK).amin(2), tail], 1) if n else tail)
+    n = m // width
+    if m == n * width:
+        return finish(raw.view(b, n, width).amin(2))
+    tail = raw[:, n * width:].amin(1, keepdim=True)
+    return finish(torch.cat([raw[:, :n * width].reshape(b, n, width).amin(2), tail], 1) if n else tail)
 
 
 def row_first_argmin(raw: torch.Tensor, finish: Finish) -> tuple[torch.Tensor, torch.Tensor]:
@@ -68,15 +68,15 @@ def row_first_argmin(raw: torch.Tensor, finish: Finish) -> tuple[torch.Tensor, t
     """
     raw = raw.contiguous()
     b, m = raw.shape
-    chunk_min = _chunk_minima(raw, finish)
-    value, best_chunk = chunk_min.min(1)
-    start = best_chunk * _CHUNK
-    if m % _CHUNK == 0:  # every chunk is full: copy each row's winning chunk out whole
-        n = m // _CHUNK
+    width = _CHUNK if m > 512 else _CHUNK // 2  # about sqrt(M): the two arg-reductions scan the least
+    value, best_chunk = _chunk_minima(raw, finish, width).min(1)
+    start = best_chunk * width
+    if m % width == 0:  # every chunk is full: copy each row's winning chunk out whole
+        n = m // width
         chunk = best_chunk.add(arange(b, raw.device), alpha=n)
-        within = finish(raw.view(b * n, _CHUNK).index_select(0, chunk)).argmin(1)
+        within = finish(raw.view(b * n, width).index_select(0, chunk)).argmin(1)
     else:
-        cols = start[:, None] + torch.arange(_CHUNK, device=raw.device)
+        cols = start[:, None] + torch.arange(width, device=raw.device)
         inside = cols < m
         values = finish(raw.gather(1, cols.clamp_(max=m - 1))).masked_fill_(~inside, float("inf"))
         within = values.argmin(1)
