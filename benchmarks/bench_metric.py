@@ -173,7 +173,7 @@ def bench(name: str, size: int, with_pml: bool, repeats: int) -> dict:
     floor = FLOORS[name][0]
     ours = hardmine_miner(name) if runs(name, size, "hardmine") else None
     theirs = pml_miner(name) if with_pml and runs(name, size, "pml") else None
-    slow = theirs is not None and name in ALL_TRIPLETS and size >= 1024
+    slow = theirs is not None and (name in ALL_TRIPLETS or name == "distance_weighted") and size >= 1024
     n = 3 if slow else repeats
     times: dict[str, list[float]] = {"floor": [], "ours": [], "theirs": []}
     count = None
