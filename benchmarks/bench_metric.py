@@ -29,8 +29,16 @@ import time
 
 import torch
 
-from hardmine.metric import (BatchAllMiner, BatchHardMiner, DistanceWeightedMiner, EasyPositiveHardNegativeMiner,
-                             MultiSimilarityMiner, PairMarginMiner, SemiHardMiner, TripletMarginMiner)
+from hardmine.metric import (
+    BatchAllMiner,
+    BatchHardMiner,
+    DistanceWeightedMiner,
+    EasyPositiveHardNegativeMiner,
+    MultiSimilarityMiner,
+    PairMarginMiner,
+    SemiHardMiner,
+    TripletMarginMiner,
+)
 
 DIM, CLASSES, MAX_PML_TRIPLETS = 128, 16, 2 * 10**8
 TRIPLET_COUNT_LIMIT = 10**8  # hardmine miners whose output alone would be larger are not run

@@ -17,13 +17,22 @@ from __future__ import annotations
 
 import argparse
 import collections
+import functools
 import statistics
 import warnings
 
 import torch
 
-from hardmine.metric import (BatchAllMiner, BatchHardMiner, DistanceWeightedMiner, EasyPositiveHardNegativeMiner,
-                             MultiSimilarityMiner, PairMarginMiner, SemiHardMiner, TripletMarginMiner)
+from hardmine.metric import (
+    BatchAllMiner,
+    BatchHardMiner,
+    DistanceWeightedMiner,
+    EasyPositiveHardNegativeMiner,
+    MultiSimilarityMiner,
+    PairMarginMiner,
+    SemiHardMiner,
+    TripletMarginMiner,
+)
 
 DIM, CLASSES = 128, 16
 MINERS = {
@@ -85,7 +94,7 @@ def main() -> None:
             for _ in range(3):
                 miner(xc, yc)  # warm-up: kernels load, the caching allocator fills
             torch.cuda.synchronize()
-            call = lambda m=miner, a=xc, b=yc: m(a, b)
+            call = functools.partial(miner, xc, yc)
             syncs, where = count_syncs(call)
             ms = time_ms(call, args.repeats)
             if name in SAMPLED:

@@ -1,10 +1,11 @@
 """Every miner's output, bit for bit, against the outputs recorded before the per-call overhead was cut (issue 17).
 
-Cases: B in 64, 256, 1024 (and 2048 for the batch-hard family); the batch against itself, against a separate reference set, against a reference that
-starts with the batch (cross-batch memory layout), and with a tensor positive_mask; Gaussian embeddings (distinct
-distances) and dyadic unit vectors (every distance exact, many ties). Each case stores a SHA-256 of the output
-tensors and a fingerprint of the inputs' distance matrix: where this platform computes a different matrix (another
-BLAS kernel), the recorded outputs cannot apply and the case says so instead of passing silently.
+Cases: B in 64, 256, 1024 (and 2048 for the batch-hard family); the batch against itself, against a separate
+reference set, against a reference that starts with the batch (cross-batch memory layout), and with a tensor
+positive_mask; Gaussian embeddings (distinct distances) and dyadic unit vectors (every distance exact, many
+ties). Each case stores a SHA-256 of the output tensors and a fingerprint of the inputs' distance matrix: where
+this platform computes a different matrix (another BLAS kernel), the recorded outputs cannot apply and the case
+says so (a skip naming it) instead of passing silently.
 
 Regenerate (only when a change of outputs is intended): `python tests/metric/test_golden_outputs.py --write`.
 """
@@ -19,9 +20,18 @@ from pathlib import Path
 import pytest
 import torch
 
-from hardmine.metric import (BatchAllMiner, BatchHardMiner, DistanceWeightedMiner, DotProductSimilarity,
-                             EasyPositiveHardNegativeMiner, MultiSimilarityMiner, PairMarginMiner, SemiHardMiner,
-                             SquaredEuclideanDistance, TripletMarginMiner)
+from hardmine.metric import (
+    BatchAllMiner,
+    BatchHardMiner,
+    DistanceWeightedMiner,
+    DotProductSimilarity,
+    EasyPositiveHardNegativeMiner,
+    MultiSimilarityMiner,
+    PairMarginMiner,
+    SemiHardMiner,
+    SquaredEuclideanDistance,
+    TripletMarginMiner,
+)
 
 GOLDEN = Path(__file__).with_name("golden_outputs.json")
 DIM, CLASSES = 128, 16

@@ -10,8 +10,14 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from hardmine.metric import (BatchHardMiner, DistanceWeightedMiner, EasyPositiveHardNegativeMiner,
-                             MultiSimilarityMiner, PairMarginMiner, SemiHardMiner)
+from hardmine.metric import (
+    BatchHardMiner,
+    DistanceWeightedMiner,
+    EasyPositiveHardNegativeMiner,
+    MultiSimilarityMiner,
+    PairMarginMiner,
+    SemiHardMiner,
+)
 
 SCALAR_READS = {"_local_scalar_dense"}
 DATA_SHAPED = {"nonzero", "unique_consecutive", "_unique", "_unique2", "unique_dim", "masked_select"}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -35,12 +35,12 @@ def compare(
     weight_decay: Annotated[float, typer.Option(help="SGD weight decay.")] = 0.0,
     label_noise: Annotated[float, typer.Option(
         help="Fraction of training labels flipped to another class (symmetric, seeded; saved for scoring).")] = 0.0,
-    imbalance: Annotated[Optional[float], typer.Option(
+    imbalance: Annotated[float | None, typer.Option(
         help="Subsample training classes geometrically: the last class keeps this fraction, class 0 all.")] = None,
-    data_dir: Annotated[Optional[Path], typer.Option(
+    data_dir: Annotated[Path | None, typer.Option(
         help="Where the data files are (fashion-mnist: the idx files; shuttle: Shuttle.rda or its dpkg -x dir).")]
     = None,
-    label_column: Annotated[Optional[str], typer.Option(help="Label column of a CSV or parquet file.")] = None,
+    label_column: Annotated[str | None, typer.Option(help="Label column of a CSV or parquet file.")] = None,
     test_fraction: Annotated[float, typer.Option(help="Stratified test split when the data has none.")] = 0.25,
     data_seed: Annotated[int, typer.Option(help="Seed of the test split, the imbalance and the label noise.")] = 0,
     evals_per_epoch: Annotated[int, typer.Option(help="Test evaluations per epoch (curve resolution).")] = 4,

@@ -16,9 +16,9 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from hardmine.atomic import write_bytes
 from hardmine.diagnostics.cartography import plot_cartography
 from hardmine.diagnostics.evaluation import SLICE_NAMES
-from hardmine.atomic import write_bytes
 from hardmine.experiments.metrics import BASELINE
 
 PLOTS = ("accuracy.png", "per_class_recall.png", "slice_accuracy.png", "cartography.png")

@@ -1,9 +1,10 @@
 """Strategies built from specs: a sampler policy, or an in-batch loss over uniform batches, with guards.
 
 A name in `hardmine.policies.POLICIES` decides which samples are drawn (and their importance weights); a name in
-`hardmine.losses.LOSSES` keeps uniform shuffling and mines inside each batch. Guards come from
-`hardmine.guards.GUARDS` and are given to the policy (for an in-batch loss, to its uniform sampler). An in-batch
-loss also leaves the noise guard's suspects out of the batch loss: OHEM would otherwise pick exactly them.
+`hardmine.inbatch.losses.LOSSES` keeps uniform shuffling and mines inside each batch. Guards come from
+`hardmine.sampling.guards.GUARDS` and are given to the policy (for an in-batch loss, to its uniform sampler). An
+in-batch loss uses `sampler.selection(idx)`, so a noise guard's suspects stay out of the batch loss (OHEM would
+otherwise pick exactly them), as in a user's own loop.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from hardmine.experiments.spec import Part, StrategySpec, format_value
-from hardmine.guards import GUARDS
-from hardmine.losses import LOSSES
-from hardmine.policies import POLICIES, Policy, build_policy
+from hardmine.inbatch.losses import LOSSES
+from hardmine.sampling.guards import GUARDS
+from hardmine.sampling.policies import POLICIES, Policy, build_policy
 
 _LOSS_DEFAULTS: dict[str, dict[str, Any]] = {"focal": {"alpha": None}}  # alpha=0.25 would scale every class by 1/4
 _OHEM_DEFAULT_KEEP = 0.5
@@ -84,10 +85,7 @@ class Strategy:
 
     def suspects(self) -> np.ndarray | None:
         """Indices (int64) the guards suspect of wrong labels, or None when no guard looks for them."""
-        found = [g.suspects() for g in self.guards if hasattr(g, "suspects")]
-        if not found:
-            return None
-        return np.unique(np.concatenate(found)).astype(np.int64)
+        return self.policy.suspects()
 
     def in_batch_loss(self, logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, int]:
         """The in-batch loss of logits [B, C] and targets [B], and how many samples it back-propagates."""

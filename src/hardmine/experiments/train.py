@@ -54,19 +54,8 @@ class _Diverged(Exception):
     """Training blew up: a per-sample loss is non-finite or above DIVERGED_LOSS."""
 
 
-def _suspect_mask(strategy: Strategy, num_samples: int) -> np.ndarray | None:
-    """Boolean [N]: the guards' suspects of wrong labels, or None when there are none."""
-    suspects = strategy.suspects()
-    if suspects is None or suspects.size == 0:
-        return None
-    mask = np.zeros(num_samples, dtype=bool)
-    mask[suspects] = True
-    return mask
-
-
 def _training_step(model: torch.nn.Module, strategy: Strategy, sampler: hm.HardExampleSampler,
-                   idx: np.ndarray, x: torch.Tensor, y: torch.Tensor,
-                   suspect: np.ndarray | None) -> tuple[torch.Tensor | None, int, float]:
+                   idx: np.ndarray, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor | None, int, float]:
     """The loss to back-propagate (None when nothing is kept), the samples it back-propagates, and the seconds
     spent computing the memory's statistics (hardmine's work in the loop)."""
     logits = model(x)
@@ -79,11 +68,11 @@ def _training_step(model: torch.nn.Module, strategy: Strategy, sampler: hm.HardE
     stats_seconds = time.perf_counter() - started
     sampler.update(idx, loss_all.detach(), **stats)
     if strategy.loss_mean is not None:
-        if suspect is not None:
-            clean = torch.from_numpy(~suspect[idx])
-            if not bool(clean.any()):
+        keep = sampler.selection(idx)  # the guards' per-batch selection: a noise guard leaves out its suspects
+        if not bool(keep.all()):
+            if not bool(keep.any()):
                 return None, 0, stats_seconds
-            logits, y = logits[clean], y[clean]
+            logits, y = logits[keep], y[keep]
         loss, kept = strategy.in_batch_loss(logits, y)
         return loss, kept, stats_seconds
     weights = sampler.weights(idx)
@@ -137,7 +126,7 @@ def _epochs(model: torch.nn.Module, optimizer: torch.optim.Optimizer, strategy: 
     for epoch in range(config.epochs):
         sampler.set_epoch(epoch)
         batches = iter(sampler)
-        step, steps, eval_at, suspect = 0, 1, set(), None
+        step, steps, eval_at = 0, 1, set()
         while True:
             started = time.perf_counter()
             idx = next(batches, None)
@@ -146,10 +135,8 @@ def _epochs(model: torch.nn.Module, optimizer: torch.optim.Optimizer, strategy: 
             if step == 0:  # the policy and its guards decide the epoch (its length, the suspects) at the first draw
                 steps = len(sampler)
                 eval_at = {round(steps * (k + 1) / config.evals_per_epoch) - 1 for k in range(config.evals_per_epoch)}
-                if strategy.loss_mean is not None:
-                    suspect = _suspect_mask(strategy, len(y_train))
             totals["position"] = epoch + step / steps
-            loss, kept, stat_s = _training_step(model, strategy, sampler, idx, x_train[idx], y_train[idx], suspect)
+            loss, kept, stat_s = _training_step(model, strategy, sampler, idx, x_train[idx], y_train[idx])
             if loss is not None:
                 optimizer.zero_grad()
                 loss.backward()
