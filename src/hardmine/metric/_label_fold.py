@@ -1,8 +1,11 @@
 """Batch-hard style extremes for a batch mined against itself with label-equality positives, when the batch
-has few classes: the label is folded into the matrix product (a one-hot column per class, scaled so that
-same-class entries rise above every real dissimilarity), so negatives need no mask at all, and the symmetric
-matrix is computed one triangle of blocks at a time (each block serves its rows and its columns). Positives come
-from one batched product over the classes, each padded to the largest by repeating its last member."""
+has few classes. Each class's members are listed once, padded to the largest class by repeating the last.
+
+Up to ONE_BLOCK_ROWS (within the byte budget) one plain [B, B] product serves both sides: positives are gathered
+from each row's class members, which are then scattered to +inf. Beyond it the label is folded into the matrix
+product (a one-hot column per class, scaled so that same-class entries rise above every real dissimilarity), so
+negatives need no mask at all, and the symmetric matrix is computed one triangle of blocks at a time (each block
+serves its rows and its columns); positives come from one batched product over the padded classes."""
 
 from __future__ import annotations
 
