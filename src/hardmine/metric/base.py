@@ -4,6 +4,7 @@ anchor's positives once, and hands the concrete miner a `MiningBatch` to mine bl
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -44,7 +45,7 @@ def _check_embeddings(name: str, x: Any) -> torch.Tensor:
     if x.ndim != 2:
         raise ValueError(f"{name} must be 2-D [batch, dim], got shape {tuple(x.shape)}")
     x = x.detach()
-    if not torch.isfinite(x.sum()) and not torch.isfinite(x).all():
+    if not math.isfinite(x.sum()) and not torch.isfinite(x).all():
         bad = ~torch.isfinite(x).all(1)
         rows = torch.nonzero(bad).flatten()
         raise ValueError(f"{name} has non-finite values (NaN or inf) in {rows.numel()} row(s), "
@@ -72,10 +73,11 @@ def _check_labels(name: str, labels: Any, rows: int, rows_name: str, device: tor
 
 def _check_distance_range(query: torch.Tensor, ref: torch.Tensor, distance: BaseDistance, name: str) -> None:
     """Refuse embeddings whose (squared) distances or dot products could overflow the dtype: every value the
-    matrix product forms is at most (|x| + |y|)^2 (squared L2) or |x| |y| (dot), with 64x headroom."""
-    if query.numel() == 0 or ref.numel() == 0:
+    matrix product forms is at most (|x| + |y|)^2 (squared L2) or |x| |y| (dot), with 64x headroom. Rows the
+    distance normalises have norm 1 and cannot overflow: they are not read (no host synchronisation)."""
+    if query.numel() == 0 or ref.numel() == 0 or distance.normalize:
         return
-    nq, nr = float(query.norm(dim=1).max()), float(ref.norm(dim=1).max())
+    nq, nr = torch.stack([query.norm(dim=1).max(), ref.norm(dim=1).max()]).tolist()  # one device read
     bound = nq * nr if distance.is_similarity else (nq + nr) ** 2
     limit = torch.finfo(query.dtype).max / 64
     if not bound <= limit:
@@ -188,7 +190,8 @@ class BaseMiner:
         if mask is None:
             positives = functools.partial(_ops.label_positives, labels, ref_labels, exclude_self)
             self_labels = labels if ref_emb is None else None
-            return MiningBatch(query, ref, exclude_self, self.distance, self.max_block_bytes, positives, self_labels)
+            return MiningBatch(query, ref, exclude_self, self.distance, self.max_block_bytes, positives, self_labels,
+                               self_listed=exclude_self)  # a row's own column carries its own label
         given = _resolve_mask(mask, labels, ref_labels, (x.shape[0], y.shape[0]), x.device)
         if exclude_self:
             given = given.clone()

@@ -6,6 +6,7 @@ import torch
 
 from hardmine._checks import check_number
 from hardmine.metric import _ops
+from hardmine.metric._batch import concat_blocks
 from hardmine.metric.base import MINERS, BaseMiner, Block, Indices, MiningBatch, PositiveMask, as_torch_generator
 from hardmine.metric.distances import DEFAULT_MAX_BYTES, BaseDistance, EuclideanDistance
 
@@ -19,10 +20,13 @@ def negative_weights(distances: torch.Tensor, dim: int, cutoff: float, nonzero_l
     """
     d = distances.double()
     clamped = d.clamp(min=cutoff)
-    log_w = (2.0 - dim) * clamped.log() - ((dim - 3) / 2.0) * torch.log1p(-0.25 * clamped.square())
-    log_w.masked_fill_(~(torch.isfinite(log_w) & (d < nonzero_loss_cutoff)), float("-inf"))
+    # in place, each step the same IEEE operation as (2 - dim) log c - (dim - 3) / 2 log1p(-c^2 / 4)
+    log_w = clamped.square().mul_(-0.25).log1p_().mul_((dim - 3) / 2.0)
+    log_w = clamped.log_().mul_(2.0 - dim).sub_(log_w)
+    never = float("-inf")
+    log_w.nan_to_num_(nan=never, posinf=never, neginf=never).masked_fill_(d >= nonzero_loss_cutoff, never)
     row_max = log_w.amax(1, keepdim=True)
-    return (log_w - row_max.clamp(min=torch.finfo(torch.float64).min)).exp_()
+    return log_w.sub_(row_max.clamp_(min=torch.finfo(torch.float64).min)).exp_()
 
 
 @MINERS.register("distance_weighted")
@@ -71,4 +75,4 @@ class DistanceWeightedMiner(BaseMiner):
             negative, ok = self._sample(block, weights)
             row, slot = torch.nonzero(block.pos_valid & ok).unbind(1)
             out.append((row + block.start, _ops.take(block.pos_cols, row, slot), _ops.take(negative, row, slot)))
-        return tuple(torch.cat(part) for part in zip(*out))
+        return concat_blocks(out)

@@ -79,10 +79,13 @@ class SquaredEuclideanDistance(BaseDistance):
 
     def factors(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # [x, |x|^2, 1] . [-2y, 1, |y|^2] = |x|^2 + |y|^2 - 2 x.y: the norms ride along in the matrix product
-        ones_x, ones_y = x.new_ones((x.shape[0], 1)), y.new_ones((y.shape[0], 1))
-        xa = torch.cat([x, x.pow(2).sum(1, keepdim=True), ones_x], 1)
-        ya = torch.cat([-2.0 * y, ones_y, y.pow(2).sum(1, keepdim=True)], 1)
-        return xa, ya
+        ones_x = x.new_ones((x.shape[0], 1))
+        norm_x = x.pow(2).sum(1, keepdim=True)
+        if y is x:  # mined against itself: the norms and ones serve both sides
+            ones_y, norm_y = ones_x, norm_x
+        else:
+            ones_y, norm_y = y.new_ones((y.shape[0], 1)), y.pow(2).sum(1, keepdim=True)
+        return torch.cat([x, norm_x, ones_x], 1), torch.cat([-2.0 * y, ones_y, norm_y], 1)
 
     def finish_(self, values: torch.Tensor) -> torch.Tensor:
         return values.clamp_(min=0.0)

@@ -6,6 +6,7 @@ import torch
 
 from hardmine._checks import check_number
 from hardmine.metric import _ops
+from hardmine.metric._batch import concat_blocks
 from hardmine.metric.base import MINERS, BaseMiner, Indices, MiningBatch, PositiveMask
 from hardmine.metric.distances import DEFAULT_MAX_BYTES, BaseDistance, CosineSimilarity
 
@@ -41,7 +42,7 @@ class MultiSimilarityMiner(BaseMiner):
             block.mask_non_negatives_(values, float("inf"))
             closest_negative = values.amin(1)
             pos_row, slot = torch.nonzero(d_ap + self.epsilon > closest_negative[:, None]).unbind(1)
-            neg_row, negative = torch.nonzero(values - self.epsilon < farthest_positive[:, None]).unbind(1)
+            neg_row, negative = torch.nonzero(values.sub_(self.epsilon) < farthest_positive[:, None]).unbind(1)
             out.append((pos_row + block.start, _ops.take(block.pos_cols, pos_row, slot), neg_row + block.start,
                         negative))
-        return tuple(torch.cat(part) for part in zip(*out))
+        return concat_blocks(out)

@@ -6,6 +6,7 @@ import torch
 
 from hardmine._checks import check_number
 from hardmine.metric import _ops
+from hardmine.metric._batch import concat_blocks
 from hardmine.metric.base import MINERS, BaseMiner, Indices, MiningBatch, PositiveMask
 from hardmine.metric.distances import DEFAULT_MAX_BYTES, BaseDistance
 
@@ -38,4 +39,4 @@ class PairMarginMiner(BaseMiner):
             neg_row, negative = torch.nonzero(values < neg_threshold).unbind(1)
             out.append((pos_row + block.start, _ops.take(block.pos_cols, pos_row, slot), neg_row + block.start,
                         negative))
-        return tuple(torch.cat(part) for part in zip(*out))
+        return concat_blocks(out)

@@ -7,6 +7,7 @@ import torch
 
 from hardmine._checks import check_number
 from hardmine.metric import _ops
+from hardmine.metric._batch import concat_blocks
 from hardmine.metric.base import MINERS, BaseMiner, Indices, MiningBatch, PositiveMask
 from hardmine.metric.distances import DEFAULT_MAX_BYTES, BaseDistance
 
@@ -42,4 +43,4 @@ class SemiHardMiner(BaseMiner):
             row, slot = torch.nonzero(block.pos_valid & (count > 0) & (d_an < d_ap + self.margin)).unbind(1)
             negative = _ops.take(order, row, _ops.take(position, row, slot))
             out.append((row + block.start, _ops.take(block.pos_cols, row, slot), negative))
-        return tuple(torch.cat(part) for part in zip(*out))
+        return concat_blocks(out)
