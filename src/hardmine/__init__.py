@@ -63,6 +63,7 @@ __all__ = [
     "WeightCap",
     "WithIndex",
     "build_policy",
+    "compare",
     "guards",
     "load_state",
     "mine_negatives_ssd",
@@ -78,7 +79,12 @@ _SUBPACKAGES = ("metric", "retrieval", "datasets", "experiments", "diagnostics")
 
 
 def __getattr__(name: str):
-    """Subpackages load on first use (`hm.retrieval`, `hm.metric`, ...), keeping `import hardmine` light."""
+    """Subpackages load on first use (`hm.retrieval`, `hm.metric`, ...), keeping `import hardmine` light;
+    `hm.compare` is `hardmine.experiments.compare`."""
+    if name == "compare":
+        from hardmine.experiments.api import compare
+
+        return compare
     if name in _SUBPACKAGES:
         import importlib
 
