@@ -107,7 +107,7 @@ class Strategy:
             raise ValueError(f"strategy {self.label!r} does not select samples inside the batch")
         weights = torch.zeros(targets.shape[0], dtype=torch.float32)
         with torch.no_grad():
-            rows = torch.arange(targets.shape[0]) if clean is None else torch.flatnonzero(clean)
+            rows = torch.arange(targets.shape[0]) if clean is None else torch.nonzero(clean).flatten()
             if rows.numel():
                 kept = self.loss_none(logits.detach()[rows], targets[rows]) != 0
                 weights[rows[kept]] = 1.0

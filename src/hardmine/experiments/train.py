@@ -48,6 +48,9 @@ class RunOutput:
     model: nn.Module
 
 
+EVAL_BATCH = 256  # samples per evaluation chunk (large chunks of a CNN's activations are slower on a CPU)
+
+
 class _Evaluator:
     def __init__(self, data: Splits) -> None:
         self.x_val, self.y_val = torch.from_numpy(data.x_val), data.y_val
@@ -55,8 +58,8 @@ class _Evaluator:
 
     def accuracy(self, model: nn.Module) -> tuple[float, float]:
         """(validation accuracy, test accuracy) of `model`."""
-        val = float((predict(model, self.x_val).argmax(1).numpy() == self.y_val).mean())
-        test = float((predict(model, self.x_test).argmax(1).numpy() == self.y_test).mean())
+        val = float((predict(model, self.x_val, EVAL_BATCH).argmax(1).numpy() == self.y_val).mean())
+        test = float((predict(model, self.x_test, EVAL_BATCH).argmax(1).numpy() == self.y_test).mean())
         return val, test
 
 
@@ -208,7 +211,7 @@ def _finish(data: Splits, strategy: Strategy, seed: int, model: nn.Module, memor
             sampler: hm.HardExampleSampler, curve: dict, slices: np.ndarray | None, cost: Cost,
             diverged: dict | None) -> RunOutput:
     train = data.train
-    pred = predict(model, torch.from_numpy(train.x_test)).argmax(1).numpy()
+    pred = predict(model, torch.from_numpy(train.x_test), EVAL_BATCH).argmax(1).numpy()
     y = train.y_test
     sampler_stats = sampler.stats()
     hardmine_seconds = sampler_stats["mining_seconds"] + cost.statistics_seconds
