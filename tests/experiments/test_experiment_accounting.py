@@ -106,9 +106,9 @@ def test_backward_set_counts_and_normalizes():
     weights = torch.tensor([0.0, 2.0, 0.0, 0.0, 1.0, 0.0])  # 2 of 6 < 2/3: re-forward
     loss = backward_set(model, x, y, loss_all, weights, "mean", cross_entropy, cost)
     expected = (2 * loss_all[1] + loss_all[4]) / 6
-    assert float(loss) == pytest.approx(float(expected)) and (cost.forwards, cost.backwards) == (2, 2)
+    assert loss.item() == pytest.approx(expected.item()) and (cost.forwards, cost.backwards) == (2, 2)
     weights = torch.tensor([1.0, 1.0, 1.0, 1.0, 0.0, 0.0])  # 4 of 6 = 2/3: the whole graph
     loss = backward_set(model, x, y, loss_all, weights, "weighted", cross_entropy, cost)
-    assert float(loss) == pytest.approx(float(loss_all[:4].mean())) and cost.backwards == 2 + 6
+    assert loss.item() == pytest.approx(loss_all[:4].mean().item()) and cost.backwards == 2 + 6
     assert backward_set(model, x, y, loss_all, torch.zeros(6), "mean", cross_entropy, cost) is None
     assert cost.totals() == {"forwards": 2, "backwards": 8, "compute": 18}

@@ -16,6 +16,7 @@ import numpy as np
 
 BASELINE = "uniform"
 CONFIDENCE = 0.95
+TOLERANCE = 1e-9  # accuracies are ratios of counts: a mean equal to the target up to rounding reaches it
 
 
 def last_epoch_accuracy(curve: dict[str, list[float]], evals_per_epoch: int) -> float:
@@ -26,10 +27,10 @@ def last_epoch_accuracy(curve: dict[str, list[float]], evals_per_epoch: int) -> 
 
 def first_reach(curve: dict[str, list[float]], target: float) -> int | None:
     """The index of the first evaluation i >= 1 whose validation accuracy averaged with evaluation i - 1 is >=
-    `target`, or None when the run never reaches it."""
+    `target` (up to TOLERANCE), or None when the run never reaches it."""
     val = curve["val_acc"]
     for i in range(1, len(val)):
-        if (val[i - 1] + val[i]) / 2 >= target:
+        if (val[i - 1] + val[i]) / 2 >= target - TOLERANCE:
             return i
     return None
 
