@@ -160,12 +160,12 @@ def compare(make_model: Callable[[int], nn.Module], train_set: Any, test_set: An
         raise ValueError(f"classes names {len(names)} classes but the labels go up to {num_classes - 1}")
     data = LabeledData(name, x_train, y_train, x_test, y_test, names)
     check_classes(data.y_train, f"the training part of {name}")
-    if imbalance is not None:
-        data = subsample_geometric(data, imbalance, data_seed)
-    splits = split_validation(data, validation, data_seed)
     if augment and len(data.input_shape) != 3:
         raise ValueError(f"--augment needs images [channels, height, width]; {name} has samples of shape "
                          f"{data.input_shape}")
+    if imbalance is not None:
+        data = subsample_geometric(data, imbalance, data_seed)
+    splits = split_validation(data, validation, data_seed)
     _check_model(make_model, data.x_train, data.num_classes, "--model" if model_label else "make_model")
     if make_optimizer is not None:
         params = list(make_model(0).parameters())
