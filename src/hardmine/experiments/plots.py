@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
 from hardmine.atomic import write_bytes
 from hardmine.diagnostics.cartography import plot_cartography
@@ -160,8 +161,12 @@ def plot_per_class_recall(results: dict[str, Any], path: Path) -> None:
     _save(fig, path)
 
 
+SEPARATES = 0.01  # a slice is drawn when its strategies' means span at least this and twice the median seed std
+
+
 def separating_slices(results: dict[str, Any]) -> list[int]:
-    """The slices where the strategies' mean accuracies differ by more than the largest seed std in that slice."""
+    """The slices where the strategies' mean accuracies span more than twice the median seed std there (and at
+    least SEPARATES): elsewhere every strategy reads the same and a bar chart would only repeat it."""
     rows = [r for r in results["summary"] if r.get("slice_acc") is not None]
     if len(rows) < 2:
         return []
@@ -169,29 +174,37 @@ def separating_slices(results: dict[str, Any]) -> list[int]:
     for k in range(len(SLICE_NAMES)):
         means = [r["slice_acc"][k] for r in rows]
         stds = [(r.get("slice_acc_std") or [0.0] * len(SLICE_NAMES))[k] or 0.0 for r in rows]
-        if max(means) - min(means) > max(max(stds), 1e-9):
+        spread = max(means) - min(means)
+        if spread >= SEPARATES and spread > 2 * float(np.median(stds)):
             keep.append(k)
     return keep
 
 
 def plot_slice_accuracy(results: dict[str, Any], path: Path) -> bool:
-    """Accuracy on the separating test slices of the reference model's loss quintiles, with seed std bars;
-    returns False (and writes nothing) when no slice separates the strategies."""
+    """One panel per separating test slice of the reference model's loss quintiles (each with its own axis),
+    bars with seed std; returns False (and writes nothing) when no slice separates the strategies."""
     keep = separating_slices(results)
     if not keep:
         return False
     rows = [r for r in results["summary"] if r.get("slice_acc") is not None]
     labels = [row["strategy"] for row in rows]
-    series = {row["strategy"]: [row["slice_acc"][k] for k in keep] for row in rows}
-    errors = {row["strategy"]: [(row["slice_acc_std"] or [0.0] * 5)[k] for k in keep] for row in rows}
-    fig = Figure(figsize=(max(5.0, 1.6 * len(keep) + 2), 4.2))
-    ax = fig.subplots()
-    _grouped_bars(ax, [SLICE_NAMES[k] for k in keep], series, _colors(labels), errors)
-    _ylim(ax, [v for s in series.values() for v in s])
-    ax.set_ylabel("test accuracy within the slice")
-    ax.set_title("accuracy by difficulty (reference model's test-loss quintiles), separating slices only",
+    colors = _colors(labels)
+    fig = Figure(figsize=(max(4.0, 3.2 * len(keep)), 3.8))
+    axes = np.atleast_1d(fig.subplots(1, len(keep)))
+    for ax, k in zip(axes, keep):
+        values = [row["slice_acc"][k] for row in rows]
+        errors = [(row["slice_acc_std"] or [0.0] * len(SLICE_NAMES))[k] or 0.0 for row in rows]
+        ax.bar(np.arange(len(rows)), values, 0.8, color=[colors[label] for label in labels], yerr=errors,
+               error_kw={"lw": 0.7})
+        ax.set_xticks([])
+        _ylim(ax, [v - e for v, e in zip(values, errors)] + [v + e for v, e in zip(values, errors)])
+        ax.set_title(f"slice '{SLICE_NAMES[k]}'", fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_ylabel("test accuracy within the slice")
+    handles = [Patch(color=colors[label], label=label) for label in labels]
+    fig.legend(handles=handles, fontsize=7, ncol=min(len(labels), 4), loc="lower center", bbox_to_anchor=(0.5, -0.08))
+    fig.suptitle("accuracy by difficulty (quintiles of a reference model's test loss); separating slices only",
                  fontsize=10)
-    ax.legend(fontsize=7, ncol=min(len(labels), 4), loc="upper center", bbox_to_anchor=(0.5, -0.08))
     _save(fig, path)
     return True
 
