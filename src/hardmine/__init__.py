@@ -3,12 +3,12 @@
 The public names are listed in `__all__`; see the README for the three touch points in a training loop.
 """
 
+from hardmine import guards, schedules, scores
 from hardmine.checkpoint import load_state, save_state
 from hardmine.detection import mine_negatives_ssd, ohem_rois
+from hardmine.guards import GUARDS, ClassBalance, CoverageGuard, NoiseGuard, WeightCap
 from hardmine.losses import LOSSES, FocalLoss, MisclassifiedUpweight, OHEMLoss
 from hardmine.memory import ScoreMemory
-from hardmine import guards, schedules, scores
-from hardmine.guards import GUARDS, ClassBalance, CoverageGuard, NoiseGuard, WeightCap
 from hardmine.policies import (
     POLICIES,
     AntiCurriculumPolicy,
@@ -51,8 +51,8 @@ __all__ = [
     "RankPolicy",
     "RefreshCallback",
     "ScoreMemory",
-    "SelectiveBackpropPolicy",
     "Selection",
+    "SelectiveBackpropPolicy",
     "SelfPacedPolicy",
     "Stochastic",
     "SumTree",

@@ -119,11 +119,11 @@ def test_a_truncated_file_is_named(app, compared, tmp_path):
         if path.is_file():
             (copy / path.relative_to(out)).parent.mkdir(parents=True, exist_ok=True)
             (copy / path.relative_to(out)).write_bytes(path.read_bytes())
-    victim = sorted((copy / "runs").glob("ohem*seed1.npz"))[0]
+    victim = min((copy / "runs").glob("ohem*seed1.npz"))
     victim.write_bytes(victim.read_bytes()[:100])
     result = invoke(app, "compare", "--out", copy, *ARGS)
     assert result.exit_code == 2 and victim.name in result.stderr and "cut short" in result.stderr
-    record = sorted((copy / "runs").glob("uniform*seed0.json"))[0]
+    record = min((copy / "runs").glob("uniform*seed0.json"))
     record.write_text(record.read_text()[:50])
     assert record.name in invoke(app, "compare", "--out", copy, *ARGS).stderr
     (copy / "results.json").write_text("{")
@@ -227,7 +227,7 @@ def test_hm_compare_with_a_user_factory_writes_what_the_cli_writes(app, tmp_path
     test_set = Pairs(data.x_test, data.y_test)  # item by item, through the generic path
     results = hm.compare(tests_helpers.factory, train_set, test_set, strategies="uniform,ohem:keep=0.5", seeds=2,
                          epochs=2, out=tmp_path / "api", classes=data.classes, name="digits")
-    names = lambda d: sorted(str(p.relative_to(d)) for p in d.rglob("*") if p.is_file())  # noqa: E731
+    names = lambda d: sorted(str(p.relative_to(d)) for p in d.rglob("*") if p.is_file())
     assert names(tmp_path / "api") == names(tmp_path / "cli")
     from_cli = json.loads((tmp_path / "cli" / "results.json").read_text())
     assert _comparable(results) == _comparable(from_cli)
@@ -236,21 +236,21 @@ def test_hm_compare_with_a_user_factory_writes_what_the_cli_writes(app, tmp_path
 
 
 def test_hm_compare_checks_its_arguments_before_writing(tmp_path):
-    train_set, test_set, data = digits_sets()
+    train_set, test_set, _data = digits_sets()
     out = tmp_path / "out"
-    mlp = lambda seed: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))  # noqa: E731
+    mlp = lambda seed: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
     cases = [
-        (dict(make_model=lambda seed: torch.nn.Linear(3, 10)), "the model fails on samples of shape (1, 8, 8)"),
-        (dict(make_model=lambda seed: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 4))),
+        ({"make_model": lambda seed: torch.nn.Linear(3, 10)}, "the model fails on samples of shape (1, 8, 8)"),
+        ({"make_model": lambda seed: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 4))},
          "the model must return logits [batch, 10], got (2, 4)"),
-        (dict(train_set=Pairs([np.ones((1, 8, 8), np.float32)] * 4, [0, 1, 0, 1]), test_set=[(1, 2, 3)]),
+        ({"train_set": Pairs([np.ones((1, 8, 8), np.float32)] * 4, [0, 1, 0, 1]), "test_set": [(1, 2, 3)]},
          "test_set[0] must be a pair (x, y), got tuple of length 3"),
-        (dict(train_set=[np.ones(3)]), "train_set[0] must be a pair (x, y)"),
-        (dict(validation=0.0), "--validation must be in (0, 1)"),
-        (dict(lr=float("nan")), "--lr must be a finite number > 0, got nan"),
-        (dict(seeds=[0, 0]), "seeds given twice"),
-        (dict(optimizer="rmsprop"), "--optimizer must be one of"),
-        (dict(strategies=["uniform", "nonsense"]), "unknown strategy 'nonsense'"),
+        ({"train_set": [np.ones(3)]}, "train_set[0] must be a pair (x, y)"),
+        ({"validation": 0.0}, "--validation must be in (0, 1)"),
+        ({"lr": float("nan")}, "--lr must be a finite number > 0, got nan"),
+        ({"seeds": [0, 0]}, "seeds given twice"),
+        ({"optimizer": "rmsprop"}, "--optimizer must be one of"),
+        ({"strategies": ["uniform", "nonsense"]}, "unknown strategy 'nonsense'"),
     ]
     for kwargs, message in cases:
         args = {"make_model": mlp, "train_set": train_set, "test_set": test_set, "epochs": 1, "out": out, **kwargs}

@@ -7,8 +7,19 @@ import pytest
 from scipy import stats
 
 from hardmine.datasets.digits import load_digits
-from hardmine.experiments.data import flip_labels, noise_seed, split_validation, subsample_geometric
-from hardmine.experiments.metrics import first_reach, last_epoch_accuracy, noise_scores, paired_interval, summarize
+from hardmine.experiments.data import (
+    flip_labels,
+    noise_seed,
+    split_validation,
+    subsample_geometric,
+)
+from hardmine.experiments.metrics import (
+    first_reach,
+    last_epoch_accuracy,
+    noise_scores,
+    paired_interval,
+    summarize,
+)
 from hardmine.experiments.report import rich_table, verdict
 
 

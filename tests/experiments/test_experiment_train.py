@@ -1,6 +1,7 @@
 """One run on digits: seeded, scores the noise guard's suspects, schedules, optimisers, augmentation, divergence."""
 
 import math
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -74,7 +75,7 @@ def test_schedules_follow_the_fraction_of_the_run(schedule, middle, end):
 class RecordingSGD(torch.optim.SGD):
     """SGD that records the learning rate of every step."""
 
-    rates: list[float] = []
+    rates: ClassVar[list[float]] = []
 
     def step(self, closure=None):
         RecordingSGD.rates.append(self.param_groups[0]["lr"])

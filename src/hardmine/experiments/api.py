@@ -18,7 +18,13 @@ from hardmine.experiments.config import TrainConfig
 from hardmine.experiments.data import noise_seed, split_validation, subsample_geometric
 from hardmine.experiments.metrics import BASELINE
 from hardmine.experiments.results import RunStore
-from hardmine.experiments.runner import Comparison, NoiseOptions, StartRun, fingerprint, run_comparison
+from hardmine.experiments.runner import (
+    Comparison,
+    NoiseOptions,
+    StartRun,
+    fingerprint,
+    run_comparison,
+)
 from hardmine.experiments.spec import parse_spec, parse_specs
 from hardmine.experiments.strategies import PerSampleLoss, build_strategy
 

@@ -12,7 +12,7 @@ import importlib
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -95,15 +95,15 @@ def compare(
         help="Fraction of training labels flipped to another class (symmetric; saved in label_noise.npz).")] = 0.0,
     noise_seed: Annotated[str, typer.Option(
         help=f"One of {', '.join(NOISE_SEEDS)}: a new noise draw per seed, or one for all seeds.")] = "per-seed",
-    imbalance: Annotated[Optional[float], typer.Option(
+    imbalance: Annotated[float | None, typer.Option(
         help="Subsample training classes geometrically: the last class keeps this fraction, class 0 all.")] = None,
-    data_dir: Annotated[Optional[Path], typer.Option(
+    data_dir: Annotated[Path | None, typer.Option(
         help="Where the data files are (fashion-mnist: the idx files; shuttle: Shuttle.rda or its dpkg -x dir).")]
     = None,
-    label_column: Annotated[Optional[str], typer.Option(help="Label column of a CSV or parquet file.")] = None,
+    label_column: Annotated[str | None, typer.Option(help="Label column of a CSV or parquet file.")] = None,
     test_fraction: Annotated[float, typer.Option(help="Stratified test split when the data has none.")] = 0.25,
     data_seed: Annotated[int, typer.Option(help="Seed of the splits, the imbalance and the label noise.")] = 0,
-    train_subset: Annotated[Optional[int], typer.Option(
+    train_subset: Annotated[int | None, typer.Option(
         help="Train on a stratified subset of this many training samples (before the validation split).")] = None,
     evals_per_epoch: Annotated[int, typer.Option(help="Validation and test evaluations per epoch.")] = 4,
     threads: Annotated[int, typer.Option(help="torch threads per run.")] = 1,

@@ -115,7 +115,7 @@ def verdict(results: dict[str, Any]) -> list[str]:
         best = fast[0]
         sentences.append(f"On this data, {best['strategy']} reaches uniform's accuracy at "
                          f"{best['compute_to_target']:.2f}x the compute in {best['reached']} seeds"
-                         + (f"; also reaching it: " + ", ".join(f"{r['strategy']} ({r['compute_to_target']:.2f}x, "
+                         + ("; also reaching it: " + ", ".join(f"{r['strategy']} ({r['compute_to_target']:.2f}x, "
                                                               f"{r['reached']})" for r in fast[1:4]) if len(fast) > 1
                             else "") + ".")
     else:

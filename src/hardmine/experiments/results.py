@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from hardmine.diagnostics.evaluation import SLICE_NAMES
 from hardmine.atomic import write_bytes, write_json, write_text
+from hardmine.diagnostics.evaluation import SLICE_NAMES
 
 SUMMARY_COLUMNS = ("strategy", "test_acc_mean", "test_acc_std", "macro_f1_mean", "macro_f1_std", "diff_vs_uniform",
                    "diff_low", "diff_high", "within_noise", "reached", "compute_to_target", "compute_total",

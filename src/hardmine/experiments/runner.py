@@ -27,7 +27,12 @@ from hardmine.experiments.plots import plot_all
 from hardmine.experiments.results import RunStore, write_results
 from hardmine.experiments.spec import StrategySpec, parse_spec
 from hardmine.experiments.strategies import PerSampleLoss, build_strategy
-from hardmine.experiments.train import EpochCallback, ModelFactory, OptimizerFactory, train_run
+from hardmine.experiments.train import (
+    EpochCallback,
+    ModelFactory,
+    OptimizerFactory,
+    train_run,
+)
 
 REFERENCE_SEED = 10_000
 StartRun = Callable[[str, int | None], EpochCallback]
@@ -167,7 +172,7 @@ def _results(comparison: Comparison, records: list[dict], reference: dict, argv:
                     "n_test": int(train.y_test.size), "input_shape": list(train.input_shape),
                     "classes": list(train.classes), "class_counts_train": counts,
                     "label_noise": comparison.noise.fraction, "noise_seed": comparison.noise.mode,
-                    "flipped": int(round(comparison.noise.fraction * train.y_train.size)) or None},
+                    "flipped": round(comparison.noise.fraction * train.y_train.size) or None},
         "config": comparison.config.to_dict(),
         "seeds": comparison.seeds,
         "strategies": labels,

@@ -20,7 +20,6 @@ from torch import nn
 
 import hardmine as hm
 from hardmine import GUARDS, LOSSES, POLICIES, Policy, build_policy
-
 from hardmine.experiments.spec import Part, StrategySpec, format_value
 
 PerSampleLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (logits [B, C], targets [B]) -> loss [B]

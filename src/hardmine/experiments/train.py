@@ -25,7 +25,12 @@ import torch
 from torch import nn
 
 import hardmine as hm
-from hardmine.diagnostics.evaluation import macro_f1, per_class_recall, predict, slice_accuracy
+from hardmine.diagnostics.evaluation import (
+    macro_f1,
+    per_class_recall,
+    predict,
+    slice_accuracy,
+)
 from hardmine.experiments.accounting import Cost, backward_set
 from hardmine.experiments.augment import augment_images
 from hardmine.experiments.config import TrainConfig
