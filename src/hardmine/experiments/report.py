@@ -157,8 +157,8 @@ def rich_table(results: dict[str, Any]) -> Table:
 
 
 _PLOT_TEXT = {
-    "accuracy.png": "Validation accuracy (left) and test accuracy (right) against compute, in passes over the "
-                    "training set (forwards + 2 x backwards over N), mean over seeds with a band from the lowest to "
+    "accuracy.png": "Validation accuracy (left) and test accuracy (right) against compute, in uniform epochs "
+                    "(forwards + 2 x backwards, over 3N), mean over seeds with a band from the lowest to "
                     "the highest seed. The dashed line is the target; a curve that crosses it further left got "
                     "there with less compute, and the dots mark where each seed reached it.",
     "accuracy_time.png": "Test accuracy against training wall time, the same runs. Wall time includes hardmine's own "
