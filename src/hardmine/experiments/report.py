@@ -18,23 +18,25 @@ from hardmine.experiments.plots import PLOTS
 _COLUMNS = (  # (key, header, format, definition)
     ("test_acc_mean", "test acc", "{:.4f}", "test accuracy at the end of training, mean over seeds"),
     ("test_acc_std", "± std", "{:.4f}", "standard deviation of the test accuracy over seeds (ddof=1)"),
-    ("diff", "vs uniform (95% CI)", "{}", "mean over seeds of the paired difference of test accuracy against "
-     "uniform's run with the same seed, in points, with its 95% t interval; 'within noise' when the interval "
-     "contains 0"),
+    ("diff", "vs uniform (95% CI)", "{}", (
+        "mean over seeds of the paired difference of test accuracy against uniform's run with the same seed, in "
+        "points, with its 95% t interval; 'within noise' when the interval contains 0")),
     ("macro_f1_mean", "macro-F1", "{:.4f}", "test macro-F1 (the mean of the per-class F1 scores), mean over seeds"),
-    ("compute_to_target", "compute to target", "{:.2f}x", "compute (forwards + 2 x backwards, in samples) until "
-     "the run reaches the target, over uniform's mean total compute; the median over all seeds, a seed that "
-     "never reaches it counting as infinite; 'not reached' when the median seed does not reach it"),
+    ("compute_to_target", "compute to target", "{:.2f}x", (
+        "compute (forwards + 2 x backwards, in samples) until the run reaches the target, over uniform's mean "
+        "total compute; the median over all seeds, a seed that never reaches it counting as infinite; 'not "
+        "reached' when the median seed does not reach it")),
     ("reached", "reached", "{}", "seeds that reach the target, of all seeds"),
     ("compute_total", "compute total", "{:.2f}x", "total compute of the run over uniform's, mean over seeds"),
-    ("seconds_to_target", "time to target", "{:.1f} s", "training wall time until the target, median over seeds "
-     "like compute (a shared machine: noisy)"),
-    ("hardmine_fraction", "hardmine time", "{:.1%}", "hardmine's own time (sampler and score statistics) as a "
-     "share of the training wall time, mean over seeds"),
-    ("rare2_recall_mean", "rare-2 recall", "{:.3f}", "test recall of the two classes with the fewest training "
-     "samples, averaged (mean over seeds)"),
-    ("noise_precision", "noise P", "{:.2f}", "of the samples the noise guard suspects, the share whose label was "
-     "flipped"),
+    ("seconds_to_target", "time to target", "{:.1f} s", (
+        "training wall time until the target, median over seeds like compute (a shared machine: noisy)")),
+    ("hardmine_fraction", "hardmine time", "{:.1%}", (
+        "hardmine's own time (sampler and score statistics) as a share of the training wall time, mean over "
+        "seeds")),
+    ("rare2_recall_mean", "rare-2 recall", "{:.3f}", (
+        "test recall of the two classes with the fewest training samples, averaged (mean over seeds)")),
+    ("noise_precision", "noise P", "{:.2f}", (
+        "of the samples the noise guard suspects, the share whose label was flipped")),
     ("noise_recall", "noise R", "{:.2f}", "of the flipped labels, the share the noise guard suspects"),
     ("diverged", "diverged", "{}", "seeds whose training blew up (loss non-finite or above 1e4)"),
 )
@@ -105,7 +107,7 @@ def verdict(results: dict[str, Any]) -> list[str]:
     n = len(results["seeds"])
     sentences = []
     fast = [r for r in rows.values() if r["strategy"] != BASELINE and r.get("compute_to_target") is not None]
-    fast.sort(key=lambda r: r["compute_to_target"])
+    fast.sort(key=lambda r: (r["compute_to_target"], -int(r["reached"].split("/")[0])))
     base = rows.get(BASELINE)
     target = results["target"].get("value")
     if base is not None and target is not None:
