@@ -258,3 +258,11 @@ def test_hm_compare_checks_its_arguments_before_writing(tmp_path):
             hm.compare(args.pop("make_model"), args.pop("train_set"), args.pop("test_set"), **args)
         assert message in str(err.value), (kwargs, str(err.value))
         assert not out.exists()
+
+
+def test_report_of_results_from_an_older_compare_says_so(app, tmp_path):
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "results.json").write_text(json.dumps({"runs": [{"strategy": "uniform", "curve": {}}],
+                                                              "config": {"evals_per_epoch": 4}}))
+    result = invoke(app, "report", tmp_path / "old")
+    assert result.exit_code == 2 and "older hardmine compare" in result.stderr

@@ -151,6 +151,10 @@ def render_plots(out: Path, results: dict[str, Any]) -> list[Path]:
 
 def resummarize(results: dict[str, Any]) -> dict[str, Any]:
     """`results` with its target, baseline and summary rows computed again from its runs (for `hardmine report`)."""
+    old = [r["strategy"] for r in results.get("runs", []) if "compute" not in r or "val_acc" not in r["curve"]]
+    if old or "setup" not in results:
+        raise ValueError("results.json was written by an older hardmine compare (no compute accounting or "
+                         "validation curve): run `hardmine compare` again into a new --out directory")
     evals = results["config"]["evals_per_epoch"]
     target, baseline, rows = summarize(results["runs"], results["strategies"],
                                        results["dataset"]["class_counts_train"], evals)
