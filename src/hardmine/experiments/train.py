@@ -57,13 +57,17 @@ EVAL_BATCH = 256  # samples per evaluation chunk (large chunks of a CNN's activa
 
 
 class _Evaluator:
-    def __init__(self, data: Splits) -> None:
+    def __init__(self, data: Splits, test_curve: bool) -> None:
         self.x_val, self.y_val = torch.from_numpy(data.x_val), data.y_val
         self.x_test, self.y_test = torch.from_numpy(data.train.x_test), data.train.y_test
+        self.test_curve = test_curve
 
-    def accuracy(self, model: nn.Module) -> tuple[float, float]:
-        """(validation accuracy, test accuracy) of `model`."""
+    def accuracy(self, model: nn.Module, final: bool = False) -> tuple[float, float]:
+        """(validation accuracy, test accuracy) of `model`; the test accuracy is nan between the start and the
+        end of a run without a test curve."""
         val = float((predict(model, self.x_val, EVAL_BATCH).argmax(1).numpy() == self.y_val).mean())
+        if not (self.test_curve or final):
+            return val, float("nan")
         test = float((predict(model, self.x_test, EVAL_BATCH).argmax(1).numpy() == self.y_test).mean())
         return val, test
 
@@ -151,9 +155,9 @@ def train_run(data: Splits, strategy: Strategy, seed: int, config: TrainConfig, 
     memory = hm.ScoreMemory(len(y_train), labels=train.y_train)
     sampler = hm.HardExampleSampler(memory, config.batch_size, policy=strategy.policy, seed=seed)
     generator = torch.Generator().manual_seed(seed + 7_777)
-    evaluator = _Evaluator(data)
+    evaluator = _Evaluator(data, config.test_curve)
     cost = Cost()
-    val, test = evaluator.accuracy(model)
+    val, test = evaluator.accuracy(model, final=True)
     curve = {"epoch": [0.0], **cost.point(sampler), "val_acc": [val], "test_acc": [test]}
     model.train()
     diverged = None
@@ -162,6 +166,8 @@ def train_run(data: Splits, strategy: Strategy, seed: int, config: TrainConfig, 
         _epochs(step, optimizer, x_train, y_train, config, evaluator, curve, on_epoch, generator)
     except _Diverged as err:
         diverged = {"epoch": cost.position, "loss": err.args[0]}
+    if not config.test_curve:
+        curve["test_acc"][-1] = evaluator.accuracy(step.model, final=True)[1]
     return _finish(data, strategy, seed, model, memory, sampler, curve, slices, cost, diverged)
 
 
