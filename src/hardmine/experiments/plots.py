@@ -252,13 +252,15 @@ def plot_cartography_map(results: dict[str, Any], arrays: dict[str, dict[str, np
             suspects[run["suspects"]] = True
         plot_cartography(ax, run["confidence"], run["variability"], flip, suspects, max_points=3000,
                          title=label if len(label) <= 40 else label[:38] + "..")
-        ax.label_outer()
-        if ax is not axes[0]:
-            legend = ax.get_legend()
-            if legend is not None:
-                legend.remove()
+        ax.set_xlabel("")
+        ax.set_ylabel("")
+        legend = ax.get_legend()
+        if legend is not None and ax is not axes[0] and suspects is None:
+            legend.remove()
     for ax in axes[len(arrays):]:
         ax.set_visible(False)
+    fig.supxlabel("variability (std of the true-class probability over epochs)", fontsize=10)
+    fig.supylabel("confidence (mean true-class probability)", fontsize=10)
     fig.suptitle(f"cartography of the training samples, seed {results['seeds'][0]}", fontsize=11)
     _save(fig, path)
 
