@@ -129,6 +129,7 @@ def compare(make_model: Callable[[int], nn.Module], train_set: Any, test_set: An
     `make_optimizer(params) -> Optimizer` (the schedule scales its learning rates). label_noise: fraction of training
     labels flipped, per seed (`noise_seed_mode="per-seed"`) or once (`"fixed"`). Every argument is checked, and the
     model called once, before anything is written; a rerun with the same `out` resumes the finished runs.
+    test_curve=False evaluates the test set at the end of each run only (the validation curve is always kept).
     on_run_start(label, seed) -> on_epoch(epoch, validation accuracy): progress callbacks. argv: the command
     recorded in results.json. extra_setup: more JSON that a rerun must match to resume (the CLI's data options).
     """
