@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hardmine.detection import mine_negatives_ssd
-from hardmine.losses import OHEMLoss
+from hardmine.inbatch.detection import mine_negatives_ssd
+from hardmine.inbatch.losses import OHEMLoss
 
 IGNORE, THRESH, MIN_KEPT = 255, 0.7, 100_000
 

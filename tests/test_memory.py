@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from hardmine import ScoreMemory, load_state, save_state
+from hardmine import Column, ScoreMemory, load_state, save_state
 
 
 def test_update_records_score_ema_seen_and_step():
@@ -123,3 +123,40 @@ def test_cartography_forgetting_and_aum_over_visits():
     with pytest.raises(ValueError, match="true_prob has 1 non-finite"):
         memory.update(np.arange(3), np.ones(3), true_prob=np.array([0.5, np.nan, 0.5]))
     assert memory.get("prob_count").tolist() == [3, 3, 3]
+
+
+def test_a_declared_column_is_set_once_from_an_array_and_checkpointed():
+    memory = ScoreMemory(4)
+    column = Column("irreducible_loss", np.float32, np.nan, source=None)
+    memory.declare(column)
+    memory.declare(column)  # the same declaration again: nothing happens
+    assert np.isnan(memory.get("irreducible_loss")).all()
+    memory.set("irreducible_loss", np.array([0.5, 0.1, 0.2, 0.3]))
+    memory.update(np.array([0, 1]), np.array([1.0, 1.0]))  # scores do not touch it
+    np.testing.assert_allclose(memory.get("irreducible_loss", np.array([0, 3])), [0.5, 0.3])
+    with pytest.raises(ValueError, match="already declared differently"):
+        memory.declare(Column("irreducible_loss", np.float64))
+    with pytest.raises(ValueError, match="declared column without a source.*got 'score'"):
+        memory.set("score", np.zeros(4))
+    with pytest.raises(ValueError, match="irreducible_loss has 1 non-finite"):
+        memory.set("irreducible_loss", np.array([0.5, np.nan, 0.2, 0.3]))
+    restored = ScoreMemory(4)
+    with pytest.raises(ValueError, match="does not declare"):
+        restored.load_state_dict(memory.state_dict())
+    restored.declare(column)
+    restored.load_state_dict(memory.state_dict())
+    np.testing.assert_array_equal(restored.get("irreducible_loss"), memory.get("irreducible_loss"))
+
+
+def test_a_declared_column_with_a_source_and_a_rule_updates_from_update():
+    def running_max(memory, column, idx, values, step):
+        column[idx] = np.fmax(column[idx], values)
+
+    memory = ScoreMemory(3)
+    memory.declare(Column("max_loss", np.float32, np.nan, source="loss_seen", rule=running_max, checkpointed=False))
+    assert not memory.tracks("max_loss")  # allocated on the first update that passes its source
+    memory.update(np.arange(3), np.ones(3), loss_seen=np.array([1.0, 3.0, 2.0]))
+    memory.update(np.arange(3), np.ones(3), loss_seen=np.array([2.0, 1.0, 2.5]))
+    assert memory.get("max_loss").tolist() == [2.0, 3.0, 2.5] and "max_loss" not in memory.state_dict()
+    with pytest.raises(TypeError, match="statistic 'loss_sen'"):
+        memory.update(np.arange(3), np.ones(3), loss_sen=np.ones(3))

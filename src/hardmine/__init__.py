@@ -3,32 +3,36 @@
 The public names are listed in `__all__`; see the README for the three touch points in a training loop.
 """
 
-from hardmine import guards, schedules, scores
+from hardmine import scores
 from hardmine.checkpoint import load_state, save_state
-from hardmine.detection import mine_negatives_ssd, ohem_rois
-from hardmine.guards import GUARDS, ClassBalance, CoverageGuard, NoiseGuard, WeightCap
-from hardmine.losses import LOSSES, FocalLoss, MisclassifiedUpweight, OHEMLoss
-from hardmine.memory import ScoreMemory
-from hardmine.policies import (
+from hardmine.inbatch.detection import mine_negatives_ssd, ohem_rois
+from hardmine.inbatch.losses import LOSSES, FocalLoss, MisclassifiedUpweight, OHEMLoss
+from hardmine.inbatch.reduction import reduce
+from hardmine.inbatch.select import SELECTORS, Selection, Stochastic, Threshold, TopK
+from hardmine.memory import Column, ScoreMemory
+from hardmine.sampling import guards, schedules
+from hardmine.sampling.guards import GUARDS, ClassBalance, CoverageGuard, Guard, NoiseGuard, WeightCap
+from hardmine.sampling.policies import (
     POLICIES,
     AntiCurriculumPolicy,
+    BatchPolicy,
     CurriculumPolicy,
     ImportancePolicy,
     PacingPolicy,
     Policy,
+    PriorityPolicy,
     PruneEasyPolicy,
     RankPolicy,
     SelectiveBackpropPolicy,
     SelfPacedPolicy,
+    SubsetPolicy,
     TopKFractionPolicy,
     UniformPolicy,
     build_policy,
 )
-from hardmine.reduction import reduce
-from hardmine.refresh import RefreshCallback
-from hardmine.sampler import HardExampleSampler, WithIndex
-from hardmine.select import SELECTORS, Selection, Stochastic, Threshold, TopK
-from hardmine.sumtree import SumTree
+from hardmine.sampling.refresh import RefreshCallback
+from hardmine.sampling.sampler import HardExampleSampler, WithIndex
+from hardmine.sampling.sumtree import SumTree
 
 __all__ = [
     "GUARDS",
@@ -36,10 +40,13 @@ __all__ = [
     "POLICIES",
     "SELECTORS",
     "AntiCurriculumPolicy",
+    "BatchPolicy",
     "ClassBalance",
+    "Column",
     "CoverageGuard",
     "CurriculumPolicy",
     "FocalLoss",
+    "Guard",
     "HardExampleSampler",
     "ImportancePolicy",
     "MisclassifiedUpweight",
@@ -47,6 +54,7 @@ __all__ = [
     "OHEMLoss",
     "PacingPolicy",
     "Policy",
+    "PriorityPolicy",
     "PruneEasyPolicy",
     "RankPolicy",
     "RefreshCallback",
@@ -54,6 +62,7 @@ __all__ = [
     "Selection",
     "SelectiveBackpropPolicy",
     "SelfPacedPolicy",
+    "SubsetPolicy",
     "Stochastic",
     "SumTree",
     "Threshold",

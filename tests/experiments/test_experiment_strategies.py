@@ -5,9 +5,9 @@ import torch
 
 from hardmine.experiments.spec import parse_spec
 from hardmine.experiments.strategies import build_strategy
-from hardmine.guards import GUARDS
-from hardmine.losses import LOSSES
-from hardmine.policies import POLICIES
+from hardmine.inbatch.losses import LOSSES
+from hardmine.sampling.guards import GUARDS
+from hardmine.sampling.policies import POLICIES
 
 
 @pytest.mark.parametrize("name", sorted(POLICIES) + sorted(LOSSES))
@@ -20,7 +20,7 @@ def test_every_registered_strategy_builds_by_name(name):
 @pytest.mark.parametrize("guard", sorted(GUARDS))
 def test_every_guard_builds_on_a_policy_and_on_a_loss(guard):
     for base in ("importance", "ohem"):
-        if base == "ohem" and "uniform" in GUARDS[guard].no_effect_on:  # a loss is sampled by "uniform"
+        if base == "ohem" and not POLICIES["uniform"].affected_by(GUARDS[guard]):  # a loss is sampled by "uniform"
             with pytest.raises(ValueError, match=f"{guard} has no effect on the 'uniform' policy"):
                 build_strategy(parse_spec(f"{base}+{guard}"))
             continue

@@ -1,9 +1,10 @@
 """Strategies built from specs: a sampler policy, or an in-batch loss over uniform batches, with guards.
 
 A name in `hardmine.policies.POLICIES` decides which samples are drawn (and their importance weights); a name in
-`hardmine.losses.LOSSES` keeps uniform shuffling and mines inside each batch. Guards come from
-`hardmine.guards.GUARDS` and are given to the policy (for an in-batch loss, to its uniform sampler). An in-batch
-loss also leaves the noise guard's suspects out of the batch loss: OHEM would otherwise pick exactly them.
+`hardmine.inbatch.losses.LOSSES` keeps uniform shuffling and mines inside each batch. Guards come from
+`hardmine.sampling.guards.GUARDS` and are given to the policy (for an in-batch loss, to its uniform sampler). An
+in-batch loss uses `sampler.selection(idx)`, so a noise guard's suspects stay out of the batch loss (OHEM would
+otherwise pick exactly them), as in a user's own loop.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import hardmine as hm
-from hardmine import GUARDS, LOSSES, POLICIES, Policy, build_policy
 from hardmine.experiments.spec import Part, StrategySpec, format_value
+from hardmine.inbatch.losses import LOSSES, OHEMLoss
+from hardmine.sampling.guards import GUARDS
+from hardmine.sampling.policies import POLICIES, Policy, build_policy
 
 PerSampleLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (logits [B, C], targets [B]) -> loss [B]
 
@@ -86,16 +88,13 @@ class Strategy:
 
     def suspects(self) -> np.ndarray | None:
         """Indices (int64) the guards suspect of wrong labels, or None when no guard looks for them."""
-        found = [g.suspects() for g in self.guards if hasattr(g, "suspects")]
-        if not found:
-            return None
-        return np.unique(np.concatenate(found)).astype(np.int64)
+        return self.policy.suspects()
 
     @property
     def selects(self) -> bool:
         """True when the in-batch loss keeps only some samples of each batch (OHEM): the training loop then
         back-propagates the kept ones alone, through the same mechanism as a sampler's zero weights."""
-        return isinstance(self.loss_mean, hm.OHEMLoss)
+        return isinstance(self.loss_mean, OHEMLoss)
 
     def selection_weights(self, logits: torch.Tensor, targets: torch.Tensor,
                           clean: torch.Tensor | None = None) -> torch.Tensor:

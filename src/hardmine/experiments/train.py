@@ -24,7 +24,6 @@ import numpy as np
 import torch
 from torch import nn
 
-import hardmine as hm
 from hardmine.diagnostics.evaluation import (
     macro_f1,
     per_class_recall,
@@ -36,6 +35,8 @@ from hardmine.experiments.augment import augment_images
 from hardmine.experiments.config import TrainConfig
 from hardmine.experiments.data import Splits
 from hardmine.experiments.strategies import PerSampleLoss, Strategy, cross_entropy
+from hardmine.memory import ScoreMemory
+from hardmine.sampling.sampler import HardExampleSampler
 from hardmine.scores import statistics
 
 DIVERGED_LOSS = 1e4  # a per-sample cross-entropy above this (true-class probability < e^-10000): training blew up
@@ -83,25 +84,14 @@ def build_optimizer(config: TrainConfig, params: object) -> torch.optim.Optimize
     return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
 
 
-def _suspect_mask(strategy: Strategy, num_samples: int) -> np.ndarray | None:
-    """Boolean [N]: the guards' suspects of wrong labels, or None when there are none."""
-    suspects = strategy.suspects()
-    if suspects is None or suspects.size == 0:
-        return None
-    mask = np.zeros(num_samples, dtype=bool)
-    mask[suspects] = True
-    return mask
-
-
 class _Step:
     """One training step's forward passes and the loss to back-propagate; counts into `cost`."""
 
-    def __init__(self, model: nn.Module, strategy: Strategy, sampler: hm.HardExampleSampler, base: PerSampleLoss,
+    def __init__(self, model: nn.Module, strategy: Strategy, sampler: HardExampleSampler, base: PerSampleLoss,
                  cost: Cost) -> None:
         self.model, self.strategy, self.sampler, self.base, self.cost = model, strategy, sampler, base, cost
 
-    def __call__(self, idx: np.ndarray, x: torch.Tensor, y: torch.Tensor,
-                 suspect: np.ndarray | None) -> torch.Tensor | None:
+    def __call__(self, idx: np.ndarray, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor | None:
         """The loss of the batch (None when nothing is back-propagated)."""
         logits = self.model(x)
         self.cost.forward(idx.size)
@@ -114,14 +104,14 @@ class _Step:
         self.cost.statistics_seconds += time.perf_counter() - started
         self.sampler.update(idx, loss_all.detach(), **stats)
         strategy = self.strategy
-        clean = None if suspect is None else torch.from_numpy(~suspect[idx])
         if strategy.loss_mean is None:
             weights = self.sampler.weights(idx)
             return backward_set(self.model, x, y, loss_all, weights, "mean", self.base, self.cost)
+        clean = self.sampler.selection(idx)  # the guards' per-batch selection: a noise guard leaves out its suspects
         if strategy.selects:
             weights = strategy.selection_weights(logits, y, clean)
             return backward_set(self.model, x, y, loss_all, weights, "weighted", self.base, self.cost)
-        if clean is not None and not bool(clean.all()):  # an in-batch loss that keeps all: drop the suspects
+        if not bool(clean.all()):  # an in-batch loss that keeps every sample: the guards' selection only
             if not bool(clean.any()):
                 return None
             self.cost.backward(idx.size)  # the graph is the whole batch's
@@ -152,8 +142,8 @@ def train_run(data: Splits, strategy: Strategy, seed: int, config: TrainConfig, 
         group["hardmine_peak_lr"] = group["lr"]
     train = data.train
     x_train, y_train = torch.from_numpy(train.x_train), torch.from_numpy(train.y_train)
-    memory = hm.ScoreMemory(len(y_train), labels=train.y_train)
-    sampler = hm.HardExampleSampler(memory, config.batch_size, policy=strategy.policy, seed=seed)
+    memory = ScoreMemory(len(y_train), labels=train.y_train)
+    sampler = HardExampleSampler(memory, config.batch_size, policy=strategy.policy, seed=seed)
     generator = torch.Generator().manual_seed(seed + 7_777)
     evaluator = _Evaluator(data, config.test_curve)
     cost = Cost()
@@ -176,12 +166,12 @@ def _epochs(step: _Step, optimizer: torch.optim.Optimizer, x_train: torch.Tensor
             generator: torch.Generator) -> None:
     """The training epochs; appends to `curve` and counts into `step.cost` (position: the epoch, with the
     fraction of it done, which also drives the learning-rate schedule)."""
-    sampler, strategy, cost = step.sampler, step.strategy, step.cost
+    sampler, cost = step.sampler, step.cost
     global_step = 0
     for epoch in range(config.epochs):
         sampler.set_epoch(epoch)
         batches = iter(sampler)
-        k, steps, eval_at, suspect = 0, 1, set(), None
+        k, steps, eval_at = 0, 1, set()
         while True:
             started = time.perf_counter()
             idx = next(batches, None)
@@ -190,8 +180,6 @@ def _epochs(step: _Step, optimizer: torch.optim.Optimizer, x_train: torch.Tensor
             if k == 0:  # the policy and its guards decide the epoch (its length, the suspects) at the first draw
                 steps = len(sampler)
                 eval_at = {round(steps * (j + 1) / config.evals_per_epoch) - 1 for j in range(config.evals_per_epoch)}
-                if strategy.loss_mean is not None:
-                    suspect = _suspect_mask(strategy, len(y_train))
             cost.position = epoch + k / steps
             factor = config.lr_factor(cost.position, global_step)
             for group in optimizer.param_groups:
@@ -199,7 +187,7 @@ def _epochs(step: _Step, optimizer: torch.optim.Optimizer, x_train: torch.Tensor
             x = x_train[idx]
             if config.augment:
                 x = augment_images(x, generator)
-            loss = step(idx, x, y_train[idx], suspect)
+            loss = step(idx, x, y_train[idx])
             if loss is not None:
                 optimizer.zero_grad()
                 loss.backward()
@@ -218,8 +206,8 @@ def _epochs(step: _Step, optimizer: torch.optim.Optimizer, x_train: torch.Tensor
             on_epoch(epoch, curve["val_acc"][-1])
 
 
-def _finish(data: Splits, strategy: Strategy, seed: int, model: nn.Module, memory: hm.ScoreMemory,
-            sampler: hm.HardExampleSampler, curve: dict, slices: np.ndarray | None, cost: Cost,
+def _finish(data: Splits, strategy: Strategy, seed: int, model: nn.Module, memory: ScoreMemory,
+            sampler: HardExampleSampler, curve: dict, slices: np.ndarray | None, cost: Cost,
             diverged: dict | None) -> RunOutput:
     train = data.train
     pred = predict(model, torch.from_numpy(train.x_test), EVAL_BATCH).argmax(1).numpy()

@@ -1,0 +1,265 @@
+"""Losses that mine inside the batch: OHEM around any per-element loss, focal loss, misclassified up-weighting.
+
+Each is a `torch.nn.Module` with a `reduction` argument like torch's own ("mean", "sum", "none").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hardmine._checks import check_finite, check_int, check_number
+from hardmine.inbatch.reduction import reduce
+from hardmine.inbatch.select import Threshold, TopK
+from hardmine.registry import Registry
+
+if TYPE_CHECKING:
+    from hardmine.memory import ScoreMemory
+
+Reduction = Literal["mean", "sum", "none"]
+PerElementLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def _check_reduction(reduction: str) -> str:
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    return reduction
+
+
+def _check_base_loss(base_loss: PerElementLoss) -> PerElementLoss:
+    if not callable(base_loss):
+        raise TypeError(f"base_loss must be callable (input, target) -> per-element loss, got {base_loss!r}")
+    if getattr(base_loss, "reduction", "none") != "none":
+        raise ValueError(f"base_loss must return per-element losses: construct it with reduction='none', "
+                         f"got reduction={base_loss.reduction!r}")
+    return base_loss
+
+
+def _per_element(base_loss: PerElementLoss, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    loss = base_loss(input, target)
+    if not isinstance(loss, torch.Tensor) or loss.dim() == 0:
+        raise ValueError("base_loss returned a scalar: it must return one loss per element (reduction='none')")
+    return loss
+
+
+LOSSES = Registry("in-batch loss")
+"""Short names for the CLI and the experiment runner: `LOSSES["focal"](gamma=2.0)`."""
+
+
+@LOSSES.register("ohem")
+class OHEMLoss(nn.Module):
+    """Online hard example mining around any per-element loss: back-propagate only the hardest elements.
+
+    base_loss: (input, target) -> loss of any shape [B, *] (samples, pixels, anchors, tokens), e.g.
+        `nn.CrossEntropyLoss(reduction="none", ignore_index=255)`.
+    keep: the number (int) or fraction (float in (0, 1)) of valid elements kept, the highest losses first.
+    threshold: instead of `keep`, keep every element whose loss is above it. For cross-entropy,
+        `threshold=-math.log(0.7)` keeps the pixels whose true-class probability is below 0.7, as the
+        OhemCrossEntropy of segmentation code bases does. Give exactly one of `keep` and `threshold`.
+    min_kept: never keep fewer elements than this (capped at the number of valid elements).
+    ignore_index: elements whose target equals it are never kept (needs a target of the loss's shape).
+    reduction: "mean" (the mean over the kept elements; 0 when none is kept), "sum", or "none" (the
+        per-element loss with zeros where not kept).
+    """
+
+    def __init__(self, base_loss: PerElementLoss, keep: int | float | None = None, min_kept: int = 0,
+                 threshold: float | None = None, ignore_index: int | None = None,
+                 reduction: Reduction = "mean") -> None:
+        super().__init__()
+        self.base_loss = _check_base_loss(base_loss)
+        if (keep is None) == (threshold is None):
+            raise ValueError(f"give exactly one of keep and threshold, got keep={keep!r}, threshold={threshold!r}")
+        self.min_kept = check_int("min_kept", min_kept, minimum=0)
+        self.threshold: Threshold | None = None
+        self.keep: TopK | None = None
+        if threshold is not None:
+            check_finite("threshold", threshold)
+            self.threshold = Threshold(threshold, self.min_kept)
+        elif isinstance(keep, float):
+            self.keep = TopK(check_number("keep", keep, 0.0, 1.0, low_inclusive=False, high_inclusive=False))
+        else:
+            self.keep = TopK(check_int("keep", keep, minimum=0))
+        self.ignore_index = ignore_index
+        self.reduction = _check_reduction(reduction)
+
+    def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The OHEM loss of `base_loss(input, target)`; the gradient reaches the kept elements only."""
+        loss = _per_element(self.base_loss, input, target)
+        valid = None
+        if self.ignore_index is not None:
+            if target.shape != loss.shape:
+                raise ValueError(f"ignore_index needs a target of the loss's shape {tuple(loss.shape)}, got "
+                                 f"{tuple(target.shape)}")
+            valid = target != self.ignore_index
+        if self.threshold is not None:
+            selection = self.threshold(loss.detach(), valid)
+        else:
+            if isinstance(self.keep.k, int) and self.keep.k > loss.numel():
+                raise ValueError(f"keep={self.keep.k} is larger than the number of loss elements ({loss.numel()})")
+            n_valid = loss.numel() if valid is None else int(valid.sum())
+            k = max(self.keep.count(n_valid, loss.numel()), min(self.min_kept, n_valid))
+            selection = TopK(k)(loss.detach(), valid)
+        if self.reduction == "none":
+            return torch.where(selection.mask(), loss, torch.zeros((), dtype=loss.dtype, device=loss.device))
+        return reduce(loss, selection, normalize="weighted" if self.reduction == "mean" else "sum")
+
+
+@LOSSES.register("focal")
+class FocalLoss(nn.Module):
+    """Focal loss (Lin et al. 2017): cross-entropy scaled by (1 - p_t)**gamma so that easy examples fade out.
+
+    Binary (sigmoid) when logits and float targets in [0, 1] have the same shape: numerically the formula of
+    torchvision.ops.sigmoid_focal_loss, alpha_t = alpha for targets 1 and 1 - alpha for targets 0.
+    Multi-class (softmax) when logits are [B, C, *] and targets int64 class indices [B, *]: alpha is a scalar
+    (scales every class alike) or one weight per class; targets equal to `ignore_index` contribute 0 and are
+    left out of the mean.
+    alpha: None for no weighting. gamma: >= 0; gamma=0 with alpha=None is plain cross-entropy.
+    reduction: "mean" over the (non-ignored) elements, "sum", or "none" (shape of the targets).
+    """
+
+    def __init__(self, alpha: float | Sequence[float] | torch.Tensor | None = 0.25, gamma: float = 2.0,
+                 reduction: Reduction = "mean", ignore_index: int = -100) -> None:
+        super().__init__()
+        self.gamma = check_finite("gamma", gamma, minimum=0)
+        self.reduction = _check_reduction(reduction)
+        self.ignore_index = int(ignore_index)
+        self.alpha: float | None = None
+        self.register_buffer("class_alpha", None)
+        if isinstance(alpha, (int, float)) and not isinstance(alpha, bool):
+            if not (0.0 <= alpha <= 1.0):
+                raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+            self.alpha = float(alpha)
+        elif alpha is not None:
+            weights = torch.as_tensor(alpha, dtype=torch.float32)
+            if weights.dim() != 1 or weights.numel() == 0:
+                raise ValueError(f"alpha must be a number or a 1-D sequence of class weights, got shape "
+                                 f"{tuple(weights.shape)}")
+            if not bool(torch.isfinite(weights).all()) or bool((weights < 0).any()):
+                raise ValueError(f"alpha class weights must be finite and non-negative, got {weights.tolist()}")
+            self.class_alpha = weights
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Focal loss of `logits` against `target` (see the class docstring for the two layouts)."""
+        if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
+            raise TypeError(f"logits must be a floating-point tensor, got {getattr(logits, 'dtype', type(logits))}")
+        if logits.numel() == 0:
+            raise ValueError(f"logits is empty (shape {tuple(logits.shape)})")
+        if target.shape == logits.shape:
+            loss, valid = self._binary(logits, target), None
+        elif logits.dim() >= 2 and target.shape == logits.shape[:1] + logits.shape[2:]:
+            loss, valid = self._multiclass(logits, target)
+        else:
+            raise ValueError(f"target shape {tuple(target.shape)} fits neither binary (same as logits "
+                             f"{tuple(logits.shape)}) nor multi-class (logits [B, C, *], target [B, *])")
+        if self.reduction == "none":
+            return loss
+        if self.reduction == "sum":
+            return loss.sum()
+        return loss.mean() if valid is None else reduce(loss, valid, normalize="weighted")
+
+    def _binary(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if not target.is_floating_point():
+            raise TypeError(f"binary focal loss needs float targets in [0, 1] of the logits' shape, got dtype "
+                            f"{target.dtype}")
+        if bool(((target < 0) | (target > 1)).any()):
+            raise ValueError("binary targets must lie in [0, 1]")
+        if self.class_alpha is not None:
+            raise ValueError("per-class alpha needs multi-class targets; the binary loss takes a scalar alpha")
+        p = torch.sigmoid(logits)
+        ce_loss = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+        p_t = p * target + (1 - p) * (1 - target)
+        loss = ce_loss * ((1 - p_t) ** self.gamma)
+        if self.alpha is not None:
+            alpha_t = self.alpha * target + (1 - self.alpha) * (1 - target)
+            loss = alpha_t * loss
+        return loss
+
+    def _multiclass(self, logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if target.is_floating_point() or target.dtype == torch.bool:
+            raise TypeError(f"multi-class focal loss needs integer class targets, got dtype {target.dtype}")
+        num_classes = logits.shape[1]
+        valid = target != self.ignore_index
+        safe = target.masked_fill(~valid, 0)
+        if bool(((safe < 0) | (safe >= num_classes)).any()):
+            raise ValueError(f"target holds class indices outside [0, {num_classes}) other than ignore_index")
+        log_p_t = F.log_softmax(logits, dim=1).gather(1, safe.unsqueeze(1)).squeeze(1)
+        loss = -log_p_t
+        if self.gamma != 0:
+            loss = loss * (-torch.expm1(log_p_t)) ** self.gamma
+        if self.class_alpha is not None:
+            if self.class_alpha.numel() != num_classes:
+                raise ValueError(f"alpha has {self.class_alpha.numel()} class weights but logits have "
+                                 f"{num_classes} classes")
+            loss = loss * self.class_alpha.to(loss.dtype)[safe]
+        elif self.alpha is not None:
+            loss = loss * self.alpha
+        return torch.where(valid, loss, torch.zeros((), dtype=loss.dtype, device=loss.device)), valid
+
+
+def misclassified(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Boolean [B, *]: argmax over dim 1 differs from integer targets [B, *] (logits [B, C, *]), or, for binary
+    logits and float targets of the same shape, the sign of the logit disagrees with target > 0.5."""
+    with torch.no_grad():
+        if target.shape == logits.shape and target.is_floating_point():
+            return (logits > 0) != (target > 0.5)
+        if logits.dim() >= 2 and target.shape == logits.shape[:1] + logits.shape[2:]:
+            return logits.argmax(1) != target
+    raise ValueError(f"cannot compare logits of shape {tuple(logits.shape)} with targets of shape "
+                     f"{tuple(target.shape)} (dtype {target.dtype})")
+
+
+@LOSSES.register("misclassified")
+class MisclassifiedUpweight(nn.Module):
+    """Up-weight the misclassified examples: weight `factor` where the prediction is wrong, 1 elsewhere.
+
+    base_loss: (logits, target) -> per-element loss (reduction='none') of the targets' shape.
+    factor: >= 1, the weight of a misclassified element.
+    memory: optional ScoreMemory over the data set (one used for nothing else). Then the weights are
+        AdaBoost-style and persist across steps: each sample has an exponent e (stored as its "score"), raised by 1
+        each time it is misclassified and lowered by 1 (not below 0) each time it is right, and weighs
+        min(factor ** e, max_weight). `forward` then needs the data set `indices` [B] of the batch.
+    max_weight: the cap of a weight with memory, so that a mislabeled sample cannot take over the batch.
+    reduction: "mean" is the weighted mean sum(w * loss) / sum(w), "sum" is sum(w * loss), "none" is w * loss.
+    """
+
+    def __init__(self, base_loss: PerElementLoss, factor: float = 2.0, memory: ScoreMemory | None = None,
+                 max_weight: float = 10.0, reduction: Reduction = "mean") -> None:
+        super().__init__()
+        self.base_loss = _check_base_loss(base_loss)
+        self.factor, self.max_weight = check_finite("factor", factor, 1), check_finite("max_weight", max_weight, 1)
+        self.memory = memory
+        self.reduction = _check_reduction(reduction)
+
+    def weights(self, wrong: torch.Tensor, indices: Any = None) -> torch.Tensor:
+        """Weights [B, *] for the boolean `wrong` [B, *]; with memory, updates the exponents of `indices` [B]."""
+        if self.memory is None:
+            return torch.where(wrong, self.factor, 1.0).to(torch.float32)
+        if indices is None:
+            raise ValueError("indices are required when MisclassifiedUpweight has a memory")
+        if wrong.dim() != 1:
+            raise ValueError(f"with memory the loss must be per sample [B], got shape {tuple(wrong.shape)}")
+        old = torch.as_tensor(self.memory.get("score", indices), dtype=torch.float32)
+        if old.shape != wrong.shape:
+            raise ValueError(f"indices have shape {tuple(old.shape)} but the batch has shape {tuple(wrong.shape)}")
+        step = torch.where(wrong.cpu(), 1.0, -1.0)
+        exponent = (torch.nan_to_num(old, nan=0.0) + step).clamp_min(0.0)
+        self.memory.update(indices, exponent)
+        weight = torch.pow(self.factor, exponent).clamp_max(self.max_weight)
+        return weight.to(wrong.device)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor, indices: Any = None) -> torch.Tensor:
+        """The up-weighted loss of `base_loss(logits, target)`; `indices` [B] are needed with a memory."""
+        wrong = misclassified(logits, target)
+        loss = _per_element(self.base_loss, logits, target)
+        if wrong.shape != loss.shape:
+            raise ValueError(f"base_loss gave shape {tuple(loss.shape)}, expected the targets' shape "
+                             f"{tuple(wrong.shape)}")
+        weight = self.weights(wrong, indices).to(loss.dtype)
+        if self.reduction == "none":
+            return loss * weight
+        return reduce(loss, weight, normalize="weighted" if self.reduction == "mean" else "sum")
+

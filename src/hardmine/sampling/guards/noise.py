@@ -1,0 +1,85 @@
+"""NoiseGuard ("amplify label noise", "overfit to outliers"): samples that look mislabeled rather than hard."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from hardmine._checks import check_int, check_number
+from hardmine.memory import ScoreMemory
+from hardmine.sampling.guards.base import Guard
+
+_NOISE_METHODS = ("loss", "aum", "cartography")
+
+
+class NoiseGuard(Guard):
+    """Finds samples that look mislabeled rather than hard, and gives them the median difficulty.
+
+    method:
+      "loss": a moving-average loss above `threshold` (default ln C: the model gives the label less
+          probability than a uniform guess would) after at least `min_visits` visits;
+      "aum": area under the margin below `threshold` (default 0: on average another class's logit beats the
+          label's; Pleiss et al. 2020); needs `margin` statistics in `update`;
+      "cartography": mean true-class probability below `threshold` (default 0.3) with variability below
+          `max_variability` (Swayamdipta et al. 2020's hard-to-learn region); needs `true_prob` statistics.
+    The suspects are decided at each epoch's start and listed by `suspects()`, never silently dropped from the
+    sampling; an in-batch loss leaves them out through `adjust_selection` (`HardExampleSampler.selection`).
+    """
+
+    name = "noise_guard"
+
+    def __init__(self, method: str = "loss", threshold: float | None = None, min_visits: int = 3,
+                 max_variability: float = 0.2) -> None:
+        super().__init__()
+        if method not in _NOISE_METHODS:
+            raise ValueError(f"method must be one of {_NOISE_METHODS}, got {method!r}")
+        if threshold is not None:
+            threshold = check_number("threshold", threshold)
+        self._config = {"method": method, "threshold": threshold,
+                        "min_visits": check_int("min_visits", min_visits),
+                        "max_variability": check_number("max_variability", max_variability, 0.0, 1.0)}
+        self._state = {"suspect": np.zeros(0, dtype=bool), "median": 0.0}
+
+    def start_epoch(self, epoch: int, memory: ScoreMemory, difficulty: np.ndarray) -> None:
+        """Decide the suspects from the memory's statistics, and the difficulty they are given."""
+        cfg = self._config
+        visited = memory.get("seen") >= cfg["min_visits"]
+        if cfg["method"] == "loss":
+            classes = max(memory.num_classes, 2)
+            threshold = math.log(classes) if cfg["threshold"] is None else cfg["threshold"]
+            suspect = visited & (memory.get("ema") > threshold)
+        elif memory.updates and not memory.tracks("aum" if cfg["method"] == "aum" else "confidence"):
+            raise ValueError(f"noise_guard(method={cfg['method']!r}) needs "
+                             f"{'margins' if cfg['method'] == 'aum' else 'true-class probabilities'}: pass "
+                             "**hardmine.scores.statistics(logits, targets) to update()")
+        elif cfg["method"] == "aum":
+            threshold = 0.0 if cfg["threshold"] is None else cfg["threshold"]
+            suspect = visited & (memory.get("aum") < threshold)
+        else:
+            threshold = 0.3 if cfg["threshold"] is None else cfg["threshold"]
+            suspect = visited & (memory.get("confidence") < threshold) & \
+                (memory.get("variability") < cfg["max_variability"])
+        clean = difficulty[~suspect]
+        self._state = {"suspect": suspect, "median": float(np.median(clean)) if clean.size else 0.0}
+
+    def adjust_difficulty(self, values: np.ndarray, indices: np.ndarray | None) -> np.ndarray:
+        """Suspects get the median difficulty of the others: neither up- nor down-weighted."""
+        suspect = self._state["suspect"]
+        if suspect.size == 0:
+            return values
+        mask = suspect if indices is None else suspect[indices]
+        return np.where(mask, self._state["median"], values)
+
+    def adjust_selection(self, keep: np.ndarray, indices: np.ndarray) -> np.ndarray:
+        """An in-batch loss leaves the suspects out: OHEM would otherwise pick exactly them."""
+        suspect = self._state["suspect"]
+        return keep if suspect.size == 0 else keep & ~suspect[indices]
+
+    def suspects(self) -> np.ndarray:
+        """Indices (int64) of the samples suspected of carrying a wrong label: candidates for relabeling."""
+        return np.flatnonzero(self._state["suspect"]).astype(np.int64)
+
+    def stats(self) -> dict[str, float]:
+        """noise_suspects: how many samples are suspected this epoch."""
+        return {"noise_suspects": float(self._state["suspect"].sum())}

@@ -1,0 +1,355 @@
+"""The policy interface: how the score memory becomes the next batches, and their importance weights.
+
+Three kinds, one base class each; the sampler dispatches on the class:
+- `PriorityPolicy`: batches are drawn with replacement from a sum tree of per-sample priorities, with a uniform
+  fraction `mix`, and importance weights from the draw probabilities. The one hook to write is
+  `priority(difficulty) -> priorities`.
+- `SubsetPolicy`: each epoch is a shuffled pass over a subset of the data chosen at the epoch's start, each sample
+  with a weight (`epoch_subset`): shuffling, pruning, curricula, self-paced learning.
+- `BatchPolicy`: shuffled passes over all the data; the loop's losses decide which samples of each batch are
+  back-propagated (`select`): selective backprop.
+
+Contract, relied on by HardExampleSampler for exact resumption: everything a policy derives from the whole
+memory is computed at the epoch's start (`prepare`, O(N), once an epoch) and held in `state_dict()`; per step, a
+priority policy re-prioritises only the B samples just scored, a pure function of their difficulty and that state.
+
+Guards (hardmine.sampling.guards) act through hooks that receive arrays; each kind declares in `calls` the hooks
+it calls, and a guard implementing none of them is refused.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+
+from hardmine._checks import check_int
+from hardmine.memory import Column, ScoreMemory
+from hardmine.registry import Registered, Registry
+from hardmine.sampling.guards.base import Guard
+from hardmine.sampling.schedules import Schedule, ScheduleLike, as_schedule
+from hardmine.state import check_same_keys, check_state, from_saved, to_saved
+
+_STATISTICS = ("score", "ema")
+
+POLICIES = Registry("policy")
+"""Every policy class with a `name`, registered by subclassing: `POLICIES["importance"]`."""
+
+
+class Policy(Registered):
+    """What every policy shares: the difficulty it reads, warm-up, guards, schedules and state.
+
+    warmup: epochs of plain shuffling before the policy starts ("applying hard mining too early" is a pitfall);
+        scores are still recorded during them.
+    guards: Guard objects (hardmine.sampling.guards) that protect against label noise, class imbalance, lost
+        coverage and unstable weights.
+    statistic: the memory statistic read as difficulty: "score" (the latest) or "ema".
+    stale_after: steps; a sample not scored for longer counts as never seen (it gets the largest difficulty, so
+        it is drawn and re-scored soon): "failing to refresh mined samples" is a pitfall. Judged at epoch starts.
+    Scheduled parameters (a number or a hardmine.sampling.schedules.Schedule) are evaluated at each epoch's start.
+
+    Subclass PriorityPolicy, SubsetPolicy or BatchPolicy, set `name` to register, and store constructor
+    arguments in `self._config` and epoch-derived values in `self._state` (numpy arrays and plain values).
+    """
+
+    registry: ClassVar[Registry] = POLICIES
+    calls: ClassVar[frozenset[str]] = frozenset()
+    """The guard hooks this policy calls (see hardmine.sampling.guards.base.HOOKS)."""
+    columns: ClassVar[tuple[Column, ...]] = ()
+    """Memory columns this policy reads beyond the built-in ones; the sampler declares them on its memory."""
+    state_version: ClassVar[int] = 1
+
+    def __init__(self, *, warmup: int = 0, guards: Sequence[Guard] = (), statistic: str = "score",
+                 stale_after: int | None = None) -> None:
+        self.warmup = check_int("warmup", warmup, minimum=0)
+        guards = tuple(guards)
+        for guard in guards:
+            if not isinstance(guard, Guard):
+                raise TypeError(f"guards must hold Guard objects, got {type(guard).__name__}")
+            if not self.affected_by(guard):
+                raise ValueError(f"{guard.name} has no effect on the {self.name!r} policy: the guard implements "
+                                 f"{sorted(guard.hooks())}, the policy calls {sorted(self.calls)}")
+        self.guards = guards
+        if statistic not in _STATISTICS:
+            raise ValueError(f"statistic must be one of {_STATISTICS}, got {statistic!r}")
+        self.statistic = statistic
+        self.stale_after = None if stale_after is None else check_int("stale_after", stale_after)
+        self._config: dict[str, Any] = {"warmup": self.warmup, "statistic": statistic,
+                                        "stale_after": self.stale_after}
+        self._state: dict[str, Any] = {"unseen_score": 1.0, "epoch": -1, "fresh_since": -1}
+
+    @classmethod
+    def affected_by(cls, guard: Guard | type[Guard]) -> bool:
+        """Whether `guard` (an object or a class) implements a hook this policy calls; if not, it is refused."""
+        return bool(guard.hooks() & cls.calls)
+
+    def _schedule(self, name: str, value: ScheduleLike) -> Schedule:
+        """Store a scheduled constructor argument; its value at the current epoch is `self.value(name)`."""
+        schedule = as_schedule(name, value)
+        self._config[name] = schedule
+        return schedule
+
+    def value(self, name: str) -> float:
+        """The value of scheduled parameter `name` at the epoch last started (epoch 0 before any)."""
+        return self._config[name](max(self._state["epoch"], 0))
+
+    def in_warmup(self, epoch: int) -> bool:
+        """True while `epoch` is one of the warm-up epochs, drawn by plain shuffling."""
+        return epoch < self.warmup
+
+    def required_columns(self) -> tuple[Column, ...]:
+        """The memory columns this policy and its guards need."""
+        return tuple(self.columns) + tuple(c for guard in self.guards for c in guard.columns)
+
+    def start_epoch(self, epoch: int, memory: ScoreMemory) -> None:
+        """Recompute what the policy and its guards derive from the whole memory (O(N), once an epoch)."""
+        self._state["epoch"] = epoch
+        if self.stale_after is not None:
+            self._state["fresh_since"] = memory.updates - self.stale_after
+        raw = memory.get(self.statistic).astype(np.float64)
+        seen = self._fresh(memory, None)
+        self._state["unseen_score"] = float(raw[seen].max()) if seen.any() else 1.0
+        if self.guards:
+            unguarded = self.raw_difficulty(memory)
+            for guard in self.guards:
+                guard.start_epoch(epoch, memory, unguarded)
+        self.prepare(epoch, memory)
+
+    def prepare(self, epoch: int, memory: ScoreMemory) -> None:
+        """Hook: the policy's own epoch-start work (O(N)); `difficulty` is final (guards applied) when it runs."""
+
+    def _fresh(self, memory: ScoreMemory, indices: np.ndarray | None) -> np.ndarray:
+        """True [B] or [N] where a sample has a score that is not stale."""
+        return (memory.get("seen", indices) > 0) & (memory.get("last_step", indices) >= self._state["fresh_since"])
+
+    def raw_difficulty(self, memory: ScoreMemory, indices: np.ndarray | None = None) -> np.ndarray:
+        """Difficulty [B] or [N] (float64, higher = harder) before the guards: the memory's statistic, never-seen
+        and stale samples at the largest value seen when the epoch started."""
+        values = memory.get(self.statistic, indices).astype(np.float64)
+        return np.where(self._fresh(memory, indices), values, self._state["unseen_score"])
+
+    def difficulty(self, memory: ScoreMemory, indices: np.ndarray | None = None) -> np.ndarray:
+        """Difficulty [B] or [N] (float64) after each guard's `adjust_difficulty` (e.g. noise suspects)."""
+        return self.guarded_difficulty(self.raw_difficulty(memory, indices), indices)
+
+    def guarded_difficulty(self, values: np.ndarray, indices: np.ndarray | None) -> np.ndarray:
+        """`values` [B] or [N] of samples `indices` (None: all) through each guard's `adjust_difficulty`."""
+        for guard in self.guards:
+            values = guard.adjust_difficulty(values, indices)
+        return values
+
+    def weights(self, probabilities: np.ndarray, num_samples: int) -> np.ndarray:
+        """Importance weights [B] of samples drawn with `probabilities` [B]; ones (through the
+        guards' caps) unless a priority policy corrects."""
+        return self.cap(np.ones_like(probabilities, dtype=np.float64))
+
+    def cap(self, weights: np.ndarray) -> np.ndarray:
+        """Weights [B] through each guard's `adjust_weights` (e.g. a cap)."""
+        for guard in self.guards:
+            weights = guard.adjust_weights(weights)
+        return weights
+
+    def selection(self, keep: np.ndarray, indices: np.ndarray) -> np.ndarray:
+        """Boolean [B]: which samples `indices` of a batch an in-batch loss may use, after each guard's
+        `adjust_selection` (a noise guard leaves out its suspects)."""
+        for guard in self.guards:
+            keep = guard.adjust_selection(keep, indices)
+        return keep
+
+    def stats(self) -> dict[str, float]:
+        """Hook: numbers about the current epoch for logging (e.g. a realised keep ratio)."""
+        return {}
+
+    def guard_stats(self) -> dict[str, float]:
+        """The guards' numbers for logging (e.g. noise_suspects)."""
+        out: dict[str, float] = {}
+        for guard in self.guards:
+            out.update(guard.stats())
+        return out
+
+    def suspects(self) -> np.ndarray | None:
+        """Sorted int64 indices the guards suspect of wrong labels, or None when no guard looks for them."""
+        found = [s for s in (guard.suspects() for guard in self.guards) if s is not None]
+        if not found:
+            return None
+        return np.unique(np.concatenate(found)).astype(np.int64)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Name, constructor arguments, derived state and the guards' states; tensors and plain values only."""
+        return {
+            "name": self.name,
+            "config": {k: v.state_dict() if isinstance(v, Schedule) else to_saved(v) for k, v in self._config.items()},
+            "state": to_saved(self._state),
+            "guards": [guard.state_dict() for guard in self.guards],
+            "state_version": self.state_version,
+        }
+
+    def _parse_state(self, state: dict[str, Any]) -> tuple[Policy, list[tuple[dict, dict]]]:
+        """A throwaway policy built and loaded from `state`, and each guard's (config, state): nothing of `self`
+        changes. Subclasses with more state extend it."""
+        check_state(state, f"policy {self.name!r}", self.state_version, ("name", "config", "state", "guards"))
+        if state["name"] != self.name:
+            raise ValueError(f"state is not a {self.name!r} policy's state (it is {state['name']!r}'s)")
+        if len(state["guards"]) != len(self.guards):
+            raise ValueError(f"state holds {len(state['guards'])} guards, this policy has {len(self.guards)}")
+        guards = [guard._parse_state(guard_state) for guard, guard_state in zip(self.guards, state["guards"])]
+        try:
+            fresh = type(self)(**state["config"], guards=self.guards)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"state['config'] of policy {self.name!r}: {error}") from None
+        loaded = from_saved(state["state"])
+        check_same_keys("state['state']", loaded, fresh._state)
+        fresh._state = loaded
+        return fresh, guards
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore `state_dict()` into a policy of the same class: everything (the guards' states included) is
+        checked first, then assigned in one step."""
+        fresh, guards = self._parse_state(state)
+        for guard, (config, guard_state) in zip(self.guards, guards):
+            guard._config, guard._state = config, guard_state
+        self.__dict__.update(fresh.__dict__)
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self._config.items())
+        guards = f", guards={list(self.guards)!r}" if self.guards else ""
+        return f"{type(self).__name__}({params}{guards})"
+
+
+class PriorityPolicy(Policy):
+    """Draws each batch from a sum tree of priorities; write `priority(difficulty)`.
+
+    The sampler draws a `floor` fraction of each batch uniformly (the policy's `mix`, raised by guards),
+    the rest in proportion to `priorities`, and puts the guards' `forced` samples first in the epoch.
+    Override `weights` for importance correction (the default is ones, through the guards' caps).
+    """
+
+    calls = frozenset({"adjust_difficulty", "adjust_priorities", "adjust_mix", "forced", "adjust_weights",
+                       "start_priorities"})
+    mix: float = 0.0
+
+    def priority(self, difficulty: np.ndarray) -> np.ndarray:
+        """Hook: guarded difficulties [B] or [N] (float64) -> non-negative priorities of the same shape."""
+        raise NotImplementedError(f"{type(self).__name__} must implement priority(difficulty)")
+
+    def start_epoch(self, epoch: int, memory: ScoreMemory) -> None:
+        """The base epoch start, then the guards that rescale priorities see the policy's own, [N]."""
+        super().start_epoch(epoch, memory)
+        preparing = [guard for guard in self.guards if "start_priorities" in guard.hooks()]
+        if preparing:
+            own = self.priority(self.difficulty(memory))
+            for guard in preparing:
+                guard.start_priorities(own, memory.labels)
+
+    def priorities(self, memory: ScoreMemory, indices: np.ndarray | None = None) -> np.ndarray:
+        """Non-negative sampling priorities [B] or [N] (float64), after the guards' `adjust_priorities`."""
+        p = self.priority(self.difficulty(memory, indices))
+        if self.guards:
+            labels = memory.labels
+            if labels is not None and indices is not None:
+                labels = labels[indices]
+            for guard in self.guards:
+                p = guard.adjust_priorities(p, indices, labels)
+        return p
+
+    @property
+    def floor(self) -> float:
+        """The uniform fraction of each batch: the policy's `mix` through each guard's `adjust_mix`."""
+        mix = self.mix
+        for guard in self.guards:
+            mix = guard.adjust_mix(mix)
+        return mix
+
+    def forced(self) -> np.ndarray:
+        """Indices (int64) the guards require in this epoch; the sampler draws them first, in a seeded order."""
+        found = [guard.forced() for guard in self.guards]
+        return np.concatenate(found).astype(np.int64) if found else np.zeros(0, dtype=np.int64)
+
+
+class SubsetPolicy(Policy):
+    """Each epoch a shuffled pass over a subset chosen at the epoch's start; write `epoch_subset`.
+
+    A policy that takes a fraction of the data within groups (class balance) calls `strata` and adds
+    "strata" to `calls`.
+    """
+
+    calls = frozenset({"adjust_difficulty", "adjust_subset", "adjust_weights"})
+
+    def epoch_subset(self, memory: ScoreMemory,
+                     rng: np.random.Generator) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Hook: (indices [M] int64, weights [M] float64) of this epoch's samples, or (None, None) for all.
+
+        Called once at the epoch's start, after `start_epoch`; `rng` is the epoch's seeded generator.
+        """
+        return None, None
+
+    def guarded_subset(self, memory: ScoreMemory,
+                       rng: np.random.Generator) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """`epoch_subset`, then each guard's `adjust_subset` (a coverage guard adds left-out samples)."""
+        subset, weights = self.epoch_subset(memory, rng)
+        if subset is None:
+            return subset, weights
+        for guard in self.guards:
+            subset, weights = guard.adjust_subset(subset, weights, memory.num_samples, rng)
+        return subset, weights
+
+    def strata(self, memory: ScoreMemory) -> np.ndarray | None:
+        """Group ids [N] within which to take a fraction (a class-balance guard's labels), or None."""
+        for guard in self.guards:
+            groups = guard.strata(memory.labels)
+            if groups is not None:
+                return groups
+        return None
+
+
+class BatchPolicy(Policy):
+    """Shuffled passes over all the data; the losses of each scored batch decide its weights (`select`)."""
+
+    calls = frozenset({"adjust_difficulty", "adjust_weights"})
+
+    def select(self, losses: np.ndarray, indices: np.ndarray) -> np.ndarray:
+        """Hook: weights [B] of a scored batch of samples `indices` [B] given their guarded losses [B]:
+        0 for the samples not to back-propagate."""
+        return np.ones_like(losses, dtype=np.float64)
+
+    def guarded_select(self, losses: np.ndarray, indices: np.ndarray) -> np.ndarray:
+        """`select` on the losses through the guards' `adjust_difficulty` (a noise guard's suspects compete with
+        the median difficulty, not their loss), then the guards' `adjust_weights`."""
+        losses = self.guarded_difficulty(np.asarray(losses, dtype=np.float64), indices)
+        return self.cap(self.select(losses, indices))
+
+
+NORMALIZE = ("max", "none")
+
+
+def check_normalize(normalize: str) -> str:
+    """The `normalize` argument of importance weights, checked."""
+    if normalize not in NORMALIZE:
+        raise ValueError(f"normalize must be one of {NORMALIZE}, got {normalize!r}")
+    return normalize
+
+
+def importance_weights(probabilities: np.ndarray, num_samples: int, beta: float, normalize: str) -> np.ndarray:
+    """(N * P)^-beta [B]; divided by the batch's largest when normalize is "max" (it only scales updates down).
+
+    With beta = 1 and no normalisation the weighted mean loss is an unbiased estimate of the uniform mean.
+    """
+    w = (num_samples * probabilities) ** (-beta)
+    return w / w.max() if normalize == "max" else w
+
+
+def top_samples(key: np.ndarray, fraction: float, groups: np.ndarray | None = None) -> np.ndarray:
+    """Sorted int64 indices of the ceil(fraction * n) samples with the largest `key` [N] (at least one).
+
+    With `groups` [N] (e.g. class labels), the fraction is taken within each group, so every group keeps its share.
+    """
+    if groups is None:
+        count = max(1, math.ceil(fraction * key.size - 1e-9))  # 0.3 * 100 is 30.000000000000004
+        return np.sort(np.argpartition(-key, count - 1)[:count]).astype(np.int64)
+    chosen = []
+    for c in np.unique(groups):
+        members = np.flatnonzero(groups == c)
+        chosen.append(members[top_samples(key[members], fraction)])
+    return np.sort(np.concatenate(chosen)).astype(np.int64)

@@ -1,0 +1,341 @@
+"""HardExampleSampler: a batch sampler for DataLoader that draws the next batch by difficulty."""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+
+from hardmine._checks import check_indices, check_int, check_values, to_numpy
+from hardmine.distributed import all_gather_1d, rank_and_world, rank_offset
+from hardmine.memory import ScoreMemory
+from hardmine.sampling.policies import BatchPolicy, Policy, PriorityPolicy, SubsetPolicy, build_policy
+from hardmine.sampling.sumtree import SumTree
+from hardmine.state import check_same_keys, check_state, from_saved, to_saved
+
+_PENDING_BATCHES = 256  # yielded batches whose importance weights stay available (covers DataLoader prefetching)
+_SUBSET_STREAM = 2**32 - 1  # the random stream of an epoch's subset, apart from the per-batch streams
+_STATE_VERSION = 1
+
+
+class HardExampleSampler:
+    """Yields int64 index batches chosen by a policy over a ScoreMemory; pass as `DataLoader(batch_sampler=...)`.
+
+    memory: the ScoreMemory of the data set (N samples); `update` writes to it.
+    batch_size: B, samples per batch on this process (the global batch is B x world size).
+    num_batches: batches per epoch; by default one pass over the epoch's samples (N, or the subset a policy
+        chose): ceil(samples / global batch), floor with drop_last.
+    policy: a registered name ("uniform", "importance", "prune_easy", ...) or a Policy object.
+    seed: every draw is a function of (seed, epoch, batch number) and the memory, on every rank alike.
+    drop_last: without it the last batch of an epoch holds the remaining samples.
+
+    An epoch is `len(sampler)` batches. `iter()` continues the current epoch where the last iterator stopped and
+    has no other side effect, so DataLoader may call it more than once; once an epoch is exhausted, the next
+    iterator starts the next epoch (or the one given to `set_epoch`). With DataLoader workers, batches are drawn
+    `prefetch_factor * num_workers` ahead of the training loop and count as drawn in `state_dict()`.
+    """
+
+    def __init__(self, memory: ScoreMemory, batch_size: int, num_batches: int | None = None,
+                 policy: str | Policy = "importance", seed: int = 0, drop_last: bool = False) -> None:
+        if not isinstance(memory, ScoreMemory):
+            raise TypeError(f"memory must be a ScoreMemory, got {type(memory).__name__}")
+        self.memory = memory
+        self.batch_size = check_int("batch_size", batch_size)
+        self.policy = build_policy(policy)
+        self.seed = check_int("seed", seed, minimum=0)
+        if not isinstance(drop_last, bool):
+            raise TypeError(f"drop_last must be a bool, got {drop_last!r}")
+        self.drop_last = drop_last
+        self.fixed_batches = None if num_batches is None else check_int("num_batches", num_batches)
+        for column in self.policy.required_columns():  # after every check: a refused sampler changes no memory
+            memory.declare(column)
+        self.rank, self.world_size = rank_and_world()
+        self._epoch = 0
+        self._position = 0  # batches drawn in the current epoch
+        self._epoch_state = self._fresh_epoch_state()
+        self._tree: SumTree | None = None
+        self._permutation: np.ndarray | None = None
+        self._pending: OrderedDict[bytes, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._drawn_per_class = np.zeros(max(memory.num_classes, 1), dtype=np.int64)
+        self._mining_seconds = 0.0
+        self._last_weights: np.ndarray | None = None
+        self._last_weighted_losses: np.ndarray | None = None
+
+    def _fresh_epoch_state(self) -> dict[str, Any]:
+        """What an epoch's start decides: the mode, the subset and its weights, the samples forced first."""
+        return {"mode": "subset", "subset": None, "subset_weights": None,
+                "forced": np.zeros(0, dtype=np.int64), "num_batches": self._count_batches(self.memory.num_samples)}
+
+    def _count_batches(self, samples: int) -> int:
+        if self.fixed_batches is not None:
+            return self.fixed_batches
+        global_batch = self.batch_size * self.world_size
+        return max(1, samples // global_batch) if self.drop_last else -(-samples // global_batch)
+
+    @property
+    def num_batches(self) -> int:
+        """Batches in the current epoch."""
+        return self._epoch_state["num_batches"]
+
+    def __len__(self) -> int:
+        """Batches in the current epoch."""
+        return self.num_batches
+
+    @property
+    def epoch(self) -> int:
+        """The current epoch."""
+        return self._epoch
+
+    def set_epoch(self, epoch: int) -> None:
+        """Make the next iterator draw epoch `epoch`: from its start, unless it is the current epoch."""
+        epoch = check_int("epoch", epoch, minimum=0)
+        if epoch != self._epoch:
+            self._epoch, self._position = epoch, 0
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return self._epoch_batches()
+
+    def _epoch_batches(self) -> Iterator[np.ndarray]:
+        if self._position >= self.num_batches:
+            self._epoch, self._position = self._epoch + 1, 0
+        if self._position == 0:
+            started = time.perf_counter()
+            self._start_epoch()
+            self._mining_seconds += time.perf_counter() - started
+        while self._position < self.num_batches:
+            started = time.perf_counter()
+            batch = self._draw(self._position)
+            self._position += 1
+            self._mining_seconds += time.perf_counter() - started
+            yield batch
+
+    def _start_epoch(self) -> None:
+        policy, memory = self.policy, self.memory
+        policy.start_epoch(self._epoch, memory)
+        state = self._fresh_epoch_state()
+        if isinstance(policy, PriorityPolicy) and not policy.in_warmup(self._epoch):
+            state["mode"] = "priority"
+            forced = policy.forced()
+            if forced.size:
+                rng = np.random.default_rng([self.seed, self._epoch, _SUBSET_STREAM])
+                state["forced"] = rng.permutation(forced)
+        elif isinstance(policy, SubsetPolicy) and not policy.in_warmup(self._epoch):
+            rng = np.random.default_rng([self.seed, self._epoch, _SUBSET_STREAM])
+            subset, weights = policy.guarded_subset(memory, rng)
+            state.update(subset=subset, subset_weights=weights,
+                         num_batches=self._count_batches(memory.num_samples if subset is None else subset.size))
+        self._epoch_state = state
+        self._tree = self._permutation = None
+        self._drawn_per_class[:] = 0
+
+    def _global_batch_size(self, k: int, samples: int) -> int:
+        full = self.batch_size * self.world_size
+        size = full
+        if self.fixed_batches is None and not self.drop_last and k == self.num_batches - 1 and samples % full:
+            size = samples - k * full
+        return -(-size // self.world_size) * self.world_size  # every rank gets the same, non-empty share
+
+    def _draw(self, k: int) -> np.ndarray:
+        if self._epoch_state["mode"] == "priority":
+            size = self._global_batch_size(k, self.memory.num_samples)
+            indices, weights = self._draw_by_priority(k, size)
+        else:
+            indices, weights = self._draw_from_subset(k)
+        share = indices.size // self.world_size
+        mine = slice(self.rank * share, (self.rank + 1) * share)
+        batch = np.ascontiguousarray(indices[mine], dtype=np.int64)
+        self._remember(batch, weights[mine])
+        if self.memory.labels is not None:
+            self._drawn_per_class += np.bincount(self.memory.labels[batch], minlength=self._drawn_per_class.size)
+        return batch
+
+    def _draw_from_subset(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        subset, subset_weights = self._epoch_state["subset"], self._epoch_state["subset_weights"]
+        samples = self.memory.num_samples if subset is None else subset.size
+        if self._permutation is None:
+            self._permutation = np.random.default_rng([self.seed, self._epoch]).permutation(samples)
+        size = self._global_batch_size(k, samples)
+        positions = self._permutation[(k * self.batch_size * self.world_size + np.arange(size)) % samples]
+        if subset is None:
+            return positions, self.policy.cap(np.ones(size))
+        return subset[positions], self.policy.cap(subset_weights[positions])
+
+    def _draw_by_priority(self, k: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+        if self._tree is None:
+            self._tree = SumTree(self.policy.priorities(self.memory))
+        n = self.memory.num_samples
+        forced = self._epoch_state["forced"]
+        start = k * self.batch_size * self.world_size
+        taken = forced[start: start + size]
+        rng = np.random.Generator(np.random.Philox(key=self.seed, counter=[0, 0, k, self._epoch]))  # a stream a batch
+        mix = self.policy.floor
+        from_uniform = rng.random(size - taken.size) < mix
+        drawn = np.empty(size - taken.size, dtype=np.int64)
+        drawn[from_uniform] = rng.integers(0, n, int(from_uniform.sum()))
+        probabilities = np.full(drawn.size, mix / n)
+        if not from_uniform.all():
+            drawn[~from_uniform] = self._tree.sample(int((~from_uniform).sum()), rng)
+            probabilities += (1.0 - mix) * self._tree.get(drawn) / self._tree.total()
+        indices = np.concatenate([taken, drawn])
+        probabilities = np.concatenate([np.full(taken.size, 1.0 / n), probabilities])  # forced: as if uniform
+        return indices, self.policy.weights(probabilities, n)
+
+    def _remember(self, batch: np.ndarray, weights: np.ndarray) -> None:
+        self._pending[batch.tobytes()] = (batch, weights)
+        while len(self._pending) > _PENDING_BATCHES:
+            self._pending.popitem(last=False)
+
+    def weights(self, indices: Any) -> torch.Tensor:
+        """Importance weights [B] (float32) of the samples `indices` [B] of a batch this sampler yielded.
+
+        They are those of the probabilities the batch was drawn with (ones for plain shuffling), so calling this
+        before or after `update` gives the same, except for batch policies (selective backprop), whose weights
+        `update` decides. `indices` may be the whole batch or any subset of it.
+        """
+        started = time.perf_counter()
+        idx = check_indices("indices", indices, self.memory.num_samples)
+        found = self._pending.get(idx.tobytes())
+        weights = found[1] if found is not None else self._lookup_subset(idx)
+        self._last_weights = weights
+        self._mining_seconds += time.perf_counter() - started
+        return torch.from_numpy(weights.astype(np.float32))
+
+    def selection(self, indices: Any) -> torch.Tensor:
+        """Boolean [B]: which samples `indices` [B] an in-batch loss (OHEM, focal) may use, after the guards'
+        per-batch selection (a noise guard leaves out its suspects); all True without such a guard.
+
+        Use it in the loop as `loss_fn(logits[keep], targets[keep])` with `keep = sampler.selection(idx)`.
+        """
+        idx = check_indices("indices", indices, self.memory.num_samples)
+        return torch.from_numpy(np.ascontiguousarray(self.policy.selection(np.ones(idx.size, dtype=bool), idx)))
+
+    def _lookup_subset(self, idx: np.ndarray) -> np.ndarray:
+        for batch, weights in reversed(self._pending.values()):
+            order = np.argsort(batch, kind="stable")
+            pos = np.minimum(np.searchsorted(batch[order], idx), batch.size - 1)
+            if np.array_equal(batch[order][pos], idx):
+                return weights[order][pos]
+        raise ValueError(f"indices (first: {idx[:5].tolist()}) are not part of any of the last {_PENDING_BATCHES} "
+                         "batches this sampler yielded; pass the indices of a yielded batch")
+
+    def update(self, indices: Any, per_sample_loss: Any, **stats: Any) -> None:
+        """Record what the model found hard: the loss (or any score, higher = harder) [B] of `indices` [B].
+
+        stats: optional per-sample statistics for the memory (`**hardmine.scores.statistics(logits, targets)`).
+        Writes the score memory and re-prioritises those B samples in O(B log N). Under torch.distributed, the
+        indices (int64) and values (float) of every rank are gathered separately, so every rank's memory and
+        priorities stay identical. Bad input raises before anything changes.
+        """
+        started = time.perf_counter()
+        local = check_indices("indices", indices, self.memory.num_samples)
+        losses = check_values("per_sample_loss", per_sample_loss, local.size, indices=local)
+        idx, local_losses = local, losses
+        stats = {name: to_numpy(value).astype(np.float64) for name, value in stats.items()}
+        if self.world_size > 1:
+            idx = all_gather_1d(torch.from_numpy(local)).numpy()
+            losses = all_gather_1d(torch.from_numpy(losses)).numpy()
+            stats = {name: all_gather_1d(torch.from_numpy(v)).numpy() for name, v in stats.items()}
+        self.memory.update(idx, losses, **stats)
+        if isinstance(self.policy, BatchPolicy) and not self.policy.in_warmup(self._epoch):
+            offset = rank_offset(local.size)
+            self._remember(local, self.policy.guarded_select(losses, idx)[offset: offset + local.size])
+        if self._tree is not None:
+            self._tree.update(idx, self.policy.priorities(self.memory, idx))
+        found = self._pending.get(local.tobytes())
+        if found is not None:
+            self._last_weighted_losses = found[1] * local_losses
+        self._mining_seconds += time.perf_counter() - started
+
+    def stats(self) -> dict[str, float]:
+        """Numbers for logging (O(N): call once an epoch or every few hundred steps).
+
+        epoch, batch, num_batches; fraction_seen; score_mean/max; keep_ratio (policies that keep a part);
+        weight_mean/min/max of the last weights asked for; loss_variance: variance of the weighted per-sample
+        losses of the last updated batch (a gradient-variance proxy: instability shows here first);
+        age_median/age_p90/age_max: steps since each seen sample was last scored; stale_fraction: seen samples
+        not scored for more than an epoch of steps; noise_suspects; class_share/<c> and data_share/<c>: each
+        class's share of the samples drawn this epoch and of the data set; mining_seconds: time spent in hardmine.
+        """
+        memory = self.memory
+        seen = memory.get("seen") > 0
+        scores = memory.get("score")[seen]
+        out = {"epoch": float(self._epoch), "batch": float(self._position), "num_batches": float(self.num_batches),
+               "fraction_seen": float(seen.mean()),
+               "score_mean": float(scores.mean()) if scores.size else float("nan"),
+               "score_max": float(scores.max()) if scores.size else float("nan")}
+        out.update(self.policy.stats())
+        if self._last_weights is not None:
+            w = self._last_weights
+            out.update(weight_mean=float(w.mean()), weight_min=float(w.min()), weight_max=float(w.max()))
+        if self._last_weighted_losses is not None:
+            out["loss_variance"] = float(np.var(self._last_weighted_losses))
+        if scores.size:
+            age = memory.updates - 1 - memory.get("last_step")[seen]
+            out.update(age_median=float(np.median(age)), age_p90=float(np.quantile(age, 0.9)),
+                       age_max=float(age.max()), stale_fraction=float((age > self.num_batches).mean()))
+        out.update(self.policy.guard_stats())
+        if memory.labels is not None and self._drawn_per_class.sum():
+            data = np.bincount(memory.labels, minlength=self._drawn_per_class.size) / memory.num_samples
+            drawn = self._drawn_per_class / self._drawn_per_class.sum()
+            for c in range(drawn.size):
+                out[f"class_share/{c}"], out[f"data_share/{c}"] = float(drawn[c]), float(data[c])
+        out["mining_seconds"] = self._mining_seconds
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue the exact sequence of batches (the memory has its own state_dict)."""
+        return {"seed": self.seed, "epoch": self._epoch, "position": self._position,
+                "batch_size": self.batch_size, "fixed_batches": self.fixed_batches, "world_size": self.world_size,
+                "epoch_state": to_saved(self._epoch_state), "policy": self.policy.state_dict(),
+                "state_version": _STATE_VERSION}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore `state_dict()`: the next iterator continues with the batch after the last one drawn.
+
+        Everything (the policy's and its guards' states included) is checked first, then assigned in one step.
+        """
+        keys = ("seed", "epoch", "position", "batch_size", "fixed_batches", "world_size", "epoch_state", "policy")
+        check_state(state, "HardExampleSampler", _STATE_VERSION, keys)
+        for key in ("batch_size", "fixed_batches", "world_size"):
+            if state.get(key) != getattr(self, key):
+                raise ValueError(f"state[{key!r}] is {state.get(key)!r} but this sampler has {getattr(self, key)!r}")
+        seed = check_int("state['seed']", state["seed"], minimum=0)
+        epoch = check_int("state['epoch']", state["epoch"], minimum=0)
+        position = check_int("state['position']", state["position"], minimum=0)
+        epoch_state = from_saved(state["epoch_state"])
+        check_same_keys("state['epoch_state']", epoch_state, self._epoch_state)
+        if position > epoch_state["num_batches"]:
+            raise ValueError(f"state['position'] is {position}, past the {epoch_state['num_batches']} batches")
+        self.policy.load_state_dict(state["policy"])
+        self.seed, self._epoch, self._position, self._epoch_state = seed, epoch, position, epoch_state
+        self._tree = self._permutation = None
+        self._pending.clear()
+
+
+class WithIndex(torch.utils.data.Dataset):
+    """Wraps a map-style data set so that item i is `(i, *dataset[i])`: the index travels with the batch.
+
+    A tuple item is unpacked after the index; any other item becomes `(i, item)`. Attributes of the wrapped
+    data set (e.g. `targets`) are reachable through the wrapper.
+    """
+
+    def __init__(self, dataset: Any) -> None:
+        if not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
+            raise TypeError(f"dataset must be map-style (with __getitem__ and __len__), got {type(dataset).__name__}")
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> tuple:
+        item = self.dataset[index]
+        return (index, *item) if isinstance(item, tuple) else (index, item)
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "dataset":
+            raise AttributeError(name)
+        return getattr(self.dataset, name)

@@ -1,0 +1,115 @@
+"""Schedules: a parameter as a function of training progress, measured in epochs (a float: 2.5 is mid-epoch 2).
+
+Every policy parameter that the literature anneals (importance's alpha and beta, rank's selection pressure,
+prune_easy's ratio, a curriculum's fraction, self-paced learning's threshold) accepts a number or a Schedule.
+Policies evaluate them at the start of each epoch, so a schedule is O(1) per epoch.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+from hardmine._checks import check_number
+from hardmine.registry import Registered, Registry
+
+SCHEDULES = Registry("schedule")
+"""Every Schedule class with a `name`, registered by subclassing."""
+
+
+class Schedule(Registered):
+    """A value as a function of progress in epochs; subclasses implement `__call__` and set `name` to register."""
+
+    registry: ClassVar[Registry] = SCHEDULES
+
+    def __call__(self, epoch: float) -> float:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        """The schedule's parameters, with its registered name under "schedule"."""
+        return {"schedule": self.name, **{k: v for k, v in vars(self).items()}}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in vars(self).items())})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and vars(self) == vars(other)
+
+
+class Constant(Schedule):
+    """`value` at every epoch."""
+
+    name = "constant"
+
+    def __init__(self, value: float) -> None:
+        self.value = check_number("value", value)
+
+    def __call__(self, epoch: float) -> float:
+        return self.value
+
+
+class Linear(Schedule):
+    """`start` until epoch `begin`, then a straight line to `end` at epoch `begin + epochs`, then `end`."""
+
+    name = "linear"
+
+    def __init__(self, start: float, end: float, epochs: float, begin: float = 0.0) -> None:
+        self.start = check_number("start", start)
+        self.end = check_number("end", end)
+        self.epochs = check_number("epochs", epochs, 0.0, math.inf, low_inclusive=False, high_inclusive=False)
+        self.begin = check_number("begin", begin, 0.0, math.inf, high_inclusive=False)
+
+    def _fraction(self, epoch: float) -> float:
+        return min(1.0, max(0.0, (epoch - self.begin) / self.epochs))
+
+    def __call__(self, epoch: float) -> float:
+        return self.start + (self.end - self.start) * self._fraction(epoch)
+
+
+class Cosine(Linear):
+    """Like Linear, along half a cosine: flat at both ends, steepest in the middle."""
+
+    name = "cosine"
+
+    def __call__(self, epoch: float) -> float:
+        return self.end + (self.start - self.end) * 0.5 * (1.0 + math.cos(math.pi * self._fraction(epoch)))
+
+
+class Step(Schedule):
+    """`start`, multiplied by `factor` every `every` epochs (floor), clipped to [low, high]."""
+
+    name = "step"
+
+    def __init__(self, start: float, factor: float, every: float = 1.0, low: float = -math.inf,
+                 high: float = math.inf) -> None:
+        self.start = check_number("start", start)
+        self.factor = check_number("factor", factor)
+        self.every = check_number("every", every, 0.0, math.inf, low_inclusive=False, high_inclusive=False)
+        self.low = float(low)
+        self.high = float(high)
+        if not self.low <= self.high:
+            raise ValueError(f"low must be <= high, got low={low}, high={high}")
+
+    def __call__(self, epoch: float) -> float:
+        value = self.start * self.factor ** math.floor(epoch / self.every)
+        return min(self.high, max(self.low, value))
+
+
+ScheduleLike = float | int | Schedule
+
+
+def as_schedule(name: str, value: ScheduleLike) -> Schedule:
+    """A Schedule from a number (constant) or a Schedule; `name` is the parameter's, for errors."""
+    if isinstance(value, Schedule):
+        return value
+    if isinstance(value, dict):
+        return schedule_from_state(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number or a Schedule, got {value!r}")
+    return Constant(value)
+
+
+def schedule_from_state(state: dict[str, Any]) -> Schedule:
+    """Rebuild a Schedule from its `state_dict()`."""
+    params = dict(state)
+    return SCHEDULES.lookup(params.pop("schedule", None))(**params)

@@ -1,0 +1,66 @@
+"""Guards are hooks that receive arrays: which hooks each implements, refusal when a policy calls none of them,
+a guard written outside the library, and the in-batch selection hook."""
+
+import numpy as np
+import pytest
+
+import hardmine as hm
+from hardmine.sampling.guards import GUARDS, HOOKS, Guard
+
+
+def test_each_guard_implements_the_hooks_of_its_own_file():
+    assert GUARDS["noise_guard"].hooks() == {"adjust_difficulty", "adjust_selection"}
+    assert GUARDS["class_balance"].hooks() == {"start_priorities", "adjust_priorities", "strata"}
+    assert GUARDS["coverage"].hooks() == {"adjust_mix", "forced", "adjust_subset"}
+    assert GUARDS["weight_cap"].hooks() == {"adjust_weights"}
+    for policy in hm.POLICIES.values():
+        assert policy.calls <= set(HOOKS), policy.name
+
+
+@pytest.mark.parametrize("policy, guard", [("uniform", "coverage"), ("selective_backprop", "coverage"),
+                                           ("uniform", "class_balance"), ("self_paced", "class_balance")])
+def test_refusal_lists_the_guards_hooks_and_the_policys(policy, guard):
+    with pytest.raises(ValueError, match=rf"{guard} has no effect on the '{policy}' policy: the guard implements "
+                                         r"\[.*\], the policy calls \[.*'adjust_weights'.*\]"):
+        hm.build_policy(policy, guards=[GUARDS[guard]()])
+
+
+def test_a_guard_written_outside_the_library_runs_through_its_hooks():
+    class Floor(Guard):
+        """Raises every priority to at least `low`, and counts the epochs it saw."""
+
+        def __init__(self, low: float = 0.5) -> None:
+            super().__init__()
+            self._config = {"low": low}
+            self._state = {"epochs": 0}
+
+        def start_epoch(self, epoch, memory, difficulty):
+            assert difficulty.shape == (memory.num_samples,) and difficulty.dtype == np.float64
+            self._state["epochs"] += 1
+
+        def adjust_priorities(self, priorities, indices, labels):
+            return np.maximum(priorities, self._config["low"])
+
+    memory = hm.ScoreMemory(20)
+    memory.update(np.arange(20), np.r_[np.zeros(19), 1.0])
+    policy = hm.ImportancePolicy(alpha=1.0, eps=1e-9, guards=[Floor()])
+    np.testing.assert_allclose(policy.priorities(memory, np.array([0, 19])), [0.5, 1.0])
+    sampler = hm.HardExampleSampler(memory, 10, policy=policy, seed=0)
+    list(sampler)
+    assert policy.guards[0]._state["epochs"] == 1 and policy.guard_stats() == {}
+    with pytest.raises(ValueError, match="has no effect on the 'prune_easy' policy"):
+        hm.build_policy("prune_easy", guards=[Floor()])
+
+
+def test_in_batch_selection_leaves_the_noise_suspects_out():
+    memory = hm.ScoreMemory(6, labels=[0, 1, 0, 1, 0, 1])
+    for _ in range(3):
+        memory.update(np.arange(6), np.array([0.1, 0.2, 0.3, 0.4, 5.0, 0.5]))
+    guard = hm.NoiseGuard(min_visits=3)
+    sampler = hm.HardExampleSampler(memory, 6, policy=hm.UniformPolicy(guards=[guard]), seed=0)
+    batch = next(iter(sampler))
+    keep = sampler.selection(batch)
+    assert keep.dtype.is_floating_point is False and keep.tolist() == (batch != 4).tolist()
+    assert sampler.policy.suspects().tolist() == [4] and sampler.stats()["noise_suspects"] == 1.0
+    plain = hm.HardExampleSampler(memory, 6, policy="uniform", seed=0)
+    assert plain.selection(next(iter(plain))).all() and plain.policy.suspects() is None
