@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-import hardmine as hm
+from hardmine.inbatch.reduction import reduce
 
 REFORWARD_BELOW = 2 / 3  # k of B kept: re-forward + backward of k (3k) beats a backward of all B (2B) when k < 2B/3
 
@@ -83,4 +83,4 @@ def backward_set(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_all: t
         total = (weights[keep] * per_sample).sum()
         return total / (size if normalize == "mean" else weights.sum())
     cost.backward(size)
-    return hm.reduce(loss_all, weights, normalize=normalize)
+    return reduce(loss_all, weights, normalize=normalize)
