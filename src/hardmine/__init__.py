@@ -59,8 +59,8 @@ __all__ = [
     "RankPolicy",
     "RefreshCallback",
     "ScoreMemory",
-    "SelectiveBackpropPolicy",
     "Selection",
+    "SelectiveBackpropPolicy",
     "SelfPacedPolicy",
     "SubsetPolicy",
     "Stochastic",
@@ -72,6 +72,7 @@ __all__ = [
     "WeightCap",
     "WithIndex",
     "build_policy",
+    "compare",
     "guards",
     "load_state",
     "mine_negatives_ssd",
@@ -87,9 +88,12 @@ _SUBPACKAGES = ("metric", "retrieval", "datasets", "experiments", "diagnostics")
 
 
 def __getattr__(name: str):
-    """Subpackages load on first use (`hm.retrieval`, `hm.metric`, ...), keeping `import hardmine` light."""
-    if name in _SUBPACKAGES:
-        import importlib
+    """Subpackages load on first use (`hm.retrieval`, `hm.metric`, ...), keeping `import hardmine` light;
+    `hm.compare` is `hardmine.experiments.compare`, loaded the same way."""
+    import importlib
 
+    if name == "compare":
+        return importlib.import_module("hardmine.experiments.api").compare
+    if name in _SUBPACKAGES:
         return importlib.import_module(f"hardmine.{name}")
     raise AttributeError(f"module 'hardmine' has no attribute {name!r}")
