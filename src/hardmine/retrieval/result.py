@@ -56,7 +56,8 @@ class MinedNegatives:
 
     def summary(self) -> dict[str, float]:
         """Totals: queries, negatives found, queries short of n, per-filter drops and their share of the window,
-        mean positive / negative scores, and the search recall when approximate."""
+        mean positive / negative scores, the mean of (negative - its query's lowest positive), the search recall
+        when approximate, and what re-scoring removed."""
         found = self.found
         window = int(self.candidates.sum())
         neg = self.scores[self.indices >= 0]
@@ -74,6 +75,9 @@ class MinedNegatives:
         pos = self.positive_scores[np.isfinite(self.positive_scores)]
         out["positive_score_mean"] = float(pos.mean()) if pos.size else float("nan")
         out["negative_score_mean"] = float(neg.mean()) if neg.size else float("nan")
+        gap = (self.scores - self.positive_scores[:, None].astype(np.float32))[self.indices >= 0]
+        gap = gap[np.isfinite(gap)]
+        out["negative_minus_positive_mean"] = float(gap.mean()) if gap.size else float("nan")
         if self.search_recall is not None:
             out[f"search_recall@{self.recall_k}"] = self.search_recall
         if self.rescore_removed is not None:
@@ -90,10 +94,10 @@ class MinedNegatives:
             if share > 0.5:
                 notes.append(f"{name} dropped {share:.0%} of the candidates in the rank window: "
                              "widen range_max or loosen it")
-        if summary["negative_score_mean"] > summary["positive_score_mean"]:
-            notes.append(f"negatives score higher than positives on average ({summary['negative_score_mean']:.3f} "
-                         f"against {summary['positive_score_mean']:.3f}): many are likely false negatives; set a "
-                         "margin (relative_margin=0.05) or re-score the candidates")
+        if summary["negative_minus_positive_mean"] > 0:
+            notes.append(f"negatives score higher than positives on average (by "
+                         f"{summary['negative_minus_positive_mean']:.3f} over their query's lowest positive): many "
+                         "are likely false negatives; set a margin (relative_margin=0.05) or re-score the candidates")
         if summary["queries_short"]:
             notes.append(f"{summary['queries_short']} of {summary['queries']} queries have fewer than "
                          f"{self.num_negatives} negatives (padded with -1)")

@@ -77,3 +77,17 @@ def identical_texts(queries: Sequence[str], corpus: Sequence[str], positives: An
         texts = {corpus[c] for c in own} | ({queries[q]} if include_query else set())
         out.append(sorted({i for t in texts for i in by_text.get(t, ())} - own))
     return out
+
+
+def dedupe(texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
+    """Distinct texts in first-seen order, and each input text's position among them (int64 [len(texts)])."""
+    index: dict[str, int] = {}
+    inverse = np.fromiter((index.setdefault(t, len(index)) for t in texts), dtype=np.int64, count=len(texts))
+    return list(index), inverse
+
+
+def limit_corpus(corpus_size: int, positives: Any, limit: int) -> np.ndarray:
+    """Corpus rows kept by a corpus limit: every positive of any query plus the first `limit` rows, sorted
+    int64 [m]. Remap ids with np.searchsorted(kept, ids)."""
+    pos = to_id_lists("positives", positives, len(positives), corpus_size)
+    return np.union1d(pos.ids, np.arange(min(limit, corpus_size), dtype=np.int64))
