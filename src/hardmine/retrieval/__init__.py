@@ -12,4 +12,13 @@ from hardmine.retrieval.texts import TextPairs, identical_texts
 
 __all__ = ["CandidateFilters", "ExactSearch", "HNSWSearch", "IVFSearch", "MinedNegatives", "MinedTexts",
            "NegativePool", "RefreshReport", "SearchBackend", "TextPairs", "default_model_path", "encode_texts",
-           "identical_texts", "load_encoder", "mine_from_dataset", "mine_hard_negatives"]
+           "identical_texts", "load_encoder", "mine_from_dataset", "mine_hard_negatives", "RefreshNegativesCallback"]
+
+
+def __getattr__(name: str):
+    """RefreshNegativesCallback loads transformers, so it is imported on first use."""
+    if name == "RefreshNegativesCallback":
+        from hardmine.retrieval.trainer_callback import RefreshNegativesCallback
+
+        return RefreshNegativesCallback
+    raise AttributeError(f"module 'hardmine.retrieval' has no attribute {name!r}")
