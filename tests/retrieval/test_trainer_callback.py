@@ -66,7 +66,7 @@ def trainer_for(tmp_path, ds, callback, max_steps=6):
 
 def test_refreshes_swap_negatives_and_state_is_checkpointed(tmp_path):
     ds, corpus = rows()
-    cb = RefreshNegativesCallback(ds, corpus=corpus, refresh_every=2, range_max=40)
+    cb = RefreshNegativesCallback(ds, corpus=corpus, refresh_every=2, range_max=40, mine_at_start=True)
     trainer, spy = trainer_for(tmp_path, ds, cb)
     trainer.train()
     assert [(r.step, r.reason) for r in cb.history] == [(0, "initial"), (2, "schedule"), (4, "schedule")]
@@ -78,12 +78,12 @@ def test_refreshes_swap_negatives_and_state_is_checkpointed(tmp_path):
     assert ds.format["type"] is None  # the transform is removed when training ends
 
     saved = load_state(tmp_path / "checkpoint-3" / "hardmine_negatives.pt")
-    fresh = RefreshNegativesCallback(ds, corpus=corpus, refresh_every=2, range_max=40)
+    fresh = RefreshNegativesCallback(ds, corpus=corpus, refresh_every=2, range_max=40, mine_at_start=True)
     fresh.load_state_dict(saved)
     assert [r.step for r in fresh.history] == [0, 2]
     np.testing.assert_array_equal(fresh.pool.negatives(np.arange(4)), np.asarray(saved["pool"]["indices"])[:4])
 
-    resumed_cb = RefreshNegativesCallback(ds, corpus=corpus, refresh_every=2, range_max=40)
+    resumed_cb = RefreshNegativesCallback(ds, corpus=corpus, refresh_every=2, range_max=40, mine_at_start=True)
     resumed, _ = trainer_for(tmp_path, ds, resumed_cb)
     resumed.train(resume_from_checkpoint=str(tmp_path / "checkpoint-3"))
     assert [r.step for r in resumed_cb.history] == [0, 2, 4]  # restored 0 and 2, then re-mined at 4
@@ -93,9 +93,11 @@ def test_drift_trigger(tmp_path):
     ds, corpus = rows()
     cb = RefreshNegativesCallback(ds, corpus=corpus, refresh_every=None, drift_threshold=1e-9,
                                   drift_check_every=2, num_probe=8)
-    trainer, _ = trainer_for(tmp_path, ds, cb, max_steps=5)  # drift checked at steps 2 and 4
+    trainer, spy = trainer_for(tmp_path, ds, cb, max_steps=5)  # drift checked at steps 2 and 4
     trainer.train()
-    assert [r.reason for r in cb.history] == ["initial", "drift", "drift"]
+    assert [r.reason for r in cb.history] == ["given", "drift", "drift"]
+    assert all(t.startswith("placeholder") for t in spy.seen[1])  # the dataset's own negatives until step 2
+    assert not any(t.startswith("placeholder") for t in spy.seen[-1])
 
 
 def test_bad_input_named():

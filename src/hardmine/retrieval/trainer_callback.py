@@ -37,14 +37,17 @@ class RefreshNegativesCallback(TrainerCallback):
     positives and the current negatives). refresh_every / drift_threshold / drift_check_every / num_probe: as
     NegativePool. Mining keywords (range_min, range_max, relative_margin, absolute_margin, max_score, min_score,
     sampling, index, range_rule) go to mine_hard_negatives. A query with fewer negatives found keeps the ones
-    it had. `history` lists every re-mining (RefreshReport); `mining_seconds` their total time.
+    it had. mine_at_start: mine with the model as it is when training starts; by default the dataset's own
+    negatives are the first ones (they were mined with that model: one encoding pass saved). `history` lists
+    every re-mining (RefreshReport).
     """
 
     def __init__(self, train_dataset: Any, corpus: list[str] | None = None, anchor_column_name: str | None = None,
                  positive_column_name: str | None = None, negative_columns: list[str] | None = None,
                  refresh_every: int | None = 1000, drift_threshold: float | None = None,
                  drift_check_every: int = 100, num_probe: int = 256, batch_size: int = 64,
-                 range_rule: str = "survivors", seed: int = 0, **mine_kwargs: Any) -> None:
+                 range_rule: str = "survivors", mine_at_start: bool = False, seed: int = 0,
+                 **mine_kwargs: Any) -> None:
         columns = getattr(train_dataset, "column_names", None)
         if not isinstance(columns, list):
             raise TypeError(f"train_dataset must be a datasets.Dataset, got {type(train_dataset).__name__}")
@@ -81,11 +84,25 @@ class RefreshNegativesCallback(TrainerCallback):
                                  refresh_every=refresh_every, drift_threshold=drift_threshold,
                                  drift_check_every=drift_check_every, num_probe=num_probe, seed=seed)
         self._query_of = {q: i for i, q in enumerate(self.texts.queries)}
+        self.mine_at_start = bool(mine_at_start)
+        self._given = self._dataset_negatives(train_dataset)
         self._targets: list[Any] = []
 
     @property
     def history(self) -> list[RefreshReport]:
         return self.pool.history
+
+    def _dataset_negatives(self, dataset: Any) -> np.ndarray:
+        """int64 [queries, n]: each query's negatives in its first row of the dataset, -1 if not in the corpus."""
+        corpus_idx = {t: i for i, t in enumerate(self.texts.corpus)}
+        out = np.full((len(self.texts.queries), len(self.negative_columns)), -1, dtype=np.int64)
+        first = np.full(len(self.texts.queries), -1, dtype=np.int64)
+        rows = np.arange(len(self.texts.row_query))[::-1]
+        first[self.texts.row_query[rows]] = rows
+        for j, column in enumerate(self.negative_columns):
+            values = dataset[column]
+            out[:, j] = [corpus_idx.get(values[r], -1) for r in first.tolist()]
+        return out
 
     def _encoder(self, side: str, texts: list[str]):
         def encode(ids: np.ndarray) -> np.ndarray:
@@ -127,6 +144,9 @@ class RefreshNegativesCallback(TrainerCallback):
 
     def on_step_begin(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
         self._model = model if model is not None else self._model
+        if not self.pool.mined and not self.mine_at_start:
+            self.pool.start_from(self._given, state.global_step)
+            return
         self.pool.step(state.global_step)
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
