@@ -35,7 +35,13 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from datasets import Dataset  # noqa: E402
 
-from hardmine.retrieval import ExactSearch, HNSWSearch, IVFSearch, mine_from_dataset, mine_hard_negatives  # noqa: E402
+from hardmine.retrieval import (  # noqa: E402
+    ExactSearch,
+    HNSWSearch,
+    IVFSearch,
+    mine_from_dataset,
+    mine_hard_negatives,
+)
 from hardmine.retrieval.embeddings import Embeddings  # noqa: E402
 
 
@@ -125,7 +131,7 @@ def vs_st_20k(emb_dir: Path, args) -> None:
         "hm_embeddings": lambda: mine_hard_negatives(q_emb, c_emb, pos, num_negatives=5, range_max=50,
                                                      progress=False),
     }
-    times, outs = rounds(methods, args.rounds, "20k")
+    times, _ = rounds(methods, args.rounds, "20k")
     for name in methods:
         print(f"  {name}: median {statistics.median(times[name]):.3f}s", flush=True)
     print(f"  ratio hm_dataset / st {ratio(times, 'hm_dataset', 'st'):.3f}, / st_faiss "
@@ -189,7 +195,6 @@ def vs_st_1m(args) -> None:
     print(f"  ratio hm_dataset / st_faiss {ratio(times, 'hm_dataset', 'st_faiss'):.3f}; hm_embeddings / st_faiss "
           f"{ratio(times, 'hm_embeddings', 'st_faiss'):.3f}; hm_embeddings / faiss_flat search "
           f"{ratio(times, 'hm_embeddings', 'faiss_flat'):.3f} (targets <= 1; <= 1.2 vs FAISS flat)", flush=True)
-    del table, flat
 
 
 def approximate(emb_dir: Path, args) -> None:

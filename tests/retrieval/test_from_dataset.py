@@ -2,10 +2,14 @@ import numpy as np
 import pytest
 from datasets import Dataset
 from sentence_transformers.util import mine_hard_negatives as st_mine
-
-from hardmine.retrieval import TextPairs, identical_texts, mine_from_dataset, mine_hard_negatives
-
 from textmodel import TrigramModel, pair_rows
+
+from hardmine.retrieval import (
+    TextPairs,
+    identical_texts,
+    mine_from_dataset,
+    mine_hard_negatives,
+)
 
 FORMATS = ["triplet", "n-tuple", "labeled-pair", "labeled-list"]
 

@@ -1,7 +1,12 @@
 """Hard negatives for retrieval: mined from large candidate pools, filtered for false negatives, refreshed as
 the encoder learns."""
 
-from hardmine.retrieval.backends import ExactSearch, HNSWSearch, IVFSearch, SearchBackend
+from hardmine.retrieval.backends import (
+    ExactSearch,
+    HNSWSearch,
+    IVFSearch,
+    SearchBackend,
+)
 from hardmine.retrieval.encode import default_model_path, encode_texts, load_encoder
 from hardmine.retrieval.filters import CandidateFilters
 from hardmine.retrieval.from_dataset import MinedTexts, mine_from_dataset

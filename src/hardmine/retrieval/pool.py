@@ -8,7 +8,12 @@ from typing import Any
 
 import numpy as np
 
-from hardmine._checks import as_generator, check_fraction, check_positive_int, check_indices
+from hardmine._checks import (
+    as_generator,
+    check_fraction,
+    check_indices,
+    check_positive_int,
+)
 from hardmine.retrieval.result import MinedNegatives
 
 Encoder = Callable[[np.ndarray], Any]
