@@ -90,13 +90,12 @@ def ratio(times, a, b) -> float:
     return statistics.median(x / y for x, y in zip(times[a], times[b]))
 
 
-def same_rows(ours: Dataset, theirs: Dataset) -> tuple[int, int, int]:
-    """(rows with the same anchor, positive and negative set, rows compared, rows in ours / theirs equal?)."""
+def same_rows(ours: Dataset, theirs: Dataset) -> tuple[int, int]:
+    """(rows of `theirs` whose (anchor, positive) row in `ours` has the same negative set, rows of `theirs`)."""
     neg = [c for c in ours.column_names if c.startswith("negative")]
-    key = lambda ds: [(r["anchor"], r["positive"], frozenset(r[c] for c in neg)) for r in ds]  # noqa: E731
-    a, b = key(ours), key(theirs)
-    same = sum(x == y for x, y in zip(a, b))
-    return same, max(len(a), len(b)), int(len(a) == len(b))
+    mine = {(r["anchor"], r["positive"]): frozenset(r[c] for c in neg) for r in ours}
+    same = sum(mine.get((r["anchor"], r["positive"])) == frozenset(r[c] for c in neg) for r in theirs)
+    return same, len(theirs)
 
 
 def vs_st_20k(emb_dir: Path, args) -> None:
@@ -137,14 +136,15 @@ def vs_st_20k(emb_dir: Path, args) -> None:
     print(f"  ratio hm_dataset / st {ratio(times, 'hm_dataset', 'st'):.3f}, / st_faiss "
           f"{ratio(times, 'hm_dataset', 'st_faiss'):.3f}; hm_embeddings / st {ratio(times, 'hm_embeddings', 'st'):.3f}"
           f", / st_faiss {ratio(times, 'hm_embeddings', 'st_faiss'):.3f} (target <= 1)", flush=True)
-    print("  parity with ST (rows with identical anchor, positive and negative set / rows):", flush=True)
+    print("  parity with ST (ST's rows whose negative set hardmine's row for the same anchor and positive equals"
+          " / ST's rows):", flush=True)
     for extra in ({}, {"range_min": 10}, {"relative_margin": 0.05}, {"range_min": 10, "relative_margin": 0.05}):
         p = {**kw, **extra}
         theirs = st_mine(ds, model, corpus=corpus, **p)
         ours = mine_from_dataset(ds, model, corpus=corpus, **p)
         own_rule = mine_from_dataset(ds, model, corpus=corpus, range_rule="ranks", **p)
-        s, n, _ = same_rows(ours, theirs)
-        s2, n2, _ = same_rows(own_rule, theirs)
+        s, n = same_rows(ours, theirs)
+        s2, n2 = same_rows(own_rule, theirs)
         print(f"    {extra or 'range_max=50'}: ST's rule {s}/{n} (rows {len(ours)} vs {len(theirs)}); "
               f"hardmine's rule (ranks) {s2}/{n2} (rows {len(own_rule)})", flush=True)
 
