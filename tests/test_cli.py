@@ -54,6 +54,7 @@ def test_user_errors_exit_2_with_one_line(npy_inputs, monkeypatch, override, mes
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(message), result.output
     assert "Traceback" not in result.output
+    assert not (npy_inputs / "out.parquet").exists()  # nothing written
 
 
 def test_dimension_mismatch_is_a_user_error(npy_inputs):
