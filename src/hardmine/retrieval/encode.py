@@ -60,7 +60,8 @@ def check_encoder(name: str, model: Any) -> Any:
 def encode_side(model: Any, texts: Sequence[str], side: str, batch_size: int = 32, prompt: str | None = None,
                 prompt_name: str | None = None, progress: bool = True) -> np.ndarray:
     """Embed `texts` as queries (side "query") or documents ("document") with any model that has ST's `encode`:
-    its encode_query / encode_document when present, else encode. Returns float32 [len(texts), d], rows unit-length.
+    its encode_query / encode_document when present, else encode. Returns float32 [len(texts), d] as the model
+    gives them (asked for unit rows; cosine mining normalises blocks itself, so nothing is copied here).
     Prompts are passed only when given."""
     fn = getattr(model, f"encode_{side}", None)
     fn = fn if callable(fn) else model.encode
@@ -77,5 +78,4 @@ def encode_side(model: Any, texts: Sequence[str], side: str, batch_size: int = 3
     if emb.ndim != 2 or emb.shape[0] != len(texts):
         raise ValueError(f"model.encode returned shape {tuple(emb.shape)} for {len(texts)} texts, expected "
                          f"[{len(texts)}, d]")
-    norms = np.linalg.norm(emb, axis=1, keepdims=True)
-    return emb / np.where(norms > 0, norms, 1.0)
+    return emb
