@@ -107,3 +107,13 @@ def test_callable_cross_encoder_over_text_ids():
                                  verbose=False, output_format="n-tuple", return_mined=True)
     assert seen and len(out) > 0
     assert "rescore_removed" in got.mined.summary()
+
+
+def test_bad_cross_encoder_named_in_mine_from_dataset():
+    anchors, positives, corpus = pair_rows()
+    ds = Dataset.from_dict({"anchor": anchors, "positive": positives})
+    with pytest.raises(ValueError, match="cross_encoder returned a non-finite score"):
+        mine_from_dataset(ds, TrigramModel(), corpus=corpus, verbose=False,
+                          cross_encoder=lambda q, c: np.full(len(q), np.nan))
+    with pytest.raises(TypeError, match="cross_encoder must be a callable"):
+        mine_from_dataset(ds, TrigramModel(), corpus=corpus, verbose=False, cross_encoder="ce")

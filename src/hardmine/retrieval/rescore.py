@@ -26,19 +26,24 @@ def pair_rescorer(name: str, model: Any, queries: Sequence[str], corpus: Sequenc
                   batch_size: int = 32) -> Rescorer | None:
     """A rescorer from `model`: None, a callable rescore(query_ids, corpus_ids), or an object with
     `predict(pairs)` (a sentence-transformers CrossEncoder) scoring (query text, corpus text) pairs."""
-    if model is None or (callable(model) and not hasattr(model, "predict")):
-        return check_rescorer(name, model)
+    if model is None:
+        return None
     predict = getattr(model, "predict", None)
-    if not callable(predict):
+    if callable(predict):
+        def scores(query_ids: np.ndarray, corpus_ids: np.ndarray) -> Any:
+            pairs = [(queries[q], corpus[c]) for q, c in zip(query_ids.tolist(), corpus_ids.tolist())]
+            try:
+                return predict(pairs, batch_size=batch_size, show_progress_bar=False)
+            except TypeError:  # a minimal predict(pairs)
+                return predict(pairs)
+    elif callable(model):
+        scores = model
+    else:
         raise TypeError(f"{name} must be a callable rescore(query_ids, corpus_ids) or have a predict(pairs) method, "
                         f"got {type(model).__name__}")
 
-    def rescore(query_ids: np.ndarray, corpus_ids: np.ndarray) -> Any:
-        pairs = [(queries[q], corpus[c]) for q, c in zip(query_ids.tolist(), corpus_ids.tolist())]
-        try:
-            return predict(pairs, batch_size=batch_size, show_progress_bar=False)
-        except TypeError:  # a minimal predict(pairs)
-            return predict(pairs)
+    def rescore(query_ids: np.ndarray, corpus_ids: np.ndarray) -> np.ndarray:
+        return rescore_pairs(name, scores, query_ids, corpus_ids)  # errors name `name`
 
     return rescore
 
