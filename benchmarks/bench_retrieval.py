@@ -86,6 +86,14 @@ def rounds(methods: dict, n: int, label: str) -> dict[str, list[float]]:
     return times, outputs
 
 
+def medians(methods: dict, n: int, label: str) -> dict[str, list[float]]:
+    """Run `rounds`, print each method's median time, return the per-round times."""
+    times, _ = rounds(methods, n, label)
+    for name in methods:
+        print(f"  {name}: median {statistics.median(times[name]):.3f}s", flush=True)
+    return times
+
+
 def ratio(times, a, b) -> float:
     return statistics.median(x / y for x, y in zip(times[a], times[b]))
 
@@ -130,9 +138,7 @@ def vs_st_20k(emb_dir: Path, args) -> None:
         "hm_embeddings": lambda: mine_hard_negatives(q_emb, c_emb, pos, num_negatives=5, range_max=50,
                                                      progress=False),
     }
-    times, _ = rounds(methods, args.rounds, "20k")
-    for name in methods:
-        print(f"  {name}: median {statistics.median(times[name]):.3f}s", flush=True)
+    times = medians(methods, args.rounds, "20k")
     print(f"  ratio hm_dataset / st {ratio(times, 'hm_dataset', 'st'):.3f}, / st_faiss "
           f"{ratio(times, 'hm_dataset', 'st_faiss'):.3f}; hm_embeddings / st {ratio(times, 'hm_embeddings', 'st'):.3f}"
           f", / st_faiss {ratio(times, 'hm_embeddings', 'st_faiss'):.3f} (target <= 1)", flush=True)
@@ -189,9 +195,7 @@ def vs_st_1m(args) -> None:
                                                      progress=False),
         "faiss_flat": lambda: flat.search(q_emb, 51),
     }
-    times, _ = rounds(methods, args.rounds, "1M")
-    for name in methods:
-        print(f"  {name}: median {statistics.median(times[name]):.2f}s", flush=True)
+    times = medians(methods, args.rounds, "1M")
     print(f"  ratio hm_dataset / st_faiss {ratio(times, 'hm_dataset', 'st_faiss'):.3f}; hm_embeddings / st_faiss "
           f"{ratio(times, 'hm_embeddings', 'st_faiss'):.3f}; hm_embeddings / faiss_flat search "
           f"{ratio(times, 'hm_embeddings', 'faiss_flat'):.3f} (targets <= 1; <= 1.2 vs FAISS flat)", flush=True)
