@@ -14,7 +14,7 @@ import torch
 from hardmine._checks import check_int
 from hardmine.metric import _ops
 from hardmine.metric._batch import Block, Indices, MiningBatch, safe_padding
-from hardmine.metric.distances import DEFAULT_MAX_BYTES, BaseDistance, EuclideanDistance
+from hardmine.metric.distances import DEFAULT_MAX_BYTES, BaseDistance, EuclideanDistance, as_distance
 from hardmine.registry import Registry
 
 MINERS = Registry("miner")
@@ -101,11 +101,16 @@ def _resolve_mask(mask: PositiveMask, labels: Any, ref_labels: Any, shape: tuple
 class BaseMiner:
     """Base of every miner: `miner(embeddings, labels, ref_emb=None, ref_labels=None)` -> int64 index tuple.
 
-    distance: a `hardmine.metric.distances` object (default: Euclidean on L2-normalised embeddings).
+    distance: a `hardmine.metric.distances` object or an equal pytorch-metric-learning one (LpDistance,
+        CosineSimilarity, DotProductSimilarity; converted once); default: Euclidean on L2-normalised embeddings.
     positive_mask: None (positives share a label), a [B, M] boolean tensor, or a callable
         `(labels, ref_labels) -> [B, M] bool` (multi-label or custom positives). Negatives are all other pairs
         except an embedding with itself.
     max_block_bytes: working-memory budget in bytes; anchors are processed in row blocks that fit it.
+
+    After each call, for logging as PML's miners: `num_triplets` (triplets returned, 0 for pair miners),
+    `num_pos_pairs` / `num_neg_pairs` (pairs returned by pair miners; distinct (anchor, positive) / (anchor,
+    negative) pairs within the triplets of triplet miners).
 
     Subclasses implement `_mine(batch)` and set `_arity` (3: triplets, 4: pairs) and `_bytes_per_pair`, their
     working memory per matrix entry.
@@ -116,15 +121,13 @@ class BaseMiner:
 
     def __init__(self, distance: BaseDistance | None = None, positive_mask: PositiveMask | None = None,
                  max_block_bytes: int = DEFAULT_MAX_BYTES) -> None:
-        if distance is None:
-            distance = self.default_distance()
-        if not isinstance(distance, BaseDistance):
-            raise TypeError(f"distance must be a hardmine.metric distance object, got {distance!r}")
+        distance = self.default_distance() if distance is None else as_distance("distance", distance)
         if positive_mask is not None and not (callable(positive_mask) or isinstance(positive_mask, torch.Tensor)):
             raise TypeError(f"positive_mask must be None, a boolean tensor or a callable, got {positive_mask!r}")
         self.distance = distance
         self.positive_mask = positive_mask
         self.max_block_bytes = check_int("max_block_bytes", max_block_bytes)
+        self._last: tuple[Indices, int] | None = None  # the last output and its reference size, for the counters
 
     def default_distance(self) -> BaseDistance:
         """The distance used when none is given: Euclidean on L2-normalised embeddings (PML's default)."""
@@ -145,10 +148,39 @@ class BaseMiner:
         """
         batch = self.validate(embeddings, labels, ref_emb, ref_labels, positive_mask, ref_starts_with_batch)
         if batch.num_query == 0 or batch.num_ref == 0:
-            return batch.empty(self._arity)
-        with torch.no_grad():
-            out = self._mine(batch)
-        return tuple(t.to(torch.int64) for t in out)
+            out = batch.empty(self._arity)
+        else:
+            with torch.no_grad():
+                out = tuple(t.to(torch.int64) for t in self._mine(batch))
+        self._count(out, batch.num_ref)
+        return out
+
+    def _count(self, out: Indices, num_ref: int) -> None:
+        self._last = (out, num_ref)  # counted when read, so that mining itself waits for no device value
+
+    @property
+    def num_triplets(self) -> int:
+        """Triplets the last call returned (0 for pair miners and before any call)."""
+        return len(self._last[0][0]) if self._last is not None and len(self._last[0]) == 3 else 0
+
+    @property
+    def num_pos_pairs(self) -> int:
+        """Positive pairs of the last call: returned pairs, or distinct (anchor, positive) pairs of its triplets."""
+        return self._distinct_pairs(1)
+
+    @property
+    def num_neg_pairs(self) -> int:
+        """Negative pairs of the last call: returned pairs, or distinct (anchor, negative) pairs of its triplets."""
+        return self._distinct_pairs(2)
+
+    def _distinct_pairs(self, column: int) -> int:
+        if self._last is None:
+            return 0
+        out, num_ref = self._last
+        if len(out) == 4:
+            return len(out[0] if column == 1 else out[2])
+        a, other = out[0], out[column]
+        return int(torch.unique(a * num_ref + other).numel()) if len(a) else 0
 
     def validate(self, embeddings: Any, labels: Any, ref_emb: Any, ref_labels: Any,
                  positive_mask: PositiveMask | None = None, ref_starts_with_batch: bool = False) -> MiningBatch:

@@ -37,6 +37,10 @@ class BaseDistance:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(normalize={self.normalize})"
 
+    def to_pml(self) -> object:
+        """The equal pytorch-metric-learning distance, to pass to PML's miners and losses."""
+        return to_pml(self)
+
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
         """The embeddings as the distance sees them: L2-normalised rows when `normalize` is set."""
         return F.normalize(x, p=2, dim=1) if self.normalize else x
@@ -122,3 +126,55 @@ class CosineSimilarity(DotProductSimilarity):
     def __repr__(self) -> str:
         return "CosineSimilarity()"
 
+
+
+def _pml_distances():
+    try:
+        from pytorch_metric_learning import distances
+    except ImportError as err:
+        raise ImportError("converting to pytorch-metric-learning needs: pip install pytorch-metric-learning") from err
+    return distances
+
+
+def is_pml_distance(obj: object) -> bool:
+    """Whether `obj` is a pytorch-metric-learning distance (checked by its module, so PML need not be imported)."""
+    return any(c.__module__.startswith("pytorch_metric_learning.distances") for c in type(obj).__mro__)
+
+
+def from_pml(distance: object) -> BaseDistance:
+    """The hardmine distance equal to a pytorch-metric-learning one: LpDistance (p=2, power 1 or 2),
+    CosineSimilarity, DotProductSimilarity, with their `normalize_embeddings`. Others raise a TypeError."""
+    name = type(distance).__name__
+    normalize = bool(getattr(distance, "normalize_embeddings", True))
+    p, power = getattr(distance, "p", 2), getattr(distance, "power", 1)
+    if name == "LpDistance" and p == 2 and power in (1, 2):
+        return EuclideanDistance(normalize) if power == 1 else SquaredEuclideanDistance(normalize)
+    if name == "CosineSimilarity" and power == 1:
+        return CosineSimilarity()
+    if name == "DotProductSimilarity" and power == 1:
+        return CosineSimilarity() if normalize else DotProductSimilarity(False)
+    raise TypeError(f"distance {distance!r} of pytorch-metric-learning has no hardmine equivalent (supported: "
+                    "LpDistance with p=2 and power 1 or 2, CosineSimilarity, DotProductSimilarity)")
+
+
+def to_pml(distance: BaseDistance) -> object:
+    """The pytorch-metric-learning distance equal to a hardmine one, for PML's miners and losses."""
+    d = _pml_distances()
+    if isinstance(distance, EuclideanDistance):
+        return d.LpDistance(normalize_embeddings=distance.normalize, p=2, power=1)
+    if isinstance(distance, SquaredEuclideanDistance):
+        return d.LpDistance(normalize_embeddings=distance.normalize, p=2, power=2)
+    if isinstance(distance, CosineSimilarity):
+        return d.CosineSimilarity()
+    if isinstance(distance, DotProductSimilarity):
+        return d.DotProductSimilarity(normalize_embeddings=distance.normalize)
+    raise TypeError(f"{distance!r} has no pytorch-metric-learning equivalent")
+
+
+def as_distance(name: str, value: object) -> BaseDistance:
+    """A hardmine distance from a hardmine or a pytorch-metric-learning distance object; else a TypeError."""
+    if isinstance(value, BaseDistance):
+        return value
+    if is_pml_distance(value):
+        return from_pml(value)
+    raise TypeError(f"{name} must be a hardmine.metric distance object or a pytorch-metric-learning one, got {value!r}")

@@ -46,9 +46,14 @@ class IdLists:
 def to_id_lists(name: str, value: Any, num_rows: int, num_ids: int) -> IdLists:
     """Read per-query corpus ids, checking each against [0, num_ids).
 
-    Accepted forms: a sequence of `num_rows` items, each an int or a sequence of ints (lists may be empty);
+    Accepted forms: an IdLists; a sequence of `num_rows` items, each an int or a sequence of ints (lists may be empty);
     a 1-D integer array [num_rows] (one id per row); a 2-D integer array [num_rows, m] where -1 marks padding.
     """
+    if isinstance(value, IdLists):
+        if len(value.counts) != num_rows:
+            raise ValueError(f"{name} has {len(value.counts)} rows but there are {num_rows} queries")
+        _check_range(name, value.ids, value.offsets, num_ids)
+        return value
     if isinstance(value, torch.Tensor):
         value = value.detach().cpu().numpy()
     if isinstance(value, np.ndarray):

@@ -114,6 +114,26 @@ class NegativePool:
         self.history.append(report)
         return report
 
+    def start_from(self, indices: Any, step: int = 0) -> RefreshReport:
+        """Take negatives mined elsewhere (int [num_queries, n], -1 = none) as the pool's first ones, without
+        mining: only the drift probe rows are encoded. Counts as a refresh at `step` with reason "given"."""
+        step = check_int("step", step, minimum=0)
+        new = np.asarray(indices)
+        if new.dtype.kind not in "iu" or new.ndim != 2 or new.shape[0] != self.num_queries:
+            raise ValueError(f"indices must be an integer array [{self.num_queries}, n], got "
+                             f"{new.dtype} {tuple(new.shape)}")
+        if new.size and (new.min() < -1 or new.max() >= self.corpus_size):
+            raise ValueError(f"indices must be corpus ids in [0, {self.corpus_size}) or -1")
+        new = new.astype(np.int64)
+        rng = np.random.default_rng(self._seed_key + len(self.history))
+        probe_ids = np.sort(rng.choice(self.corpus_size, min(self.num_probe, self.corpus_size), replace=False))
+        self._probe_emb = np.asarray(self.encode_corpus(probe_ids), dtype=np.float32)
+        self._probe_ids = probe_ids
+        self._indices, self._last_refresh, self._last_check = new, step, step
+        report = RefreshReport(step, "given", float("nan"), int((new >= 0).sum()), int((new >= 0).sum()))
+        self.history.append(report)
+        return report
+
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume: negatives, probe rows and their embeddings, step counters, history, the
         constructor's numbers under "config", and "state_version"; tensors and plain values (save_state-able)."""
