@@ -1,12 +1,21 @@
-"""Time and peak memory of hardmine's metric miners against pytorch-metric-learning's (PML) in the same run.
+"""Time and peak memory of hardmine's metric miners against each miner's hardware floor and against
+pytorch-metric-learning's (PML) miners, in the same run.
 
-Random embeddings (dim 128, 16 classes), batch sizes 256, 1024 and 4096, one CPU thread. Timings are medians
-of repeats, hardmine and PML interleaved in one process so load on the machine hits both alike. Peak memory is
-measured per (miner, batch size) in a fresh subprocess: the rise of the peak resident set (VmHWM, reset just
-before the call) over the resident set at that moment. PML's triplet-materialising miners are skipped where their triplet tensor alone would
-not fit (about 24 bytes per candidate triplet).
+Random embeddings (dim 128, 16 classes), batch sizes 256, 1024 and 4096, one CPU thread, denormals flushed.
+Each repeat runs the floor, hardmine and PML back to back (interleaved, so load on the shared machine hits all
+three alike), each as an untimed call then a timed one, so every timed call finds its own code and data in
+cache rather than the previous miner's; the table shows medians, and the ratios are medians of the per-repeat
+ratios; in brackets, the ratio of the fastest calls, which load on a shared machine disturbs least. (Timed
+straight after a PML call instead, the many small kernels of hardmine's B=256 path lose about
+0.15-0.25 ms to cold caches, the floor's two kernels almost nothing.) The floor of a
+miner is the least dense work its definition needs, on already-normalised embeddings and without labels (see
+FLOORS): the [B, 128] x [128, B] matrix product plus the passes over the [B, B] matrix that the selection rule
+cannot avoid. Peak memory is measured per (miner, batch size) in a fresh subprocess: the rise of the peak
+resident set (VmHWM, reset just before the call) over the resident set at that moment. PML's
+triplet-materialising miners are skipped where their triplet tensor alone would not fit (about 24 bytes per
+candidate triplet).
 
-    python benchmarks/bench_metric.py [--sizes 256 1024 4096] [--no-memory] [--no-pml]
+    python benchmarks/bench_metric.py [--sizes 256 1024 4096] [--miners ...] [--repeats 31] [--no-memory] [--no-pml]
 """
 
 from __future__ import annotations
@@ -20,11 +29,68 @@ import time
 
 import torch
 
-from hardmine.metric import (BatchAllMiner, BatchHardMiner, DistanceWeightedMiner, EasyPositiveHardNegativeMiner,
-                             MultiSimilarityMiner, PairMarginMiner, SemiHardMiner, TripletMarginMiner)
+from hardmine.metric import (
+    BatchAllMiner,
+    BatchHardMiner,
+    DistanceWeightedMiner,
+    EasyPositiveHardNegativeMiner,
+    MultiSimilarityMiner,
+    PairMarginMiner,
+    SemiHardMiner,
+    TripletMarginMiner,
+)
 
 DIM, CLASSES, MAX_PML_TRIPLETS = 128, 16, 2 * 10**8
 TRIPLET_COUNT_LIMIT = 10**8  # hardmine miners whose output alone would be larger are not run
+PML_DISTANCE_WEIGHTED_MAX = 1024  # PML's takes about 2 minutes a call at B=4096 (README): not rerun there
+
+
+def _distances(x: torch.Tensor) -> torch.Tensor:
+    return (x @ x.T).clamp_(min=0.0)
+
+
+def _euclidean(x: torch.Tensor) -> torch.Tensor:
+    """|x_i - x_j| of unit rows: the product with 2 - 2 x.y fused into its epilogue, then one pass (clamp, sqrt)."""
+    return torch.addmm(x.new_tensor(2.0), x, x.T, alpha=-2.0).clamp_(min=0.0).sqrt_()
+
+
+def _floor_selection(x: torch.Tensor) -> torch.Tensor:
+    return torch.nonzero(_euclidean(x) < 0.8)  # the pairs a margin selects: one comparison pass, compacted
+
+
+def _floor_multi_similarity(x: torch.Tensor) -> torch.Tensor:
+    s = x @ x.T  # cosine similarities
+    hardest_pos = s.amin(1, keepdim=True)  # the row extremes (the positives' minimum, the negatives' maximum)
+    hardest_neg = s.amax(1, keepdim=True)
+    return torch.nonzero((s > hardest_pos.sub_(0.1)) & (s < hardest_neg))  # one selection pass, compacted
+
+
+def _floor_sorted(x: torch.Tensor) -> torch.Tensor:
+    d = _euclidean(x)
+    ordered = d.sort(dim=1).values  # each row's negatives in order: what a binary search per positive needs
+    return torch.searchsorted(ordered, d[:, : ordered.shape[1] // CLASSES].contiguous())
+
+
+def _floor_weighted(x: torch.Tensor) -> torch.Tensor:
+    d = _euclidean(x).clamp_(min=0.5).double()
+    beyond = d >= 1.4
+    log_w = torch.log1p(d.square().mul_(-0.25)).mul_((3 - DIM) / 2.0).add_(d.log_().mul_(2.0 - DIM))
+    log_w.masked_fill_(beyond, float("-inf"))  # zero weight at and beyond the loss cutoff
+    cdf = log_w.sub_(log_w.amax(1, keepdim=True)).exp_().cumsum(1)  # weights, then one draw per row
+    return torch.searchsorted(cdf, torch.rand(cdf.shape[0], 1, dtype=cdf.dtype) * cdf[:, -1:])
+
+
+# each miner's floor and what it counts (prose for the table)
+FLOORS = {
+    "batch_hard": (_distances, "GEMM + 1 in-place pass"),
+    "easy_positive_hard_negative": (_distances, "GEMM + 1 in-place pass"),
+    "semi_hard": (_floor_sorted, "GEMM + 1 pass + row sort + search"),
+    "triplet_margin_semihard": (_floor_sorted, "GEMM + 1 pass + row sort + search"),
+    "batch_all": (_floor_sorted, "GEMM + 1 pass + row sort + search"),
+    "distance_weighted": (_floor_weighted, "GEMM + 1 pass + float64 weights + cutoff mask + cumsum + search"),
+    "multi_similarity": (_floor_multi_similarity, "GEMM + 2 row extremes + 1 selection pass"),
+    "pair_margin": (_floor_selection, "GEMM + 1 pass + 1 selection pass"),
+}
 
 
 def hardmine_miner(name: str):
@@ -67,6 +133,8 @@ def candidate_triplets(size: int) -> float:
 def runs(name: str, size: int, impl: str) -> bool:
     if impl == "hardmine":
         return name not in OUTPUT_IS_ALL_TRIPLETS or candidate_triplets(size) <= TRIPLET_COUNT_LIMIT
+    if name == "distance_weighted" and size > PML_DISTANCE_WEIGHTED_MAX:
+        return False
     return name not in ALL_TRIPLETS or candidate_triplets(size) <= MAX_PML_TRIPLETS
 
 
@@ -104,34 +172,46 @@ def one(name: str, size: int, impl: str) -> None:
     print(json.dumps({"peak_mib": max(memory_status("VmHWM") - before, 0) / 2**20}))
 
 
-def timed(fn, x, y) -> tuple[float, int]:
+def timed(fn, *args) -> tuple[float, int]:
     start = time.perf_counter()
-    out = fn(x, y)
+    out = fn(*args)
     return time.perf_counter() - start, len(out[0])
 
 
 def bench(name: str, size: int, with_pml: bool, repeats: int) -> dict:
     x, y = data(size)
+    xn = torch.nn.functional.normalize(x)
+    floor = FLOORS[name][0]
     ours = hardmine_miner(name) if runs(name, size, "hardmine") else None
     theirs = pml_miner(name) if with_pml and runs(name, size, "pml") else None
-    slow = theirs is not None and name in ALL_TRIPLETS and size >= 1024
+    slow = theirs is not None and (name in ALL_TRIPLETS or name == "distance_weighted") and size >= 1024
     n = 3 if slow else repeats
-    t_ours, t_theirs, count = [], [], None
+    times: dict[str, list[float]] = {"floor": [], "ours": [], "theirs": []}
+    count = None
     for _ in range(1 if slow else 3):  # warm-up: first calls pay for allocations and lazy initialisation
+        floor(xn)
         for fn in (ours, theirs):
             if fn is not None:
                 fn(x, y)
-    for _ in range(n):
+    for _ in range(n):  # each timed call follows an untimed one of the same code: warm caches for all three
+        floor(xn)
+        times["floor"].append(timed(floor, xn)[0])
         if ours is not None:
+            ours(x, y)
             elapsed, count = timed(ours, x, y)
-            t_ours.append(elapsed)
+            times["ours"].append(elapsed)
         if theirs is not None:
-            t_theirs.append(timed(theirs, x, y)[0])
-    row = {"miner": name, "B": size, "out": count,
-           "ours_ms": statistics.median(t_ours) * 1e3 if t_ours else None,
-           "pml_ms": statistics.median(t_theirs) * 1e3 if t_theirs else None}
-    if row["ours_ms"] and row["pml_ms"]:
-        row["ratio"] = row["pml_ms"] / row["ours_ms"]
+            if not slow:
+                theirs(x, y)
+            times["theirs"].append(timed(theirs, x, y)[0])
+    row = {"miner": name, "B": size, "out": count}
+    for key, values in times.items():
+        row[key + "_ms"] = statistics.median(values) * 1e3 if values else None
+    if times["ours"]:
+        row["ours_floor"] = statistics.median(a / b for a, b in zip(times["ours"], times["floor"]))
+        row["ours_floor_best"] = min(times["ours"]) / min(times["floor"])
+    if times["ours"] and times["theirs"]:
+        row["ratio"] = statistics.median(b / a for a, b in zip(times["ours"], times["theirs"]))
     return row
 
 
@@ -143,7 +223,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 1024, 4096])
     parser.add_argument("--miners", nargs="+", default=MINERS, choices=MINERS)
-    parser.add_argument("--repeats", type=int, default=11)
+    parser.add_argument("--repeats", type=int, default=31)
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--no-pml", action="store_true")
     parser.add_argument("--one", nargs=3, metavar=("MINER", "B", "IMPL"), help=argparse.SUPPRESS)
@@ -152,6 +232,7 @@ def main() -> None:
         one(args.one[0], int(args.one[1]), args.one[2])
         return
     torch.set_num_threads(1)
+    torch.set_flush_denormal(True)
     with_pml = not args.no_pml
     if with_pml:
         try:
@@ -159,19 +240,23 @@ def main() -> None:
         except ImportError:
             with_pml = False
     print(f"torch {torch.__version__}, 1 thread, dim {DIM}, {CLASSES} classes; '-' = not run (see docstring)")
-    print("| miner | B | output | hardmine ms | PML ms | PML / hardmine | hardmine peak MiB | PML peak MiB |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| miner | B | output | floor | floor ms | hardmine ms | hardmine / floor (fastest) | PML ms "
+          "| PML / hardmine | hardmine peak MiB | PML peak MiB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for size in args.sizes:
         for name in args.miners:
-            row = bench(name, size, with_pml, args.repeats if size <= 1024 else 5)
+            row = bench(name, size, with_pml, args.repeats if size <= 1024 else max(5, args.repeats // 4))
             mem = {impl: None for impl in ("hardmine", "pml")}
             if not args.no_memory:
                 for impl in mem:
                     if runs(name, size, impl) and (impl == "hardmine" or with_pml):
                         mem[impl] = peak_in_subprocess(name, size, impl)
-            print(f"| {name} | {size} | {fmt(row['out'], 'd', '-')} | {fmt(row['ours_ms'], '.1f', '-')} | "
-                  f"{fmt(row['pml_ms'], '.1f', '-')} | {fmt(row.get('ratio'), '.1f', '-')}x | "
-                  f"{fmt(mem['hardmine'], '.0f', '-')} | {fmt(mem['pml'], '.0f', '-')} |", flush=True)
+            print(f"| {name} | {size} | {fmt(row['out'], 'd', '-')} | {FLOORS[name][1]} | "
+                  f"{fmt(row['floor_ms'], '.2f', '-')} | {fmt(row['ours_ms'], '.2f', '-')} | "
+                  f"{fmt(row.get('ours_floor'), '.2f', '-')}x ({fmt(row.get('ours_floor_best'), '.2f', '-')}x) | "
+                  f"{fmt(row['theirs_ms'], '.2f', '-')} | "
+                  f"{fmt(row.get('ratio'), '.1f', '-')}x | {fmt(mem['hardmine'], '.0f', '-')} | "
+                  f"{fmt(mem['pml'], '.0f', '-')} |", flush=True)
 
 
 if __name__ == "__main__":

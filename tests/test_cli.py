@@ -21,6 +21,11 @@ def npy_inputs(tmp_path):
     return tmp_path
 
 
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+
+
 def invoke(*args):
     return runner.invoke(app, ["mine-negatives", *map(str, args), "--no-progress"])
 
@@ -49,6 +54,7 @@ def test_user_errors_exit_2_with_one_line(npy_inputs, monkeypatch, override, mes
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(message), result.output
     assert "Traceback" not in result.output
+    assert not (npy_inputs / "out.parquet").exists()  # nothing written
 
 
 def test_dimension_mismatch_is_a_user_error(npy_inputs):
@@ -84,3 +90,57 @@ def test_wordnet_source_and_its_missing_data_message(tmp_path):
     assert pq.read_table(tmp_path / "wn.parquet").num_rows > 0
     missing = invoke("--wordnet", tmp_path / "nowhere", "--out", tmp_path / "x.parquet")
     assert missing.exit_code == 2 and "apt-get download wordnet-base" in missing.output
+
+
+def write_texts(tmp_path, docs, queries, qrels):
+    (tmp_path / "c.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in docs))
+    (tmp_path / "q.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in queries))
+    (tmp_path / "qrels.jsonl").write_text("".join(json.dumps({"query_id": q, "corpus_id": c}) + "\n"
+                                                  for q, c in qrels))
+    return ["--queries", tmp_path / "q.jsonl", "--corpus", tmp_path / "c.jsonl", "--qrels", tmp_path / "qrels.jsonl"]
+
+
+def test_margin_on_by_default_duplicates_merged_and_cache_reused(tmp_path):
+    docs = ["cat", "a dog barks", "cat", "kitten", "feline", "tiger", "the stock market fell", "bread", "flour",
+            "a cat sleeps", "dog", "puppy", "shares", "bonds", "water"]
+    args = write_texts(tmp_path, docs, ["a small cat", "a loyal dog"], [(0, 0), (1, 1)])
+    first = runner.invoke(app, ["mine-negatives", *map(str, args), "--out", str(tmp_path / "o.jsonl"),
+                                "--num-negatives", "3", "--cache-dir", str(tmp_path / "cache")])
+    assert first.exit_code == 0, first.output
+    assert "dropped_relative_margin" in first.stdout
+    assert "encoding 2 queries" in first.stderr and "mining 2 queries against 14 corpus rows" in first.stderr
+    rows = [json.loads(line) for line in (tmp_path / "o.jsonl").read_text().splitlines()]
+    assert all(r["positive"] not in [r[f"negative_{j}"] for j in (1, 2, 3)] for r in rows)
+    assert len(list((tmp_path / "cache").glob("*.npy"))) == 2
+    again = runner.invoke(app, ["mine-negatives", *map(str, args), "--out", str(tmp_path / "o2.jsonl"),
+                                "--num-negatives", "3", "--cache-dir", str(tmp_path / "cache")])
+    assert again.exit_code == 0 and "read from the cache" in again.stderr and "encoding" not in again.stderr
+    assert (tmp_path / "o2.jsonl").read_text() == (tmp_path / "o.jsonl").read_text()
+    plain = invoke(*args, "--out", tmp_path / "o3.jsonl", "--num-negatives", 3, "--no-margin", "--no-cache")
+    assert plain.exit_code == 0 and "dropped_relative_margin" not in plain.stdout
+
+
+def test_warning_when_negatives_outscore_positives(npy_inputs):
+    d = npy_inputs
+    q = np.load(d / "q.npy")
+    c = np.load(d / "c.npy")
+    c[[0, 3, 6, 9, 12, 15]] = -q  # every positive becomes the opposite of its query: negatives outscore it
+    np.save(d / "c_far.npy", c)
+    result = invoke("--queries", d / "q.npy", "--corpus", d / "c_far.npy", "--qrels", d / "qrels.tsv",
+                    "--out", d / "o.parquet", "--num-negatives", 2, "--no-margin")
+    assert result.exit_code == 0, result.output
+    assert "warning: negatives score higher than positives" in result.stderr
+
+
+def test_corpus_limit_keeps_positives(npy_inputs):
+    d = npy_inputs
+    result = invoke("--queries", d / "q.npy", "--corpus", d / "c.npy", "--qrels", d / "qrels.tsv",
+                    "--out", d / "o.parquet", "--num-negatives", 2, "--corpus-limit", 5, "--no-margin")
+    assert result.exit_code == 0, result.output
+    table = pq.read_table(d / "o.parquet").to_pydict()
+    kept = np.union1d([0, 1, 3, 6, 9, 12, 15], np.arange(5))
+    assert set(table["negative_1"]) | set(table["negative_2"]) <= set(range(len(kept)))
+    assert table["positive"][:2] == [0, 1] and table["positive"][2] == int(np.searchsorted(kept, 3))
+    bad = invoke("--queries", d / "q.npy", "--corpus", d / "c.npy", "--qrels", d / "qrels.tsv",
+                 "--out", d / "o.parquet", "--corpus-limit", 0)
+    assert bad.exit_code == 2 and "--corpus-limit must be >= 1, got 0" in bad.output

@@ -79,7 +79,9 @@ def test_state_round_trips_through_a_file_loaded_without_pickle(tmp_path):
     memory.update(np.array([4]), np.array([1.0]))
     save_state(memory.state_dict(), tmp_path / "memory.pt")
     restored = ScoreMemory(6)
-    restored.load_state_dict(load_state(tmp_path / "memory.pt"))
+    with pytest.raises(ValueError, match=r"ema_decay: saved 0.8, constructed with 0.9; labels: saved array"):
+        restored.load_state_dict(load_state(tmp_path / "memory.pt"))
+    restored.load_state_dict(load_state(tmp_path / "memory.pt"), use_saved_config=True)
     for name in memory.statistics:
         assert np.array_equal(memory.get(name), restored.get(name), equal_nan=True)
     assert restored.updates == 2 and restored.ema_decay == 0.8

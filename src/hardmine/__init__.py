@@ -3,11 +3,13 @@
 The public names are listed in `__all__`; see the README for the three touch points in a training loop.
 """
 
+from hardmine import scores
 from hardmine.checkpoint import load_state, save_state
 from hardmine.inbatch.detection import mine_negatives_ssd, ohem_rois
 from hardmine.inbatch.losses import LOSSES, FocalLoss, MisclassifiedUpweight, OHEMLoss
+from hardmine.inbatch.reduction import reduce
+from hardmine.inbatch.select import SELECTORS, Selection, Stochastic, Threshold, TopK
 from hardmine.memory import Column, ScoreMemory
-from hardmine import scores
 from hardmine.sampling import guards, schedules
 from hardmine.sampling.guards import GUARDS, ClassBalance, CoverageGuard, Guard, NoiseGuard, WeightCap
 from hardmine.sampling.policies import (
@@ -28,10 +30,8 @@ from hardmine.sampling.policies import (
     UniformPolicy,
     build_policy,
 )
-from hardmine.inbatch.reduction import reduce
 from hardmine.sampling.refresh import RefreshCallback
 from hardmine.sampling.sampler import HardExampleSampler, WithIndex
-from hardmine.inbatch.select import SELECTORS, Selection, Stochastic, Threshold, TopK
 from hardmine.sampling.sumtree import SumTree
 
 __all__ = [
@@ -59,8 +59,8 @@ __all__ = [
     "RankPolicy",
     "RefreshCallback",
     "ScoreMemory",
-    "SelectiveBackpropPolicy",
     "Selection",
+    "SelectiveBackpropPolicy",
     "SelfPacedPolicy",
     "SubsetPolicy",
     "Stochastic",
@@ -72,6 +72,7 @@ __all__ = [
     "WeightCap",
     "WithIndex",
     "build_policy",
+    "compare",
     "guards",
     "load_state",
     "mine_negatives_ssd",
@@ -87,9 +88,12 @@ _SUBPACKAGES = ("metric", "retrieval", "datasets", "experiments", "diagnostics")
 
 
 def __getattr__(name: str):
-    """Subpackages load on first use (`hm.retrieval`, `hm.metric`, ...), keeping `import hardmine` light."""
-    if name in _SUBPACKAGES:
-        import importlib
+    """Subpackages load on first use (`hm.retrieval`, `hm.metric`, ...), keeping `import hardmine` light;
+    `hm.compare` is `hardmine.experiments.compare`, loaded the same way."""
+    import importlib
 
+    if name == "compare":
+        return importlib.import_module("hardmine.experiments.api").compare
+    if name in _SUBPACKAGES:
         return importlib.import_module(f"hardmine.{name}")
     raise AttributeError(f"module 'hardmine' has no attribute {name!r}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,7 @@ def to_numpy(x: Any) -> np.ndarray:
     return np.asarray(x)
 
 
-def check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
+def check_int(name: str, value: Any, minimum: int = 1) -> int:
     """Return `value` as an int, or raise if it is not an integer >= `minimum` (bools are refused)."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an integer, got {value!r} of type {type(value).__name__}")
@@ -26,9 +27,10 @@ def check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
     return int(value)
 
 
-def check_fraction(name: str, value: Any, low: float = 0.0, high: float = 1.0,
-                   low_inclusive: bool = True, high_inclusive: bool = True) -> float:
-    """Return `value` as a float in the interval [low, high] (open ends when not inclusive), or raise."""
+def check_number(name: str, value: Any, low: float = -math.inf, high: float = math.inf,
+                 low_inclusive: bool = True, high_inclusive: bool = True) -> float:
+    """Return `value` as a finite float in the interval [low, high] (open ends when not inclusive), or raise;
+    the default interval takes any finite number (bools are refused)."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name} must be a number, got {value!r} of type {type(value).__name__}")
     value = float(value)
@@ -38,6 +40,16 @@ def check_fraction(name: str, value: Any, low: float = 0.0, high: float = 1.0,
         lo, hi = "[" if low_inclusive else "(", "]" if high_inclusive else ")"
         raise ValueError(f"{name} must be in {lo}{low}, {high}{hi}, got {value}")
     return value
+
+
+def check_finite(name: str, value: Any, minimum: float | None = None) -> float:
+    """Return `value` as a float, or raise ValueError unless it is a finite real number (bools are refused)
+    and, with `minimum`, at least that: "gamma must be a finite number >= 0, got -1"."""
+    number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if not (number and math.isfinite(value) and (minimum is None or value >= minimum)):
+        bound = "" if minimum is None else f" >= {minimum:g}"
+        raise ValueError(f"{name} must be a finite number{bound}, got {value!r}")
+    return float(value)
 
 
 def check_indices(name: str, indices: Any, num_samples: int) -> np.ndarray:
@@ -87,7 +99,8 @@ def check_values(name: str, values: Any, length: int, indices: np.ndarray | None
 
 
 def last_occurrence(indices: np.ndarray) -> np.ndarray:
-    """Positions (in the order of their index values) of the last occurrence of each distinct index: the rule 'duplicates take the last value'.
+    """Positions (in the order of their index values) of the last occurrence of each distinct index: the rule
+    'duplicates take the last value'.
 
     `indices` is a 1-D array of non-negative int64.
     """
@@ -103,6 +116,26 @@ def last_occurrence(indices: np.ndarray) -> np.ndarray:
     is_last = np.ones(size, dtype=bool)
     is_last[:-1] = ordered[1:] != ordered[:-1]
     return position[is_last]
+
+
+def check_device(name: str, device: Any) -> torch.device | None:
+    """`device` (None, a string or a torch.device) as a torch.device that exists here, or None; raises
+    ValueError naming the argument for an unknown device or a CUDA/MPS device that is not available."""
+    if device is None:
+        return None
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"{name} must be a torch.device or a device string such as 'cpu' or 'cuda:0', "
+                         f"got {device!r}") from None
+    if dev.type == "cuda" and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count()):
+        raise ValueError(f"{name}={device!r}, but CUDA is not available here "
+                         f"({torch.cuda.device_count()} device(s))")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"{name}={device!r}, but MPS is not available here")
+    if dev.type == "meta":
+        raise ValueError(f"{name}={device!r}: a meta device holds no data")
+    return dev
 
 
 def as_generator(seed: int | np.random.Generator | None) -> np.random.Generator:

@@ -5,6 +5,8 @@ Errors from bad input end the command with a one-line message and exit code 2, w
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from hardmine.cli_errors import user_errors_exit_2
@@ -15,8 +17,17 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
 
 
 @app.callback()
-def main() -> None:
+def main(plugin: Annotated[list[str], typer.Option(
+        help="A .py file or module to import first, so that the policies, guards or losses it defines are "
+             "usable by name (repeatable).")] = []) -> None:  # noqa: B006 - typer reads the default, never mutates it
     """Hard example mining for PyTorch training."""
+    from hardmine.registry import load_plugin
+
+    for source in plugin:
+        try:
+            load_plugin(source)
+        except ValueError as error:
+            raise typer.BadParameter(str(error), param_hint="--plugin") from None
 
 
 app.command("mine-negatives")(user_errors_exit_2(mine_negatives))

@@ -1,6 +1,11 @@
-"""torch.distributed helpers: rank and world size, and an all-gather of 1-D tensors of different lengths."""
+"""torch.distributed helpers: rank and world size, an all-gather of 1-D tensors of different lengths, and the
+agreement of all ranks on the validity of their inputs before any data collective (`agree_on_errors`)."""
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -45,3 +50,41 @@ def rank_offset(local_length: int) -> int:
     lengths = [torch.zeros_like(length) for _ in range(world)]
     dist.all_gather(lengths, length)
     return int(sum(t.item() for t in lengths[:rank]))
+
+
+class AgreedError(ValueError):
+    """Raised on every rank when the inputs of one or more ranks failed a distributed call's checks."""
+
+
+@contextlib.contextmanager
+def agree_on_errors(what: str, group: Any = None, enabled: bool = True) -> Iterator[None]:
+    """Run the local checks of a distributed call inside this block; every rank then raises or none does.
+
+    One all-reduce of a status flag per rank ([world] int64) follows the block, before the call's data
+    collectives: when any rank's block raised (a TypeError or ValueError from a check, or any other error), every
+    rank raises the same `AgreedError` (a ValueError) naming the first bad rank and its message, instead of the
+    others waiting forever in a collective or falling out of step. Without a process group (or with one rank, or
+    `enabled=False`) the block's error propagates unchanged. `what` names the call in the message.
+    """
+    world = dist.get_world_size(group) if dist.is_available() and dist.is_initialized() else 1
+    if not enabled or world == 1:
+        yield
+        return
+    error: Exception | None = None
+    try:
+        yield
+    except Exception as err:  # any local failure: the other ranks must not wait for this one in a collective
+        error = err
+    device = _collective_device()
+    rank = dist.get_rank(group)
+    flags = torch.zeros(world, dtype=torch.int64, device=device)
+    flags[rank] = int(error is not None)
+    dist.all_reduce(flags, group=group)
+    bad = torch.nonzero(flags.cpu()).flatten().tolist()
+    if not bad:
+        return
+    message = [f"{type(error).__name__}: {error}" if error is not None else None]
+    source = bad[0] if group is None else dist.get_global_rank(group, bad[0])
+    dist.broadcast_object_list(message, src=source, group=group, device=device)  # only on failure
+    others = f" (ranks {bad} failed)" if len(bad) > 1 else ""
+    raise AgreedError(f"{what}: rank {bad[0]} had bad input{others}: {message[0]}") from error

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 
-from hardmine._checks import check_fraction, check_indices, check_positive_int, check_values, last_occurrence, to_numpy
-from hardmine.state import check_state, to_saved
+from hardmine._checks import check_indices, check_int, check_number, check_values, last_occurrence, to_numpy
+from hardmine.state import check_state, compare_config, to_saved
 
 Rule = Callable[["ScoreMemory", np.ndarray, np.ndarray, np.ndarray, "int | np.ndarray"], None]
 """How a column updates in place: rule(memory, column [N], indices [B] (distinct), values [B] float64, step).
@@ -38,6 +39,8 @@ class Column:
     rule: how it updates from the source's values (default: keeps the latest). Columns of one source update in
         declaration order, so a rule may read the columns declared after it before they change.
     checkpointed: whether `state_dict()` holds it (otherwise a load keeps the current values).
+    domain: (low, high), the closed range the source's values must lie in (None: any finite value the dtype
+        holds); an integer column that keeps the latest value also needs whole numbers.
     A column whose source is an optional update keyword is allocated on the first update that passes it.
     """
 
@@ -47,6 +50,7 @@ class Column:
     source: str | None = "scores"
     rule: Rule = assign
     checkpointed: bool = True
+    domain: tuple[float, float] | None = None
 
     @property
     def lazy(self) -> bool:
@@ -70,6 +74,9 @@ def _count(memory: ScoreMemory, column: np.ndarray, idx: np.ndarray, values: np.
 
 def _step(memory: ScoreMemory, column: np.ndarray, idx: np.ndarray, values: np.ndarray, step: int) -> None:
     column[idx] = step
+
+
+_IGNORES_VALUES = (_count, _step)  # rules that record that a value came, not the value
 
 
 def _welford_terms(memory: ScoreMemory, idx: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -101,11 +108,11 @@ BUILTIN_COLUMNS: tuple[Column, ...] = (
     Column("ema", np.float32, np.nan, rule=_ema),              # exponential moving average of the score
     Column("seen", np.int32, 0, rule=_count),                  # times the sample was scored
     Column("last_step", np.int64, -1, rule=_step),             # step of the latest visit (-1 before the first)
-    Column("prob_m2", np.float32, 0.0, "true_prob", _prob_m2),      # running sum of squared deviations (Welford)
+    Column("prob_m2", np.float32, 0.0, "true_prob", _prob_m2, domain=(0.0, 1.0)),  # sum of squared deviations
     Column("prob_mean", np.float32, np.nan, "true_prob", _prob_mean),  # running mean (cartography's confidence)
     Column("prob_count", np.int32, 0, "true_prob", _count),         # observations of true_prob
     Column("forgetting", np.int32, 0, "correct", _forgetting),      # correct -> incorrect flips (Toneva et al.)
-    Column("last_correct", np.int8, -1, "correct"),                 # the latest `correct` (-1 before the first)
+    Column("last_correct", np.int8, -1, "correct", domain=(0.0, 1.0)),  # the latest `correct` (-1 before any)
     Column("margin_count", np.int32, 0, "margin", _count),          # observations of margin
     Column("margin_sum", np.float32, 0.0, "margin", _add),          # running sum (area under the margin)
 )
@@ -136,6 +143,29 @@ def _sequential_rounds(indices: np.ndarray, batch: np.ndarray) -> list[np.ndarra
     return [order[occurrence == r] for r in range(int(occurrence.max()) + 1)]
 
 
+def _value_range(column: Column) -> tuple[float, float]:
+    """(low, high): the values `column` can store, its domain or its dtype's range."""
+    dtype = np.dtype(column.dtype)
+    info = np.finfo(dtype) if dtype.kind == "f" else np.iinfo(dtype)
+    return column.domain if column.domain is not None else (float(info.min), float(info.max))
+
+
+def _check_fits(column: Column, name: str, values: np.ndarray, idx: np.ndarray) -> None:
+    """Raise unless `values` [B] (of samples `idx`) fit `column`: its domain, its dtype's range, whole numbers
+    for an integer column that keeps the latest value."""
+    dtype = np.dtype(column.dtype)
+    low, high = _value_range(column)
+    bad = (values < low) | (values > high)
+    if dtype.kind in "iu" and column.rule is assign:
+        bad |= values != np.round(values)
+    if bad.any():
+        pos = int(np.flatnonzero(bad)[0])
+        kind = "whole numbers" if dtype.kind in "iu" and column.rule is assign else "values"
+        raise ValueError(f"{name} must hold {kind} in [{low:.4g}, {high:.4g}] to be stored in column "
+                         f"{column.name!r} ({dtype}): {int(bad.sum())} do not, e.g. {float(values[pos])!r} at index "
+                         f"{int(idx[pos])}; nothing was recorded")
+
+
 def _confidence(memory: ScoreMemory, indices: Any) -> np.ndarray:
     return memory.get("prob_mean", indices)
 
@@ -154,6 +184,7 @@ def _aum(memory: ScoreMemory, indices: Any) -> np.ndarray:
 _DERIVED: dict[str, tuple[str, Callable[[ScoreMemory, Any], np.ndarray]]] = {
     "confidence": ("prob_mean", _confidence), "variability": ("prob_m2", _variability), "aum": ("margin_sum", _aum)}
 _STATE_VERSION = 1
+_MAX_CLASS_ID = 2**20  # labels may exceed N up to this (a subset of a larger label space)
 _META = ("labels", "updates", "num_samples", "ema_decay", "state_version")
 
 
@@ -174,10 +205,11 @@ class ScoreMemory:
     """
 
     def __init__(self, num_samples: int, labels: Any = None, ema_decay: float = 0.9) -> None:
-        self.num_samples = check_positive_int("num_samples", num_samples)
-        self.ema_decay = check_fraction("ema_decay", ema_decay, 0.0, 1.0, high_inclusive=False)
+        self.num_samples = check_int("num_samples", num_samples)
+        self.ema_decay = check_number("ema_decay", ema_decay, 0.0, 1.0, high_inclusive=False)
         self._labels = None if labels is None else self._check_labels(labels)
         self._declared: dict[str, Column] = {}
+        self._ranges: dict[str, tuple[float, float]] = {}
         self._columns: dict[str, np.ndarray] = {}
         for column in BUILTIN_COLUMNS:
             self.declare(column)
@@ -213,6 +245,7 @@ class ScoreMemory:
         if column.name in _DERIVED or column.name in ("label", *_META):
             raise ValueError(f"column name {column.name!r} is reserved")
         self._declared[column.name] = column
+        self._ranges.clear()
         if not column.lazy:
             self._columns[column.name] = column.new(self.num_samples)
 
@@ -224,6 +257,10 @@ class ScoreMemory:
             raise ValueError(f"labels must have shape ({self.num_samples},), got {tuple(arr.shape)}")
         if arr.size and arr.min() < 0:
             raise ValueError(f"labels must be non-negative class ids, got {arr.min()}")
+        limit = max(self.num_samples, _MAX_CLASS_ID)
+        if arr.size and arr.max() >= limit:  # per-class counters are [max + 1]: 1e12 would ask for terabytes
+            raise ValueError(f"labels must be class ids below {limit} (dense ids: per-class arrays are sized by the "
+                             f"largest), got {arr.max()}; remap them with np.unique(labels, return_inverse=True)[1]")
         return arr.astype(np.int64)
 
     def __len__(self) -> int:
@@ -296,21 +333,21 @@ class ScoreMemory:
         self._flush_writers()
         idx = np.arange(self.num_samples) if indices is None else check_indices("indices", indices, self.num_samples)
         arr = check_values(name, values, idx.size, indices=None if indices is None else idx)
+        _check_fits(column, name, arr, idx)
         keep = last_occurrence(idx)
         self._columns[name][idx[keep]] = arr[keep]
 
-    def update(self, indices: Any, scores: Any, step: int | None = None, **stats: Any) -> None:
-        """Record the difficulty `scores` [B] (higher = harder) of the samples `indices` [B] (int64).
+    def check_update(self, indices: Any, scores: Any, step: int | None = None, score_name: str = "scores",
+                     **stats: Any) -> tuple[np.ndarray, dict[str, np.ndarray], int]:
+        """Everything `update` checks, without writing: (indices [B] int64, {source: values [B] float64}, step).
 
-        step: the training step of this observation; defaults to the number of updates so far.
-        stats: optional [B] statistics of the same samples, by source name: `true_prob`, `correct`, `margin`
-        (`hardmine.scores.statistics`) and the sources of declared columns. A duplicated index takes its last
-        values. Raises ValueError, naming how many and which indices, when a score or statistic is NaN or inf;
-        nothing is changed then.
+        score_name: how errors call the scores (the sampler passes "per_sample_loss"). Values must be finite, fit
+        the dtype of every column they feed (float32: at most 3.4e38 in magnitude) and lie in the columns' domains
+        (`correct` is 0 or 1, `true_prob` in [0, 1]). Reads no column: buffered writes stay buffered.
         """
-        self._flush_writers()
         idx = check_indices("indices", indices, self.num_samples)
-        sources = {"scores": check_values("scores", scores, idx.size, indices=idx)}
+        sources = {"scores": check_values(score_name, scores, idx.size, indices=idx)}
+        names = {"scores": score_name}
         self.check_statistics(stats)
         for name, value in stats.items():
             if value is None:
@@ -318,8 +355,29 @@ class ScoreMemory:
             arr = to_numpy(value)
             sources[name] = check_values(name, arr.astype(np.int8) if arr.dtype == np.bool_ else arr, idx.size,
                                          indices=idx)
-        step = check_positive_int("step", self._updates if step is None else step, minimum=0)
-        self.write(idx, sources, step=step)
+            names[name] = name
+        for column in self._declared.values():
+            if column.source in sources and column.rule not in _IGNORES_VALUES:
+                _check_fits(column, names[column.source], sources[column.source], idx)
+        step = check_int("step", self._updates if step is None else step, minimum=0)
+        return idx, sources, step
+
+    def value_range(self, source: str) -> tuple[float, float]:
+        """(low, high): the real values of `source` ("scores", or a statistic) that fit every column it feeds
+        (domains and dtypes, as `check_update` checks them), so that the sampler's fused check of
+        the scores is one min and one max; (nan, nan) when an integer column keeps the values)."""
+        found = self._ranges.get(source)
+        if found is None:
+            low, high = -np.inf, np.inf
+            for column in self._declared.values():
+                if column.source == source and column.rule not in _IGNORES_VALUES:
+                    if np.dtype(column.dtype).kind in "iu" and column.rule is assign:
+                        low = high = np.nan  # whole numbers: no range says it, every batch gets the full check
+                        break
+                    lo, hi = _value_range(column)
+                    low, high = max(low, lo), min(high, hi)
+            found = self._ranges[source] = (float(low), float(high))
+        return found
 
     def check_statistics(self, stats: dict[str, Any]) -> None:
         """Raise TypeError unless every key of `stats` is the source of a declared column."""
@@ -328,17 +386,29 @@ class ScoreMemory:
             if name not in known:
                 raise TypeError(f"update() got statistic {name!r}; this memory records {sorted(known)}")
 
+    def update(self, indices: Any, scores: Any, step: int | None = None, **stats: Any) -> None:
+        """Record the difficulty `scores` [B] (higher = harder) of the samples `indices` [B] (int64).
+
+        step: the training step of this observation; defaults to the number of updates so far.
+        stats: optional [B] statistics of the same samples, by source name: `true_prob`, `correct`, `margin`
+        (`hardmine.scores.statistics`) and the sources of declared columns. A duplicated index takes its last
+        values. Raises ValueError, naming how many and which indices, when a score or statistic is NaN or inf or
+        does not fit its column (see `check_update`); nothing is changed then.
+        """
+        idx, sources, step = self.check_update(indices, scores, step, **stats)
+        self.write(idx, sources, step=step)
+
     def write(self, indices: np.ndarray, sources: dict[str, np.ndarray], step: int | None = None,
               batch: np.ndarray | None = None, num_batches: int = 1) -> np.ndarray:
         """Write already validated values: what `update` does after its checks (no check is repeated here).
 
-        indices: int64 [M] in range; sources: {"scores": float64 [M], and declared sources [M]}, all finite.
-        With `batch` (int64 [M], non-decreasing batch numbers in [0, num_batches)), the M samples are
-        `num_batches` consecutive updates concatenated; the result is exactly that of one `update` per batch in
-        order (step `updates + b` for batch b, a duplicate within a batch takes its last value, a sample in
-        several batches is updated once per batch), in as many vectorised passes as a sample appears in most
-        batches. `step` is the first batch's step (default: `updates`); `updates` grows by num_batches.
-        Returns the distinct indices written, in increasing order.
+        indices: int64 [M] in range; sources: {"scores": float64 [M], and declared sources [M]}, as
+        `check_update` accepts them. With `batch` (int64 [M], non-decreasing batch numbers in [0, num_batches)),
+        the M samples are `num_batches` consecutive updates concatenated; the result is exactly that of one
+        `update` per batch in order (step `updates + b` for batch b, a duplicate within a batch takes its last
+        value, a sample in several batches is updated once per batch), in as many vectorised passes as a sample
+        appears in most batches. `step` is the first batch's step (default: `updates`); `updates` grows by
+        num_batches. Returns the distinct indices written, in increasing order.
         """
         self._flush_writers()
         first = self._updates if step is None else step
@@ -367,8 +437,14 @@ class ScoreMemory:
                      ema_decay=self.ema_decay, state_version=_STATE_VERSION)
         return state
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a `state_dict()`; everything is checked before anything is changed."""
+    def load_state_dict(self, state: dict[str, Any], *, use_saved_config: bool = False) -> None:
+        """Restore a `state_dict()`; everything is checked before anything is changed.
+
+        Each column must have its dtype and shape [N]; counts are >= 0, steps >= -1, float columns finite except
+        where they are NaN before a first observation ("score" and "ema" have a value wherever seen > 0), and
+        values lie in the column's domain. A saved ema_decay or labels array that differs from this memory's is an
+        error naming both, unless `use_saved_config=True` takes the saved ones.
+        """
         self._flush_writers()
         required = [c.name for c in self._declared.values() if c.checkpointed and not c.lazy]
         check_state(state, "ScoreMemory", _STATE_VERSION, [*required, *_META])
@@ -381,15 +457,44 @@ class ScoreMemory:
         for column in self._declared.values():
             if not column.checkpointed or state.get(column.name) is None:
                 continue
-            arr = np.array(to_numpy(state[column.name]))
-            dtype = np.dtype(column.dtype)
-            if arr.shape != (self.num_samples,) or arr.dtype != dtype:
-                raise ValueError(f"state[{column.name!r}] must be {dtype} of shape ({self.num_samples},), "
-                                 f"got {arr.dtype} of shape {tuple(arr.shape)}")
-            columns[column.name] = arr
+            columns[column.name] = _check_saved_column(column, state[column.name], self.num_samples)
+        for name in ("score", "ema"):
+            missing = (columns["seen"] > 0) & np.isnan(columns[name])
+            if missing.any():
+                raise ValueError(f"state[{name!r}] is NaN at {int(missing.sum())} sample(s) with seen > 0, e.g. "
+                                 f"index {int(np.flatnonzero(missing)[0])}")
         labels = None if state["labels"] is None else self._check_labels(state["labels"])
-        updates = check_positive_int("state['updates']", state["updates"], minimum=0)
-        ema_decay = check_fraction("state['ema_decay']", state["ema_decay"], 0.0, 1.0, high_inclusive=False)
+        updates = check_int("state['updates']", state["updates"], minimum=0)
+        ema_decay = check_number("state['ema_decay']", state["ema_decay"], 0.0, 1.0, high_inclusive=False)
+        compare_config("ScoreMemory", {"ema_decay": ema_decay, "labels": labels},
+                       {"ema_decay": self.ema_decay, "labels": self._labels}, use_saved_config)
         order = [name for name in self._declared if name in columns]
         self._columns = {name: columns[name] for name in order}
         self._labels, self._updates, self.ema_decay = labels, updates, ema_decay
+
+
+def _check_saved_column(column: Column, value: Any, num_samples: int) -> np.ndarray:
+    """A saved column [N], checked: its dtype and shape, finite (NaN only where the fill is NaN), integer
+    columns at least their fill (counts >= 0, steps >= -1), values in the column's domain."""
+    name = f"state[{column.name!r}]"
+    if not isinstance(value, (np.ndarray, torch.Tensor)):
+        raise ValueError(f"{name} must be an array or tensor, got {type(value).__name__}")
+    arr = np.array(to_numpy(value))
+    dtype = np.dtype(column.dtype)
+    if arr.shape != (num_samples,) or arr.dtype != dtype:
+        raise ValueError(f"{name} must be {dtype} of shape ({num_samples},), got {arr.dtype} of shape "
+                         f"{tuple(arr.shape)}")
+    if dtype.kind == "f":
+        bad = np.isinf(arr) | (np.isnan(arr) if not np.isnan(column.fill) else False)
+        if bad.any():
+            raise ValueError(f"{name} must be finite: {int(bad.sum())} value(s) are not, e.g. {arr[bad][0]} at "
+                             f"index {int(np.flatnonzero(bad)[0])}")
+    values = arr[~np.isnan(arr)] if dtype.kind == "f" else arr
+    low = column.fill if dtype.kind in "iu" else -np.inf
+    high = np.inf
+    if column.domain is not None:
+        low, high = min(low, column.domain[0]) if dtype.kind in "iu" else column.domain[0], column.domain[1]
+    if values.size and (values.min() < low or values.max() > high):
+        worst = values.min() if values.min() < low else values.max()
+        raise ValueError(f"{name} must hold values in [{low}, {high}], got {worst}")
+    return arr

@@ -2,12 +2,19 @@
 
 A base class creates a `Registry` and inherits from `Registered`; every subclass that sets a non-empty `name`
 registers itself, so adding a component is one file. Objects that are not classes (functions) use
-`registry.register("name")` as a decorator. Lookup errors list the registered names.
+`registry.register("name")` as a decorator. Lookup errors list the registered names. Components defined outside
+the package register when their file is imported: `load_plugin(path)`, or `hardmine --plugin PATH ...`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib
+import importlib.util
+import sys
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from types import ModuleType
 from typing import Any, ClassVar
 
 
@@ -78,3 +85,28 @@ class Registered:
         super().__init_subclass__(**kwargs)
         if vars(cls).get("name"):
             cls.registry.add(cls.name, cls)
+
+
+def load_plugin(source: str) -> ModuleType:
+    """Import a Python file (a path ending in .py) or a module by name, so that the components it defines
+    register themselves; a file already loaded is not run again. Returns the module."""
+    if source.endswith(".py"):
+        path = Path(source).resolve()
+        if not path.is_file():
+            raise ValueError(f"plugin {source!r} is not a file")
+        name = f"hardmine_plugin_{hashlib.sha1(str(path).encode()).hexdigest()[:12]}_{path.stem}"
+        if name in sys.modules:
+            return sys.modules[name]
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[name]
+            raise
+        return module
+    try:
+        return importlib.import_module(source)
+    except ModuleNotFoundError as error:
+        raise ValueError(f"plugin {source!r} is neither a .py file nor an importable module: {error}") from None

@@ -153,9 +153,9 @@ def test_stochastic_state_round_trip():
     other.load_state_dict(state)
     second = [other(scores).index for scores in batches[3:]]
     assert all(torch.equal(x, y) for x, y in zip(first, second))
-    with pytest.raises(ValueError, match="missing"):
+    with pytest.raises(ValueError, match="missing|state_version"):
         other.load_state_dict({"history": state["history"]})
-    with pytest.raises(ValueError, match="shape"):
+    with pytest.raises(ValueError, match="history_size"):
         Stochastic(history_size=10).load_state_dict(state)
 
 

@@ -3,8 +3,14 @@
 import pytest
 import torch
 
-from hardmine.metric import (BatchHardMiner, CosineSimilarity, DotProductSimilarity, EasyPositiveHardNegativeMiner,
-                             EuclideanDistance, SquaredEuclideanDistance)
+from hardmine.metric import (
+    BatchHardMiner,
+    CosineSimilarity,
+    DotProductSimilarity,
+    EasyPositiveHardNegativeMiner,
+    EuclideanDistance,
+    SquaredEuclideanDistance,
+)
 
 DISTANCES = [EuclideanDistance(), EuclideanDistance(normalize=False), SquaredEuclideanDistance(), CosineSimilarity(),
              DotProductSimilarity()]
@@ -66,3 +72,15 @@ def test_agrees_with_pml(random_data):
     x, y = random_data
     for got, want in zip(BatchHardMiner()(x, y), miners.BatchHardMiner()(x, y)):
         assert torch.equal(got, want)
+
+
+@pytest.mark.parametrize("cls,hardest", [(BatchHardMiner, True), (EasyPositiveHardNegativeMiner, False)])
+def test_blocked_label_fold_matches_brute_force(ref, batches, cls, hardest):
+    """A budget below one [B, B] block sends a batch mined against itself through the triangle of folded blocks
+    (rows and columns of 15); the result is the one-block result and the loop's."""
+    for x, y in batches:
+        pos, neg = ref.relations(y.tolist())
+        want = brute_force(ref.dissimilarity(EuclideanDistance(), x), pos, neg, hardest)
+        blocked, whole = cls(max_block_bytes=1000)(x, y), cls()(x, y)
+        assert ref.as_set(blocked) == want
+        assert all(torch.equal(u, v) for u, v in zip(blocked, whole))

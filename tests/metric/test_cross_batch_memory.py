@@ -48,7 +48,7 @@ def test_state_round_trip_is_exact(tmp_path):
             assert torch.equal(a, b)
         assert all(torch.equal(u, v) for u, v in zip(memory.get(step), restored.get(step)))
     state = memory.state_dict()
-    with pytest.raises(KeyError, match="cursor"):
+    with pytest.raises(ValueError, match="missing keys \\['cursor'\\]"):
         restored.load_state_dict({k: v for k, v in state.items() if k != "cursor"})
     with pytest.raises(ValueError, match=r"state\['embeddings'\] has shape \(7, 3\)"):
         restored.load_state_dict({**state, "embeddings": torch.zeros(7, 3)})
@@ -139,4 +139,4 @@ def test_distributed_enqueue_gathers_every_rank(tmp_path):
         expected.enqueue(torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]), step=step)
     for out in outs:
         state = torch.load(out, weights_only=True)
-        assert all(torch.equal(state[k], v) for k, v in expected.state_dict().items())
+        assert all(torch.equal(state[k], v) for k, v in expected.state_dict().items() if isinstance(v, torch.Tensor))

@@ -2,6 +2,7 @@ import functools
 
 import numpy as np
 import pytest
+import torch
 
 from hardmine.retrieval import mine_hard_negatives
 from hardmine.retrieval.pool import NegativePool
@@ -70,8 +71,8 @@ def test_state_round_trip_is_exact():
     again = other.state_dict()
     assert state.keys() == again.keys()
     for key in state:
-        if isinstance(state[key], np.ndarray):
-            np.testing.assert_array_equal(state[key], again[key])
+        if isinstance(state[key], torch.Tensor):  # state_dict holds tensors: save_state can write it
+            assert torch.equal(state[key], again[key])
         else:
             assert state[key] == again[key]
     np.testing.assert_array_equal(other.negatives([1, 2]), pool.negatives([1, 2]))
@@ -90,3 +91,20 @@ def test_negatives_before_mining_and_bad_ids():
         pool.negatives([30])
     with pytest.raises(ValueError, match="refresh_every must be >= 1"):
         make_pool(Encoder(), refresh_every=0)
+
+
+def test_start_from_given_negatives_without_mining():
+    calls = []
+
+    def mine(q, c, seed):
+        calls.append(1)
+        raise AssertionError("start_from must not mine")
+
+    pool = NegativePool(lambda ids: np.ones((len(ids), 4), np.float32), lambda ids: np.ones((len(ids), 4), np.float32),
+                        mine, num_queries=3, corpus_size=10, refresh_every=None, num_probe=4)
+    report = pool.start_from(np.array([[1, 2], [3, -1], [-1, -1]]), step=5)
+    assert report.reason == "given" and report.changed == 3 and not calls
+    np.testing.assert_array_equal(pool.negatives([1]), [[3, -1]])
+    for bad in (np.zeros((2, 2), np.int64), np.array([[10, 0], [0, 0], [0, 0]]), np.zeros((3, 2))):
+        with pytest.raises(ValueError, match="indices"):
+            pool.start_from(bad)

@@ -40,7 +40,8 @@ def _digest(policy, chunk: int, epochs: int = 3, n: int = 500, b: int = 32) -> s
             losses = rng.random(batch.size) * (1 + labels[batch])
             before = sampler.weights(batch).numpy()
             sampler.update(torch.from_numpy(batch), torch.from_numpy(losses))
-            h.update(batch.tobytes()); h.update(before.tobytes()); h.update(sampler.weights(batch).numpy().tobytes())
+            for part in (batch, before, sampler.weights(batch).numpy()):
+                h.update(part.tobytes())
     for name in ("score", "ema", "seen", "last_step"):
         h.update(memory.get(name).tobytes())
     return h.hexdigest()[:16]
@@ -72,7 +73,7 @@ def test_resume_in_the_middle_of_a_chunk_continues_exactly(tmp_path, policy, mem
     loaded = hm.load_state(tmp_path / "ckpt.pt")
     memory2 = ScoreMemory(n)
     memory2.load_state_dict(loaded["memory"])
-    sampler2 = HardExampleSampler(memory2, batch, policy=policy, seed=0, chunk=4)
+    sampler2 = HardExampleSampler(memory2, batch, policy=policy, seed=7, chunk=4)
     sampler2.load_state_dict(loaded["sampler"])
     after = run_steps(sampler2, total - stop, start_step=stop)
     for k, (a, b) in enumerate(zip(reference, before + after)):
@@ -120,13 +121,17 @@ def test_bad_losses_raise_in_the_call_while_updates_are_buffered(bad, error, mat
     np.testing.assert_array_equal(memory.get("score"), reference.get("score"))
 
 
-@pytest.mark.filterwarnings("ignore:overflow encountered")  # the memory's float32 columns hold them as inf
-def test_a_finite_batch_whose_sum_overflows_is_accepted():
+def test_the_fused_check_accepts_what_fits_and_refuses_what_does_not():
     memory = ScoreMemory(10)
     sampler = HardExampleSampler(memory, batch_size=4, policy="uniform", seed=0, chunk=4)
-    batch = next(iter(sampler))
-    sampler.update(batch, np.full(4, 1e308))
+    batches = iter(sampler)
+    batch = next(batches)
+    sampler.update(batch, np.full(4, 3e38))  # float32's range: kept (a float64 sum of them would be huge)
+    with pytest.raises(ValueError, match="column 'score'"):
+        sampler.update(next(batches), np.full(4, 1e308))  # finite, but no float32 holds it
+    assert len(sampler._buffer) == 1
     assert (memory.get("seen")[batch] == 1).all() and memory.updates == 1
+    assert memory.get("seen").sum() == 4
 
 
 def test_chunk_must_be_positive():
@@ -134,13 +139,14 @@ def test_chunk_must_be_positive():
         HardExampleSampler(ScoreMemory(5), batch_size=2, chunk=0)
 
 
-def test_a_bad_chunk_in_a_state_changes_nothing(run_steps):
+def test_the_drawn_chunk_is_saved_as_drawn_batches_and_checked(run_steps):
     sampler = HardExampleSampler(ScoreMemory(30), batch_size=4, policy="importance", seed=0, chunk=3)
     run_steps(sampler, 2)
     state = sampler.state_dict()
-    state["chunk"]["indices"] = state["chunk"]["indices"] + 100
+    assert state["position"] == 2 and state["drawn"]["positions"].tolist() == [2]  # the chunk's unconsumed batch
+    state["drawn"]["indices"][0] = state["drawn"]["indices"][0] + 100
     before = repr(sampler.state_dict())
-    with pytest.raises(ValueError, match="out of range"):
+    with pytest.raises(ValueError, match="drawn"):
         sampler.load_state_dict(state)
     assert repr(sampler.state_dict()) == before
 

@@ -1,8 +1,6 @@
 """HardExampleSampler and WithIndex: epochs under DataLoader, exact resumption, distributions, weights, errors."""
 
-import importlib.util
 import socket
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -62,7 +60,7 @@ def test_resume_mid_epoch_continues_exactly(tmp_path, policy, run_steps):
     memory2 = ScoreMemory(n)
     memory2.load_state_dict(state["memory"])
     sampler2 = HardExampleSampler(memory2, batch, policy=policy, seed=12345)
-    sampler2.load_state_dict(state["sampler"])
+    sampler2.load_state_dict(state["sampler"], use_saved_config=True)  # the saved seed, asked for
     sampler2.set_epoch(0)  # what a resumed loop does: the current epoch keeps its position
     after = run_steps(sampler2, total_steps - stop, start_step=stop)
     resumed = before + after
@@ -177,10 +175,8 @@ def _free_port() -> int:
 
 
 def _distributed_worker(rank: int, world: int, port: int, out_dir: str) -> None:
-    spec = importlib.util.spec_from_file_location("tests_conftest", Path(__file__).parents[1] / "conftest.py")
-    helpers = importlib.util.module_from_spec(spec)  # spawned processes get no fixtures: load the helper itself
-    spec.loader.exec_module(helpers)
-    run_steps = helpers.run_steps
+    from hardmine.testing import run_steps  # spawned processes get no fixtures
+
 
     torch.distributed.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
     try:

@@ -5,15 +5,15 @@ Each is a `torch.nn.Module` with a `reduction` argument like torch's own ("mean"
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hardmine._checks import check_fraction, check_positive_int
+from hardmine._checks import check_finite, check_int, check_number
 from hardmine.inbatch.reduction import reduce
 from hardmine.inbatch.select import Threshold, TopK
 from hardmine.registry import Registry
@@ -40,8 +40,22 @@ def _check_base_loss(base_loss: PerElementLoss) -> PerElementLoss:
     return base_loss
 
 
+def _check_tensors(input: Any, target: Any, input_name: str = "input") -> None:
+    """Both arguments are tensors and the input's values are finite (a NaN would reach the loss and the memory)."""
+    for name, value in ((input_name, input), ("target", target)):
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    if input.is_floating_point() and not bool(torch.isfinite(input).all()):
+        bad = int((~torch.isfinite(input)).sum())
+        raise ValueError(f"{input_name} has {bad} non-finite value(s) (NaN or inf); nothing was computed or recorded")
+
+
 def _per_element(base_loss: PerElementLoss, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    loss = base_loss(input, target)
+    try:
+        loss = base_loss(input, target)
+    except IndexError as error:  # torch's message for a class index out of range names no argument
+        raise ValueError(f"target holds values base_loss cannot use with input of shape {tuple(input.shape)} "
+                         f"(target min {int(target.min())}, max {int(target.max())}): {error}") from None
     if not isinstance(loss, torch.Tensor) or loss.dim() == 0:
         raise ValueError("base_loss returned a scalar: it must return one loss per element (reduction='none')")
     return loss
@@ -74,22 +88,26 @@ class OHEMLoss(nn.Module):
         self.base_loss = _check_base_loss(base_loss)
         if (keep is None) == (threshold is None):
             raise ValueError(f"give exactly one of keep and threshold, got keep={keep!r}, threshold={threshold!r}")
-        self.min_kept = check_positive_int("min_kept", min_kept, minimum=0)
+        self.min_kept = check_int("min_kept", min_kept, minimum=0)
         self.threshold: Threshold | None = None
         self.keep: TopK | None = None
         if threshold is not None:
-            if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold):
-                raise ValueError(f"threshold must be a finite number, got {threshold!r}")
+            check_finite("threshold", threshold)
             self.threshold = Threshold(threshold, self.min_kept)
         elif isinstance(keep, float):
-            self.keep = TopK(check_fraction("keep", keep, 0.0, 1.0, low_inclusive=False, high_inclusive=False))
+            self.keep = TopK(check_number("keep", keep, 0.0, 1.0, low_inclusive=False, high_inclusive=False))
         else:
-            self.keep = TopK(check_positive_int("keep", keep, minimum=0))
+            keep = check_int("keep", keep, minimum=0)
+            if keep == 0 and self.min_kept == 0:
+                raise ValueError("keep=0 with min_kept=0 keeps no element: nothing would be back-propagated; give "
+                                 "keep >= 1 (a count) or a fraction in (0, 1), or min_kept >= 1")
+            self.keep = TopK(keep)
         self.ignore_index = ignore_index
         self.reduction = _check_reduction(reduction)
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """The OHEM loss of `base_loss(input, target)`; the gradient reaches the kept elements only."""
+        _check_tensors(input, target)
         loss = _per_element(self.base_loss, input, target)
         valid = None
         if self.ignore_index is not None:
@@ -126,19 +144,22 @@ class FocalLoss(nn.Module):
     def __init__(self, alpha: float | Sequence[float] | torch.Tensor | None = 0.25, gamma: float = 2.0,
                  reduction: Reduction = "mean", ignore_index: int = -100) -> None:
         super().__init__()
-        if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not (math.isfinite(gamma) and gamma >= 0):
-            raise ValueError(f"gamma must be a finite number >= 0, got {gamma!r}")
-        self.gamma = float(gamma)
+        self.gamma = check_finite("gamma", gamma, minimum=0)
         self.reduction = _check_reduction(reduction)
         self.ignore_index = int(ignore_index)
         self.alpha: float | None = None
         self.register_buffer("class_alpha", None)
         if isinstance(alpha, (int, float)) and not isinstance(alpha, bool):
-            if not (0.0 <= alpha <= 1.0):
-                raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-            self.alpha = float(alpha)
+            self.alpha = check_number("alpha", alpha, 0.0, 1.0)
         elif alpha is not None:
-            weights = torch.as_tensor(alpha, dtype=torch.float32)
+            if isinstance(alpha, (str, bytes, bool)) or not isinstance(alpha, (Sequence, torch.Tensor, np.ndarray)):
+                raise TypeError(f"alpha must be None, a number in [0, 1] or a 1-D sequence of class weights, got "
+                                f"{alpha!r}")
+            try:
+                weights = torch.as_tensor(np.asarray(alpha, dtype=np.float64) if not isinstance(alpha, torch.Tensor)
+                                          else alpha, dtype=torch.float32)
+            except (TypeError, ValueError):
+                raise TypeError(f"alpha class weights must be numbers, got {alpha!r}") from None
             if weights.dim() != 1 or weights.numel() == 0:
                 raise ValueError(f"alpha must be a number or a 1-D sequence of class weights, got shape "
                                  f"{tuple(weights.shape)}")
@@ -150,6 +171,7 @@ class FocalLoss(nn.Module):
         """Focal loss of `logits` against `target` (see the class docstring for the two layouts)."""
         if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
             raise TypeError(f"logits must be a floating-point tensor, got {getattr(logits, 'dtype', type(logits))}")
+        _check_tensors(logits, target, "logits")
         if logits.numel() == 0:
             raise ValueError(f"logits is empty (shape {tuple(logits.shape)})")
         if target.shape == logits.shape:
@@ -234,11 +256,7 @@ class MisclassifiedUpweight(nn.Module):
                  max_weight: float = 10.0, reduction: Reduction = "mean") -> None:
         super().__init__()
         self.base_loss = _check_base_loss(base_loss)
-        for name, value in (("factor", factor), ("max_weight", max_weight)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-                    or value < 1:
-                raise ValueError(f"{name} must be a finite number >= 1, got {value!r}")
-        self.factor, self.max_weight = float(factor), float(max_weight)
+        self.factor, self.max_weight = check_finite("factor", factor, 1), check_finite("max_weight", max_weight, 1)
         self.memory = memory
         self.reduction = _check_reduction(reduction)
 
@@ -261,6 +279,7 @@ class MisclassifiedUpweight(nn.Module):
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor, indices: Any = None) -> torch.Tensor:
         """The up-weighted loss of `base_loss(logits, target)`; `indices` [B] are needed with a memory."""
+        _check_tensors(logits, target, "logits")
         wrong = misclassified(logits, target)
         loss = _per_element(self.base_loss, logits, target)
         if wrong.shape != loss.shape:

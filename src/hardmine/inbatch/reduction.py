@@ -13,7 +13,16 @@ Normalize = Literal["mean", "weighted", "sum"]
 
 
 def _as_weight(w: torch.Tensor | np.ndarray, like: torch.Tensor, position: int) -> torch.Tensor:
-    t = torch.as_tensor(w, device=like.device)
+    if isinstance(w, np.ndarray) and w.dtype.kind not in "biuf":
+        raise TypeError(f"weights[{position}] must be real-valued or a boolean mask, got a numpy array of dtype "
+                        f"{w.dtype}")
+    if isinstance(w, torch.Tensor) and w.device.type == "meta":
+        raise ValueError(f"weights[{position}] is a meta tensor: it holds no values")
+    try:
+        t = torch.as_tensor(w, device=like.device)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"weights[{position}] must be a tensor or an array of numbers, got "
+                        f"{type(w).__name__}") from None
     if not (t.is_floating_point() or t.dtype in (torch.bool, torch.int32, torch.int64)):
         raise TypeError(f"weights[{position}] must be real-valued or a boolean mask, got dtype {t.dtype}")
     t = t.to(like.dtype)
@@ -21,7 +30,8 @@ def _as_weight(w: torch.Tensor | np.ndarray, like: torch.Tensor, position: int) 
         torch.broadcast_shapes(t.shape, like.shape)
     except RuntimeError:
         raise ValueError(
-            f"weights[{position}] has shape {tuple(t.shape)}, which does not broadcast to the loss shape {tuple(like.shape)}"
+            f"weights[{position}] has shape {tuple(t.shape)}, which does not broadcast to the loss shape "
+            f"{tuple(like.shape)}"
         ) from None
     _check_finite_nonnegative(t, position)
     return t
@@ -79,6 +89,8 @@ def reduce(per_sample_loss: torch.Tensor, *weights: torch.Tensor | np.ndarray | 
         raise TypeError(f"per_sample_loss must be a torch.Tensor, got {type(per_sample_loss).__name__}")
     if not per_sample_loss.is_floating_point():
         raise TypeError(f"per_sample_loss must be floating point, got dtype {per_sample_loss.dtype}")
+    if per_sample_loss.device.type == "meta":
+        raise ValueError("per_sample_loss is a meta tensor: it holds no values to reduce")
     if per_sample_loss.numel() == 0:
         raise ValueError("per_sample_loss is empty: nothing to reduce")
     if normalize not in ("mean", "weighted", "sum"):

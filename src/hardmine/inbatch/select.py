@@ -13,8 +13,11 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
-from hardmine._checks import check_fraction, check_positive_int
+from hardmine._checks import check_finite, check_int, check_number
 from hardmine.registry import Registry
+from hardmine.state import Array, Float, Int, check_fields, check_state, compare_config
+
+_STOCHASTIC_VERSION = 1
 
 SELECTORS = Registry("selector")
 """Short names for the CLI and the experiment runner: `SELECTORS["top_k"](k=0.25)`."""
@@ -119,9 +122,9 @@ class TopK:
 
     def __init__(self, k: int | float) -> None:
         if isinstance(k, float):
-            self.k: int | float = check_fraction("k", k, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
+            self.k: int | float = check_number("k", k, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
         else:
-            self.k = check_positive_int("k", k, minimum=0)
+            self.k = check_int("k", k, minimum=0)
 
     def count(self, num_valid: int, num_scores: int) -> int:
         """The number of elements kept out of `num_valid` valid ones (of `num_scores` in all)."""
@@ -150,12 +153,11 @@ class Threshold:
     """
 
     def __init__(self, value: float, min_kept: int = 0, keep: Literal["above", "below"] = "above") -> None:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ValueError(f"value must be a finite number, got {value!r}")
+        check_finite("value", value)
         if keep not in ("above", "below"):
             raise ValueError(f"keep must be 'above' or 'below', got {keep!r}")
         self.value = float(value)
-        self.min_kept = check_positive_int("min_kept", min_kept, minimum=0)
+        self.min_kept = check_int("min_kept", min_kept, minimum=0)
         self.keep = keep
 
     def __call__(self, scores: torch.Tensor, mask: torch.Tensor | None = None) -> Selection:
@@ -182,10 +184,8 @@ class Stochastic:
     """
 
     def __init__(self, beta: float = 1.0, history_size: int = 1024, seed: int | torch.Generator = 0) -> None:
-        if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not (math.isfinite(beta) and beta >= 0):
-            raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
-        self.beta = float(beta)
-        self.history_size = check_positive_int("history_size", history_size)
+        self.beta = check_finite("beta", beta, minimum=0)
+        self.history_size = check_int("history_size", history_size)
         if isinstance(seed, torch.Generator):
             self.generator = seed
         elif isinstance(seed, int) and not isinstance(seed, bool):
@@ -221,25 +221,38 @@ class Stochastic:
         return _selection(keep, scores.shape, scores.dtype)
 
     def state_dict(self) -> dict[str, Any]:
-        """History, ring position and generator state; a copy, safe to save with torch.save."""
+        """History, ring position, generator state and the constructor's beta and history_size; a copy, safe to
+        save with torch.save."""
         return {"history": self._history.clone(), "count": self._count, "position": self._position,
-                "generator": self.generator.get_state()}
+                "generator": self.generator.get_state(), "config": {"beta": self.beta,
+                                                                    "history_size": self.history_size},
+                "state_version": _STOCHASTIC_VERSION}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a state from `state_dict()`; the next selections are then identical to the saved run's."""
-        missing = {"history", "count", "position", "generator"} - set(state)
-        if missing:
-            raise ValueError(f"state is missing {sorted(missing)}")
-        history = torch.as_tensor(state["history"], dtype=torch.float64)
-        if history.shape != (self.history_size,):
-            raise ValueError(f"state['history'] has shape {tuple(history.shape)}, expected ({self.history_size},)")
-        count = check_positive_int("state['count']", state["count"], minimum=0)
-        position = check_positive_int("state['position']", state["position"], minimum=0)
-        if count > self.history_size or position >= self.history_size:
-            raise ValueError(f"state['count']={count} and state['position']={position} do not fit a history of "
+    def load_state_dict(self, state: dict[str, Any], *, use_saved_config: bool = False) -> None:
+        """Restore a state from `state_dict()`; the next selections are then identical to the saved run's.
+
+        Everything (the generator's state included) is checked before anything is assigned. A saved beta that
+        differs from this selector's is an error unless `use_saved_config=True` takes it (history_size must match).
+        """
+        check_state(state, "Stochastic", _STOCHASTIC_VERSION, ("config",))
+        config = check_fields(state["config"], {"beta": Float(0.0), "history_size": Int(1)}, "state['config']")
+        if config["history_size"] != self.history_size:
+            raise ValueError(f"state['config']['history_size'] is {config['history_size']}, this selector has "
                              f"{self.history_size}")
-        self._history, self._count, self._position = history.clone(), count, position
-        self.generator.set_state(state["generator"])
+        compare_config("Stochastic", config, {"beta": self.beta, "history_size": self.history_size},
+                       use_saved_config)
+        n = self.history_size
+        values = check_fields({k: v for k, v in state.items() if k not in ("config", "state_version")},
+                              {"history": Array("float64", n), "count": Int(0, n), "position": Int(0, n - 1),
+                               "generator": Array("uint8")}, "Stochastic state")
+        generator = torch.Generator()
+        try:
+            generator.set_state(torch.from_numpy(values["generator"]))
+        except RuntimeError as error:
+            raise ValueError(f"Stochastic state['generator'] is not a CPU generator's state: {error}") from None
+        self.generator.set_state(generator.get_state())
+        self._history = torch.from_numpy(values["history"])
+        self._count, self._position, self.beta = values["count"], values["position"], config["beta"]
 
 
 def true_class_probability(logits: torch.Tensor, target: torch.Tensor,

@@ -31,6 +31,7 @@ class Block:
     pos_valid: torch.Tensor
     exclude_self: bool
     finish: _ops.Finish
+    self_listed: bool = False  # (with exclude_self) pos_cols lists each row's own column, so scattering covers it
 
     @property
     def rows(self) -> int:
@@ -48,11 +49,13 @@ class Block:
         """Set the positive and self entries of `values` ([b, M], laid out as `raw`) to `fill`, in place."""
         if self.exclude_self:
             values.scatter_(1, self.pos_cols, fill)
+            if self.self_listed:
+                return values
             own = torch.arange(self.rows, device=values.device)
             values.view(-1).index_fill_(0, own * values.shape[1] + own + self.start, fill)
             return values
         has = self.pos_valid.any(1) if self.pos_valid.shape[1] else self.pos_valid.new_zeros(self.rows)
-        if bool(has.all()):
+        if values.device.type == "cpu" and bool(has.all()):  # (a shortcut only where reading it costs no sync)
             return values.scatter_(1, self.pos_cols, fill)
         current = values.gather(1, self.pos_cols)  # rows without positives point at column 0: write it back
         return values.scatter_(1, self.pos_cols, torch.where(has[:, None], fill, current))
@@ -101,11 +104,17 @@ class MiningBatch:
     max_bytes: int
     make_positives: Callable[[], tuple[torch.Tensor, torch.Tensor]]
     self_labels: torch.Tensor | None = None
+    self_listed: bool = False  # see Block.self_listed
 
     @functools.cached_property
     def positives(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(pos_cols, pos_valid), built once."""
         return self.make_positives()
+
+    @functools.cached_property
+    def factors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """`distance.factors(query, ref)`, built once."""
+        return self.distance.factors(self.query, self.ref)
 
     @property
     def num_query(self) -> int:
@@ -121,9 +130,14 @@ class MiningBatch:
     def blocks(self, bytes_per_pair: int) -> Iterator[Block]:
         """Row blocks whose working memory (`bytes_per_pair` per matrix entry) stays within `max_bytes`."""
         rows = max(1, self.max_bytes // max(1, self.num_ref * bytes_per_pair))
-        xa, ya = self.distance.factors(self.query, self.ref)
+        xa, ya = self.factors
         pos_cols, pos_valid = self.positives
         for start in range(0, self.num_query, rows):
             stop = min(start + rows, self.num_query)
             yield Block(start, xa[start:stop] @ ya.T, pos_cols[start:stop], pos_valid[start:stop],
-                        self.exclude_self, self.distance.finish_)
+                        self.exclude_self, self.distance.finish_, self.self_listed)
+
+
+def concat_blocks(out: list[Indices]) -> Indices:
+    """The per-block index tuples joined part by part (no copy when there is one block)."""
+    return out[0] if len(out) == 1 else tuple(torch.cat(part) for part in zip(*out))

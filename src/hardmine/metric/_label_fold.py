@@ -1,18 +1,22 @@
 """Batch-hard style extremes for a batch mined against itself with label-equality positives, when the batch
-has few classes: the label is folded into the matrix product (a one-hot column per class, scaled so that
-same-class entries rise above every real dissimilarity), so negatives need no mask at all, and the symmetric
-matrix is computed one triangle of blocks at a time (each block serves its rows and its columns)."""
+has few classes. Each class's members are listed once, padded to the largest class by repeating the last.
+
+Up to ONE_BLOCK_ROWS (within the byte budget) one plain [B, B] product serves both sides: positives are gathered
+from each row's class members, which are then scattered to +inf. Beyond it the label is folded into the matrix
+product (a one-hot column per class, scaled so that same-class entries rise above every real dissimilarity), so
+negatives need no mask at all, and the symmetric matrix is computed one triangle of blocks at a time (each block
+serves its rows and its columns); positives come from one batched product over the padded classes."""
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from hardmine.metric import _ops
 from hardmine.metric._batch import Indices, MiningBatch
 
 MAX_FOLDED_CLASSES = 32  # each class adds a column to the product; beyond this the generic path is cheaper
 _MIN_BLOCK = 512
+ONE_BLOCK_ROWS = 1024  # up to this batch (and within the byte budget) one plain [B, B] product is cheapest
 
 
 def _keep_first_smaller(best_value: torch.Tensor, best_col: torch.Tensor, start: int, value: torch.Tensor,
@@ -24,18 +28,27 @@ def _keep_first_smaller(best_value: torch.Tensor, best_col: torch.Tensor, start:
     best_col[rows] = torch.where(better, col, best_col[rows])
 
 
-def _closest_negatives(batch: MiningBatch, inverse: torch.Tensor, classes: int) -> torch.Tensor:
-    """int64 [B]: each row's closest other-class column (smallest index among ties)."""
-    xa, ya = batch.distance.factors(batch.query, batch.query)
-    bound = xa.norm(dim=1).max() * ya.norm(dim=1).max()  # |xa_i . ya_j| never exceeds it
-    scale = (4.0 * bound + 1.0).sqrt()
-    onehot = F.one_hot(inverse, classes).to(xa.dtype) * scale
-    xf, yf = torch.cat([xa, onehot], 1), torch.cat([ya, onehot], 1)
-    size = xa.shape[0]
-    step = min(max(_MIN_BLOCK, -(-size // 4)), max(1, int((batch.max_bytes // xa.element_size()) ** 0.5)))
+def _fold_step(batch: MiningBatch) -> int:
+    """Rows (and columns) of one block of the folded matrix."""
+    size = batch.num_query
+    return min(max(_MIN_BLOCK, -(-size // 4)), max(1, int((batch.max_bytes // batch.query.element_size()) ** 0.5)))
+
+
+def _closest_negatives(batch: MiningBatch, onehot: torch.Tensor) -> torch.Tensor | None:
+    """int64 [B]: each row's closest other-class column (smallest index among ties); onehot: [B, C] bool. None
+    when the folded class columns would overflow the dtype (large unnormalised embeddings), so the generic path
+    must run."""
+    xa, ya = batch.factors
+    # same-class entries gain penalty > 2 max|xa_i . ya_j|, which lifts them above every other-class entry
+    penalty = xa.norm(dim=1).max().mul_(ya.norm(dim=1).max()).mul_(4.0).add_(1.0)
+    if not bool(penalty <= torch.finfo(xa.dtype).max / 16):
+        return None
+    hot = onehot.to(xa.dtype)
+    xf, yf = torch.cat([xa, hot * penalty], 1), torch.cat([ya, hot], 1)
+    size, step = xa.shape[0], _fold_step(batch)
+    finish = batch.distance.finish_
     best_value = xa.new_full((size,), float("inf"))
     best_col = torch.full((size,), -1, dtype=torch.int64, device=xa.device)
-    finish = batch.distance.finish_
     for i in range(0, size, step):
         for j in range(i, size, step):
             block = xf[i:i + step] @ yf[j:j + step].T
@@ -47,45 +60,77 @@ def _closest_negatives(batch: MiningBatch, inverse: torch.Tensor, classes: int) 
     return best_col
 
 
-def _extreme_positives(batch: MiningBatch, inverse: torch.Tensor, sizes: torch.Tensor,
-                       largest: bool) -> torch.Tensor | None:
-    """int64 [B]: each row's farthest (largest) or closest same-class column, -1 for single-sample classes;
-    one batched product over classes padded to the largest (None when padding would waste too much)."""
-    classes, width = sizes.numel(), int(sizes.max())
-    if classes * width * width > 4 * int((sizes * sizes).sum()) + 4096:
-        return None
-    xa, ya = batch.distance.factors(batch.query, batch.query)
-    order = torch.argsort(inverse, stable=True)
-    slot = torch.arange(width, device=xa.device)
-    members = order[((torch.cumsum(sizes, 0) - sizes)[:, None] + torch.minimum(slot, sizes[:, None] - 1)).view(-1)]
-    members = members.view(classes, width)
-    block = torch.bmm(xa[members.view(-1)].view(classes, width, -1), ya[members.view(-1)].view(classes, width, -1)
-                      .transpose(1, 2))
+def _extreme_positives(batch: MiningBatch, members: torch.Tensor, sizes: torch.Tensor,
+                       largest: bool) -> torch.Tensor:
+    """int64 [B]: each row's farthest (largest) or closest same-class column, -1 for single-sample classes.
+
+    members [C, W]: each class's rows ascending, padded by repeating the last. A padded column repeats a real
+    column of the same row at a later slot, so first-index ties never pick it, and masking every column that
+    holds the row's own member excludes the row itself and its copies; padded rows equal their member's row.
+    """
+    xa, ya = batch.factors
+    classes, width = members.shape
+    flat = members.view(-1)
+    block = torch.bmm(xa.index_select(0, flat).view(classes, width, -1),
+                      ya.index_select(0, flat).view(classes, width, -1).transpose(1, 2))
     block = batch.distance.finish_(block)
-    fill = float("-inf") if largest else float("inf")
-    block.masked_fill_((slot[None, None, :] >= sizes[:, None, None]) | torch.eye(width, dtype=torch.bool,
-                                                                                   device=xa.device), fill)
+    block.masked_fill_(members[:, :, None] == members[:, None, :], float("-inf") if largest else float("inf"))
     pick = block.argmax(2) if largest else block.argmin(2)
-    valid = (slot[None, :] < sizes[:, None]) & (sizes[:, None] > 1)
-    out = torch.full((xa.shape[0],), -1, dtype=torch.int64, device=xa.device)
-    out[members[valid]] = members.gather(1, pick)[valid]
-    return out
+    chosen = torch.where(sizes[:, None] > 1, members.gather(1, pick), -1)
+    return torch.empty(xa.shape[0], dtype=torch.int64, device=xa.device).scatter_(0, flat, chosen.view(-1))
+
+
+def _one_block_extremes(batch: MiningBatch, members: torch.Tensor, classes: torch.Tensor,
+                        hardest_positive: bool, every_row_has_positive: bool) -> Indices:
+    """The extremes when one block covers the batch: one plain product; each row's class members (padded
+    by repetition, so a padded column repeats a real one at a later slot and first-index ties never pick it)
+    give the positives by gather, then become +inf by scatter, which leaves exactly the negatives."""
+    labels = batch.self_labels
+    xa, ya = batch.factors
+    cols = members.index_select(0, torch.searchsorted(classes, labels))  # [B, W]
+    values = xa @ ya.T
+    finish = batch.distance.finish_
+    positives = finish(values.gather(1, cols))
+    own = cols == _ops.arange(cols.shape[0], cols.device)[:, None]  # the row itself (and its copies)
+    if hardest_positive:
+        best, slot = positives.masked_fill_(own, float("-inf")).max(1)
+    else:
+        best, slot = positives.masked_fill_(own, float("inf")).min(1)
+    positive = cols.gather(1, slot[:, None]).view(-1)
+    negative = _ops.row_first_argmin(values.scatter_(1, cols, float("inf")), finish)[1]
+    if every_row_has_positive:  # (and a negative: there are two classes or more)
+        return torch.arange(cols.shape[0], device=cols.device), positive, negative
+    anchor = torch.nonzero(torch.isfinite(best)).flatten()
+    return anchor, positive[anchor], negative[anchor]
 
 
 def label_fold_extremes(batch: MiningBatch, hardest_positive: bool) -> Indices | None:
     """(anchor, positive, negative) as BatchHardMiner / EasyPositiveHardNegativeMiner define them, or None when
     this path does not apply (custom positives, a reference set, more than MAX_FOLDED_CLASSES classes, or
     very unequal class sizes)."""
-    if batch.self_labels is None:
+    labels = batch.self_labels
+    if labels is None:
         return None
-    _, inverse, sizes = torch.unique(batch.self_labels, return_inverse=True, return_counts=True)
-    if sizes.numel() > MAX_FOLDED_CLASSES:
+    ordered, order = torch.sort(labels, stable=True)
+    classes, sizes = torch.unique_consecutive(ordered, return_counts=True)
+    counts = sizes.tolist()
+    if len(counts) > MAX_FOLDED_CLASSES:
         return None
-    if sizes.numel() < 2:
+    if len(counts) < 2:
         return batch.empty(3)
-    positive = _extreme_positives(batch, inverse, sizes, hardest_positive)
-    if positive is None:
+    width = max(counts)
+    if len(counts) * width * width > 4 * sum(c * c for c in counts) + 4096:  # padding would waste too much
         return None
-    negative = _closest_negatives(batch, inverse, sizes.numel())
+    slot = _ops.arange(width, labels.device)
+    first = torch.cumsum(sizes, 0).sub_(sizes)
+    members = order.index_select(0, (first[:, None] + torch.minimum(slot, sizes[:, None] - 1)).view(-1))
+    members = members.view(len(counts), width)
+    size = labels.shape[0]
+    if size <= ONE_BLOCK_ROWS and size * size * batch.query.element_size() <= batch.max_bytes:
+        return _one_block_extremes(batch, members, classes, hardest_positive, min(counts) > 1)
+    positive = _extreme_positives(batch, members, sizes, hardest_positive)
+    negative = _closest_negatives(batch, labels[:, None] == classes)
+    if negative is None:
+        return None
     anchor = torch.nonzero(positive >= 0).flatten()
     return anchor, positive[anchor], negative[anchor]

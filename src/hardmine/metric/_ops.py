@@ -3,6 +3,7 @@ exact first-index tie-breaking, sorted rows and binary search. All indices are i
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import torch
@@ -10,6 +11,12 @@ import torch
 Finish = Callable[[torch.Tensor], torch.Tensor]
 
 _CHUNK = 64
+
+
+@functools.lru_cache(maxsize=64)
+def arange(n: int, device: torch.device) -> torch.Tensor:
+    """A shared, read-only int64 `torch.arange(n)` on `device` (never write into it)."""
+    return torch.arange(n, device=device)
 
 
 def label_positives(labels: torch.Tensor, ref_labels: torch.Tensor,
@@ -29,13 +36,27 @@ def label_positives(labels: torch.Tensor, ref_labels: torch.Tensor,
     slot = torch.arange(int(sizes.max()), device=device)
     members = (torch.cumsum(sizes, 0) - sizes)[:, None] + torch.minimum(slot[None, :], sizes[:, None] - 1)
     class_cols = order.index_select(0, members.view(-1)).view(classes.shape[0], -1)
-    which = torch.searchsorted(classes, labels).clamp_(max=classes.shape[0] - 1)
-    size = torch.where(classes.index_select(0, which) == labels, sizes.index_select(0, which), 0)
+    which = torch.searchsorted(classes, labels)
+    if ref_labels is labels:  # every label is present
+        size = sizes.index_select(0, which)
+    else:
+        which.clamp_(max=classes.shape[0] - 1)
+        size = torch.where(classes.index_select(0, which) == labels, sizes.index_select(0, which), 0)
     cols = class_cols.index_select(0, which)
     valid = slot[None, :] < size[:, None]
     if exclude_self:
         valid &= cols != torch.arange(labels.shape[0], device=device)[:, None]
     return cols, valid
+
+
+def _chunk_minima(raw: torch.Tensor, finish: Finish, width: int) -> torch.Tensor:
+    """[b, ceil(M / width)]: `finish` of the minima of each row's chunks of `width` columns (a new tensor)."""
+    b, m = raw.shape
+    n = m // width
+    if m == n * width:
+        return finish(raw.view(b, n, width).amin(2))
+    tail = raw[:, n * width:].amin(1, keepdim=True)
+    return finish(torch.cat([raw[:, :n * width].reshape(b, n, width).amin(2), tail], 1) if n else tail)
 
 
 def row_first_argmin(raw: torch.Tensor, finish: Finish) -> tuple[torch.Tensor, torch.Tensor]:
@@ -45,20 +66,21 @@ def row_first_argmin(raw: torch.Tensor, finish: Finish) -> tuple[torch.Tensor, t
     vectorised reduction); `finish` is applied only to the chunk minima and to the winning chunk, so ties that
     `finish` creates (e.g. two squared distances with the same square root) still go to the smallest column.
     """
+    raw = raw.contiguous()
     b, m = raw.shape
-    n = m // _CHUNK
-    parts = []
-    if n:
-        parts.append(raw[:, :n * _CHUNK].reshape(b, n, _CHUNK).amin(2))
-    if m > n * _CHUNK:
-        parts.append(raw[:, n * _CHUNK:].amin(1, keepdim=True))
-    chunk_min = finish(torch.cat(parts, 1) if len(parts) > 1 else parts[0].clone())
-    best_chunk = chunk_min.argmin(1)
-    cols = best_chunk[:, None] * _CHUNK + torch.arange(_CHUNK, device=raw.device)[None, :]
-    inside = cols < m
-    values = finish(raw.gather(1, cols.clamp_(max=m - 1))).masked_fill_(~inside, float("inf"))
-    within = values.argmin(1)
-    return chunk_min.gather(1, best_chunk[:, None]).squeeze(1), best_chunk * _CHUNK + within
+    width = _CHUNK if m > 512 else _CHUNK // 2  # about sqrt(M): the two arg-reductions scan the least
+    value, best_chunk = _chunk_minima(raw, finish, width).min(1)
+    start = best_chunk * width
+    if m % width == 0:  # every chunk is full: copy each row's winning chunk out whole
+        n = m // width
+        chunk = best_chunk.add(arange(b, raw.device), alpha=n)
+        within = finish(raw.view(b * n, width).index_select(0, chunk)).argmin(1)
+    else:
+        cols = start[:, None] + torch.arange(width, device=raw.device)
+        inside = cols < m
+        values = finish(raw.gather(1, cols.clamp_(max=m - 1))).masked_fill_(~inside, float("inf"))
+        within = values.argmin(1)
+    return value, start.add_(within)
 
 
 def col_first_argmin(raw: torch.Tensor, finish: Finish) -> tuple[torch.Tensor, torch.Tensor]:
@@ -71,12 +93,12 @@ def col_first_argmin(raw: torch.Tensor, finish: Finish) -> tuple[torch.Tensor, t
     if m > n * _CHUNK:
         parts.append(raw[n * _CHUNK:].amin(0, keepdim=True))
     chunk_min = finish(torch.cat(parts, 0).T.contiguous())  # [b, chunks]: argmin along a contiguous dim
-    best_chunk = chunk_min.argmin(1)
+    value, best_chunk = chunk_min.min(1)
     rows = best_chunk[:, None] * _CHUNK + torch.arange(_CHUNK, device=raw.device)[None, :]
     inside = rows < m
     values = finish(raw.T.gather(1, rows.clamp_(max=m - 1))).masked_fill_(~inside, float("inf"))
     within = values.argmin(1)
-    return chunk_min.gather(1, best_chunk[:, None]).squeeze(1), best_chunk * _CHUNK + within
+    return value, best_chunk * _CHUNK + within
 
 
 def take(values: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:

@@ -4,16 +4,21 @@ anchor's positives once, and hands the concrete miner a `MiningBatch` to mine bl
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 
-from hardmine._checks import check_positive_int
+from hardmine._checks import check_int
 from hardmine.metric import _ops
 from hardmine.metric._batch import Block, Indices, MiningBatch, safe_padding
-from hardmine.metric.distances import DEFAULT_MAX_BYTES, BaseDistance, EuclideanDistance
+from hardmine.metric.distances import DEFAULT_MAX_BYTES, BaseDistance, EuclideanDistance, as_distance
+from hardmine.registry import Registry
+
+MINERS = Registry("miner")
+"""Short names of the miners: `MINERS["batch_hard"](margin=0.2)`; a miner registers with `@MINERS.register(name)`."""
 
 PositiveMask = torch.Tensor | Callable[[Any, Any], torch.Tensor]
 __all__ = ["BaseMiner", "Block", "Indices", "MiningBatch", "PositiveMask", "as_torch_generator"]
@@ -40,7 +45,7 @@ def _check_embeddings(name: str, x: Any) -> torch.Tensor:
     if x.ndim != 2:
         raise ValueError(f"{name} must be 2-D [batch, dim], got shape {tuple(x.shape)}")
     x = x.detach()
-    if not torch.isfinite(x.sum()) and not torch.isfinite(x).all():
+    if not math.isfinite(x.sum()) and not torch.isfinite(x).all():
         bad = ~torch.isfinite(x).all(1)
         rows = torch.nonzero(bad).flatten()
         raise ValueError(f"{name} has non-finite values (NaN or inf) in {rows.numel()} row(s), "
@@ -66,6 +71,21 @@ def _check_labels(name: str, labels: Any, rows: int, rows_name: str, device: tor
     return labels.to(device=device, dtype=torch.int64) if integer_1d else labels.to(device)
 
 
+def _check_distance_range(query: torch.Tensor, ref: torch.Tensor, distance: BaseDistance, name: str) -> None:
+    """Refuse embeddings whose (squared) distances or dot products could overflow the dtype: every value the
+    matrix product forms is at most (|x| + |y|)^2 (squared L2) or |x| |y| (dot), with 64x headroom. Rows the
+    distance normalises have norm 1 and cannot overflow: they are not read (no host synchronisation)."""
+    if query.numel() == 0 or ref.numel() == 0 or distance.normalize:
+        return
+    nq, nr = torch.stack([query.norm(dim=1).max(), ref.norm(dim=1).max()]).tolist()  # one device read
+    bound = nq * nr if distance.is_similarity else (nq + nr) ** 2
+    limit = torch.finfo(query.dtype).max / 64
+    if not bound <= limit:
+        raise ValueError(f"{name} have rows of L2 norm up to {max(nq, nr):.3g}: {type(distance).__name__} values "
+                         f"up to {bound:.3g} exceed what {query.dtype} holds safely ({limit:.3g}); normalise the "
+                         "embeddings (normalize=True) or scale them down")
+
+
 def _resolve_mask(mask: PositiveMask, labels: Any, ref_labels: Any, shape: tuple[int, int],
                   device: torch.device) -> torch.Tensor:
     value = mask(labels, ref_labels) if callable(mask) else mask
@@ -81,11 +101,16 @@ def _resolve_mask(mask: PositiveMask, labels: Any, ref_labels: Any, shape: tuple
 class BaseMiner:
     """Base of every miner: `miner(embeddings, labels, ref_emb=None, ref_labels=None)` -> int64 index tuple.
 
-    distance: a `hardmine.metric.distances` object (default: Euclidean on L2-normalised embeddings).
+    distance: a `hardmine.metric.distances` object or an equal pytorch-metric-learning one (LpDistance,
+        CosineSimilarity, DotProductSimilarity; converted once); default: Euclidean on L2-normalised embeddings.
     positive_mask: None (positives share a label), a [B, M] boolean tensor, or a callable
         `(labels, ref_labels) -> [B, M] bool` (multi-label or custom positives). Negatives are all other pairs
         except an embedding with itself.
     max_block_bytes: working-memory budget in bytes; anchors are processed in row blocks that fit it.
+
+    After each call, for logging as PML's miners: `num_triplets` (triplets returned, 0 for pair miners),
+    `num_pos_pairs` / `num_neg_pairs` (pairs returned by pair miners; distinct (anchor, positive) / (anchor,
+    negative) pairs within the triplets of triplet miners).
 
     Subclasses implement `_mine(batch)` and set `_arity` (3: triplets, 4: pairs) and `_bytes_per_pair`, their
     working memory per matrix entry.
@@ -96,15 +121,13 @@ class BaseMiner:
 
     def __init__(self, distance: BaseDistance | None = None, positive_mask: PositiveMask | None = None,
                  max_block_bytes: int = DEFAULT_MAX_BYTES) -> None:
-        if distance is None:
-            distance = self.default_distance()
-        if not isinstance(distance, BaseDistance):
-            raise TypeError(f"distance must be a hardmine.metric distance object, got {distance!r}")
+        distance = self.default_distance() if distance is None else as_distance("distance", distance)
         if positive_mask is not None and not (callable(positive_mask) or isinstance(positive_mask, torch.Tensor)):
             raise TypeError(f"positive_mask must be None, a boolean tensor or a callable, got {positive_mask!r}")
         self.distance = distance
         self.positive_mask = positive_mask
-        self.max_block_bytes = check_positive_int("max_block_bytes", max_block_bytes)
+        self.max_block_bytes = check_int("max_block_bytes", max_block_bytes)
+        self._last: tuple[Indices, int] | None = None  # the last output and its reference size, for the counters
 
     def default_distance(self) -> BaseDistance:
         """The distance used when none is given: Euclidean on L2-normalised embeddings (PML's default)."""
@@ -125,10 +148,39 @@ class BaseMiner:
         """
         batch = self.validate(embeddings, labels, ref_emb, ref_labels, positive_mask, ref_starts_with_batch)
         if batch.num_query == 0 or batch.num_ref == 0:
-            return batch.empty(self._arity)
-        with torch.no_grad():
-            out = self._mine(batch)
-        return tuple(t.to(torch.int64) for t in out)
+            out = batch.empty(self._arity)
+        else:
+            with torch.no_grad():
+                out = tuple(t.to(torch.int64) for t in self._mine(batch))
+        self._count(out, batch.num_ref)
+        return out
+
+    def _count(self, out: Indices, num_ref: int) -> None:
+        self._last = (out, num_ref)  # counted when read, so that mining itself waits for no device value
+
+    @property
+    def num_triplets(self) -> int:
+        """Triplets the last call returned (0 for pair miners and before any call)."""
+        return len(self._last[0][0]) if self._last is not None and len(self._last[0]) == 3 else 0
+
+    @property
+    def num_pos_pairs(self) -> int:
+        """Positive pairs of the last call: returned pairs, or distinct (anchor, positive) pairs of its triplets."""
+        return self._distinct_pairs(1)
+
+    @property
+    def num_neg_pairs(self) -> int:
+        """Negative pairs of the last call: returned pairs, or distinct (anchor, negative) pairs of its triplets."""
+        return self._distinct_pairs(2)
+
+    def _distinct_pairs(self, column: int) -> int:
+        if self._last is None:
+            return 0
+        out, num_ref = self._last
+        if len(out) == 4:
+            return len(out[0] if column == 1 else out[2])
+        a, other = out[0], out[column]
+        return int(torch.unique(a * num_ref + other).numel()) if len(a) else 0
 
     def validate(self, embeddings: Any, labels: Any, ref_emb: Any, ref_labels: Any,
                  positive_mask: PositiveMask | None = None, ref_starts_with_batch: bool = False) -> MiningBatch:
@@ -166,10 +218,12 @@ class BaseMiner:
                 raise ValueError("ref_starts_with_batch=True but ref_labels does not start with labels")
         query = self.distance.prepare(x)
         ref = query if ref_emb is None else self.distance.prepare(y)
+        _check_distance_range(query, ref, self.distance, "embeddings" if ref_emb is None else "embeddings and ref_emb")
         if mask is None:
             positives = functools.partial(_ops.label_positives, labels, ref_labels, exclude_self)
             self_labels = labels if ref_emb is None else None
-            return MiningBatch(query, ref, exclude_self, self.distance, self.max_block_bytes, positives, self_labels)
+            return MiningBatch(query, ref, exclude_self, self.distance, self.max_block_bytes, positives, self_labels,
+                               self_listed=exclude_self)  # a row's own column carries its own label
         given = _resolve_mask(mask, labels, ref_labels, (x.shape[0], y.shape[0]), x.device)
         if exclude_self:
             given = given.clone()

@@ -5,10 +5,12 @@ from __future__ import annotations
 import torch
 
 from hardmine.metric import _ops
+from hardmine.metric._batch import concat_blocks
 from hardmine.metric._label_fold import label_fold_extremes
-from hardmine.metric.base import BaseMiner, Indices, MiningBatch
+from hardmine.metric.base import MINERS, BaseMiner, Indices, MiningBatch
 
 
+@MINERS.register("batch_hard")
 class BatchHardMiner(BaseMiner):
     """Per anchor, the hardest positive (farthest) and the hardest negative (closest): triplets (a, p, n).
 
@@ -34,9 +36,10 @@ class BatchHardMiner(BaseMiner):
             neg_value, neg_col = _ops.row_first_argmin(block.raw, block.finish)
             rows = torch.nonzero(torch.isfinite(pos_value) & torch.isfinite(neg_value)).flatten()
             out.append((rows + block.start, pos_col[rows], neg_col[rows]))
-        return tuple(torch.cat(part) for part in zip(*out))
+        return concat_blocks(out)
 
 
+@MINERS.register("easy_positive_hard_negative")
 class EasyPositiveHardNegativeMiner(BatchHardMiner):
     """Per anchor, the easiest positive (closest) and the hardest negative (closest): triplets (a, p, n).
 

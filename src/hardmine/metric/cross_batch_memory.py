@@ -8,10 +8,13 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from hardmine._checks import check_positive_int
+from hardmine._checks import check_device, check_int
+from hardmine.distributed import agree_on_errors
 from hardmine.metric.base import BaseMiner, Indices, _check_embeddings
+from hardmine.state import check_state, compare_config
 
 _STATE_KEYS = ("embeddings", "labels", "steps", "cursor")
+_STATE_VERSION = 1
 
 
 def _all_gather_rows(tensor: torch.Tensor) -> torch.Tensor:
@@ -29,7 +32,7 @@ def _all_gather_rows(tensor: torch.Tensor) -> torch.Tensor:
 
 
 def _check_step(step: Any) -> int:
-    return check_positive_int("step", step, minimum=0)
+    return check_int("step", step, minimum=0)
 
 
 class CrossBatchMemory:
@@ -46,11 +49,15 @@ class CrossBatchMemory:
     def __init__(self, size: int, embedding_dim: int, max_age: int | None = None,
                  label_shape: tuple[int, ...] = (), gather_distributed: bool = True,
                  device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> None:
-        self.size = check_positive_int("size", size)
-        self.embedding_dim = check_positive_int("embedding_dim", embedding_dim)
-        self.max_age = None if max_age is None else check_positive_int("max_age", max_age, minimum=0)
-        self.label_shape = tuple(check_positive_int("label_shape", n) for n in label_shape)
+        self.size = check_int("size", size)
+        self.embedding_dim = check_int("embedding_dim", embedding_dim)
+        self.max_age = None if max_age is None else check_int("max_age", max_age, minimum=0)
+        self.label_shape = tuple(check_int("label_shape", n) for n in label_shape)
         self.gather_distributed = bool(gather_distributed)
+        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+            raise TypeError(f"dtype must be a floating-point torch.dtype (embeddings would be truncated), "
+                            f"got {dtype!r}")
+        device = check_device("device", device)
         self.embeddings = torch.zeros((self.size, self.embedding_dim), dtype=dtype, device=device)
         self.labels = torch.zeros((self.size, *self.label_shape), dtype=torch.int64, device=device)
         self.steps = torch.full((self.size,), -1, dtype=torch.int64, device=device)
@@ -68,14 +75,27 @@ class CrossBatchMemory:
             raise ValueError(f"labels must have shape {(rows, *self.label_shape)}, got {tuple(labels.shape)}")
         return labels.to(torch.int64)
 
-    def enqueue(self, embeddings: torch.Tensor, labels: Any, step: int) -> None:
-        """Store a batch [B, embedding_dim] (detached) with its labels as made at `step`; oldest slots go first."""
+    @property
+    def _gathers(self) -> bool:
+        return self.gather_distributed and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+    def _check_batch(self, embeddings: Any, labels: Any, step: Any) -> tuple[torch.Tensor, torch.Tensor, int]:
         x = _check_embeddings("embeddings", embeddings)
         if x.shape[1] != self.embedding_dim:
             raise ValueError(f"embeddings has dim {x.shape[1]} but the memory holds dim {self.embedding_dim}")
-        labels = self._check_labels(labels, x.shape[0]).to(x.device)
-        step = _check_step(step)
-        if self.gather_distributed and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        return x, self._check_labels(labels, x.shape[0]).to(x.device), _check_step(step)
+
+    def enqueue(self, embeddings: torch.Tensor, labels: Any, step: int) -> None:
+        """Store a batch [B, embedding_dim] (detached) with its labels as made at `step`; oldest slots go first.
+
+        Under torch.distributed (gather_distributed), the ranks agree on the validity of their batches first:
+        a bad batch on any rank raises the same ValueError on every rank, and no rank's memory changes."""
+        with agree_on_errors("CrossBatchMemory.enqueue", enabled=self._gathers):
+            x, labels, step = self._check_batch(embeddings, labels, step)
+        self._store(x, labels, step)
+
+    def _store(self, x: torch.Tensor, labels: torch.Tensor, step: int) -> None:
+        if self._gathers:
             x, labels = _all_gather_rows(x), _all_gather_rows(labels)
         x, labels = x[-self.size:], labels[-self.size:]
         slots = (self.cursor + torch.arange(x.shape[0], device=self.steps.device)) % self.size
@@ -103,35 +123,65 @@ class CrossBatchMemory:
 
         Returns (indices, ref_emb, ref_labels): ref_emb is `embeddings` (with its gradient) followed by the
         memory's fresh entries, so `loss(embeddings, labels, indices, ref_emb, ref_labels)` works with PML
-        losses; self pairs of the batch are excluded.
+        losses; self pairs of the batch are excluded. Under torch.distributed the ranks agree on the validity of
+        their inputs (and on the miner succeeding) before the batch is gathered: all raise, or none does.
         """
-        x = _check_embeddings("embeddings", embeddings)
-        labels = self._check_labels(labels, x.shape[0]).to(x.device)
-        memory_emb, memory_labels = self.get(step)
-        ref_emb = torch.cat([embeddings, memory_emb.to(embeddings.device, embeddings.dtype)])
-        ref_labels = torch.cat([labels, memory_labels.to(x.device)])
-        indices = miner(x, labels, ref_emb.detach(), ref_labels, ref_starts_with_batch=True)
-        self.enqueue(x, labels, step)
+        with agree_on_errors("CrossBatchMemory.mine", enabled=self._gathers):
+            x, labels, step = self._check_batch(embeddings, labels, step)
+            memory_emb, memory_labels = self.get(step)
+            ref_emb = torch.cat([embeddings, memory_emb.to(embeddings.device, embeddings.dtype)])
+            ref_labels = torch.cat([labels, memory_labels.to(x.device)])
+            indices = miner(x, labels, ref_emb.detach(), ref_labels, ref_starts_with_batch=True)
+        self._store(x, labels, step)
         return indices, ref_emb, ref_labels
 
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        """Plain tensors (loadable with torch.load(weights_only=True)): embeddings, labels, steps, cursor."""
+    def state_dict(self) -> dict[str, Any]:
+        """Plain tensors and values (loadable with torch.load(weights_only=True)): embeddings, labels, steps,
+        cursor, the constructor's arguments under "config", and "state_version"."""
         return {"embeddings": self.embeddings.clone(), "labels": self.labels.clone(),
-                "steps": self.steps.clone(), "cursor": torch.tensor(self.cursor, dtype=torch.int64)}
+                "steps": self.steps.clone(), "cursor": torch.tensor(self.cursor, dtype=torch.int64),
+                "config": self._config(), "state_version": _STATE_VERSION}
 
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        """Restore what `state_dict` returned; shapes and dtypes must match this memory's."""
-        missing = [k for k in _STATE_KEYS if k not in state]
-        if missing:
-            raise KeyError(f"state is missing {missing}")
+    def _config(self) -> dict[str, Any]:
+        return {"size": self.size, "embedding_dim": self.embedding_dim, "max_age": self.max_age,
+                "label_shape": list(self.label_shape), "dtype": str(self.embeddings.dtype)}
+
+    def load_state_dict(self, state: dict[str, Any], *, use_saved_config: bool = False) -> None:
+        """Restore what `state_dict` returned; everything is checked before anything is assigned.
+
+        The saved size, embedding_dim, label_shape and dtype must be this memory's; a saved max_age that differs
+        is an error unless `use_saved_config=True` takes it. Embeddings must be finite, steps >= -1, the cursor
+        in [0, size).
+        """
+        check_state(state, "CrossBatchMemory", _STATE_VERSION, (*_STATE_KEYS, "config"))
+        config = state["config"]
+        if not isinstance(config, dict):
+            raise ValueError(f"CrossBatchMemory state['config'] must be a dict, got {type(config).__name__}")
+        mine = self._config()
+        fixed = {k: mine[k] for k in mine if k != "max_age"}
+        compare_config("CrossBatchMemory", {k: config.get(k) for k in fixed}, fixed, use_saved_config=False)
+        compare_config("CrossBatchMemory", {"max_age": config.get("max_age")}, {"max_age": self.max_age},
+                       use_saved_config)
+        max_age = config.get("max_age")
+        max_age = None if max_age is None else check_int("state['config']['max_age']", max_age, minimum=0)
         for key in ("embeddings", "labels", "steps"):
-            mine, theirs = getattr(self, key), state[key]
-            if tuple(theirs.shape) != tuple(mine.shape) or theirs.dtype != mine.dtype:
+            mine_t, theirs = getattr(self, key), state[key]
+            if not isinstance(theirs, torch.Tensor):
+                raise ValueError(f"state[{key!r}] must be a tensor, got {type(theirs).__name__}")
+            if tuple(theirs.shape) != tuple(mine_t.shape) or theirs.dtype != mine_t.dtype:
                 raise ValueError(f"state[{key!r}] has shape {tuple(theirs.shape)} and dtype {theirs.dtype}, "
-                                 f"expected {tuple(mine.shape)} and {mine.dtype}")
-        cursor = int(state["cursor"])
-        if not 0 <= cursor < self.size:
-            raise ValueError(f"state['cursor'] must be in [0, {self.size}), got {cursor}")
+                                 f"expected {tuple(mine_t.shape)} and {mine_t.dtype}")
+        if not bool(torch.isfinite(state["embeddings"]).all()):
+            rows = torch.nonzero(~torch.isfinite(state["embeddings"]).all(1)).flatten()
+            raise ValueError(f"state['embeddings'] has non-finite values (NaN or inf) in {rows.numel()} row(s), "
+                             f"e.g. rows {rows[:10].tolist()}")
+        if bool((state["steps"] < -1).any()):
+            raise ValueError(f"state['steps'] must be >= -1 (-1: an empty slot), got {int(state['steps'].min())}")
+        cursor = state["cursor"]
+        if isinstance(cursor, torch.Tensor) and cursor.numel() == 1 and not cursor.is_floating_point():
+            cursor = int(cursor)
+        if isinstance(cursor, bool) or not isinstance(cursor, int) or not 0 <= cursor < self.size:
+            raise ValueError(f"state['cursor'] must be an integer in [0, {self.size}), got {cursor!r}")
         for key in ("embeddings", "labels", "steps"):
             getattr(self, key).copy_(state[key])
-        self.cursor = cursor
+        self.cursor, self.max_age = cursor, max_age

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from hardmine._checks import check_fraction
+from hardmine._checks import check_number
 from hardmine.metric import _ops
-from hardmine.metric.base import BaseMiner, Block, Indices, MiningBatch, PositiveMask, as_torch_generator
+from hardmine.metric._batch import concat_blocks
+from hardmine.metric.base import MINERS, BaseMiner, Block, Indices, MiningBatch, PositiveMask, as_torch_generator
 from hardmine.metric.distances import DEFAULT_MAX_BYTES, BaseDistance, EuclideanDistance
 
 
@@ -19,12 +20,16 @@ def negative_weights(distances: torch.Tensor, dim: int, cutoff: float, nonzero_l
     """
     d = distances.double()
     clamped = d.clamp(min=cutoff)
-    log_w = (2.0 - dim) * clamped.log() - ((dim - 3) / 2.0) * torch.log1p(-0.25 * clamped.square())
-    log_w.masked_fill_(~(torch.isfinite(log_w) & (d < nonzero_loss_cutoff)), float("-inf"))
+    # in place, each step the same IEEE operation as (2 - dim) log c - (dim - 3) / 2 log1p(-c^2 / 4)
+    log_w = clamped.square().mul_(-0.25).log1p_().mul_((dim - 3) / 2.0)
+    log_w = clamped.log_().mul_(2.0 - dim).sub_(log_w)
+    never = float("-inf")
+    log_w.nan_to_num_(nan=never, posinf=never, neginf=never).masked_fill_(d >= nonzero_loss_cutoff, never)
     row_max = log_w.amax(1, keepdim=True)
-    return (log_w - row_max.clamp(min=torch.finfo(torch.float64).min)).exp_()
+    return log_w.sub_(row_max.clamp_(min=torch.finfo(torch.float64).min)).exp_()
 
 
+@MINERS.register("distance_weighted")
 class DistanceWeightedMiner(BaseMiner):
     """One triplet (a, p, n) per positive pair, n drawn with probability proportional to `negative_weights`.
 
@@ -43,8 +48,8 @@ class DistanceWeightedMiner(BaseMiner):
         super().__init__(distance, positive_mask, max_block_bytes)
         if not (isinstance(self.distance, EuclideanDistance) and self.distance.normalize):
             raise ValueError(f"DistanceWeightedMiner needs EuclideanDistance(normalize=True), got {self.distance!r}")
-        self.cutoff = check_fraction("cutoff", cutoff, 0.0, 2.0, low_inclusive=False)
-        self.nonzero_loss_cutoff = check_fraction("nonzero_loss_cutoff", nonzero_loss_cutoff, 0.0, float("inf"),
+        self.cutoff = check_number("cutoff", cutoff, 0.0, 2.0, low_inclusive=False)
+        self.nonzero_loss_cutoff = check_number("nonzero_loss_cutoff", nonzero_loss_cutoff, 0.0, float("inf"),
                                                   low_inclusive=False)
         self.generator = as_torch_generator(seed)
 
@@ -70,4 +75,4 @@ class DistanceWeightedMiner(BaseMiner):
             negative, ok = self._sample(block, weights)
             row, slot = torch.nonzero(block.pos_valid & ok).unbind(1)
             out.append((row + block.start, _ops.take(block.pos_cols, row, slot), _ops.take(negative, row, slot)))
-        return tuple(torch.cat(part) for part in zip(*out))
+        return concat_blocks(out)

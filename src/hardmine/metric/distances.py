@@ -15,7 +15,11 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
-from hardmine._checks import check_positive_int
+from hardmine._checks import check_int
+from hardmine.registry import Registry
+
+DISTANCES = Registry("distance")
+"""Short names of the distances: `DISTANCES["cosine"]()`; a distance registers with `@DISTANCES.register(name)`."""
 
 DEFAULT_MAX_BYTES = 16 * 2**20  # blocks below glibc's 32 MiB mmap threshold reuse heap pages
 
@@ -33,6 +37,10 @@ class BaseDistance:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(normalize={self.normalize})"
 
+    def to_pml(self) -> object:
+        """The equal pytorch-metric-learning distance, to pass to PML's miners and losses."""
+        return to_pml(self)
+
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
         """The embeddings as the distance sees them: L2-normalised rows when `normalize` is set."""
         return F.normalize(x, p=2, dim=1) if self.normalize else x
@@ -49,7 +57,7 @@ class BaseDistance:
     def pairwise_blocks(self, x: torch.Tensor, y: torch.Tensor | None = None,
                         max_bytes: int = DEFAULT_MAX_BYTES) -> Iterator[tuple[int, torch.Tensor]]:
         """Yield `(first_row, block)`: the rows of the [B, M] matrix in blocks of at most `max_bytes` bytes."""
-        check_positive_int("max_bytes", max_bytes)
+        check_int("max_bytes", max_bytes)
         xp = self.prepare(x)
         xa, ya = self.factors(xp, xp if y is None else self.prepare(y))
         rows = max(1, max_bytes // max(1, ya.shape[0] * xa.element_size()))
@@ -66,6 +74,7 @@ class BaseDistance:
         return blocks[0] if len(blocks) == 1 else torch.cat(blocks)
 
 
+@DISTANCES.register("squared_euclidean")
 class SquaredEuclideanDistance(BaseDistance):
     """Squared L2 distance |x - y|^2 (on L2-normalised embeddings by default, then in [0, 4])."""
 
@@ -74,15 +83,19 @@ class SquaredEuclideanDistance(BaseDistance):
 
     def factors(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # [x, |x|^2, 1] . [-2y, 1, |y|^2] = |x|^2 + |y|^2 - 2 x.y: the norms ride along in the matrix product
-        ones_x, ones_y = x.new_ones((x.shape[0], 1)), y.new_ones((y.shape[0], 1))
-        xa = torch.cat([x, x.pow(2).sum(1, keepdim=True), ones_x], 1)
-        ya = torch.cat([-2.0 * y, ones_y, y.pow(2).sum(1, keepdim=True)], 1)
-        return xa, ya
+        ones_x = x.new_ones((x.shape[0], 1))
+        norm_x = x.pow(2).sum(1, keepdim=True)
+        if y is x:  # mined against itself: the norms and ones serve both sides
+            ones_y, norm_y = ones_x, norm_x
+        else:
+            ones_y, norm_y = y.new_ones((y.shape[0], 1)), y.pow(2).sum(1, keepdim=True)
+        return torch.cat([x, norm_x, ones_x], 1), torch.cat([-2.0 * y, ones_y, norm_y], 1)
 
     def finish_(self, values: torch.Tensor) -> torch.Tensor:
         return values.clamp_(min=0.0)
 
 
+@DISTANCES.register("euclidean")
 class EuclideanDistance(SquaredEuclideanDistance):
     """L2 distance |x - y| (on L2-normalised embeddings by default, then in [0, 2]); PML's default distance."""
 
@@ -90,6 +103,7 @@ class EuclideanDistance(SquaredEuclideanDistance):
         return values.clamp_(min=0.0).sqrt_()
 
 
+@DISTANCES.register("dot")
 class DotProductSimilarity(BaseDistance):
     """Dot product x . y, a similarity (unnormalised by default)."""
 
@@ -102,6 +116,7 @@ class DotProductSimilarity(BaseDistance):
         return x, -y
 
 
+@DISTANCES.register("cosine")
 class CosineSimilarity(DotProductSimilarity):
     """Cosine similarity x . y / (|x| |y|), in [-1, 1]: the dot product of L2-normalised embeddings."""
 
@@ -112,9 +127,54 @@ class CosineSimilarity(DotProductSimilarity):
         return "CosineSimilarity()"
 
 
-DISTANCES: dict[str, type[BaseDistance]] = {
-    "euclidean": EuclideanDistance,
-    "squared_euclidean": SquaredEuclideanDistance,
-    "cosine": CosineSimilarity,
-    "dot": DotProductSimilarity,
-}
+
+def _pml_distances():
+    try:
+        from pytorch_metric_learning import distances
+    except ImportError as err:
+        raise ImportError("converting to pytorch-metric-learning needs: pip install pytorch-metric-learning") from err
+    return distances
+
+
+def is_pml_distance(obj: object) -> bool:
+    """Whether `obj` is a pytorch-metric-learning distance (checked by its module, so PML need not be imported)."""
+    return any(c.__module__.startswith("pytorch_metric_learning.distances") for c in type(obj).__mro__)
+
+
+def from_pml(distance: object) -> BaseDistance:
+    """The hardmine distance equal to a pytorch-metric-learning one: LpDistance (p=2, power 1 or 2),
+    CosineSimilarity, DotProductSimilarity, with their `normalize_embeddings`. Others raise a TypeError."""
+    name = type(distance).__name__
+    normalize = bool(getattr(distance, "normalize_embeddings", True))
+    p, power = getattr(distance, "p", 2), getattr(distance, "power", 1)
+    if name == "LpDistance" and p == 2 and power in (1, 2):
+        return EuclideanDistance(normalize) if power == 1 else SquaredEuclideanDistance(normalize)
+    if name == "CosineSimilarity" and power == 1:
+        return CosineSimilarity()
+    if name == "DotProductSimilarity" and power == 1:
+        return CosineSimilarity() if normalize else DotProductSimilarity(False)
+    raise TypeError(f"distance {distance!r} of pytorch-metric-learning has no hardmine equivalent (supported: "
+                    "LpDistance with p=2 and power 1 or 2, CosineSimilarity, DotProductSimilarity)")
+
+
+def to_pml(distance: BaseDistance) -> object:
+    """The pytorch-metric-learning distance equal to a hardmine one, for PML's miners and losses."""
+    d = _pml_distances()
+    if isinstance(distance, EuclideanDistance):
+        return d.LpDistance(normalize_embeddings=distance.normalize, p=2, power=1)
+    if isinstance(distance, SquaredEuclideanDistance):
+        return d.LpDistance(normalize_embeddings=distance.normalize, p=2, power=2)
+    if isinstance(distance, CosineSimilarity):
+        return d.CosineSimilarity()
+    if isinstance(distance, DotProductSimilarity):
+        return d.DotProductSimilarity(normalize_embeddings=distance.normalize)
+    raise TypeError(f"{distance!r} has no pytorch-metric-learning equivalent")
+
+
+def as_distance(name: str, value: object) -> BaseDistance:
+    """A hardmine distance from a hardmine or a pytorch-metric-learning distance object; else a TypeError."""
+    if isinstance(value, BaseDistance):
+        return value
+    if is_pml_distance(value):
+        return from_pml(value)
+    raise TypeError(f"{name} must be a hardmine.metric distance object or a pytorch-metric-learning one, got {value!r}")

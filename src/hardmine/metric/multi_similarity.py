@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import torch
 
-from hardmine._checks import check_fraction
+from hardmine._checks import check_number
 from hardmine.metric import _ops
-from hardmine.metric.base import BaseMiner, Indices, MiningBatch, PositiveMask
+from hardmine.metric._batch import concat_blocks
+from hardmine.metric.base import MINERS, BaseMiner, Indices, MiningBatch, PositiveMask
 from hardmine.metric.distances import DEFAULT_MAX_BYTES, BaseDistance, CosineSimilarity
 
 
+@MINERS.register("multi_similarity")
 class MultiSimilarityMiner(BaseMiner):
     """Pairs (a1, p, a2, n): positives harder than the anchor's closest negative by less than epsilon, and
     negatives closer than the anchor's farthest positive plus epsilon.
@@ -25,7 +27,7 @@ class MultiSimilarityMiner(BaseMiner):
     def __init__(self, epsilon: float = 0.1, distance: BaseDistance | None = None,
                  positive_mask: PositiveMask | None = None, max_block_bytes: int = DEFAULT_MAX_BYTES) -> None:
         super().__init__(distance, positive_mask, max_block_bytes)
-        self.epsilon = check_fraction("epsilon", epsilon, 0.0, float("inf"))
+        self.epsilon = check_number("epsilon", epsilon, 0.0, float("inf"))
 
     def default_distance(self) -> BaseDistance:
         """Cosine similarity, as in the paper and PML."""
@@ -40,7 +42,7 @@ class MultiSimilarityMiner(BaseMiner):
             block.mask_non_negatives_(values, float("inf"))
             closest_negative = values.amin(1)
             pos_row, slot = torch.nonzero(d_ap + self.epsilon > closest_negative[:, None]).unbind(1)
-            neg_row, negative = torch.nonzero(values - self.epsilon < farthest_positive[:, None]).unbind(1)
+            neg_row, negative = torch.nonzero(values.sub_(self.epsilon) < farthest_positive[:, None]).unbind(1)
             out.append((pos_row + block.start, _ops.take(block.pos_cols, pos_row, slot), neg_row + block.start,
                         negative))
-        return tuple(torch.cat(part) for part in zip(*out))
+        return concat_blocks(out)

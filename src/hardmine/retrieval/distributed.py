@@ -77,14 +77,3 @@ def reduce_across_ranks(values: np.ndarray, op: str, shard: Shard) -> np.ndarray
     t = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float64))
     dist.all_reduce(t, op=dist.ReduceOp.MIN if op == "min" else dist.ReduceOp.SUM, group=shard.group)
     return t.numpy()
-
-
-def raise_if_any_failed(error: Exception | None, shard: Shard) -> None:
-    """Raise `error` here, or a RuntimeError on the ranks without one, when any rank failed a local check;
-    every rank must call it, so that no rank waits forever in a later collective."""
-    if shard.distributed:
-        failed = reduce_across_ranks(np.array([0.0 if error is None else 1.0]), "sum", shard)[0]
-        if failed and error is None:
-            raise RuntimeError(f"{int(failed)} other rank(s) failed checking their corpus shard")
-    if error is not None:
-        raise error

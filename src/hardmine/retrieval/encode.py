@@ -47,3 +47,35 @@ def encode_texts(texts: Sequence[str], model: Any = None, batch_size: int = 128,
     emb = model.encode(list(texts), batch_size=batch_size, show_progress_bar=progress,
                        convert_to_numpy=True, normalize_embeddings=normalize)
     return np.asarray(emb, dtype=np.float32)
+
+
+def check_encoder(name: str, model: Any) -> Any:
+    """`model` if it has a callable `encode(texts, ...)`, else a TypeError naming `name`."""
+    if not callable(getattr(model, "encode", None)):
+        raise TypeError(f"{name} must have an encode(texts) method like a SentenceTransformer, "
+                        f"got {type(model).__name__}")
+    return model
+
+
+def encode_side(model: Any, texts: Sequence[str], side: str, batch_size: int = 32, prompt: str | None = None,
+                prompt_name: str | None = None, progress: bool = True) -> np.ndarray:
+    """Embed `texts` as queries (side "query") or documents ("document") with any model that has ST's `encode`:
+    its encode_query / encode_document when present, else encode. Returns float32 [len(texts), d] as the model
+    gives them (asked for unit rows; cosine mining normalises blocks itself, so nothing is copied here).
+    Prompts are passed only when given."""
+    fn = getattr(model, f"encode_{side}", None)
+    fn = fn if callable(fn) else model.encode
+    kwargs: dict[str, Any] = dict(batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=True,
+                                  show_progress_bar=progress)
+    if prompt is not None:
+        kwargs["prompt"] = prompt
+    if prompt_name is not None:
+        kwargs["prompt_name"] = prompt_name
+    emb = fn(list(texts), **kwargs)
+    if hasattr(emb, "detach"):
+        emb = emb.detach().cpu().numpy()
+    emb = np.asarray(emb, dtype=np.float32)
+    if emb.ndim != 2 or emb.shape[0] != len(texts):
+        raise ValueError(f"model.encode returned shape {tuple(emb.shape)} for {len(texts)} texts, expected "
+                         f"[{len(texts)}, d]")
+    return emb

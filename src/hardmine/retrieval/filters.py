@@ -11,6 +11,10 @@ from dataclasses import dataclass
 import numpy as np
 
 FILTER_ORDER = ("max_score", "min_score", "absolute_margin", "relative_margin")
+#: "ranks" (hardmine's rule): the window [range_min, range_max) is counted over the ranked candidates before the
+#: score filters, which then drop inside it. "survivors" (sentence-transformers' rule): the score filters run first
+#: over the retrieved pool, and the window is counted over the candidates that survive them.
+RANGE_RULES = ("ranks", "survivors")
 
 
 @dataclass(frozen=True)
@@ -18,7 +22,8 @@ class CandidateFilters:
     """range_min / range_max: the rank window [range_min, range_max) counted over the corpus sorted by score with
     positives and excluded ids removed. max_score / min_score: drop candidates scoring above / below them.
     absolute_margin m: drop a candidate scoring above p - m, where p is the query's lowest positive score.
-    relative_margin r: drop a candidate scoring above p - |p| * r (correct when p is negative)."""
+    relative_margin r: drop a candidate scoring above p - |p| * r (correct when p is negative).
+    range_rule: where the window is counted, see RANGE_RULES."""
 
     range_min: int
     range_max: int
@@ -26,6 +31,7 @@ class CandidateFilters:
     min_score: float | None = None
     absolute_margin: float | None = None
     relative_margin: float | None = None
+    range_rule: str = "ranks"
 
     @property
     def active(self) -> tuple[str, ...]:
@@ -41,10 +47,14 @@ class CandidateFilters:
         """scores float32 [B, K] sorted descending per row; usable bool [B, K] (a real candidate that is not a
         positive or excluded id); positive_min [B] (the lowest positive score per query).
 
-        Returns kept bool [B, K], the window size per query int64 [B], and per-filter drop counts int64 [B].
+        Returns kept bool [B, K], the candidates per query int64 [B] (the rank window under "ranks", the whole
+        usable pool under "survivors") and per-filter drop counts int64 [B].
         """
-        rank = np.cumsum(usable, axis=1) - 1
-        alive = usable & (rank >= self.range_min) & (rank < self.range_max)
+        if self.range_rule == "ranks":
+            rank = np.cumsum(usable, axis=1) - 1
+            alive = usable & (rank >= self.range_min) & (rank < self.range_max)
+        else:
+            alive = usable.copy()
         window = alive.sum(axis=1).astype(np.int64)
         s = scores.astype(np.float64)
         p = np.asarray(positive_min, dtype=np.float64)[:, None]
@@ -62,4 +72,7 @@ class CandidateFilters:
             fail &= alive
             dropped[name] = fail.sum(axis=1).astype(np.int64)
             alive &= ~fail
+        if self.range_rule == "survivors":
+            rank = np.cumsum(alive, axis=1) - 1
+            alive &= (rank >= self.range_min) & (rank < self.range_max)
         return alive, window, dropped

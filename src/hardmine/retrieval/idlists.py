@@ -36,7 +36,8 @@ class IdLists:
         counts = a.counts + b.counts
         offsets = np.zeros(len(counts) + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])
-        rows = np.concatenate([np.repeat(np.arange(len(counts)), a.counts), np.repeat(np.arange(len(counts)), b.counts)])
+        owners = np.arange(len(counts))
+        rows = np.concatenate([np.repeat(owners, a.counts), np.repeat(owners, b.counts)])
         ids = np.concatenate([a.ids, b.ids])
         order = np.argsort(rows, kind="stable")
         return IdLists(offsets, ids[order])
@@ -45,9 +46,14 @@ class IdLists:
 def to_id_lists(name: str, value: Any, num_rows: int, num_ids: int) -> IdLists:
     """Read per-query corpus ids, checking each against [0, num_ids).
 
-    Accepted forms: a sequence of `num_rows` items, each an int or a sequence of ints (lists may be empty);
+    Accepted forms: an IdLists; a sequence of `num_rows` items, each an int or a sequence of ints (lists may be empty);
     a 1-D integer array [num_rows] (one id per row); a 2-D integer array [num_rows, m] where -1 marks padding.
     """
+    if isinstance(value, IdLists):
+        if len(value.counts) != num_rows:
+            raise ValueError(f"{name} has {len(value.counts)} rows but there are {num_rows} queries")
+        _check_range(name, value.ids, value.offsets, num_ids)
+        return value
     if isinstance(value, torch.Tensor):
         value = value.detach().cpu().numpy()
     if isinstance(value, np.ndarray):

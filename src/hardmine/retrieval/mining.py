@@ -7,13 +7,14 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from hardmine._checks import as_generator, check_fraction, check_positive_int
+from hardmine._checks import as_generator, check_int, check_number
+from hardmine.distributed import agree_on_errors
 from hardmine.retrieval.backends import Block, ExactSearch, SearchBackend, make_backend
-from hardmine.retrieval.distributed import Shard, corpus_shard, merge_across_ranks, raise_if_any_failed, \
-    reduce_across_ranks
+from hardmine.retrieval.distributed import Shard, corpus_shard, merge_across_ranks, reduce_across_ranks
 from hardmine.retrieval.embeddings import Embeddings, as_embedding_matrix
-from hardmine.retrieval.filters import CandidateFilters
+from hardmine.retrieval.filters import RANGE_RULES, CandidateFilters
 from hardmine.retrieval.idlists import IdLists, to_id_lists
+from hardmine.retrieval.rescore import Rescorer, check_rescorer, rescore_pairs
 from hardmine.retrieval.result import MinedNegatives
 from hardmine.retrieval.sampling import SAMPLINGS, choose
 
@@ -41,6 +42,8 @@ def mine_hard_negatives(
     recall_sample: int = 256,
     corpus_sharded: bool = False,
     group: Any = None,
+    range_rule: str = "ranks",
+    rescore: Rescorer | None = None,
 ) -> MinedNegatives:
     """Mine `num_negatives` hard negatives per query from a corpus, never holding a full [Q, C] score matrix.
 
@@ -52,60 +55,114 @@ def mine_hard_negatives(
     Filters then drop candidates scoring above max_score, below min_score, above p - absolute_margin or above
     p - |p| * relative_margin, where p is the query's lowest positive score. sampling "top" keeps the best
     survivors, "random" a uniform sample of them seeded by `seed`. Queries short of survivors are padded with -1.
+    range_rule "ranks" (hardmine's rule, above) counts the window before the score filters; "survivors"
+    (sentence-transformers' rule) retrieves the top range_max + (most positives and excluded ids of any query),
+    applies the filters to them, and counts the window [range_min, range_max) over the survivors.
+
+    rescore: optional rescore(query_ids, corpus_ids) -> scores (int64 [M] each in, float [M] out, finite),
+    e.g. a cross-encoder. The retrieved candidates and every query's positives are re-scored; ranking, window,
+    filters and margins then use the re-scored values, and `rescore_removed` counts the candidates the embedding
+    scores let through that the re-scored values drop. Under torch.distributed every rank re-scores all pairs.
 
     index: "exact", "ivf", "hnsw" or a configured SearchBackend; approximate searches state their recall against
     exact search on `recall_sample` queries (0 turns that off). batch_size: queries per block; memory is
     O(batch_size x (corpus block + k)), whatever the corpus size.
     Distributed (torch.distributed initialised, world > 1): every rank passes the same queries; with
     corpus_sharded=False every rank holds the whole corpus and searches 1/world of it; with corpus_sharded=True
-    corpus_emb is this rank's shard and global ids follow rank order. All ranks return the same result.
+    corpus_emb is this rank's shard and global ids follow rank order. All ranks return the same result, and the
+    ranks agree on the validity of their inputs before any collective: a bad input on one rank raises the same
+    ValueError, naming that rank, on every rank.
     """
-    num_negatives = check_positive_int("num_negatives", num_negatives)
-    range_min = check_positive_int("range_min", range_min, minimum=0)
-    batch_size = check_positive_int("batch_size", batch_size)
-    recall_sample = check_positive_int("recall_sample", recall_sample, minimum=0)
+    with agree_on_errors("mine_hard_negatives", group):
+        checked = _check_arguments(query_emb, corpus_emb, num_negatives, range_min, range_max, max_score,
+                                   min_score, absolute_margin, relative_margin, sampling, index, metric, seed,
+                                   batch_size, recall_sample, range_rule, rescore)
+    num_negatives, range_min, batch_size, recall_sample, filters, key, backend, queries, matrix, rescore = checked
+    cosine = metric == "cosine"
+    shard = corpus_shard(len(matrix), corpus_sharded, group)
+    with agree_on_errors("mine_hard_negatives", group):
+        corpus = Embeddings("corpus_emb", matrix[shard.start:shard.stop], cosine)
+        if queries.shape[1] != corpus.shape[1]:
+            raise ValueError(f"query_emb has dimension {queries.shape[1]} but corpus_emb has {corpus.shape[1]}")
+        num_queries, total = len(queries), shard.global_size
+        pos = to_id_lists("positives", positives, num_queries, total)
+        removed = pos if exclude is None else IdLists.union(pos, to_id_lists("exclude", exclude, num_queries, total))
+        if filters.uses_positive and (pos.counts == 0).any():
+            q = int(np.flatnonzero(pos.counts == 0)[0])
+            raise ValueError(f"positives[{q}] is empty: a margin needs at least one positive per query")
+    return _mine(queries, corpus, shard, pos, removed, filters, num_negatives, sampling, backend, key, batch_size,
+                 progress, recall_sample, metric, range_rule, rescore)
+
+
+def _check_arguments(query_emb: Any, corpus_emb: Any, num_negatives: int, range_min: int, range_max: int | None,
+                     max_score: float | None, min_score: float | None, absolute_margin: float | None,
+                     relative_margin: float | None, sampling: str, index: str | SearchBackend, metric: str,
+                     seed: Any, batch_size: int, recall_sample: int, range_rule: str,
+                     rescore: Rescorer | None) -> tuple:
+    """The local checks of mine_hard_negatives' arguments, before anything is exchanged between ranks."""
+    num_negatives = check_int("num_negatives", num_negatives)
+    range_min = check_int("range_min", range_min, minimum=0)
+    batch_size = check_int("batch_size", batch_size)
+    recall_sample = check_int("recall_sample", recall_sample, minimum=0)
     if sampling not in SAMPLINGS:
         raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
-    filters = _filters(num_negatives, range_min, range_max, max_score, min_score, absolute_margin, relative_margin)
+    if range_rule not in RANGE_RULES:
+        raise ValueError(f"range_rule must be one of {RANGE_RULES}, got {range_rule!r}")
+    rescore = check_rescorer("rescore", rescore)
+    filters = _filters(num_negatives, range_min, range_max, max_score, min_score, absolute_margin, relative_margin,
+                       range_rule)
     rng = as_generator(seed)
     key = int(seed) % 2**64 if isinstance(seed, (int, np.integer)) else int(rng.integers(2**63))
     backend = make_backend(index, seed=key % 2**31)
-    cosine = metric == "cosine"
+    queries = Embeddings("query_emb", query_emb, metric == "cosine")
+    matrix = as_embedding_matrix("corpus_emb", corpus_emb)
+    return num_negatives, range_min, batch_size, recall_sample, filters, key, backend, queries, matrix, rescore
 
-    queries = Embeddings("query_emb", query_emb, cosine)
-    corpus, shard = _local_corpus(corpus_emb, cosine, corpus_sharded, group)
-    if queries.shape[1] != corpus.shape[1]:
-        raise ValueError(f"query_emb has dimension {queries.shape[1]} but corpus_emb has {corpus.shape[1]}")
+
+def _mine(queries: Embeddings, corpus: Embeddings, shard: Shard, pos: IdLists, removed: IdLists,
+          filters: CandidateFilters, num_negatives: int, sampling: str, backend: SearchBackend, key: int,
+          batch_size: int, progress: bool, recall_sample: int, metric: str, range_rule: str,
+          rescore: Rescorer | None) -> MinedNegatives:
+    """The search, filtering and sampling of checked inputs (collectives only from here on)."""
     num_queries, total = len(queries), shard.global_size
-    pos = to_id_lists("positives", positives, num_queries, total)
-    removed = pos if exclude is None else IdLists.union(pos, to_id_lists("exclude", exclude, num_queries, total))
-    if filters.uses_positive and (pos.counts == 0).any():
-        q = int(np.flatnonzero(pos.counts == 0)[0])
-        raise ValueError(f"positives[{q}] is empty: a margin needs at least one positive per query")
     window_end = min(filters.range_max, total)
+    most_removed = int(removed.counts.max(initial=0))
     blocks: list[Block] = []
     for start in range(0, num_queries, batch_size):
         stop = min(start + batch_size, num_queries)
-        blocks.append((start, stop, min(window_end + int(removed.counts[start:stop].max(initial=0)), total)))
+        extra = most_removed if range_rule == "survivors" else int(removed.counts[start:stop].max(initial=0))
+        blocks.append((start, stop, min(window_end + extra, total)))
 
-    positive_min = _lowest_positive_scores(queries, corpus, pos, shard, batch_size)
+    positive_min, positive_pairs = _positive_scores(queries, corpus, pos, shard, batch_size)
     found = _search(backend, queries, corpus, blocks, shard, progress)
     recall = _recall(backend, found, queries, corpus, blocks, shard, recall_sample, key) if backend.approximate \
         else None
+    retrieved, retrieved_min = found, positive_min
+    rescore_removed, rescored = None, 0
+    if rescore is not None:
+        rows = np.repeat(np.arange(num_queries, dtype=np.int64), pos.counts)
+        positive_pairs = rescore_pairs("rescore", rescore, rows, pos.ids).astype(np.float32)
+        lowest = np.full(num_queries, np.inf)
+        np.minimum.at(lowest, rows, positive_pairs.astype(np.float64))
+        positive_min = np.where(np.isfinite(lowest), lowest, np.nan).astype(np.float32)
+        found = [_rescored_block(rescore, start, s, ids) for (start, _, _), (s, ids) in zip(blocks, found)]
+        rescored = int(pos.ids.size + sum(int((ids >= 0).sum()) for _, ids in found))
+        rescore_removed = np.zeros(num_queries, dtype=np.int64)
 
     indices = np.full((num_queries, num_negatives), -1, dtype=np.int64)
     scores = np.full((num_queries, num_negatives), np.nan, dtype=np.float32)
     candidates = np.zeros(num_queries, dtype=np.int64)
     dropped = {name: np.zeros(num_queries, dtype=np.int64) for name in filters.active}
-    for (start, stop, _), (s, ids) in zip(blocks, found):
-        rows, excluded_ids = removed.block_pairs(start, stop)
-        usable = (ids >= 0) & ~np.isin(_pair_keys(np.arange(stop - start)[:, None], ids, total),
-                                       _pair_keys(rows, excluded_ids, total))
+    for (start, stop, _), (s, ids), (s0, ids0) in zip(blocks, found, retrieved):
+        usable = _usable(removed, start, stop, ids, total)
         kept, candidates[start:stop], block_dropped = filters.apply(s, usable, positive_min[start:stop])
         for name, counts in block_dropped.items():
             dropped[name][start:stop] = counts
+        if rescore_removed is not None:
+            kept0, _, _ = filters.apply(s0, _usable(removed, start, stop, ids0, total), retrieved_min[start:stop])
+            rescore_removed[start:stop] = _lost(kept0, ids0, kept, ids, total)
         cols = choose(kept, num_negatives, sampling, key, np.arange(start, stop), ids)
         ok = cols >= 0
         safe = np.where(ok, cols, 0)
@@ -113,13 +170,40 @@ def mine_hard_negatives(
         scores[start:stop] = np.where(ok, np.take_along_axis(s, safe, axis=1), np.nan)
     return MinedNegatives(indices, scores, positive_min, candidates, dropped, pos, search=backend.name,
                           search_recall=recall, recall_k=min(b[2] for b in blocks) if recall is not None else None,
-                          metric=metric)
+                          metric=metric, positive_pair_scores=positive_pairs, rescore_removed=rescore_removed,
+                          rescored_pairs=rescored)
+
+
+def _usable(removed: IdLists, start: int, stop: int, ids: np.ndarray, total: int) -> np.ndarray:
+    """bool [B, K]: a real candidate that is neither a positive nor an excluded id of its query."""
+    rows, excluded_ids = removed.block_pairs(start, stop)
+    return (ids >= 0) & ~np.isin(_pair_keys(np.arange(stop - start)[:, None], ids, total),
+                                 _pair_keys(rows, excluded_ids, total))
+
+
+def _rescored_block(rescore: Rescorer, start: int, s: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The block's candidates re-scored and re-sorted descending (padding stays last with -inf)."""
+    valid = ids >= 0
+    rows = np.nonzero(valid)[0].astype(np.int64) + start
+    new = np.full(s.shape, -np.inf, dtype=np.float32)
+    new[valid] = rescore_pairs("rescore", rescore, rows, ids[valid])
+    order = np.argsort(-new, axis=1, kind="stable")
+    return np.take_along_axis(new, order, axis=1), np.take_along_axis(ids, order, axis=1)
+
+
+def _lost(kept0: np.ndarray, ids0: np.ndarray, kept: np.ndarray, ids: np.ndarray, total: int) -> np.ndarray:
+    """Per row, ids kept under the first scores (kept0, ids0) that are not kept under the second: int64 [B]."""
+    rows = np.arange(len(ids))[:, None]
+    before = _pair_keys(np.broadcast_to(rows, ids0.shape)[kept0], ids0[kept0], total)
+    after = _pair_keys(np.broadcast_to(rows, ids.shape)[kept], ids[kept], total)
+    lost = ~np.isin(before, after)
+    return np.bincount(np.broadcast_to(rows, ids0.shape)[kept0][lost], minlength=len(ids)).astype(np.int64)
 
 
 def _filters(num_negatives: int, range_min: int, range_max: int | None, max_score: float | None,
              min_score: float | None, absolute_margin: float | None,
-             relative_margin: float | None) -> CandidateFilters:
-    range_max = range_min + 10 * num_negatives if range_max is None else check_positive_int("range_max", range_max)
+             relative_margin: float | None, range_rule: str = "ranks") -> CandidateFilters:
+    range_max = range_min + 10 * num_negatives if range_max is None else check_int("range_max", range_max)
     if range_max <= range_min:
         raise ValueError(f"range_max must be > range_min = {range_min}, got {range_max}")
     if num_negatives > range_max - range_min:
@@ -128,30 +212,12 @@ def _filters(num_negatives: int, range_min: int, range_max: int | None, max_scor
     values = {}
     for name, value in (("max_score", max_score), ("min_score", min_score), ("absolute_margin", absolute_margin)):
         if value is not None:
-            values[name] = check_fraction(name, value, -np.inf, np.inf, False, False)
+            values[name] = check_number(name, value)
     if relative_margin is not None:
-        values["relative_margin"] = check_fraction("relative_margin", relative_margin, 0.0, 1.0)
+        values["relative_margin"] = check_number("relative_margin", relative_margin, 0.0, 1.0)
     if max_score is not None and min_score is not None and min_score > max_score:
         raise ValueError(f"min_score = {min_score} is above max_score = {max_score}: no candidate could pass")
-    return CandidateFilters(range_min, range_max, **values)
-
-
-def _local_corpus(corpus_emb: Any, cosine: bool, corpus_sharded: bool, group: Any) -> tuple[Embeddings, Shard]:
-    """This rank's part of the corpus, checked; a failure on any rank is raised on every rank."""
-    matrix, error = None, None
-    try:
-        matrix = as_embedding_matrix("corpus_emb", corpus_emb)
-    except (TypeError, ValueError) as err:
-        error = err
-    shard = corpus_shard(0 if matrix is None else len(matrix), corpus_sharded, group)
-    corpus = None
-    if error is None:
-        try:
-            corpus = Embeddings("corpus_emb", matrix[shard.start:shard.stop], cosine)
-        except ValueError as err:
-            error = err
-    raise_if_any_failed(error, shard)
-    return corpus, shard
+    return CandidateFilters(range_min, range_max, **values, range_rule=range_rule)
 
 
 def _pair_keys(rows: np.ndarray, ids: np.ndarray, total: int) -> np.ndarray:
@@ -159,10 +225,12 @@ def _pair_keys(rows: np.ndarray, ids: np.ndarray, total: int) -> np.ndarray:
     return rows.astype(np.int64) * (total + 1) + ids
 
 
-def _lowest_positive_scores(queries: Embeddings, corpus: Embeddings, pos: IdLists, shard: Shard,
-                            batch_size: int) -> np.ndarray:
-    """Per query, the lowest score among its positives held by any rank: float32 [Q], NaN when it has none."""
+def _positive_scores(queries: Embeddings, corpus: Embeddings, pos: IdLists, shard: Shard,
+                     batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per query, the lowest score among its positives held by any rank (float32 [Q], NaN when it has none), and
+    the score of every positive pair in `pos` order (float32 [nnz])."""
     lowest = np.full(len(queries), np.inf)
+    pairs = np.full(pos.ids.size, -np.inf)
     for start in range(0, len(queries), batch_size):
         stop = min(start + batch_size, len(queries))
         rows, ids = pos.block_pairs(start, stop)
@@ -172,8 +240,10 @@ def _lowest_positive_scores(queries: Embeddings, corpus: Embeddings, pos: IdList
             q = queries.block(start, stop)
             s = np.einsum("ij,ij->i", q[rows], corpus.rows(ids)).astype(np.float64)
             np.minimum.at(lowest, rows + start, s)
+            pairs[pos.offsets[start] + np.flatnonzero(local)] = s
     lowest = reduce_across_ranks(lowest, "min", shard)
-    return np.where(np.isfinite(lowest), lowest, np.nan).astype(np.float32)
+    pairs = -reduce_across_ranks(-pairs, "min", shard)  # each pair is held by one rank, -inf elsewhere
+    return np.where(np.isfinite(lowest), lowest, np.nan).astype(np.float32), pairs.astype(np.float32)
 
 
 def _search(backend: SearchBackend, queries: Embeddings, corpus: Embeddings, blocks: list[Block], shard: Shard,

@@ -8,8 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from hardmine._checks import as_generator, check_fraction, check_positive_int, check_indices
+from hardmine._checks import as_generator, check_indices, check_int, check_number
 from hardmine.retrieval.result import MinedNegatives
+from hardmine.state import Array, Field, Int, check_fields, check_state, compare_config, to_saved
 
 Encoder = Callable[[np.ndarray], Any]
 Miner = Callable[..., MinedNegatives]
@@ -47,13 +48,13 @@ class NegativePool:
                  drift_check_every: int = 100, num_probe: int = 256,
                  seed: int | np.random.Generator | None = 0) -> None:
         self.encode_queries, self.encode_corpus, self.mine = encode_queries, encode_corpus, mine
-        self.num_queries = check_positive_int("num_queries", num_queries)
-        self.corpus_size = check_positive_int("corpus_size", corpus_size)
-        self.refresh_every = None if refresh_every is None else check_positive_int("refresh_every", refresh_every)
-        self.drift_threshold = None if drift_threshold is None else check_fraction("drift_threshold",
+        self.num_queries = check_int("num_queries", num_queries)
+        self.corpus_size = check_int("corpus_size", corpus_size)
+        self.refresh_every = None if refresh_every is None else check_int("refresh_every", refresh_every)
+        self.drift_threshold = None if drift_threshold is None else check_number("drift_threshold",
                                                                                   drift_threshold, 0.0, 2.0)
-        self.drift_check_every = check_positive_int("drift_check_every", drift_check_every)
-        self.num_probe = check_positive_int("num_probe", num_probe)
+        self.drift_check_every = check_int("drift_check_every", drift_check_every)
+        self.num_probe = check_int("num_probe", num_probe)
         self._seed_key = int(as_generator(seed).integers(2**31))
         self._indices: np.ndarray | None = None
         self._probe_ids = np.zeros(0, dtype=np.int64)
@@ -75,7 +76,7 @@ class NegativePool:
     def step(self, step: int) -> RefreshReport | None:
         """Call once per training step: mines on the first call, then re-mines when due. Returns the report of a
         re-mining, or None."""
-        step = check_positive_int("step", step, minimum=0)
+        step = check_int("step", step, minimum=0)
         if self._indices is None:
             return self.refresh(step, "initial")
         if self.refresh_every is not None and step - self._last_refresh >= self.refresh_every:
@@ -97,7 +98,7 @@ class NegativePool:
 
     def refresh(self, step: int, reason: str = "manual", drift: float = float("nan")) -> RefreshReport:
         """Re-encode every query and corpus row with the current encoder and mine again now."""
-        step = check_positive_int("step", step, minimum=0)
+        step = check_int("step", step, minimum=0)
         query_emb = self.encode_queries(np.arange(self.num_queries, dtype=np.int64))
         corpus_emb = self.encode_corpus(np.arange(self.corpus_size, dtype=np.int64))
         mined = self.mine(query_emb, corpus_emb, seed=self._seed_key + len(self.history))
@@ -113,9 +114,30 @@ class NegativePool:
         self.history.append(report)
         return report
 
+    def start_from(self, indices: Any, step: int = 0) -> RefreshReport:
+        """Take negatives mined elsewhere (int [num_queries, n], -1 = none) as the pool's first ones, without
+        mining: only the drift probe rows are encoded. Counts as a refresh at `step` with reason "given"."""
+        step = check_int("step", step, minimum=0)
+        new = np.asarray(indices)
+        if new.dtype.kind not in "iu" or new.ndim != 2 or new.shape[0] != self.num_queries:
+            raise ValueError(f"indices must be an integer array [{self.num_queries}, n], got "
+                             f"{new.dtype} {tuple(new.shape)}")
+        if new.size and (new.min() < -1 or new.max() >= self.corpus_size):
+            raise ValueError(f"indices must be corpus ids in [0, {self.corpus_size}) or -1")
+        new = new.astype(np.int64)
+        rng = np.random.default_rng(self._seed_key + len(self.history))
+        probe_ids = np.sort(rng.choice(self.corpus_size, min(self.num_probe, self.corpus_size), replace=False))
+        self._probe_emb = np.asarray(self.encode_corpus(probe_ids), dtype=np.float32)
+        self._probe_ids = probe_ids
+        self._indices, self._last_refresh, self._last_check = new, step, step
+        report = RefreshReport(step, "given", float("nan"), int((new >= 0).sum()), int((new >= 0).sum()))
+        self.history.append(report)
+        return report
+
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to resume: negatives, probe rows and their embeddings, step counters, history."""
-        return {
+        """Everything needed to resume: negatives, probe rows and their embeddings, step counters, history, the
+        constructor's numbers under "config", and "state_version"; tensors and plain values (save_state-able)."""
+        return to_saved({
             "indices": None if self._indices is None else self._indices.copy(),
             "probe_ids": self._probe_ids.copy(),
             "probe_emb": self._probe_emb.copy(),
@@ -123,20 +145,68 @@ class NegativePool:
             "last_check": self._last_check,
             "seed_key": self._seed_key,
             "history": [asdict(r) for r in self.history],
-        }
+            "config": self._config(),
+            "state_version": _STATE_VERSION,
+        })
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a state from `state_dict()` (arrays are copied)."""
-        indices = state["indices"]
-        if indices is not None and np.asarray(indices).shape[0] != self.num_queries:
-            raise ValueError(f"state holds negatives for {np.asarray(indices).shape[0]} queries, "
-                             f"this pool has {self.num_queries}")
-        self._indices = None if indices is None else np.array(indices, dtype=np.int64)
-        self._probe_ids = np.array(state["probe_ids"], dtype=np.int64)
-        self._probe_emb = np.array(state["probe_emb"], dtype=np.float32)
-        self._last_refresh, self._last_check = int(state["last_refresh"]), int(state["last_check"])
-        self._seed_key = int(state["seed_key"])
-        self.history = [RefreshReport(**r) for r in state["history"]]
+    def _config(self) -> dict[str, Any]:
+        return {"num_queries": self.num_queries, "corpus_size": self.corpus_size, "refresh_every": self.refresh_every,
+                "drift_threshold": self.drift_threshold, "drift_check_every": self.drift_check_every,
+                "num_probe": self.num_probe}
+
+    def load_state_dict(self, state: dict[str, Any], *, use_saved_config: bool = False) -> None:
+        """Restore a state from `state_dict()` (arrays are copied); everything is checked before anything is
+        assigned: negatives int64 [num_queries, n] in [-1, corpus_size), probe ids in [0, corpus_size) with finite
+        embeddings [probes, d], counters >= -1, a well-formed history. num_queries and corpus_size must be this
+        pool's; another saved refresh setting is an error unless `use_saved_config=True` takes it."""
+        check_state(state, "NegativePool", _STATE_VERSION, _POOL_SCHEMA.keys() | {"config"})
+        config = state["config"]
+        if not isinstance(config, dict):
+            raise ValueError(f"NegativePool state['config'] must be a dict, got {type(config).__name__}")
+        mine = self._config()
+        sizes = ("num_queries", "corpus_size")
+        compare_config("NegativePool", {k: config.get(k) for k in sizes}, {k: mine[k] for k in sizes}, False)
+        settings = [k for k in mine if k not in sizes]
+        compare_config("NegativePool", {k: config.get(k) for k in settings}, {k: mine[k] for k in settings},
+                       use_saved_config)
+        checked = NegativePool(self.encode_queries, self.encode_corpus, self.mine, **{k: config.get(k) for k in mine})
+        values = check_fields({k: v for k, v in state.items() if k not in ("config", "state_version")},
+                              _POOL_SCHEMA, "NegativePool state", {"Q": self.num_queries, "C": self.corpus_size})
+        indices, probe_ids, probe_emb = values["indices"], values["probe_ids"], values["probe_emb"]
+        if indices is not None and indices.ndim != 2:
+            raise ValueError(f"NegativePool state['indices'] must be 2-D [num_queries, n], got shape {indices.shape}")
+        if probe_emb.shape[0] != probe_ids.shape[0] or (probe_emb.size and probe_emb.ndim != 2):
+            raise ValueError(f"NegativePool state['probe_emb'] must be [{probe_ids.shape[0]}, d], got shape "
+                             f"{probe_emb.shape}")
+        history = _check_history(state["history"])
+        self.refresh_every, self.drift_threshold = checked.refresh_every, checked.drift_threshold
+        self.drift_check_every, self.num_probe = checked.drift_check_every, checked.num_probe
+        self._indices, self._probe_ids, self._probe_emb = indices, probe_ids, probe_emb.reshape(probe_ids.size, -1)
+        self._last_refresh, self._last_check = values["last_refresh"], values["last_check"]
+        self._seed_key, self.history = values["seed_key"], history
+
+
+_STATE_VERSION = 1
+_POOL_SCHEMA = {"indices": Array("int64", "Q", ndim=2, low=-1, below="C", optional=True),
+                "probe_ids": Array("int64", low=0, below="C"),
+                "probe_emb": Array("float32", ndim=2, empty_ok=True),
+                "last_refresh": Int(-1), "last_check": Int(-1), "seed_key": Int(0), "history": Field("any")}
+
+
+def _check_history(history: Any) -> list[RefreshReport]:
+    """The saved refresh reports, each checked (step >= 0, a reason, counts with changed <= total)."""
+    if not isinstance(history, list):
+        raise ValueError(f"NegativePool state['history'] must be a list, got {type(history).__name__}")
+    schema = {"step": Int(0), "reason": Field("str"),
+              "drift": Field("float", finite=False), "changed": Int(0), "total": Int(0)}
+    reports = []
+    for i, entry in enumerate(history):
+        values = check_fields(entry, schema, f"NegativePool state['history'][{i}]")
+        if values["changed"] > values["total"]:
+            raise ValueError(f"NegativePool state['history'][{i}] has changed={values['changed']} > "
+                             f"total={values['total']}")
+        reports.append(RefreshReport(**values))
+    return reports
 
 
 def _row_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -23,4 +23,6 @@ def print_summary(mined: MinedNegatives, rows: int, out: Path, console: Console 
     console.print(table)
     for note in mined.notes():
         console.print(f"note: {note}")
+        if note.startswith("negatives score higher"):
+            Console(stderr=True).print(f"warning: {note}")
     console.print(f"wrote {rows:,} rows to {out}")

@@ -11,9 +11,7 @@ its slice); `UpdateBuffer` holds the validated updates of the batches consumed s
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import torch
@@ -41,30 +39,6 @@ class Chunk:
     def end(self) -> int:
         """One past the last batch number of the chunk."""
         return self.first + len(self.indices)
-
-    def state(self) -> dict[str, Any]:
-        """The chunk as plain arrays: first, sizes [C], indices [M], weights [M]."""
-        return {"first": self.first, "sizes": np.array([b.size for b in self.indices], dtype=np.int64),
-                "indices": np.concatenate(self.indices), "weights": np.concatenate(self.weights)}
-
-    @classmethod
-    def from_state(cls, state: dict[str, Any], num_samples: int) -> Chunk:
-        """A chunk from `state()`'s arrays, checked (dtypes, lengths, index range, finite non-negative weights)."""
-        first, sizes, indices, weights = (state.get(k) for k in ("first", "sizes", "indices", "weights"))
-        if isinstance(first, bool) or not isinstance(first, int) or first < 0:
-            raise ValueError(f"state['chunk']['first'] must be an int >= 0, got {first!r}")
-        for name, arr, kind in (("sizes", sizes, "i"), ("indices", indices, "i"), ("weights", weights, "f")):
-            if not isinstance(arr, np.ndarray) or arr.ndim != 1 or arr.dtype.kind != kind:
-                raise ValueError(f"state['chunk'][{name!r}] must be a 1-D {'integer' if kind == 'i' else 'float'} "
-                                 f"array, got {getattr(arr, 'dtype', type(arr).__name__)}")
-        if sizes.size == 0 or sizes.min() < 1 or int(sizes.sum()) != indices.size or indices.size != weights.size:
-            raise ValueError("state['chunk'] sizes, indices and weights do not match")
-        if indices.min() < 0 or indices.max() >= num_samples:
-            raise ValueError(f"state['chunk']['indices'] out of range [0, {num_samples})")
-        if not (np.isfinite(weights).all() and weights.min() >= 0):
-            raise ValueError("state['chunk']['weights'] must be finite and non-negative")
-        cuts = np.cumsum(sizes)[:-1]
-        return cls(first, np.split(indices.astype(np.int64), cuts), np.split(weights.astype(np.float64), cuts))
 
 
 def _philox(seed: int, epoch: int, k: int) -> np.random.Generator:
@@ -134,6 +108,9 @@ class Pending:
 
     indices: np.ndarray
     values: dict[str, HostValues]
+    checked: bool = False
+    """Whether the values passed the memory's and the policy's checks (values still on an accelerator are
+    checked when they arrive)."""
 
     @property
     def ready(self) -> bool:
@@ -144,7 +121,8 @@ class UpdateBuffer:
     """The updates of the batches consumed since the last write, in order.
 
     The common case (one process, host values, no statistics) is copied into two growing arrays (indices and
-    float64 scores, `append`); anything else is kept as `Pending` entries. The sampler keeps one kind at a time.
+    float64 scores: `stage`, `commit`); anything else is kept as `Pending` entries. The sampler keeps one kind
+    at a time.
     """
 
     def __init__(self) -> None:
@@ -157,25 +135,28 @@ class UpdateBuffer:
     def __len__(self) -> int:
         return len(self.sizes) + len(self.entries)
 
-    def append(self, indices: np.ndarray, scores: np.ndarray) -> bool:
-        """Copy a batch's validated indices [B] and real-valued scores [B] in; False, adding nothing, when the
-        scores' sum is not finite (a NaN or inf, or an overflow: the caller finds out which)."""
+    def stage(self, scores: np.ndarray, low: float, high: float) -> np.ndarray | None:
+        """Copy a batch's real-valued scores [B] in after the buffered ones, as float64, without keeping them yet:
+        the copy, or None when one of them is NaN or outside [low, high] (one min and one max; the caller finds
+        out which). `commit` keeps them."""
         at = self.size
-        end = at + indices.size
+        end = at + scores.shape[0]
         if end > self.indices.size:
             grown = max(end, 2 * self.indices.size)
             self.indices = np.concatenate([self.indices[:at], np.empty(grown - at, dtype=np.int64)])
             self.scores = np.concatenate([self.scores[:at], np.empty(grown - at, dtype=np.float64)])
         view = self.scores[at:end]
         view[...] = scores
-        with np.errstate(over="ignore", invalid="ignore"):
-            total = np.add.reduce(view)
-        if not math.isfinite(total):
-            return False
-        self.indices[at:end] = indices
-        self.size = end
+        if view.size and not (view.min() >= low and view.max() <= high):  # a NaN fails both
+            return None
+        return view
+
+    def commit(self, indices: np.ndarray) -> None:
+        """Keep the scores just staged, of the samples `indices` [B] (validated int64)."""
+        at = self.size
+        self.indices[at: at + indices.size] = indices
+        self.size = at + indices.size
         self.sizes.append(indices.size)
-        return True
 
     def take(self, wait: bool) -> list[Pending]:
         """Remove and return the entries to write now: all of them with `wait`, else those whose values have

@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import time
+import warnings
 from collections import OrderedDict
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import torch
 
-from hardmine._checks import check_indices, check_positive_int, check_values
-from hardmine.distributed import all_gather_1d, rank_and_world, rank_offset
+from hardmine._checks import check_indices, check_int
+from hardmine.distributed import agree_on_errors, all_gather_1d, rank_and_world, rank_offset
 from hardmine.memory import ScoreMemory
 from hardmine.sampling.chunking import Chunk, Pending, UpdateBuffer, concatenate, draw_by_priority, draw_from_subset
+from hardmine.sampling.consumption import Consumption
 from hardmine.sampling.host_copy import HostValues
 from hardmine.sampling.policies import BatchPolicy, Policy, PriorityPolicy, SubsetPolicy, build_policy
 from hardmine.sampling.sumtree import SumTree
-from hardmine.state import check_same_keys, check_state, from_saved, to_saved
+from hardmine.state import Array, Choice, Int, check_fields, check_state, compare_config, to_saved
 
+_log = logging.getLogger("hardmine")
 _PENDING_BATCHES = 256  # yielded batches whose importance weights stay available (covers DataLoader prefetching)
 _SUBSET_STREAM = 2**32 - 1  # the random stream of an epoch's subset, apart from the per-batch streams
-_STATE_VERSION = 2
+_STATE_VERSION = 2  # 2: the consumed position, the epoch's start and the drawn-but-unconsumed batches
 _DEFAULT_CHUNK = 16
 
 
@@ -38,37 +44,50 @@ class HardExampleSampler:
         the priorities at once (hardmine.sampling.chunking). Priorities are at most a chunk stale; the memory
         itself always reads as if every update had been written when it was made. 1 draws batch by batch.
 
-    An epoch is `len(sampler)` batches. `iter()` continues the current epoch where the last iterator stopped and
-    has no other side effect, so DataLoader may call it more than once; once an epoch is exhausted, the next
-    iterator starts the next epoch (or the one given to `set_epoch`). With DataLoader workers, batches are drawn
-    `prefetch_factor * num_workers` ahead of the training loop and count as drawn in `state_dict()`.
+    An epoch is `len(sampler)` batches; a batch is an int64 numpy array [B], which DataLoader, `datasets`
+    (`__getitems__`) and accelerate's BatchSamplerShard (as `hardmine.integrations.transformers` sets it)
+    take. A batch counts as consumed when `update` or `weights` is called with it: `iter()` continues the
+    current epoch with the first batch not consumed, so DataLoader may call it more than once, and batches
+    drawn ahead (DataLoader workers, Lightning, accelerate) but not consumed are served again, as they were
+    drawn, by the next iterator, also after `load_state_dict`. Once an epoch is consumed (or an
+    iterator drew its last batch), the next iterator starts the next epoch (or the one given to `set_epoch`).
+    Rank and world size are read when an epoch starts, so a sampler may be built before
+    `torch.distributed.init_process_group`.
     """
 
     def __init__(self, memory: ScoreMemory, batch_size: int, num_batches: int | None = None,
                  policy: str | Policy = "importance", seed: int = 0, drop_last: bool = False,
                  chunk: int = _DEFAULT_CHUNK) -> None:
         if not isinstance(memory, ScoreMemory):
-            raise TypeError(f"memory must be a ScoreMemory, got {type(memory).__name__}")
+            hint = ("; a trainer rebuilt this batch sampler around its own sampler (Lightning does under DDP): use "
+                    "hardmine.integrations.lightning.HardMiningCallback.dataloader, or "
+                    "Trainer(use_distributed_sampler=False)") if isinstance(memory, torch.utils.data.Sampler) else ""
+            raise TypeError(f"memory must be a ScoreMemory, got {type(memory).__name__}{hint}")
         self.memory = memory
-        self.batch_size = check_positive_int("batch_size", batch_size)
+        self.batch_size = check_int("batch_size", batch_size)
         self.policy = build_policy(policy)
         self._batch_policy = isinstance(self.policy, BatchPolicy)
-        for column in self.policy.required_columns():
-            memory.declare(column)
-        self.seed = check_positive_int("seed", seed, minimum=0)
+        self.seed = _check_seed("seed", seed)
         if not isinstance(drop_last, bool):
             raise TypeError(f"drop_last must be a bool, got {drop_last!r}")
         self.drop_last = drop_last
-        self.fixed_batches = None if num_batches is None else check_positive_int("num_batches", num_batches)
-        self.chunk = check_positive_int("chunk", chunk)
+        self.fixed_batches = None if num_batches is None else check_int("num_batches", num_batches)
+        self.chunk = check_int("chunk", chunk)
+        for column in self.policy.required_columns():  # after every check: a refused sampler changes no memory
+            memory.declare(column)
         self.rank, self.world_size = rank_and_world()
         self._epoch = 0
-        self._position = 0  # batches drawn in the current epoch
+        self._started = False  # whether the current epoch's start (policy, subset, length) happened
+        self._drawn_to_end = False  # whether an iterator of this process drew the current epoch's last batch
+        self._consumption = Consumption()
+        self._warned_no_group = False
         self._epoch_state = self._fresh_epoch_state()
         self._tree: SumTree | None = None
         self._permutation: np.ndarray | None = None
         self._pending: OrderedDict[bytes, tuple[np.ndarray, torch.Tensor]] = OrderedDict()
-        self._chunk: Chunk | None = None  # the batches drawn ahead, with this rank's shares
+        self._chunk: Chunk | None = None  # this rank's shares of the batches drawn ahead (recorded in Consumption)
+        self._counted = 0  # batches of the epoch whose classes are counted in _drawn_per_class
+        self._consumed_by: Any = None  # the object of the batch `update` or `weights` consumed last
         self._buffer = UpdateBuffer()
         self._device = torch.device("cpu")  # of the latest losses: where `weights` puts its tensors
         self._drawn_per_class = np.zeros(max(memory.num_classes, 1), dtype=np.int64)
@@ -86,15 +105,28 @@ class HardExampleSampler:
         if self.fixed_batches is not None:
             return self.fixed_batches
         global_batch = self.batch_size * self.world_size
-        return max(1, samples // global_batch) if self.drop_last else -(-samples // global_batch)
+        if self.drop_last and samples < global_batch:
+            raise ValueError(f"drop_last=True but the {samples} samples of an epoch do not fill one batch of "
+                             f"batch_size {self.batch_size} x world size {self.world_size}: every batch would hold "
+                             "repeats; lower batch_size or set drop_last=False")
+        return samples // global_batch if self.drop_last else -(-samples // global_batch)
 
     @property
     def num_batches(self) -> int:
-        """Batches in the current epoch."""
-        return self._epoch_state["num_batches"]
+        """Batches of the current epoch; before it starts, of a pass over all N samples at the current world size
+        (a subset policy decides its epoch's length when the epoch starts)."""
+        if self._started:
+            return self._epoch_state["num_batches"]
+        self._sync_world()
+        return self.batches_for(self.memory.num_samples)
+
+    def batches_for(self, samples: int) -> int:
+        """Batches of an epoch over `samples` samples at the current world size (`num_batches` if it was fixed)."""
+        samples = check_int("samples", samples)
+        return self._count_batches(samples)
 
     def __len__(self) -> int:
-        """Batches in the current epoch."""
+        """`num_batches`."""
         return self.num_batches
 
     @property
@@ -105,35 +137,67 @@ class HardExampleSampler:
         return tuple(sorted(self.policy.statistics_read()))
 
     @property
+    def position(self) -> int:
+        """Batches of the current epoch consumed so far (by `update` or `weights`)."""
+        return self._consumption.consumed
+
+    def _sync_world(self) -> None:
+        """Read rank and world size (an epoch start); log a change once, warn under DDP without a group."""
+        rank, world = rank_and_world()
+        if (rank, world) != (self.rank, self.world_size):
+            _log.info("HardExampleSampler: rank %d of world size %d (was rank %d of %d)", rank, world,
+                      self.rank, self.world_size)
+            self.rank, self.world_size = rank, world
+        env_world = os.environ.get("WORLD_SIZE", "1")
+        if world == 1 and env_world.isdigit() and int(env_world) > 1 and not self._warned_no_group:
+            self._warned_no_group = True
+            warnings.warn(f"WORLD_SIZE={env_world} in the environment but torch.distributed has no process group: "
+                          "this process draws the batches of a single process (every rank the same ones); call "
+                          "torch.distributed.init_process_group before iterating the sampler", stacklevel=3)
+
+    @property
     def epoch(self) -> int:
         """The current epoch."""
         return self._epoch
 
     def set_epoch(self, epoch: int) -> None:
         """Make the next iterator draw epoch `epoch`: from its start, unless it is the current epoch."""
-        epoch = check_positive_int("epoch", epoch, minimum=0)
+        epoch = check_int("epoch", epoch, minimum=0)
         if epoch != self._epoch:
-            self._epoch, self._position, self._chunk = epoch, 0, None
+            self._new_epoch(epoch)
+
+    def _new_epoch(self, epoch: int) -> None:
+        self._epoch, self._started, self._drawn_to_end, self._chunk = epoch, False, False, None
+        self._consumption.reset()
+        self._consumed_by = None
 
     def __iter__(self) -> Iterator[np.ndarray]:
         return self._epoch_batches()
 
     def _epoch_batches(self) -> Iterator[np.ndarray]:
-        if self._position >= self.num_batches:
-            self._epoch, self._position, self._chunk = self._epoch + 1, 0, None
-        if self._position == 0:
+        if self._started and (self._drawn_to_end or self._consumption.consumed >= self._epoch_state["num_batches"]):
+            self._new_epoch(self._epoch + 1)
+        if not self._started:
             started = time.perf_counter()
+            self._sync_world()
             self._start_epoch()
+            self._started = True
             self._mining_seconds += time.perf_counter() - started
-        while self._position < self.num_batches:
-            k = self._position
+        k = self._consumption.consumed
+        while k < self._epoch_state["num_batches"]:
             chunk = self._chunk
             if chunk is None or not chunk.first <= k < chunk.end:
                 started = time.perf_counter()
                 chunk = self._next_chunk(k)
                 self._mining_seconds += time.perf_counter() - started
-            self._position, self._last_indices = k + 1, None
+            if k >= self._counted:  # the classes of a batch served for the first time
+                self._counted = k + 1
+                if chunk.counts is not None:
+                    self._drawn_per_class += chunk.counts[k - chunk.first]
+            self._last_indices = None
             yield chunk.batches[k - chunk.first]
+            k += 1
+        self._drawn_to_end = True
 
     def _start_epoch(self) -> None:
         self.flush(wait=True)
@@ -154,6 +218,7 @@ class HardExampleSampler:
         self._epoch_state = state
         self._tree = self._permutation = self._chunk = None
         self._drawn_per_class[:] = 0
+        self._counted = 0
 
     def _global_batch_size(self, k: int, samples: int) -> int:
         full = self.batch_size * self.world_size
@@ -163,12 +228,25 @@ class HardExampleSampler:
         return -(-size // self.world_size) * self.world_size  # every rank gets the same, non-empty share
 
     def _next_chunk(self, k: int) -> Chunk:
-        """Draw the chunk starting at batch k, count the classes of the chunk it replaces, and make its batches
-        known to `weights` and `update`."""
-        old = self._chunk
-        if old is not None and old.counts is not None:
-            self._drawn_per_class += old.counts[: max(0, min(k, old.end) - old.first)].sum(axis=0)
-        return self._adopt(self._draw_chunk(k))
+        """The chunk that serves batch k: the batches drawn before from k on and not consumed (after a resume, or
+        an iterator given up), else `chunk` batches drawn now; its batches are recorded as drawn (`Consumption`
+        holds every drawn-but-unconsumed batch, the chunk's shares on this rank are views of them) and known to
+        `weights` and `update`."""
+        stored = self._consumption.stored(k)
+        if stored is None:
+            chunk = self._draw_chunk(k)
+        else:
+            indices, weights, j = [], [], k
+            while stored is not None:
+                indices.append(stored[0])
+                weights.append(stored[1])
+                j += 1
+                stored = self._consumption.stored(j)
+            chunk = Chunk(k, indices, weights)
+        self._adopt(chunk)
+        for j, (indices, weights, batch) in enumerate(zip(chunk.indices, chunk.weights, chunk.batches)):
+            self._consumption.record(k + j, indices, weights, batch)
+        return chunk
 
     def _adopt(self, chunk: Chunk) -> Chunk:
         """Make `chunk` the current one: this rank's shares cut, known to `weights` and `update`."""
@@ -236,6 +314,7 @@ class HardExampleSampler:
         last = self._last_indices
         found = last[1] if last is not None and last[0] is indices else self._pending.get(_key(indices))
         if found is not None:
+            self._consume(indices, found[0])
             weights = found[1]
             chunk = self._chunk
             if weights.device != self._device and chunk is not None and any(w is weights for w in
@@ -245,6 +324,7 @@ class HardExampleSampler:
             idx = check_indices("indices", indices, self.memory.num_samples)
             weights = torch.from_numpy(self._lookup_subset(idx).astype(np.float32))
             weights._hardmine_valid = True
+            self._consume(indices, idx)
         if weights.device != self._device:
             weights = weights.to(self._device, non_blocking=True)
             weights._hardmine_valid = True
@@ -274,45 +354,36 @@ class HardExampleSampler:
 
         per_sample_loss: [B] on any device; on an accelerator it is copied to the host without waiting for it.
         stats: optional per-sample statistics for the memory (`**hardmine.scores.statistics(logits, targets)`).
-        Checked here (indices once, values in one pass) and buffered; the buffered batches are written to the
-        memory and re-prioritised (O(B log N) each) at once every `chunk` batches, and before any read of the
-        memory. Values on an accelerator are checked when they arrive, before anything is written. Under
-        torch.distributed, the indices (int64) and values (float) of every rank are gathered separately, so every
-        rank's memory and priorities stay identical. Bad input raises before anything changes.
+        Checked here as `ScoreMemory.check_update` and the policy's `check_scores` check them (one process,
+        scores on the host, no statistics: one min and one max decide, the full check only names what is bad) and
+        buffered; the buffered batches are written to the memory and re-prioritised (O(B log N) each) at once
+        every `chunk` batches, and before any read of the memory. Values on an accelerator are checked when they
+        arrive, before anything is written. Under torch.distributed every rank runs its checks first and all raise
+        or none does (`agree_on_errors`); then the indices (int64) and values (float) of every rank are gathered
+        separately, so every rank's memory and priorities stay identical. Bad input raises before anything
+        changes. The batch counts as consumed.
         """
         found = self._pending.get(_key(indices))
-        local = found[0] if found is not None else check_indices("indices", indices, self.memory.num_samples)
         if not stats and self.world_size == 1 and not self._batch_policy and not self._buffer.entries:
             host = _host_array(per_sample_loss)
             if host is not None:  # the common case: one process, values on the host
-                if host.dtype.kind not in "fiub":
-                    raise TypeError(f"per_sample_loss must be a real-valued array, got dtype {host.dtype}")
-                if host.ndim != 1 or host.shape[0] != local.size:
-                    raise ValueError(f"per_sample_loss has shape {tuple(host.shape)} but the indices have length "
-                                     f"{local.size}")
-                if not self._buffer.append(local, host):
-                    check_values("per_sample_loss", host, local.size, indices=local)  # raises for NaN or inf
-                    self.flush(wait=True)  # finite but its sum overflowed: written on its own, as an entry
-                    self._buffer.entries.append(Pending(local, {"scores": HostValues("per_sample_loss", host,
-                                                                                         local)}))
-                self._device = _CPU
-                self._last_update = None if found is None else (found[1], host)
-                self._last_indices = (indices, found)  # `weights(indices)` right after finds the batch at once
-                if len(self._buffer) == 1:
-                    self.memory.buffering(self, self.flush)
-                if len(self._buffer) >= self.chunk:
-                    self.flush()
+                self._update_on_host(indices, found, host)
                 return
         if self._buffer.sizes:
             self.flush(wait=True)  # a buffer holds one kind of update at a time
-        values = {"scores": HostValues("per_sample_loss", per_sample_loss, local)}
-        if stats:
-            self.memory.check_statistics(stats)
-            values.update((name, HostValues(name, v, local)) for name, v in stats.items() if v is not None)
-        self._device = values["scores"].device
         batch_policy = self._batch_policy and not self.policy.in_warmup(self._epoch)
-        if self.world_size > 1 or batch_policy:  # needs the values now: gathered, or selected from
-            host = {name: v.array() for name, v in values.items()}
+        with agree_on_errors("HardExampleSampler.update"):  # every rank raises, or none does
+            local = found[0] if found is not None else check_indices("indices", indices, self.memory.num_samples)
+            values = {"scores": HostValues("per_sample_loss", per_sample_loss, local)}
+            if stats:
+                self.memory.check_statistics(stats)
+                values.update((name, HostValues(name, v, local)) for name, v in stats.items() if v is not None)
+            now = self.world_size > 1 or batch_policy or all(v.ready for v in values.values())
+            if now:  # needs the values now (gathered, or selected from), or has them
+                host = {name: v.array() for name, v in values.items()}
+                self._check(local, host)
+        self._device = values["scores"].device
+        if now:
             idx = local
             if self.world_size > 1:
                 idx = all_gather_1d(torch.from_numpy(local)).numpy()
@@ -322,9 +393,10 @@ class HardExampleSampler:
                 selected = self.policy.guarded_select(host["scores"], idx)[offset: offset + local.size]
                 self._remember(local, torch.from_numpy(selected.astype(np.float32)))  # checked by hm.reduce
             values = {name: HostValues(name, v, idx) for name, v in host.items()}
-            pending = Pending(idx, values)
+            pending = Pending(idx, values, checked=True)
         else:
             pending = Pending(local, values)
+        self._consume(indices, local)
         if self._buffer.entries and self._buffer.entries[-1].values.keys() != pending.values.keys():
             self.flush(wait=True)  # a buffered write holds batches with the same statistics
         self._buffer.entries.append(pending)
@@ -336,13 +408,55 @@ class HardExampleSampler:
         if len(self._buffer) >= self.chunk:
             self.flush(wait=False)
 
+    def _update_on_host(self, indices: Any, found: tuple[np.ndarray, torch.Tensor] | None,
+                        host: np.ndarray) -> None:
+        """`update` of one process with the scores [B] on the host and no statistics: checked by one min and
+        one max (`ScoreMemory.value_range`) and the policy's `check_scores`, then copied into the buffer."""
+        local = found[0] if found is not None else check_indices("indices", indices, self.memory.num_samples)
+        if host.dtype.kind not in "fiub":
+            raise TypeError(f"per_sample_loss must be a real-valued array, got dtype {host.dtype}")
+        if host.ndim != 1 or host.shape[0] != local.size:
+            raise ValueError(f"per_sample_loss has shape {tuple(host.shape)} but the indices have length "
+                             f"{local.size}")
+        view = self._buffer.stage(host, *self.memory.value_range("scores"))
+        if view is None:  # raises, naming the values, for NaN, inf or what does not fit a column
+            _, checked, _ = self.memory.check_update(local, host, score_name="per_sample_loss")
+            self.policy.check_scores("per_sample_loss", local, checked["scores"], self.memory)
+            self.flush(wait=True)  # fits every column but not one range (an integer column): written as an entry
+            values = {"scores": HostValues("per_sample_loss", checked["scores"], local)}
+            self._buffer.entries.append(Pending(local, values, checked=True))
+        else:
+            self.policy.check_scores("per_sample_loss", local, view, self.memory)
+            self._buffer.commit(local)
+        self._consume(indices, local)
+        self._device = _CPU
+        self._last_update = None if found is None else (found[1], host)
+        self._last_indices = (indices, found)  # `weights(indices)` right after finds the batch at once
+        if len(self._buffer) == 1:
+            self.memory.buffering(self, self.flush)
+        if len(self._buffer) >= self.chunk:
+            self.flush()
+
+    def _consume(self, indices: Any, local: np.ndarray) -> None:
+        """Count the batch `local` [B] (passed as the object `indices`) as consumed, once for the `weights` and
+        `update` calls of a step with the same object."""
+        if indices is not self._consumed_by:
+            self._consumed_by = indices
+            self._consumption.consume(local)
+
+    def _check(self, indices: np.ndarray, host: dict[str, np.ndarray]) -> None:
+        """The memory's and the policy's checks of one batch's values [B] (by source name) on the host."""
+        stats = {name: v for name, v in host.items() if name != "scores"}
+        _, checked, _ = self.memory.check_update(indices, host["scores"], score_name="per_sample_loss", **stats)
+        self.policy.check_scores("per_sample_loss", indices, checked["scores"], self.memory)
+
     def flush(self, wait: bool = True) -> None:
         """Write the buffered updates to the memory and the priorities now (the sampler does it every `chunk`
         batches, before drawing, and before any read of the memory).
 
         wait: False writes only the updates whose values have already arrived from an accelerator.
-        Raises ValueError, naming the argument, if values that arrived late are not finite; that batch's update
-        is dropped and nothing is written.
+        Raises ValueError, naming the argument, if values that arrived late do not pass `update`'s checks; that
+        batch's update is dropped and nothing is written.
         """
         if self._buffer.sizes:
             self.memory.written(self)
@@ -358,9 +472,11 @@ class HardExampleSampler:
             return
         for position, entry in enumerate(entries):
             try:
-                for v in entry.values.values():
-                    v.array()
-            except ValueError:
+                host = {name: v.array() for name, v in entry.values.items()}
+                if not entry.checked:
+                    self._check(entry.indices, host)
+                    entry.checked = True
+            except (TypeError, ValueError):
                 self._buffer.entries = entries[:position] + entries[position + 1:] + self._buffer.entries
                 if self._buffer.entries:
                     self.memory.buffering(self, self.flush)
@@ -384,15 +500,15 @@ class HardExampleSampler:
         losses of the last updated batch (a gradient-variance proxy: instability shows here first);
         age_median/age_p90/age_max: steps since each seen sample was last scored; stale_fraction: seen samples
         not scored for more than an epoch of steps; noise_suspects; class_share/<c> and data_share/<c>: each
-        class's share of the samples drawn this epoch and of the data set; mining_seconds: time spent in the sampler's chunk-level work (drawing
-        chunks, writing buffered updates, epoch starts); the per-call lookups of `update` and `weights` are not timed
-        (timing them would cost about as much as they do).
+        class's share of the samples drawn this epoch and of the data set; mining_seconds: time spent in the
+        sampler's chunk-level work (drawing chunks, writing buffered updates, epoch starts); the per-call checks
+        and lookups of `update` and `weights` are not timed (timing them would cost about as much as they do).
         """
         memory = self.memory
         seen = memory.get("seen") > 0
         scores = memory.get("score")[seen]
-        out = {"epoch": float(self._epoch), "batch": float(self._position), "num_batches": float(self.num_batches),
-               "fraction_seen": float(seen.mean()),
+        out = {"epoch": float(self._epoch), "batch": float(self._consumption.consumed),
+               "num_batches": float(self.num_batches), "fraction_seen": float(seen.mean()),
                "score_mean": float(scores.mean()) if scores.size else float("nan"),
                "score_max": float(scores.max()) if scores.size else float("nan")}
         out.update(self.policy.stats())
@@ -408,10 +524,7 @@ class HardExampleSampler:
             out.update(age_median=float(np.median(age)), age_p90=float(np.quantile(age, 0.9)),
                        age_max=float(age.max()), stale_fraction=float((age > self.num_batches).mean()))
         out.update(self.policy.guard_stats())
-        drawn = self._drawn_per_class.copy()
-        chunk = self._chunk
-        if chunk is not None and chunk.counts is not None:  # the classes of its batches yielded so far
-            drawn += chunk.counts[: max(0, min(self._position, chunk.end) - chunk.first)].sum(axis=0)
+        drawn = self._drawn_per_class
         if memory.labels is not None and drawn.sum():
             data = np.bincount(memory.labels, minlength=drawn.size) / memory.num_samples
             drawn = drawn / drawn.sum()
@@ -422,42 +535,81 @@ class HardExampleSampler:
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue the exact sequence of batches (the memory has its own state_dict)."""
-        chunk = None if self._chunk is None else to_saved(self._chunk.state())
-        return {"seed": self.seed, "epoch": self._epoch, "position": self._position,
+        return {"seed": self.seed, "epoch": self._epoch, "position": self._consumption.consumed,
+                "started": self._started, "drawn": self._consumption.state_dict(),
                 "batch_size": self.batch_size, "fixed_batches": self.fixed_batches, "world_size": self.world_size,
                 "epoch_state": to_saved(self._epoch_state), "policy": self.policy.state_dict(),
-                "chunk": chunk, "state_version": _STATE_VERSION}
+                "state_version": _STATE_VERSION}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore `state_dict()`: the next iterator continues with the batch after the last one drawn.
+    def load_state_dict(self, state: dict[str, Any], *, use_saved_config: bool = False) -> None:
+        """Restore `state_dict()`: the next iterator serves the batches drawn but not consumed, as they were drawn,
+        then draws on. Rank and world size are read first: the saved world size must be this one.
 
-        Everything (the policy's and its guards' states included) is checked first, then assigned in one step.
+        Everything (the policy's and its guards' states included) is checked against the declared schemas
+        first, then assigned in one step. A saved seed or policy argument that differs from this sampler's is an
+        error naming both values, unless `use_saved_config=True` asks to take the saved ones (batch_size,
+        num_batches and the world size must always match).
         """
-        keys = ("seed", "epoch", "position", "batch_size", "fixed_batches", "world_size", "epoch_state", "policy",
-                "chunk")
+        self._sync_world()
+        values, drawn = self._parse_state(state, use_saved_config)
+        self.flush(wait=True)  # the updates of consumed batches belong to the state being replaced
+        # through the policy's own load_state_dict (a subclass may extend it); it cannot fail once parsed
+        self.policy.load_state_dict(state["policy"], num_samples=self.memory.num_samples,
+                                    use_saved_config=use_saved_config)
+        self.seed, self._epoch, self._epoch_state, self._started = values
+        self._consumption.load(drawn)
+        self._consumed_by = None
+        self._drawn_to_end = False
+        self._tree = self._permutation = self._chunk = self._last_indices = None
+        self._counted = max([drawn["consumed"], *(p + 1 for p in drawn["records"])])  # as counted before
+        self._pending.clear()
+
+    def _parse_state(self, state: dict[str, Any], use_saved_config: bool) -> tuple[tuple, dict[str, Any]]:
+        """(seed, epoch, epoch state, started) and the drawn batches, checked with the policy's state; nothing
+        changes."""
+        keys = ("seed", "epoch", "position", "started", "drawn", "batch_size", "fixed_batches", "world_size",
+                "epoch_state", "policy")
         check_state(state, "HardExampleSampler", _STATE_VERSION, keys)
         for key in ("batch_size", "fixed_batches", "world_size"):
             if state.get(key) != getattr(self, key):
                 raise ValueError(f"state[{key!r}] is {state.get(key)!r} but this sampler has {getattr(self, key)!r}")
-        seed = check_positive_int("state['seed']", state["seed"], minimum=0)
-        epoch = check_positive_int("state['epoch']", state["epoch"], minimum=0)
-        position = check_positive_int("state['position']", state["position"], minimum=0)
-        epoch_state = from_saved(state["epoch_state"])
-        check_same_keys("state['epoch_state']", epoch_state, self._epoch_state)
+        seed = _check_seed("state['seed']", state["seed"])
+        compare_config("HardExampleSampler", {"seed": seed}, {"seed": self.seed}, use_saved_config)
+        epoch = check_int("state['epoch']", state["epoch"], minimum=0)
+        position = check_int("state['position']", state["position"], minimum=0)
+        n = self.memory.num_samples
+        epoch_state = check_fields(state["epoch_state"], _EPOCH_STATE, "state['epoch_state']", {"N": n})
+        subset, weights = epoch_state["subset"], epoch_state["subset_weights"]
+        if (subset is None) != (weights is None) or (subset is not None and subset.shape != weights.shape):
+            shapes = [None if a is None else a.shape for a in (subset, weights)]
+            raise ValueError(f"state['epoch_state'] must hold a subset and its weights of the same length, got "
+                             f"{shapes[0]} and {shapes[1]}")
         if position > epoch_state["num_batches"]:
             raise ValueError(f"state['position'] is {position}, past the {epoch_state['num_batches']} batches")
-        chunk = None
-        if state["chunk"] is not None:
-            if not isinstance(state["chunk"], dict):
-                raise ValueError(f"state['chunk'] must be a dict or None, got {type(state['chunk']).__name__}")
-            chunk = Chunk.from_state(from_saved(state["chunk"]), self.memory.num_samples)
-        self.flush(wait=True)
-        self.policy.load_state_dict(state["policy"])
-        self.seed, self._epoch, self._position, self._epoch_state = seed, epoch, position, epoch_state
-        self._tree = self._permutation = self._chunk = self._last_indices = None
-        self._pending.clear()
-        if chunk is not None:
-            self._adopt(chunk)
+        if not isinstance(state["started"], bool):
+            raise TypeError(f"state['started'] must be a bool, got {state['started']!r}")
+        drawn = Consumption.check_state(state["drawn"], epoch_state["num_batches"], n)
+        if drawn["consumed"] != position:
+            raise ValueError(f"state['position'] is {position} but state['drawn'] counts {drawn['consumed']}")
+        self.policy._parse_state(state["policy"], n, use_saved_config)
+        return (seed, epoch, epoch_state, state["started"]), drawn
+
+
+_EPOCH_STATE = {"mode": Choice("subset", "priority"),
+                "subset": Array("int64", low=0, below="N", optional=True),
+                "subset_weights": Array("float64", low=0.0, optional=True),
+                "forced": Array("int64", low=0, below="N"),
+                "num_batches": Int(1)}
+"""The schema of an epoch's state: what its start decided."""
+
+_SEED_LIMIT = 2**64  # numpy's Philox key and SeedSequence entropy take seeds below it
+
+
+def _check_seed(name: str, seed: Any) -> int:
+    seed = check_int(name, seed, minimum=0)
+    if seed >= _SEED_LIMIT:
+        raise ValueError(f"{name} must be below 2**64, got {seed}")
+    return seed
 
 
 _CPU = torch.device("cpu")

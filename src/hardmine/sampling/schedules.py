@@ -10,15 +10,11 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar
 
-from hardmine._checks import check_fraction
+from hardmine._checks import check_number
 from hardmine.registry import Registered, Registry
 
 SCHEDULES = Registry("schedule")
 """Every Schedule class with a `name`, registered by subclassing."""
-
-
-def _check_number(name: str, value: Any) -> float:
-    return check_fraction(name, value, -math.inf, math.inf, low_inclusive=False, high_inclusive=False)
 
 
 class Schedule(Registered):
@@ -28,6 +24,12 @@ class Schedule(Registered):
 
     def __call__(self, epoch: float) -> float:
         raise NotImplementedError
+
+    def bounds(self) -> tuple[float, float]:
+        """(lowest, highest) value over every epoch >= 0 (the infimum/supremum where it is approached, not
+        reached). The default evaluates integer epochs 0 .. 10000; subclasses with a closed form override it."""
+        values = [self(float(epoch)) for epoch in range(10001)]
+        return min(values), max(values)
 
     def state_dict(self) -> dict[str, Any]:
         """The schedule's parameters, with its registered name under "schedule"."""
@@ -46,10 +48,14 @@ class Constant(Schedule):
     name = "constant"
 
     def __init__(self, value: float) -> None:
-        self.value = _check_number("value", value)
+        self.value = check_number("value", value)
 
     def __call__(self, epoch: float) -> float:
         return self.value
+
+    def bounds(self) -> tuple[float, float]:
+        """(value, value)."""
+        return self.value, self.value
 
 
 class Linear(Schedule):
@@ -58,16 +64,20 @@ class Linear(Schedule):
     name = "linear"
 
     def __init__(self, start: float, end: float, epochs: float, begin: float = 0.0) -> None:
-        self.start = _check_number("start", start)
-        self.end = _check_number("end", end)
-        self.epochs = check_fraction("epochs", epochs, 0.0, math.inf, low_inclusive=False, high_inclusive=False)
-        self.begin = check_fraction("begin", begin, 0.0, math.inf, high_inclusive=False)
+        self.start = check_number("start", start)
+        self.end = check_number("end", end)
+        self.epochs = check_number("epochs", epochs, 0.0, math.inf, low_inclusive=False, high_inclusive=False)
+        self.begin = check_number("begin", begin, 0.0, math.inf, high_inclusive=False)
 
     def _fraction(self, epoch: float) -> float:
         return min(1.0, max(0.0, (epoch - self.begin) / self.epochs))
 
     def __call__(self, epoch: float) -> float:
         return self.start + (self.end - self.start) * self._fraction(epoch)
+
+    def bounds(self) -> tuple[float, float]:
+        """(min, max) of start and end: the value moves monotonically between them."""
+        return min(self.start, self.end), max(self.start, self.end)
 
 
 class Cosine(Linear):
@@ -86,31 +96,65 @@ class Step(Schedule):
 
     def __init__(self, start: float, factor: float, every: float = 1.0, low: float = -math.inf,
                  high: float = math.inf) -> None:
-        self.start = _check_number("start", start)
-        self.factor = _check_number("factor", factor)
-        self.every = check_fraction("every", every, 0.0, math.inf, low_inclusive=False, high_inclusive=False)
+        self.start = check_number("start", start)
+        self.factor = check_number("factor", factor)
+        self.every = check_number("every", every, 0.0, math.inf, low_inclusive=False, high_inclusive=False)
         self.low = float(low)
         self.high = float(high)
         if not self.low <= self.high:
             raise ValueError(f"low must be <= high, got low={low}, high={high}")
 
     def __call__(self, epoch: float) -> float:
-        value = self.start * self.factor ** math.floor(epoch / self.every)
+        power = math.floor(epoch / self.every)
+        try:
+            value = self.start * self.factor ** power
+        except OverflowError:  # |factor| > 1 after many epochs: the value has grown past float's range
+            value = math.copysign(math.inf, self.start * (self.factor if power % 2 else 1.0))
         return min(self.high, max(self.low, value))
+
+    def bounds(self) -> tuple[float, float]:
+        """start * factor^k over k >= 0, clipped to [low, high]: it tends to 0 when |factor| < 1 and grows
+        without bound (to +-inf, then the clip) when |factor| > 1; a negative factor alternates signs."""
+        start, factor = self.start, self.factor
+        if start == 0 or factor == 1:
+            lo = hi = start
+        elif factor == 0:
+            lo, hi = min(start, 0.0), max(start, 0.0)
+        elif abs(factor) < 1:
+            reach = abs(start) if factor > 0 else max(abs(start), abs(start * factor))
+            lo, hi = (min(start, 0.0), max(start, 0.0)) if factor > 0 else (-reach, reach)
+        elif factor > 1:
+            lo, hi = (start, math.inf) if start > 0 else (-math.inf, start)
+        else:  # factor <= -1
+            lo, hi = (-math.inf, math.inf) if factor < -1 else (-abs(start), abs(start))
+        return min(self.high, max(self.low, lo)), min(self.high, max(self.low, hi))
 
 
 ScheduleLike = float | int | Schedule
 
 
-def as_schedule(name: str, value: ScheduleLike) -> Schedule:
-    """A Schedule from a number (constant) or a Schedule; `name` is the parameter's, for errors."""
-    if isinstance(value, Schedule):
-        return value
+def as_schedule(name: str, value: ScheduleLike, low: float = -math.inf, high: float = math.inf,
+                low_inclusive: bool = True, high_inclusive: bool = True) -> Schedule:
+    """A Schedule from a number (constant) or a Schedule, checked over its whole course: every value it takes at
+    any epoch must lie in [low, high] (open ends when not inclusive). `name` is the parameter's, for errors."""
     if isinstance(value, dict):
-        return schedule_from_state(value)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number or a Schedule, got {value!r}")
-    return Constant(value)
+        value = schedule_from_state(value)
+    if not isinstance(value, Schedule):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"{name} must be a number or a Schedule, got {value!r}")
+        value = Constant(check_number(name, value, low, high, low_inclusive, high_inclusive))
+    lowest, highest = value.bounds()
+    for end, at in (("lowest", lowest), ("highest", highest)):
+        if (at == math.inf and high == math.inf and high_inclusive) or \
+                (at == -math.inf and low == -math.inf and low_inclusive):
+            continue  # growing without bound is allowed where the bound is an inclusive infinity
+        try:
+            check_number(name, at, low, high, low_inclusive, high_inclusive)
+        except ValueError as error:
+            if isinstance(value, Constant):
+                raise
+            raise ValueError(f"{error} as the {end} value of {value!r} over its epochs") from None
+    return value
 
 
 def schedule_from_state(state: dict[str, Any]) -> Schedule:

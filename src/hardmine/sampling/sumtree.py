@@ -1,9 +1,9 @@
 """SumTree: sample B of N priorities, and update B of them, in O(B log N) with one numpy operation per level.
 
-Layout (about 5.3 bytes per sample with the default block of 16): the N priorities live in a flat float32 array cut into blocks of
-`block_size` leaves; a float64 binary tree sums the blocks (N / block_size nodes at its bottom level, padded to
-a power of two). Sampling descends the float64 tree for all B draws at once, one level at a time, then finds each
-draw's leaf inside its block by a running sum over the block's columns (block_size vector operations on B
+Layout (about 5.3 bytes per sample with the default block of 16): the N priorities live in a flat float32 array cut
+into blocks of `block_size` leaves; a float64 binary tree sums the blocks (N / block_size nodes at its bottom level,
+padded to a power of two). Sampling descends the float64 tree for all B draws at once, one level at a time, then
+finds each draw's leaf inside its block by a running sum over the block's columns (block_size vector operations on B
 draws each; numpy's cumsum along short rows is several times slower). An update rewrites the leaves,
 recomputes the touched block sums from their leaves, and recomputes their ancestors level by level. Every sum is
 computed by the same code path at construction and at update, so an updated tree is bitwise equal to one built
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hardmine._checks import check_indices, check_positive_int, check_values, last_occurrence, to_numpy
+from hardmine._checks import check_indices, check_int, check_values, last_occurrence, to_numpy
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
@@ -51,7 +51,7 @@ class SumTree:
     """
 
     def __init__(self, priorities: np.ndarray, block_size: int = 16) -> None:
-        block_size = check_positive_int("block_size", block_size)
+        block_size = check_int("block_size", block_size)
         if block_size & (block_size - 1):
             raise ValueError(f"block_size must be a power of two, got {block_size}")
         values = to_numpy(priorities)
@@ -147,7 +147,7 @@ class SumTree:
 
         Raises ValueError when every priority is zero (there is no distribution to draw from).
         """
-        batch_size = check_positive_int("batch_size", batch_size)
+        batch_size = check_int("batch_size", batch_size)
         if not isinstance(generator, np.random.Generator):
             raise TypeError(f"generator must be a numpy.random.Generator, got {type(generator).__name__}")
         total = self.total()

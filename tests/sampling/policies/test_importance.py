@@ -77,13 +77,16 @@ def test_state_round_trips_and_bad_state_changes_nothing():
     policy = ImportancePolicy(alpha=0.7, mix=0.3)
     policy.start_epoch(0, memory)
     restored = ImportancePolicy()
-    restored.load_state_dict(policy.state_dict())
+    with pytest.raises(ValueError, match=r"alpha: saved 0.7, constructed with 1.0; mix: saved 0.3, constructed "
+                                         r"with 0.1.*use_saved_config=True"):
+        restored.load_state_dict(policy.state_dict())  # the saved arguments do not silently win
+    restored.load_state_dict(policy.state_dict(), use_saved_config=True)
     assert restored.state_dict() == policy.state_dict()
     np.testing.assert_array_equal(restored.priorities(memory), policy.priorities(memory))
     bad = policy.state_dict()
     bad["config"]["beta"] = 7.0
     with pytest.raises(ValueError, match="beta"):
-        restored.load_state_dict(bad)
+        restored.load_state_dict(bad, use_saved_config=True)
     assert restored.state_dict() == policy.state_dict()
     with pytest.raises(ValueError, match="not a 'uniform' policy"):
         UniformPolicy().load_state_dict(policy.state_dict())

@@ -25,7 +25,7 @@ import numpy as np
 
 from hardmine.memory import Column, ScoreMemory
 from hardmine.registry import Registered, Registry
-from hardmine.state import check_same_keys, check_state, from_saved, to_saved
+from hardmine.state import Field, check_fields, check_state, compare_config, from_saved, to_saved
 
 HOOKS = ("adjust_difficulty", "start_priorities", "adjust_priorities", "adjust_mix", "forced", "strata",
          "adjust_subset", "adjust_weights", "adjust_selection")
@@ -45,6 +45,8 @@ class Guard(Registered):
     columns: ClassVar[tuple[Column, ...]] = ()
     """Memory columns this guard reads beyond the built-in ones; the sampler declares them on its memory."""
     state_version: ClassVar[int] = 1
+    state_fields: ClassVar[dict[str, Field]] = {}
+    """The schema of `self._state` ("N" is the data set's size), checked by `load_state_dict` before assigning."""
 
     def __init__(self) -> None:
         self._config: dict[str, Any] = {}
@@ -114,22 +116,28 @@ class Guard(Registered):
         return {"name": self.name, "config": to_saved(dict(self._config)), "state": to_saved(self._state),
                 "state_version": self.state_version}
 
-    def _parse_state(self, state: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        """(config, state) checked from `state_dict()` output; nothing changes."""
+    def _parse_state(self, state: dict[str, Any], num_samples: int | None = None,
+                     use_saved_config: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(config, state) checked from `state_dict()` output against the declared schema; nothing changes."""
         if not isinstance(state, dict) or state.get("name") != self.name:
             raise ValueError(f"state is not a {self.name!r} guard's state")
-        check_state(state, f"guard {self.name!r}", self.state_version, ("config", "state"))
+        owner = f"guard {self.name!r}"
+        check_state(state, owner, self.state_version, ("config", "state"))
+        if not isinstance(state["config"], dict):
+            raise ValueError(f"{owner} state['config'] must be a dict, got {type(state['config']).__name__}")
+        compare_config(owner, state["config"], to_saved(dict(self._config)), use_saved_config)
         try:
             fresh = type(self)(**from_saved(state["config"]))
         except (TypeError, ValueError) as error:
             raise ValueError(f"state['config'] of guard {self.name!r}: {error}") from None
-        loaded = from_saved(state["state"])
-        check_same_keys(f"{self.name} state", loaded, fresh._state)
-        return fresh._config, loaded
+        sizes = {} if num_samples is None else {"N": num_samples}
+        return fresh._config, check_fields(state["state"], self.state_fields, f"{owner} state['state']", sizes)
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore `state_dict()`: everything is checked first, then assigned in one step."""
-        self._config, self._state = self._parse_state(state)
+    def load_state_dict(self, state: dict[str, Any], *, num_samples: int | None = None,
+                        use_saved_config: bool = False) -> None:
+        """Restore `state_dict()`: everything is checked against the schema first, then assigned in one step.
+        num_samples and use_saved_config as in `Policy.load_state_dict`."""
+        self._config, self._state = self._parse_state(state, num_samples, use_saved_config)
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Guard:
@@ -137,7 +145,7 @@ class Guard(Registered):
         if not isinstance(state, dict) or state.get("name") != cls.name or not isinstance(state.get("config"), dict):
             raise ValueError(f"state is not a {cls.name!r} guard's state")
         guard = cls(**from_saved(state["config"]))
-        guard.load_state_dict(state)
+        guard.load_state_dict(state, use_saved_config=True)
         return guard
 
     def __repr__(self) -> str:

@@ -6,6 +6,8 @@ BatchPolicy (write `select`) and set `name`; it is then in `POLICIES` and builda
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from typing import Any
 
 from hardmine.sampling.policies.base import POLICIES, BatchPolicy, Policy, PriorityPolicy, SubsetPolicy
@@ -37,3 +39,12 @@ def build_policy(policy: str | Policy, **params: Any) -> Policy:
 __all__ = ["POLICIES", "AntiCurriculumPolicy", "BatchPolicy", "CurriculumPolicy", "ImportancePolicy",
            "PacingPolicy", "Policy", "PriorityPolicy", "PruneEasyPolicy", "RankPolicy", "SelectiveBackpropPolicy",
            "SelfPacedPolicy", "SubsetPolicy", "TopKFractionPolicy", "UniformPolicy", "build_policy"]
+
+
+def _import_every_module() -> None:
+    """Import every module of this package, so that a component in a new file registers without an edit here."""
+    for info in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{info.name}")
+
+
+_import_every_module()

@@ -19,20 +19,22 @@ it calls, and a guard implementing none of them is refused.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 
-from hardmine._checks import check_positive_int
+from hardmine._checks import check_int
 from hardmine.memory import Column, ScoreMemory
 from hardmine.registry import Registered, Registry
 from hardmine.sampling.guards.base import Guard
 from hardmine.sampling.schedules import Schedule, ScheduleLike, as_schedule
-from hardmine.state import check_same_keys, check_state, from_saved, to_saved
+from hardmine.state import Field, Float, Int, check_fields, check_state, compare_config, to_saved
 
 _STATISTICS = ("score", "ema")
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 POLICIES = Registry("policy")
 """Every policy class with a `name`, registered by subclassing: `POLICIES["importance"]`."""
@@ -60,10 +62,13 @@ class Policy(Registered):
     columns: ClassVar[tuple[Column, ...]] = ()
     """Memory columns this policy reads beyond the built-in ones; the sampler declares them on its memory."""
     state_version: ClassVar[int] = 1
+    state_fields: ClassVar[dict[str, Field]] = {"unseen_score": Float(), "epoch": Int(-1), "fresh_since": Int()}
+    """The schema of what this class adds to `self._state` (subclasses declare only their own entries; "N" is
+    the data set's size); `load_state_dict` checks the union over the class hierarchy before assigning."""
 
     def __init__(self, *, warmup: int = 0, guards: Sequence[Guard] = (), statistic: str = "score",
                  stale_after: int | None = None) -> None:
-        self.warmup = check_positive_int("warmup", warmup, minimum=0)
+        self.warmup = check_int("warmup", warmup, minimum=0)
         guards = tuple(guards)
         for guard in guards:
             if not isinstance(guard, Guard):
@@ -75,25 +80,36 @@ class Policy(Registered):
         if statistic not in _STATISTICS:
             raise ValueError(f"statistic must be one of {_STATISTICS}, got {statistic!r}")
         self.statistic = statistic
-        self.stale_after = None if stale_after is None else check_positive_int("stale_after", stale_after)
+        self.stale_after = None if stale_after is None else check_int("stale_after", stale_after)
         self._config: dict[str, Any] = {"warmup": self.warmup, "statistic": statistic,
                                         "stale_after": self.stale_after}
         self._state: dict[str, Any] = {"unseen_score": 1.0, "epoch": -1, "fresh_since": -1}
+        self._bounds: dict[str, tuple[float, float]] = {}  # scheduled parameter -> (lowest, highest) value
+        self._pinned: dict[str, float] = {}  # scheduled values fixed while check_scores tries their extremes
 
     @classmethod
     def affected_by(cls, guard: Guard | type[Guard]) -> bool:
         """Whether `guard` (an object or a class) implements a hook this policy calls; if not, it is refused."""
         return bool(guard.hooks() & cls.calls)
 
-    def _schedule(self, name: str, value: ScheduleLike) -> Schedule:
-        """Store a scheduled constructor argument; its value at the current epoch is `self.value(name)`."""
-        schedule = as_schedule(name, value)
+    def _schedule(self, name: str, value: ScheduleLike, low: float = -math.inf, high: float = math.inf,
+                  low_inclusive: bool = True, high_inclusive: bool = True) -> Schedule:
+        """Store a scheduled constructor argument, checked to stay in [low, high] at every epoch (open ends when
+        not inclusive); its value at the current epoch is `self.value(name)`."""
+        schedule = as_schedule(name, value, low, high, low_inclusive, high_inclusive)
         self._config[name] = schedule
+        self._bounds[name] = schedule.bounds()
         return schedule
 
     def value(self, name: str) -> float:
         """The value of scheduled parameter `name` at the epoch last started (epoch 0 before any)."""
+        if name in self._pinned:
+            return self._pinned[name]
         return self._config[name](max(self._state["epoch"], 0))
+
+    def check_scores(self, name: str, indices: np.ndarray, values: np.ndarray, memory: ScoreMemory) -> None:
+        """Hook run before an update writes anything: raise ValueError, naming `name`, when `values` [B] (the
+        scores of samples `indices` [B]) would derive state the policy cannot hold. The base checks nothing."""
 
     def in_warmup(self, epoch: int) -> bool:
         """True while `epoch` is one of the warm-up epochs, drawn by plain shuffling."""
@@ -191,28 +207,51 @@ class Policy(Registered):
             "state_version": self.state_version,
         }
 
-    def _parse_state(self, state: dict[str, Any]) -> tuple[Policy, list[tuple[dict, dict]]]:
+    @classmethod
+    def state_schema(cls) -> dict[str, Field]:
+        """The declared schema of `_state`: every class's `state_fields` in the hierarchy, base first."""
+        schema: dict[str, Field] = {}
+        for klass in reversed(cls.__mro__):
+            schema.update(vars(klass).get("state_fields", {}))
+        return schema
+
+    def _parse_state(self, state: dict[str, Any], num_samples: int | None = None,
+                     use_saved_config: bool = False) -> tuple[Policy, list[tuple[dict, dict]]]:
         """A throwaway policy built and loaded from `state`, and each guard's (config, state): nothing of `self`
         changes. Subclasses with more state extend it."""
-        check_state(state, f"policy {self.name!r}", self.state_version, ("name", "config", "state", "guards"))
+        owner = f"policy {self.name!r}"
+        check_state(state, owner, self.state_version, ("name", "config", "state", "guards"))
         if state["name"] != self.name:
             raise ValueError(f"state is not a {self.name!r} policy's state (it is {state['name']!r}'s)")
+        if not isinstance(state["config"], dict) or not isinstance(state["guards"], list):
+            raise ValueError(f"{owner} state['config'] must be a dict and state['guards'] a list")
         if len(state["guards"]) != len(self.guards):
             raise ValueError(f"state holds {len(state['guards'])} guards, this policy has {len(self.guards)}")
-        guards = [guard._parse_state(guard_state) for guard, guard_state in zip(self.guards, state["guards"])]
+        compare_config(owner, state["config"], self.state_dict()["config"], use_saved_config)
+        guards = [guard._parse_state(guard_state, num_samples, use_saved_config)
+                  for guard, guard_state in zip(self.guards, state["guards"])]
         try:
             fresh = type(self)(**state["config"], guards=self.guards)
         except (TypeError, ValueError) as error:
             raise ValueError(f"state['config'] of policy {self.name!r}: {error}") from None
-        loaded = from_saved(state["state"])
-        check_same_keys("state['state']", loaded, fresh._state)
-        fresh._state = loaded
+        sizes = {} if num_samples is None else {"N": num_samples}
+        fresh._state = check_fields(state["state"], self.state_schema(), f"{owner} state['state']", sizes)
         return fresh, guards
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any], *, num_samples: int | None = None,
+                        use_saved_config: bool = False) -> None:
         """Restore `state_dict()` into a policy of the same class: everything (the guards' states included) is
-        checked first, then assigned in one step."""
-        fresh, guards = self._parse_state(state)
+        checked against the declared schemas first, then assigned in one step.
+
+        num_samples: N, when known (the sampler passes its memory's), so that per-sample arrays are checked
+            against it. use_saved_config: take the saved constructor arguments; by default a saved argument
+            that differs from this policy's is an error naming both values.
+        """
+        self._assign_parsed(self._parse_state(state, num_samples, use_saved_config))
+
+    def _assign_parsed(self, parsed: tuple[Policy, list[tuple[dict, dict]]]) -> None:
+        """Assign what `_parse_state` returned (cannot fail)."""
+        fresh, guards = parsed
         for guard, (config, guard_state) in zip(self.guards, guards):
             guard._config, guard._state = config, guard_state
         self.__dict__.update(fresh.__dict__)
@@ -259,6 +298,36 @@ class PriorityPolicy(Policy):
                 p = guard.adjust_priorities(p, indices, labels)
         return p
 
+    def check_scores(self, name: str, indices: np.ndarray, values: np.ndarray, memory: ScoreMemory) -> None:
+        """Refuse scores whose priorities overflow float32 (the sum tree's leaves) or are not finite and
+        non-negative, at any value the scheduled parameters take over their whole schedule; nothing changes.
+
+        A difficulty statistic (score or moving average) never exceeds the largest score recorded, so the
+        priorities of these scores bound every priority they can derive later.
+        """
+        difficulty = self.guarded_difficulty(np.asarray(values, dtype=np.float64), indices)
+        labels = None if memory.labels is None else memory.labels[indices]
+        ends = {key: [v for v in bounds if math.isfinite(v)] for key, bounds in self._bounds.items()}
+        for corner in itertools.product(*ends.values()):
+            self._pinned = dict(zip(ends, corner))
+            try:
+                with np.errstate(over="ignore", invalid="ignore"):
+                    p = self.priority(difficulty)
+                    for guard in self.guards:
+                        p = guard.adjust_priorities(p, indices, labels)
+            finally:
+                self._pinned = {}
+            bad = ~(np.isfinite(p) & (p >= 0) & (p <= _FLOAT32_MAX))
+            if bad.any():
+                pos = int(np.flatnonzero(bad)[0])
+                params = ", ".join(f"{k}={v:g}" for k, v in zip(ends, corner))
+                largest = int(np.argmax(values))
+                raise ValueError(
+                    f"{name} would give sample {int(indices[pos])} a priority of {float(p[pos]):.4g}"
+                    f"{f' with {params}' if params else ''} (priorities must be finite, >= 0 and at most "
+                    f"float32's {_FLOAT32_MAX:.4g}); the largest {name} is {float(values[largest]):.4g} at index "
+                    f"{int(indices[largest])}: scale the scores down or lower the exponent; nothing was recorded")
+
     @property
     def floor(self) -> float:
         """The uniform fraction of each batch: the policy's `mix` through each guard's `adjust_mix`."""
@@ -282,7 +351,8 @@ class SubsetPolicy(Policy):
 
     calls = frozenset({"adjust_difficulty", "adjust_subset", "adjust_weights"})
 
-    def epoch_subset(self, memory: ScoreMemory, rng: np.random.Generator) -> tuple[np.ndarray | None, np.ndarray | None]:
+    def epoch_subset(self, memory: ScoreMemory,
+                     rng: np.random.Generator) -> tuple[np.ndarray | None, np.ndarray | None]:
         """Hook: (indices [M] int64, weights [M] float64) of this epoch's samples, or (None, None) for all.
 
         Called once at the epoch's start, after `start_epoch`; `rng` is the epoch's seeded generator.

@@ -6,10 +6,11 @@ from typing import Any
 
 import numpy as np
 
-from hardmine._checks import check_fraction, check_positive_int
+from hardmine._checks import check_int, check_number
 from hardmine.memory import ScoreMemory
 from hardmine.sampling.policies.base import SubsetPolicy
 from hardmine.sampling.schedules import ScheduleLike
+from hardmine.state import Float
 
 
 class PruneEasyPolicy(SubsetPolicy):
@@ -25,22 +26,24 @@ class PruneEasyPolicy(SubsetPolicy):
     """
 
     name = "prune_easy"
+    state_fields = {"keep_ratio": Float(0.0, 1.0)}
     calls = SubsetPolicy.calls | {"strata"}
 
     def __init__(self, ratio: ScheduleLike = 0.5, epochs: int = 10, delta: float = 0.875, **base: Any) -> None:
         super().__init__(**base)
-        check_fraction("ratio", self._schedule("ratio", ratio)(0.0), 0.0, 1.0, high_inclusive=False)
-        self.epochs = check_positive_int("epochs", epochs)
-        self.delta = check_fraction("delta", delta, 0.0, 1.0, low_inclusive=False)
+        self._schedule("ratio", ratio, 0.0, 1.0, high_inclusive=False)
+        self.epochs = check_int("epochs", epochs)
+        self.delta = check_number("delta", delta, 0.0, 1.0, low_inclusive=False)
         self._config.update(epochs=self.epochs, delta=self.delta)
         self._state["keep_ratio"] = 1.0
 
-    def epoch_subset(self, memory: ScoreMemory, rng: np.random.Generator) -> tuple[np.ndarray | None, np.ndarray | None]:
+    def epoch_subset(self, memory: ScoreMemory,
+                     rng: np.random.Generator) -> tuple[np.ndarray | None, np.ndarray | None]:
         """Every hard sample, each easy one with probability 1 - r at weight 1 / (1 - r); all after annealing."""
         if self._state["epoch"] >= self.delta * self.epochs:
             self._state["keep_ratio"] = 1.0
             return None, None
-        ratio = check_fraction("ratio", self.value("ratio"), 0.0, 1.0, high_inclusive=False)
+        ratio = check_number("ratio", self.value("ratio"), 0.0, 1.0, high_inclusive=False)
         difficulty = self.difficulty(memory)
         groups = self.strata(memory)
         if groups is not None:

@@ -7,10 +7,11 @@ from typing import Any
 
 import numpy as np
 
-from hardmine._checks import check_fraction
+from hardmine._checks import check_number
 from hardmine.memory import ScoreMemory
 from hardmine.sampling.policies.base import PriorityPolicy, check_normalize, importance_weights
 from hardmine.sampling.schedules import ScheduleLike
+from hardmine.state import Array
 
 
 class RankPolicy(PriorityPolicy):
@@ -26,13 +27,14 @@ class RankPolicy(PriorityPolicy):
     """
 
     name = "rank"
+    state_fields = {"sorted": Array("float64", "N", empty_ok=True)}
 
     def __init__(self, pressure: ScheduleLike = 100.0, mix: float = 0.0, beta: ScheduleLike = 0.0,
                  normalize: str = "max", **base: Any) -> None:
         super().__init__(**base)
-        check_fraction("pressure", self._schedule("pressure", pressure)(0.0), 1.0, math.inf, high_inclusive=False)
-        check_fraction("beta", self._schedule("beta", beta)(0.0), 0.0, 1.0)
-        self.mix = check_fraction("mix", mix, 0.0, 1.0)
+        self._schedule("pressure", pressure, 1.0, math.inf, high_inclusive=False)
+        self._schedule("beta", beta, 0.0, 1.0)
+        self.mix = check_number("mix", mix, 0.0, 1.0)
         self.normalize = check_normalize(normalize)
         self._config.update(mix=self.mix, normalize=normalize)
         self._state["sorted"] = np.zeros(0, dtype=np.float64)

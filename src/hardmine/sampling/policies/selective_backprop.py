@@ -9,6 +9,7 @@ import torch
 
 from hardmine.inbatch.select import Stochastic
 from hardmine.sampling.policies.base import BatchPolicy, Policy
+from hardmine.state import Int
 
 
 class SelectiveBackpropPolicy(BatchPolicy):
@@ -24,6 +25,7 @@ class SelectiveBackpropPolicy(BatchPolicy):
     """
 
     name = "selective_backprop"
+    state_fields = {"kept": Int(0), "scored": Int(0)}
 
     def __init__(self, beta: float = 1.0, history_size: int = 1024, seed: int = 0, **base: Any) -> None:
         super().__init__(**base)
@@ -47,10 +49,11 @@ class SelectiveBackpropPolicy(BatchPolicy):
         """Base state, with the selector's history and generator under "selector"."""
         return {**super().state_dict(), "selector": self._selector.state_dict()}
 
-    def _parse_state(self, state: dict[str, Any]) -> tuple[Policy, list[tuple[dict, dict]]]:
+    def _parse_state(self, state: dict[str, Any], num_samples: int | None = None,
+                     use_saved_config: bool = False) -> tuple[Policy, list[tuple[dict, dict]]]:
         """The base checks, and the selector's state loaded into the throwaway policy."""
-        fresh, guards = super()._parse_state(state)
+        fresh, guards = super()._parse_state(state, num_samples, use_saved_config)
         if "selector" not in state:
             raise ValueError("policy 'selective_backprop' state is missing keys ['selector']")
-        fresh._selector.load_state_dict(state["selector"])
+        fresh._selector.load_state_dict(state["selector"], use_saved_config=True)  # the policy compared it
         return fresh, guards

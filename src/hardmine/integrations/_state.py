@@ -1,0 +1,48 @@
+"""What the integrations checkpoint: the memory, the sampler and any extra stateful objects, restored together."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import hardmine as hm
+
+
+def check_extra(extra: Any) -> dict[str, Any]:
+    """`extra` as a dict of name -> object with `state_dict()` and `load_state_dict()` (CrossBatchMemory,
+    NegativePool, ...), or raise naming the bad entry."""
+    if not isinstance(extra, Mapping):
+        raise TypeError(f"extra_state must be a mapping of name -> stateful object, got {type(extra).__name__}")
+    for name, obj in extra.items():
+        if not isinstance(name, str) or not callable(getattr(obj, "state_dict", None)) or \
+                not callable(getattr(obj, "load_state_dict", None)):
+            raise TypeError(f"extra_state[{name!r}] must have state_dict() and load_state_dict(), got "
+                            f"{type(obj).__name__}")
+    return dict(extra)
+
+
+def state_of(memory: hm.ScoreMemory, sampler: hm.HardExampleSampler, extra: dict[str, Any]) -> dict[str, Any]:
+    """{"memory", "sampler", "extra": {name: state}}: tensors and plain values (weights_only-loadable)."""
+    return {"memory": memory.state_dict(), "sampler": sampler.state_dict(),
+            "extra": {name: obj.state_dict() for name, obj in extra.items()}}
+
+
+def restore(memory: hm.ScoreMemory, sampler: hm.HardExampleSampler, extra: dict[str, Any],
+            state: Any) -> None:
+    """Load `state_of(...)`; when any part is refused, every part keeps (or gets back) its previous state."""
+    if not isinstance(state, dict) or set(state) != {"memory", "sampler", "extra"}:
+        got = sorted(state) if isinstance(state, dict) else type(state).__name__
+        raise ValueError(f"hardmine state must have keys ['extra', 'memory', 'sampler'], got {got}")
+    if set(state["extra"]) != set(extra):
+        raise ValueError(f"hardmine state holds extra states {sorted(state['extra'])}, this run has "
+                         f"{sorted(extra)}")
+    parts = [(memory, state["memory"])] + [(extra[name], state["extra"][name]) for name in sorted(extra)]
+    before = [obj.state_dict() for obj, _ in parts]
+    try:
+        for obj, saved in parts:
+            obj.load_state_dict(saved)
+        sampler.load_state_dict(state["sampler"])
+    except Exception:
+        for (obj, _), old in zip(parts, before):
+            obj.load_state_dict(old)
+        raise

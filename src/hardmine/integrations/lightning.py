@@ -1,0 +1,180 @@
+"""HardMiningCallback: hard example mining in a Lightning (pytorch_lightning 2.x) Trainer, with one call in the step.
+
+```python
+miner = HardMiningCallback(policy="importance", batch_size=64)
+def train_dataloader(self): return miner.dataloader(train_set, num_workers=2)
+def training_step(self, batch, i):
+    idx, x, y = batch
+    return miner.loss(idx, F.cross_entropy(self(x), y, reduction="none"))
+trainer = L.Trainer(callbacks=[miner], ...)
+```
+Install with the `lightning` extra (`pip install hardmine[lightning]`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data._utils.collate import default_collate
+
+import hardmine as hm
+from hardmine.integrations._state import check_extra, restore, state_of
+from hardmine.integrations._step import mined_loss
+
+
+class _BatchFetch(Dataset):
+    """Item `indices` (a batch the sampler drew) is the collated batch `(indices, *dataset[i] for i in indices)`."""
+
+    def __init__(self, dataset: Any, collate_fn: Callable[[list], Any]) -> None:
+        self.dataset, self.collate_fn = hm.WithIndex(dataset), collate_fn
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, indices: list[int]) -> Any:
+        return self.collate_fn([self.dataset[i] for i in indices])
+
+
+class _DrawnBatches(DistributedSampler):
+    """The DataLoader's sampler: the batches of a HardExampleSampler, one item per batch.
+
+    It is a DistributedSampler because its batches are already this process's share (the HardExampleSampler
+    reads rank and world size when an epoch starts): Lightning then leaves it in place under DDP with the
+    default `use_distributed_sampler=True`, and its `set_epoch` reaches the HardExampleSampler.
+    """
+
+    def __init__(self, dataset: Dataset, sampler: hm.HardExampleSampler) -> None:
+        super().__init__(dataset, num_replicas=1, rank=0, shuffle=False)
+        self.batches = sampler
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Forwarded to the HardExampleSampler (Lightning calls it at each epoch start)."""
+        self.batches.set_epoch(epoch)
+
+
+class HardMiningCallback(pl.Callback):
+    """Owns a ScoreMemory and a HardExampleSampler for a LightningModule's training data.
+
+    policy: a registered policy name or a Policy object (see `hardmine.POLICIES`).
+    batch_size: B, samples per batch on each process.
+    seed: every rank draws from the same seeded streams (give each run its own).
+    drop_last, num_batches: as for `HardExampleSampler`.
+    labels: optional int labels [N] for class-aware guards; by default the data set's `targets`, if any.
+    extra_state: name -> object with `state_dict`/`load_state_dict` (a CrossBatchMemory, a NegativePool)
+        checkpointed and restored with the sampler, so it resumes exactly too (both keep every rank identical).
+
+    `dataloader(train_set)` builds the memory and the sampler (`.memory`, `.sampler`) and the DataLoader;
+    `loss(idx, per_sample_loss)` is the training step's one call. The callback keeps the sampler's epoch in step
+    with the trainer's, saves sampler and memory in Lightning's checkpoints (plain tensors and numbers: loadable
+    with `torch.load(weights_only=True)`) and restores them on `fit(ckpt_path=...)`, works under `strategy="ddp"`
+    with the default `use_distributed_sampler=True`, and logs `sampler.stats()` as `hardmine/<name>` through the
+    trainer's logger at each epoch end.
+    """
+
+    def __init__(self, policy: str | hm.Policy = "importance", batch_size: int = 64, seed: int = 0,
+                 drop_last: bool = False, num_batches: int | None = None, labels: Any = None,
+                 extra_state: Mapping[str, Any] | None = None) -> None:
+        self._policy = hm.build_policy(policy)
+        self._sampler_args = {"batch_size": batch_size, "seed": seed, "drop_last": drop_last,
+                              "num_batches": num_batches}
+        hm.HardExampleSampler(hm.ScoreMemory(1), policy=hm.build_policy("uniform"), **self._sampler_args)  # checks
+        self._labels = labels
+        self._extra = check_extra(extra_state or {})
+        self._memory: hm.ScoreMemory | None = None
+        self._sampler: hm.HardExampleSampler | None = None
+        self._pending_state: dict[str, Any] | None = None
+
+    @property
+    def memory(self) -> hm.ScoreMemory:
+        """The ScoreMemory of the training data (built by `dataloader`)."""
+        return self._built()[0]
+
+    @property
+    def sampler(self) -> hm.HardExampleSampler:
+        """The HardExampleSampler that draws the training batches (built by `dataloader`)."""
+        return self._built()[1]
+
+    def _built(self) -> tuple[hm.ScoreMemory, hm.HardExampleSampler]:
+        if self._sampler is None:
+            raise RuntimeError("HardMiningCallback has no data yet: return miner.dataloader(train_set) from the "
+                               "LightningModule's train_dataloader()")
+        return self._memory, self._sampler
+
+    def dataloader(self, dataset: Any, collate_fn: Callable[[list], Any] = default_collate,
+                   **loader_kwargs: Any) -> DataLoader:
+        """A DataLoader of `(idx, *dataset[idx])` batches drawn by this callback's sampler.
+
+        dataset: map-style (`__getitem__` and `__len__`) of N samples; its items may be tuples or single values.
+        loader_kwargs: DataLoader options (num_workers, pin_memory, persistent_workers, ...); batch_size, shuffle,
+            sampler, batch_sampler and drop_last are the sampler's and refused here.
+        Called again (e.g. `reload_dataloaders_every_n_epochs`), it reuses the memory and the sampler.
+        """
+        if not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
+            raise TypeError(f"dataset must be map-style (with __getitem__ and __len__), got {type(dataset).__name__}")
+        clash = sorted({"batch_size", "shuffle", "sampler", "batch_sampler", "drop_last"} & set(loader_kwargs))
+        if clash:
+            raise ValueError(f"dataloader() got {clash}: batching belongs to the callback; set batch_size and "
+                             "drop_last on HardMiningCallback")
+        if self._sampler is None:
+            labels = self._labels if self._labels is not None else getattr(dataset, "targets", None)
+            memory = hm.ScoreMemory(len(dataset), labels=labels)
+            sampler = hm.HardExampleSampler(memory, policy=self._policy, **self._sampler_args)
+            if self._pending_state is not None:
+                restore(memory, sampler, self._extra, self._pending_state)
+                self._pending_state = None
+            self._memory, self._sampler = memory, sampler
+        elif len(dataset) != self._memory.num_samples:
+            raise ValueError(f"dataset has {len(dataset)} samples but this callback's memory holds "
+                             f"{self._memory.num_samples}: use one HardMiningCallback per training set")
+        fetch = _BatchFetch(dataset, collate_fn)
+        return DataLoader(fetch, sampler=_DrawnBatches(fetch, self._sampler), batch_size=None, **loader_kwargs)
+
+    def loss(self, indices: Any, per_sample_loss: torch.Tensor) -> torch.Tensor:
+        """The loss to return from `training_step`: records `per_sample_loss` [B] (with gradient) of the samples
+        `indices` [B] in the memory, and reduces it with the sampler's importance weights to a scalar."""
+        return mined_loss(self.sampler, indices, per_sample_loss)
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Refuse a training DataLoader that does not draw from this callback's sampler."""
+        loaders = trainer.train_dataloader
+        loaders = loaders.values() if isinstance(loaders, dict) else loaders if isinstance(loaders, (list, tuple)) \
+            else [loaders]
+        if self._sampler is None or not any(isinstance(getattr(dl, "sampler", None), _DrawnBatches)
+                                            and dl.sampler.batches is self._sampler for dl in loaders):
+            raise RuntimeError("the training DataLoader does not draw from this HardMiningCallback's sampler: "
+                               "return miner.dataloader(train_set, ...) from train_dataloader()")
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Keep the sampler's epoch the trainer's (also when `limit_train_batches` ends epochs early)."""
+        self.sampler.set_epoch(trainer.current_epoch)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Log `sampler.stats()` once an epoch through the trainer's logger (global rank 0)."""
+        if trainer.logger is not None and trainer.is_global_zero:
+            stats = {f"hardmine/{name}": value for name, value in self.sampler.stats().items()}
+            trainer.logger.log_metrics(stats, step=trainer.global_step)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The memory's, the sampler's and the extra objects' states (empty before `dataloader` was called)."""
+        if self._sampler is None:
+            return {} if self._pending_state is None else self._pending_state
+        return state_of(self._memory, self._sampler, self._extra)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore `state_dict()`; held until `dataloader` builds the sampler when it does not exist yet."""
+        if not state_dict:
+            return
+        if self._sampler is None:
+            self._pending_state = state_dict
+        else:
+            restore(self._memory, self._sampler, self._extra, state_dict)

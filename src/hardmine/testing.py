@@ -1,0 +1,212 @@
+"""The public conformance suite: the checks every policy and guard of hardmine passes, for any user class.
+
+    from hardmine.testing import check_policy, check_guard
+    check_policy(MyPolicy)                      # a class (built with `params`) or an instance (copied per run)
+    check_guard(MyGuard(), policies=["importance"])
+
+Each check raises AssertionError naming what failed: parameter errors (unknown parameters refused by name, a bad
+warm-up, a guard that is not a Guard), seeding (same seed same batches, another seed other batches, int64 indices
+in range), exact resumption through a checkpoint file, epochs under a DataLoader, and state purity
+(`state_dict()` twice gives the same and changes no later draw). The helpers `fake_loss` and `run_steps` drive a
+sampler like a training loop.
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from hardmine.checkpoint import load_state, save_state
+from hardmine.memory import ScoreMemory
+from hardmine.sampling.guards import GUARDS, Guard
+from hardmine.sampling.policies import POLICIES, Policy, build_policy
+from hardmine.sampling.sampler import HardExampleSampler, WithIndex
+
+NUM_SAMPLES, BATCH_SIZE = 103, 10
+LABELS = np.where(np.arange(NUM_SAMPLES) % 10 == 0, 2, np.arange(NUM_SAMPLES) % 2)  # class 2 is rare
+
+
+def fake_loss(idx: np.ndarray, step: int) -> np.ndarray:
+    """A deterministic stand-in for a model's per-sample loss [B] of samples `idx` [B] that changes with `step`."""
+    return np.abs(np.sin(idx * 0.37 + step * 0.11)) * (1 + idx % 7)
+
+
+def run_steps(sampler: HardExampleSampler, steps: int, start_step: int = 0) -> list[np.ndarray]:
+    """Iterate the sampler like a training loop (re-entering iter() at epoch ends) for `steps` batches,
+    recording fake losses and asking for the weights of every batch; returns the batches."""
+    out, step = [], start_step
+    while len(out) < steps:
+        for batch in sampler:
+            out.append(batch.copy())
+            sampler.update(batch, fake_loss(batch, step))
+            sampler.weights(batch)
+            step += 1
+            if len(out) == steps:
+                break
+    return out
+
+
+PolicyLike = type[Policy] | Policy
+"""What the checks take: a policy class (built with `params` and copies of `guards`) or an object (deep-copied)."""
+
+
+class _Factory:
+    """Fresh, identical policies from a class (with params and copies of guards) or an instance (deep copies)."""
+
+    def __init__(self, policy: type[Policy] | Policy, params: dict[str, Any] | None, guards: Sequence[Guard]) -> None:
+        if isinstance(policy, Policy):
+            if params or guards:
+                raise ValueError("params and guards go with a policy class; set them on a policy object")
+            self.cls, self.instance = type(policy), policy
+        elif isinstance(policy, type) and issubclass(policy, Policy):
+            self.cls, self.instance = policy, None
+        else:
+            raise TypeError(f"policy must be a Policy subclass or instance, got {policy!r}")
+        self.params, self.guards = dict(params or {}), tuple(guards)
+
+    def __call__(self) -> Policy:
+        if self.instance is not None:
+            return copy.deepcopy(self.instance)
+        return self.cls(**self.params, guards=[copy.deepcopy(g) for g in self.guards])
+
+    def sampler(self, seed: int = 0, chunk: int | None = None) -> tuple[ScoreMemory, HardExampleSampler]:
+        memory = ScoreMemory(NUM_SAMPLES, labels=LABELS)
+        options = {} if chunk is None else {"chunk": chunk}
+        return memory, HardExampleSampler(memory, BATCH_SIZE, policy=self(), seed=seed, **options)
+
+
+def _raises(error: type[Exception], text: str, what: str, build: Any) -> None:
+    try:
+        build()
+    except error as caught:
+        assert text in str(caught), f"{what}: the {error.__name__} does not mention {text!r}: {caught}"
+        return
+    except Exception as caught:  # noqa: BLE001 - reported as a failed check
+        raise AssertionError(f"{what}: raised {type(caught).__name__} ({caught}), expected {error.__name__}") from None
+    raise AssertionError(f"{what}: nothing was raised, expected {error.__name__}")
+
+
+def check_parameters(cls: type[Policy], params: dict[str, Any] | None = None) -> None:
+    """Unknown parameters are refused by name, a negative warm-up and a guard that is not a Guard are refused."""
+    params = dict(params or {})
+    registered = bool(cls.name) and POLICIES.get(cls.name) is cls
+    build = (lambda **kw: build_policy(cls.name, **params, **kw)) if registered else (lambda **kw: cls(**params, **kw))
+    _raises(TypeError, "no_such_parameter", "an unknown parameter", lambda: build(no_such_parameter=1))
+    if registered:
+        _raises(TypeError, f"policy {cls.name!r}", "an unknown parameter's error names the policy",
+                lambda: build(no_such_parameter=1))
+    _raises(ValueError, "warmup", "warmup=-1", lambda: build(warmup=-1))
+    _raises(TypeError, "guards", "a guard given by name", lambda: build(guards=["noise_guard"]))
+
+
+def check_seeding(policy: PolicyLike, *, params: dict[str, Any] | None = None, guards: Sequence[Guard] = (),
+                  steps: int = 25) -> None:
+    """Same seed, same batches; another seed, other batches; int64 indices in [0, N)."""
+    factory = _Factory(policy, params, guards)
+    a = run_steps(factory.sampler(seed=3)[1], steps)
+    b = run_steps(factory.sampler(seed=3)[1], steps)
+    c = run_steps(factory.sampler(seed=4)[1], steps)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b)), "the same seed drew different batches"
+    assert not all(np.array_equal(x, y) for x, y in zip(a, c)), "another seed drew the same batches"
+    assert all(x.dtype == np.int64 and x.min() >= 0 and x.max() < NUM_SAMPLES for x in a), \
+        "batches must hold int64 indices in [0, N)"
+
+
+def check_resume(policy: PolicyLike, *, params: dict[str, Any] | None = None, guards: Sequence[Guard] = (),
+                 total: int = 30, stop: int = 14) -> None:
+    """Stopping inside an epoch, saving sampler and memory to a file and loading them into a sampler built with
+    another seed (taking the saved one with `use_saved_config=True`) continues with exactly the batches of an
+    uninterrupted run; with chunks of one batch (every batch after the stop drawn by the restored policy) and
+    of four (stopping inside a chunk)."""
+    factory = _Factory(policy, params, guards)
+    for chunk in (1, 4):
+        reference = run_steps(factory.sampler(chunk=chunk)[1], total)
+        memory, sampler = factory.sampler(chunk=chunk)
+        first = run_steps(sampler, stop)
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "ckpt.pt"
+            save_state({"sampler": sampler.state_dict(), "memory": memory.state_dict()}, path)
+            state = load_state(path)
+        memory2, sampler2 = factory.sampler(seed=99, chunk=chunk)
+        memory2.load_state_dict(state["memory"])
+        sampler2.load_state_dict(state["sampler"], use_saved_config=True)  # the saved seed, asked for
+        rest = run_steps(sampler2, total - stop, start_step=stop)
+        for k, (x, y) in enumerate(zip(reference, first + rest)):
+            assert np.array_equal(x, y), f"batch {k} differs after resuming (chunk={chunk})"
+
+
+def check_dataloader(policy: PolicyLike, *, params: dict[str, Any] | None = None, guards: Sequence[Guard] = (),
+                     epochs: int = 3) -> None:
+    """Under DataLoader(batch_sampler=...), each epoch ends after len(sampler) batches of WithIndex items, and
+    weights and stats answer."""
+    factory = _Factory(policy, params, guards)
+    data = TensorDataset(torch.arange(NUM_SAMPLES, dtype=torch.float32), torch.from_numpy(LABELS))
+    memory, sampler = factory.sampler()
+    loader = DataLoader(WithIndex(data), batch_sampler=sampler, num_workers=0)
+    for epoch in range(epochs):
+        sampler.set_epoch(epoch)
+        batches = 0
+        for idx, x, y in loader:
+            assert torch.equal(x, idx.float()) and torch.equal(y, torch.from_numpy(LABELS)[idx]), \
+                "DataLoader items do not match their indices"
+            sampler.update(idx, x / NUM_SAMPLES + 0.1)
+            assert sampler.weights(idx).shape == idx.shape, "weights must have the batch's shape"
+            batches += 1
+        assert batches == len(sampler) >= 1, f"epoch {epoch} had {batches} batches, len(sampler) is {len(sampler)}"
+    stats = sampler.stats()
+    assert stats["epoch"] == epochs - 1 and 0 < stats["fraction_seen"] <= 1, f"stats are off: {stats}"
+
+
+def check_purity(policy: PolicyLike, *, params: dict[str, Any] | None = None, guards: Sequence[Guard] = (),
+                 steps: int = 12) -> None:
+    """`state_dict()` asked twice gives the same, and asking for it does not change the next batches."""
+    factory = _Factory(policy, params, guards)
+    reference = run_steps(factory.sampler()[1], 2 * steps)
+    memory, sampler = factory.sampler()
+    first = run_steps(sampler, steps)
+    one, two = sampler.state_dict(), sampler.state_dict()
+    assert repr(one) == repr(two), "state_dict() changed the state"
+    rest = run_steps(sampler, steps, start_step=steps)
+    assert all(np.array_equal(x, y) for x, y in zip(reference, first + rest)), "state_dict() changed later draws"
+
+
+def check_policy(policy: PolicyLike, *, params: dict[str, Any] | None = None, guards: Sequence[Guard] = ()) -> None:
+    """Run every conformance check against a policy class (built with `params` and copies of `guards`) or a
+    policy object (deep-copied for each run); AssertionError names the first check that fails."""
+    _Factory(policy, params, guards)  # the arguments, checked once
+    if isinstance(policy, type) and not guards:
+        check_parameters(policy, params)
+    for check in (check_seeding, check_resume, check_dataloader, check_purity):
+        check(policy, params=params, guards=guards)
+
+
+def check_guard(guard: type[Guard] | Guard, *, policies: Sequence[str] | None = None) -> None:
+    """Run the checks of `check_policy` for the guard (a class, built without arguments, or an object) on each
+    registered policy it has an effect on (or those named), check that the others refuse it, and that its state
+    round-trips and a foreign state is refused."""
+    if isinstance(guard, type):
+        if not issubclass(guard, Guard):
+            raise TypeError(f"guard must be a Guard subclass or instance, got {guard!r}")
+        guard = guard()
+    elif not isinstance(guard, Guard):
+        raise TypeError(f"guard must be a Guard subclass or instance, got {guard!r}")
+    assert guard.hooks(), f"{type(guard).__name__} implements none of the hooks"
+    rebuilt = type(guard).from_state(guard.state_dict())
+    assert repr(rebuilt) == repr(guard), f"state round trip gave {rebuilt!r}, expected {guard!r}"
+    other = next((name for name in GUARDS if name != guard.name), "other")
+    _raises(ValueError, "guard's state", "a foreign guard state", lambda: type(guard).from_state({"name": other}))
+    names = sorted(POLICIES) if policies is None else list(policies)
+    for name in names:
+        cls = POLICIES[name]
+        if cls.affected_by(guard):
+            check_policy(cls, guards=[guard])
+        else:
+            _raises(ValueError, "has no effect", f"policy {name!r} without a hook of the guard",
+                    lambda cls=cls: cls(guards=[copy.deepcopy(guard)]))

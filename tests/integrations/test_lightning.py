@@ -1,0 +1,127 @@
+"""HardMiningCallback in a Lightning Trainer: resume gives the uninterrupted batches and memory, single process
+and 2-process DDP (gloo, default use_distributed_sampler), epochs stay in step, checkpoints load weights_only."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("pytorch_lightning")
+
+from hardmine.integrations.lightning import HardMiningCallback
+from tests.integrations import lightning_run as run
+
+PER_EPOCH = -(-run.N // 8)  # 12 batches of 8 (the last one of 2)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_resume_from_mid_epoch_and_epoch_end_checkpoints(tmp_path, workers):
+    full, miner = run.fit(str(tmp_path / "full"), num_workers=workers, every_n_steps=5)
+    assert len(full.seen) == 3 * PER_EPOCH
+    checkpoint = torch.load(tmp_path / "full" / "step5.ckpt", weights_only=True)
+    assert checkpoint["callbacks"]["HardMiningCallback"]["sampler"]["position"] == 5
+    for name, done in (("step5.ckpt", 5), ("epoch0.ckpt", PER_EPOCH)):
+        resumed, miner2 = run.fit(str(tmp_path / name), num_workers=workers,
+                                  ckpt_path=str(tmp_path / "full" / name))
+        assert resumed.seen == full.seen[done:], name
+        np.testing.assert_array_equal(miner2.memory.get("score"), miner.memory.get("score"))
+        np.testing.assert_array_equal(miner2.memory.get("seen"), miner.memory.get("seen"))
+        resumed_bank = resumed.bank.state_dict()
+        for key, value in full.bank.state_dict().items():  # the CrossBatchMemory in extra_state resumes too
+            same = torch.equal(resumed_bank[key], value) if isinstance(value, torch.Tensor) else \
+                resumed_bank[key] == value
+            assert same, key
+
+
+def test_epochs_stay_in_step_under_limit_train_batches(tmp_path):
+    model, miner = run.fit(str(tmp_path), epochs=3, limit_train_batches=4, policy="uniform")
+    assert len(model.seen) == 12 and miner.sampler.epoch == 2
+    first = run.fit(str(tmp_path / "x"), epochs=1, policy="uniform")[0].seen  # epoch 0 of the same seed
+    assert model.seen[:4] == first[:4] and model.seen[4:8] != first[4:8]
+
+
+def test_ddp_two_processes_with_the_default_distributed_sampler(tmp_path):
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root / "src"), str(root)]), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+                           str(_free_port()), str(Path(run.__file__)), str(tmp_path)], env=env, timeout=300,
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    full = [r["full"] for r in ranks]
+    assert full[0]["world_size"] == 2
+    per_epoch = -(-run.N // 16)
+    assert len(full[0]["seen"]) == len(full[1]["seen"]) == 3 * per_epoch
+    visits = np.zeros(run.N, dtype=int)
+    for r in ranks:
+        assert len(r["uniform"]["seen"]) == 2 * per_epoch and r["uniform"]["len"] == per_epoch
+        for batch in r["uniform"]["seen"]:
+            np.add.at(visits, batch, 1)
+    np.testing.assert_array_equal(visits, np.full(run.N, 2))  # 2 epochs: every sample twice, across both ranks
+    assert full[0]["score"] == full[1]["score"]
+    for name, done in (("step4.ckpt", 4), ("epoch0.ckpt", per_epoch)):
+        for r in (0, 1):
+            assert ranks[r][name]["seen"] == full[r]["seen"][done:], (name, r)
+            assert ranks[r][name]["score"] == full[r]["score"]
+            assert ranks[r][name]["bank"] == full[r]["bank"] == full[0]["bank"]  # gathered: every rank the same
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_errors_name_what_to_do(tmp_path):
+    miner = HardMiningCallback(batch_size=4)
+    with pytest.raises(RuntimeError, match="miner.dataloader"):
+        _ = miner.sampler
+    with pytest.raises(ValueError, match="batch_size"):
+        miner.dataloader(run.data(), batch_size=3)
+    with pytest.raises(TypeError, match="map-style"):
+        miner.dataloader(iter(range(3)))
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        HardMiningCallback(batch_size=0)
+    with pytest.raises(TypeError, match=r"extra_state\['bank'\] must have state_dict"):
+        HardMiningCallback(extra_state={"bank": 3})
+
+
+def test_a_loader_not_built_by_the_callback_is_refused(tmp_path):
+    import pytorch_lightning as pl
+
+    class Plain(run.Model):
+        def train_dataloader(self):
+            return torch.utils.data.DataLoader(run.data(), batch_size=8)
+
+    miner = HardMiningCallback(batch_size=8)
+    trainer = pl.Trainer(max_epochs=1, callbacks=[miner], logger=False, enable_progress_bar=False,
+                         enable_checkpointing=False, enable_model_summary=False)
+    with pytest.raises(RuntimeError, match="miner.dataloader"):
+        trainer.fit(Plain(miner))
+
+
+def test_stats_are_logged_once_an_epoch(tmp_path):
+    import pytorch_lightning as pl
+
+    class Logger(pl.loggers.logger.Logger):
+        name, version, experiment = "test", 0, None
+        logged = []
+
+        def log_metrics(self, metrics, step=None):
+            self.logged.append(metrics)
+
+        def log_hyperparams(self, *args, **kwargs):
+            pass
+
+    miner = HardMiningCallback(batch_size=8)
+    trainer = pl.Trainer(max_epochs=2, callbacks=[miner], logger=Logger(), enable_progress_bar=False,
+                         enable_checkpointing=False, enable_model_summary=False)
+    trainer.fit(run.Model(miner))
+    epochs = [m for m in Logger.logged if "hardmine/epoch" in m]
+    assert [m["hardmine/epoch"] for m in epochs] == [0.0, 1.0] and 0.5 < epochs[-1]["hardmine/fraction_seen"] <= 1.0
