@@ -13,14 +13,18 @@ from hardmine.sampling.guards import GUARDS, ClassBalance, CoverageGuard, Guard,
 from hardmine.sampling.policies import (
     POLICIES,
     AntiCurriculumPolicy,
+    IRREDUCIBLE_LOSS,
     BatchPolicy,
+    CandidatePolicy,
     CurriculumPolicy,
     ImportancePolicy,
+    OnlineTopLossPolicy,
     PacingPolicy,
     Policy,
     PriorityPolicy,
     PruneEasyPolicy,
     RankPolicy,
+    RhoLossPolicy,
     SelectiveBackpropPolicy,
     SelfPacedPolicy,
     SubsetPolicy,
@@ -28,6 +32,7 @@ from hardmine.sampling.policies import (
     UniformPolicy,
     build_policy,
 )
+from hardmine.reference import cross_fit_losses, reference_losses, train_reference
 from hardmine.inbatch.reduction import reduce
 from hardmine.sampling.refresh import RefreshCallback
 from hardmine.sampling.sampler import HardExampleSampler, WithIndex
@@ -36,11 +41,13 @@ from hardmine.sampling.sumtree import SumTree
 
 __all__ = [
     "GUARDS",
+    "IRREDUCIBLE_LOSS",
     "LOSSES",
     "POLICIES",
     "SELECTORS",
     "AntiCurriculumPolicy",
     "BatchPolicy",
+    "CandidatePolicy",
     "ClassBalance",
     "Column",
     "CoverageGuard",
@@ -52,12 +59,14 @@ __all__ = [
     "MisclassifiedUpweight",
     "NoiseGuard",
     "OHEMLoss",
+    "OnlineTopLossPolicy",
     "PacingPolicy",
     "Policy",
     "PriorityPolicy",
     "PruneEasyPolicy",
     "RankPolicy",
     "RefreshCallback",
+    "RhoLossPolicy",
     "ScoreMemory",
     "SelectiveBackpropPolicy",
     "Selection",
@@ -72,14 +81,17 @@ __all__ = [
     "WeightCap",
     "WithIndex",
     "build_policy",
+    "cross_fit_losses",
     "guards",
     "load_state",
     "mine_negatives_ssd",
     "ohem_rois",
     "reduce",
+    "reference_losses",
     "save_state",
     "schedules",
     "scores",
+    "train_reference",
 ]
 __version__ = "0.1.0"
 

@@ -12,12 +12,13 @@ import torch
 from hardmine._checks import check_indices, check_positive_int, check_values, to_numpy
 from hardmine.distributed import all_gather_1d, rank_and_world, rank_offset
 from hardmine.memory import ScoreMemory
-from hardmine.sampling.policies import BatchPolicy, Policy, PriorityPolicy, SubsetPolicy, build_policy
+from hardmine.sampling.policies import BatchPolicy, CandidatePolicy, Policy, PriorityPolicy, SubsetPolicy, build_policy
 from hardmine.sampling.sumtree import SumTree
 from hardmine.state import check_same_keys, check_state, from_saved, to_saved
 
 _PENDING_BATCHES = 256  # yielded batches whose importance weights stay available (covers DataLoader prefetching)
 _SUBSET_STREAM = 2**32 - 1  # the random stream of an epoch's subset, apart from the per-batch streams
+_CANDIDATE_STREAM = 1  # the Philox counter word of candidate batches (priority draws use 0)
 _STATE_VERSION = 1
 
 
@@ -45,13 +46,12 @@ class HardExampleSampler:
         self.memory = memory
         self.batch_size = check_positive_int("batch_size", batch_size)
         self.policy = build_policy(policy)
-        for column in self.policy.required_columns():
-            memory.declare(column)
         self.seed = check_positive_int("seed", seed, minimum=0)
         if not isinstance(drop_last, bool):
             raise TypeError(f"drop_last must be a bool, got {drop_last!r}")
         self.drop_last = drop_last
         self.fixed_batches = None if num_batches is None else check_positive_int("num_batches", num_batches)
+        self.policy.attach(memory)  # after every check: a policy writes its fixed columns here
         self.rank, self.world_size = rank_and_world()
         self._epoch = 0
         self._position = 0  # batches drawn in the current epoch
@@ -127,6 +127,8 @@ class HardExampleSampler:
             subset, weights = policy.guarded_subset(memory, rng)
             state.update(subset=subset, subset_weights=weights,
                          num_batches=self._count_batches(memory.num_samples if subset is None else subset.size))
+        elif isinstance(policy, CandidatePolicy) and not policy.in_warmup(self._epoch):
+            state.update(mode="candidates", num_batches=self._count_batches(policy.epoch_samples(memory.num_samples)))
         self._epoch_state = state
         self._tree = self._permutation = None
         self._drawn_per_class[:] = 0
@@ -142,6 +144,8 @@ class HardExampleSampler:
         if self._epoch_state["mode"] == "priority":
             size = self._global_batch_size(k, self.memory.num_samples)
             indices, weights = self._draw_by_priority(k, size)
+        elif self._epoch_state["mode"] == "candidates":
+            indices, weights = self._draw_candidates(k)
         else:
             indices, weights = self._draw_from_subset(k)
         share = indices.size // self.world_size
@@ -182,6 +186,21 @@ class HardExampleSampler:
         indices = np.concatenate([taken, drawn])
         probabilities = np.concatenate([np.full(taken.size, 1.0 / n), probabilities])  # forced: as if uniform
         return indices, self.policy.weights(probabilities, n)
+
+    # Candidate batches (CandidatePolicy): each step, candidates x the batch, drawn uniformly without replacement
+    # within the batch from a stream of its own, a pure function of (seed, epoch, step); `update` selects.
+    def _draw_candidates(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        n = self.memory.num_samples
+        size = min(n, self._global_batch_size(k, self.policy.epoch_samples(n)) * self.policy.candidates)
+        size -= size % self.world_size
+        rng = np.random.Generator(np.random.Philox(key=self.seed, counter=[0, _CANDIDATE_STREAM, k, self._epoch]))
+        return rng.choice(n, size, replace=False).astype(np.int64), np.ones(size)
+
+    def _check_candidates(self, idx: np.ndarray) -> None:
+        if self._epoch_state["mode"] == "candidates" and idx.tobytes() not in self._pending:
+            raise ValueError(f"indices (first: {idx[:5].tolist()}, {idx.size} in all) are not a candidate batch this "
+                             f"sampler yielded: pass update() the whole candidate batch ({self.policy.candidates} x "
+                             "batch_size indices, in the order yielded) with the losses of all of them")
 
     def _remember(self, batch: np.ndarray, weights: np.ndarray) -> None:
         self._pending[batch.tobytes()] = (batch, weights)
@@ -232,6 +251,7 @@ class HardExampleSampler:
         started = time.perf_counter()
         local = check_indices("indices", indices, self.memory.num_samples)
         losses = check_values("per_sample_loss", per_sample_loss, local.size, indices=local)
+        self._check_candidates(local)
         idx, local_losses = local, losses
         stats = {name: to_numpy(value).astype(np.float64) for name, value in stats.items()}
         if self.world_size > 1:
