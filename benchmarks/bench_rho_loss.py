@@ -74,7 +74,7 @@ def reference(kind: str, d: dict, seed: int, make_model, ref_epochs: int) -> tup
     """(irreducible losses [N], compute spent on them)."""
     train = TensorDataset(d["x_train"], d["y_train"])
     n = len(train)
-    opt = lambda p: torch.optim.AdamW(p, lr=1e-3)  # noqa: E731
+    opt = lambda p: torch.optim.AdamW(p, lr=1e-3)
     if kind == "holdout":
         model = hm.train_reference(make_model, TensorDataset(d["x_hold"], d["y_hold"]), epochs=ref_epochs,
                                    optimizer=opt, seed=seed, progress=False)
@@ -149,7 +149,7 @@ def run(name: str, d: dict, seed: int, args, make_model, il: np.ndarray | None, 
 
 def summarize(runs: list[dict], strategies: list[str], evals: int) -> list[dict]:
     base = [r for r in runs if r["strategy"] == "uniform"]
-    last = lambda r: float(np.mean(r["curve"]["val"][-evals:]))  # noqa: E731
+    last = lambda r: float(np.mean(r["curve"]["val"][-evals:]))
     target = float(np.mean([last(r) for r in base]))
     base_compute = float(np.mean([r["compute"] for r in base]))
     base_acc = {r["seed"]: r["test_acc"] for r in base}
@@ -179,8 +179,8 @@ def summarize(runs: list[dict], strategies: list[str], evals: int) -> list[dict]
 
 def table(rows: list[dict], title: str) -> str:
     out = [f"**{title}** (target: uniform's last-epoch validation accuracy {rows[0]['target']:.4f})", "",
-           "| strategy | test acc (mean ± std) | vs uniform, paired 95% | total compute | compute to target | "
-           "reached | flipped share of selected |", "|---|---|---|---|---|---|---|"]
+           ("| strategy | test acc (mean ± std) | vs uniform, paired 95% | total compute | compute to target | "
+            "reached | flipped share of selected |"), "|---|---|---|---|---|---|---|"]
     for r in rows:
         ctt = "—" if r["compute_to_target"] is None else f"{r['compute_to_target']:.2f}x"
         out.append(f"| {r['strategy']} | {r['test_acc_mean']:.4f} ± {r['test_acc_std']:.4f} | "
@@ -213,9 +213,9 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     make_model = MODELS[args.model]
-    report = [f"model {args.model}, train {args.train}, holdout {args.holdout}, val {args.val}, epochs {args.epochs}, "
-              f"batch {args.batch}, candidates {args.candidates}, epoch_fraction {args.fraction}, "
-              f"reference epochs {args.ref_epochs}, seeds {args.seeds}"]
+    report = [(f"model {args.model}, train {args.train}, holdout {args.holdout}, val {args.val}, "
+               f"epochs {args.epochs}, batch {args.batch}, candidates {args.candidates}, "
+               f"epoch_fraction {args.fraction}, reference epochs {args.ref_epochs}, seeds {args.seeds}")]
     for noise in args.noise:
         runs = []
         for seed in args.seeds:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 import hardmine as hm
-from hardmine._checks import check_fraction
+from hardmine._checks import check_number
 
 
 class BoltzmannPolicy(hm.PriorityPolicy):
@@ -27,9 +27,9 @@ class BoltzmannPolicy(hm.PriorityPolicy):
 
     def __init__(self, temperature: hm.schedules.ScheduleLike = 1.0, mix: float = 0.1, **base: Any) -> None:
         super().__init__(**base)
-        check_fraction("temperature", self._schedule("temperature", temperature)(0.0), 0.0, np.inf,
+        check_number("temperature", self._schedule("temperature", temperature)(0.0), 0.0, np.inf,
                        low_inclusive=False, high_inclusive=False)
-        self.mix = check_fraction("mix", mix, 0.0, 1.0)
+        self.mix = check_number("mix", mix, 0.0, 1.0)
         self._config.update(mix=self.mix)
         self._state["top"] = 0.0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,7 @@ def to_numpy(x: Any) -> np.ndarray:
     return np.asarray(x)
 
 
-def check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
+def check_int(name: str, value: Any, minimum: int = 1) -> int:
     """Return `value` as an int, or raise if it is not an integer >= `minimum` (bools are refused)."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an integer, got {value!r} of type {type(value).__name__}")
@@ -26,9 +27,10 @@ def check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
     return int(value)
 
 
-def check_fraction(name: str, value: Any, low: float = 0.0, high: float = 1.0,
-                   low_inclusive: bool = True, high_inclusive: bool = True) -> float:
-    """Return `value` as a float in the interval [low, high] (open ends when not inclusive), or raise."""
+def check_number(name: str, value: Any, low: float = -math.inf, high: float = math.inf,
+                 low_inclusive: bool = True, high_inclusive: bool = True) -> float:
+    """Return `value` as a finite float in the interval [low, high] (open ends when not inclusive), or raise;
+    the default interval takes any finite number (bools are refused)."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name} must be a number, got {value!r} of type {type(value).__name__}")
     value = float(value)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from hardmine._checks import check_fraction, check_indices, check_positive_int, check_values, last_occurrence, to_numpy
+from hardmine._checks import check_number, check_indices, check_int, check_values, last_occurrence, to_numpy
 from hardmine.state import check_state, to_saved
 
 Rule = Callable[["ScoreMemory", np.ndarray, np.ndarray, np.ndarray, int], None]
@@ -147,8 +147,8 @@ class ScoreMemory:
     """
 
     def __init__(self, num_samples: int, labels: Any = None, ema_decay: float = 0.9) -> None:
-        self.num_samples = check_positive_int("num_samples", num_samples)
-        self.ema_decay = check_fraction("ema_decay", ema_decay, 0.0, 1.0, high_inclusive=False)
+        self.num_samples = check_int("num_samples", num_samples)
+        self.ema_decay = check_number("ema_decay", ema_decay, 0.0, 1.0, high_inclusive=False)
         self._labels = None if labels is None else self._check_labels(labels)
         self._declared: dict[str, Column] = {}
         self._columns: dict[str, np.ndarray] = {}
@@ -269,7 +269,7 @@ class ScoreMemory:
             arr = to_numpy(value)
             sources[name] = check_values(name, arr.astype(np.int8) if arr.dtype == np.bool_ else arr, idx.size,
                                          indices=idx)
-        step = check_positive_int("step", self._updates if step is None else step, minimum=0)
+        step = check_int("step", self._updates if step is None else step, minimum=0)
         keep = last_occurrence(idx)
         idx = idx[keep]
         values = {name: arr[keep] for name, arr in sources.items()}
@@ -310,8 +310,8 @@ class ScoreMemory:
                                  f"got {arr.dtype} of shape {tuple(arr.shape)}")
             columns[column.name] = arr
         labels = None if state["labels"] is None else self._check_labels(state["labels"])
-        updates = check_positive_int("state['updates']", state["updates"], minimum=0)
-        ema_decay = check_fraction("state['ema_decay']", state["ema_decay"], 0.0, 1.0, high_inclusive=False)
+        updates = check_int("state['updates']", state["updates"], minimum=0)
+        ema_decay = check_number("state['ema_decay']", state["ema_decay"], 0.0, 1.0, high_inclusive=False)
         order = [name for name in self._declared if name in columns]
         self._columns = {name: columns[name] for name in order}
         self._labels, self._updates, self.ema_decay = labels, updates, ema_decay

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
-from hardmine._checks import check_positive_int, to_numpy
+from hardmine._checks import check_int, to_numpy
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """(outputs [B, ...], targets [B]) -> per-sample loss [B]."""
@@ -79,7 +79,7 @@ def reference_losses(model: nn.Module, dataset: Any, *, loss_fn: LossFn | None =
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     size = _check_dataset("dataset", dataset)
-    batch_size = check_positive_int("batch_size", batch_size)
+    batch_size = check_int("batch_size", batch_size)
     loss_fn = loss_fn or _cross_entropy
     device, was_training = _device(model), model.training
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
@@ -114,9 +114,9 @@ def train_reference(make_model: Callable[[], nn.Module], holdout: Any, *, loss_f
     if not callable(make_model):
         raise TypeError(f"make_model must be a callable returning an nn.Module, got {type(make_model).__name__}")
     _check_dataset("holdout", holdout)
-    epochs = check_positive_int("epochs", epochs)
-    batch_size = check_positive_int("batch_size", batch_size)
-    seed = check_positive_int("seed", seed, minimum=0)
+    epochs = check_int("epochs", epochs)
+    batch_size = check_int("batch_size", batch_size)
+    seed = check_int("seed", seed, minimum=0)
     loss_fn = loss_fn or _cross_entropy
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -147,9 +147,9 @@ def cross_fit_losses(make_model: Callable[[], nn.Module], dataset: Any, *, folds
         every sample.
     """
     size = _check_dataset("dataset", dataset)
-    seed = check_positive_int("seed", seed, minimum=0)
+    seed = check_int("seed", seed, minimum=0)
     if isinstance(folds, (int, np.integer)) and not isinstance(folds, bool):
-        count = check_positive_int("folds", folds, minimum=2)
+        count = check_int("folds", folds, minimum=2)
         if count > size:
             raise ValueError(f"folds is {count} but the data set has only {size} samples")
         assignment = np.random.default_rng(seed).permutation(size) % count

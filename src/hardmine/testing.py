@@ -31,10 +31,14 @@ from hardmine.sampling.sampler import HardExampleSampler, WithIndex
 
 NUM_SAMPLES, BATCH_SIZE = 103, 10
 LABELS = np.where(np.arange(NUM_SAMPLES) % 10 == 0, 2, np.arange(NUM_SAMPLES) % 2)  # class 2 is rare
-POLICY_PARAMS: dict[str, dict[str, Any]] = {
-    "rho_loss": {"irreducible_loss": np.abs(np.cos(np.arange(NUM_SAMPLES) * 0.21))}}
-"""Parameters the suite builds a registered policy with when it needs per-sample data of the suite's data set
-(rho_loss: reference losses [NUM_SAMPLES]); `check_guard` uses them, a user's policy adds its own."""
+
+
+def policy_params(name: str, num_samples: int = NUM_SAMPLES) -> dict[str, Any]:
+    """Parameters a registered policy needs to be built for a data set of `num_samples` (beyond its defaults):
+    rho_loss's reference losses [num_samples]; {} for the others. `check_guard` builds policies with them."""
+    if name == "rho_loss":
+        return {"irreducible_loss": np.abs(np.cos(np.arange(num_samples) * 0.21))}
+    return {}
 
 
 def fake_loss(idx: np.ndarray, step: int) -> np.ndarray:
@@ -197,7 +201,7 @@ def check_guard(guard: type[Guard] | Guard, *, policies: Sequence[str] | None = 
     for name in names:
         cls = POLICIES[name]
         if cls.affected_by(guard):
-            check_policy(cls, params=POLICY_PARAMS.get(name), guards=[guard])
+            check_policy(cls, params=policy_params(name), guards=[guard])
         else:
             _raises(ValueError, "has no effect", f"policy {name!r} without a hook of the guard",
                     lambda cls=cls: cls(guards=[copy.deepcopy(guard)]))

@@ -14,26 +14,25 @@ def guard_for(name: str) -> hm.guards.Guard:
     return NoiseGuard(min_visits=1) if name == "noise_guard" else GUARDS[name]()
 
 
-PARAMS = testing.POLICY_PARAMS  # rho_loss needs reference losses of the suite's data set
 
 CASES = [(p, None) for p in sorted(POLICIES)] + [
     (p, g) for p in sorted(POLICIES) for g in sorted(GUARDS) if POLICIES[p].affected_by(GUARDS[g])]
 
 
 def factory(policy: str, guard: str | None) -> testing._Factory:
-    return testing._Factory(POLICIES[policy], PARAMS.get(policy), [guard_for(guard)] if guard else [])
+    return testing._Factory(POLICIES[policy], testing.policy_params(policy), [guard_for(guard)] if guard else [])
 
 
 @pytest.mark.parametrize("policy", sorted(POLICIES))
 def test_unknown_parameters_are_refused_by_name(policy):
-    testing.check_parameters(POLICIES[policy], PARAMS.get(policy))
+    testing.check_parameters(POLICIES[policy], testing.policy_params(policy))
 
 
 @pytest.mark.parametrize("policy, guard", [(p, g) for g in sorted(GUARDS) for p in sorted(POLICIES)
                                            if not POLICIES[p].affected_by(GUARDS[g])])
 def test_a_guard_without_effect_on_a_policy_is_refused(policy, guard):
     with pytest.raises(ValueError, match=f"{guard} has no effect on the '{policy}' policy"):
-        hm.build_policy(policy, **PARAMS.get(policy, {}), guards=[guard_for(guard)])
+        hm.build_policy(policy, **testing.policy_params(policy), guards=[guard_for(guard)])
 
 
 @pytest.mark.parametrize("name", sorted(GUARDS))

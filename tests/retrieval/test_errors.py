@@ -70,7 +70,7 @@ def test_zero_norm_rows_under_cosine(qc):
     ({"min_score": 0.5, "max_score": 0.1}, "min_score = 0.5 is above max_score = 0.1"),
     ({"sampling": "hardest"}, "sampling must be one of"),
     ({"metric": "l2"}, "metric must be one of"),
-    ({"index": "annoy"}, "index must be 'exact', 'ivf', 'hnsw' or a SearchBackend"),
+    ({"index": "annoy"}, r"index must be one of \['exact', 'hnsw', 'ivf'\] or a SearchBackend"),
     ({"batch_size": 0}, "batch_size must be >= 1, got 0"),
 ])
 def test_bad_parameters(qc, kwargs, message):

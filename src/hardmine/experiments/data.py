@@ -11,33 +11,22 @@ from pathlib import Path
 
 import numpy as np
 
+from hardmine.datasets import DATASETS
 from hardmine.datasets.tabular import LabeledData, check_classes
-
-NAMED = ("digits", "fashion-mnist", "shuttle")
 
 
 def load_dataset(dataset: str, data_dir: Path | None = None, label_column: str | None = None,
                  test_fraction: float = 0.25, seed: int = 0) -> LabeledData:
     """A named data set ("digits", "fashion-mnist", "shuttle"; files from `data_dir`) or a user file (.npz, .csv,
     .parquet; tables need `label_column`). Splits made here are stratified and seeded with `seed`."""
-    if dataset == "digits":
-        from hardmine.datasets.digits import load_digits
-
-        data = load_digits(test_fraction, seed)
-    elif dataset == "fashion-mnist":
-        from hardmine.datasets.fashion_mnist import load_fashion_mnist
-
-        data = load_fashion_mnist(data_dir)
-    elif dataset == "shuttle":
-        from hardmine.datasets.shuttle import load_shuttle
-
-        data = load_shuttle(data_dir, test_fraction, seed)
+    if dataset in DATASETS:
+        data = DATASETS[dataset](data_dir, test_fraction, seed)
     elif Path(dataset).suffix.lower() in (".npz", ".csv", ".parquet"):
         from hardmine.datasets.tabular import load_table
 
         data = load_table(dataset, label_column, test_fraction, seed)
     else:
-        raise ValueError(f"dataset must be one of {list(NAMED)} or a .npz/.csv/.parquet file, got {dataset!r}")
+        raise ValueError(f"dataset must be one of {list(DATASETS)} or a .npz/.csv/.parquet file, got {dataset!r}")
     check_classes(data.y_train, f"the training part of {data.name}")
     return data
 

@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from hardmine._checks import check_fraction, check_positive_int
+from hardmine._checks import check_number, check_int
 
 
 def _check_loss(name: str, loss: torch.Tensor) -> None:
@@ -53,7 +53,7 @@ def mine_negatives_ssd(cls_loss: torch.Tensor, labels: torch.Tensor, neg_pos_rat
     if isinstance(neg_pos_ratio, bool) or not isinstance(neg_pos_ratio, (int, float)) \
             or not (math.isfinite(neg_pos_ratio) and neg_pos_ratio >= 0):
         raise ValueError(f"neg_pos_ratio must be a finite number >= 0, got {neg_pos_ratio!r}")
-    min_negatives = check_positive_int("min_negatives", min_negatives, minimum=0)
+    min_negatives = check_int("min_negatives", min_negatives, minimum=0)
     positive = labels > 0
     negative = labels == 0
     wanted = torch.floor(positive.sum(1) * float(neg_pos_ratio)).long().clamp_min(min_negatives)
@@ -117,8 +117,8 @@ def ohem_rois(roi_losses: torch.Tensor, boxes: torch.Tensor, batch_size_per_imag
     """
     _check_loss("roi_losses", roi_losses)
     _check_boxes(boxes, roi_losses.shape)
-    quota = check_positive_int("batch_size_per_image", batch_size_per_image)
-    thr = check_fraction("nms_iou", nms_iou)
+    quota = check_int("batch_size_per_image", batch_size_per_image)
+    thr = check_number("nms_iou", nms_iou, 0.0, 1.0)
     candidate = torch.ones_like(roi_losses, dtype=torch.bool)
     if valid is not None:
         if not isinstance(valid, torch.Tensor) or valid.dtype != torch.bool or valid.shape != roi_losses.shape:
@@ -127,7 +127,7 @@ def ohem_rois(roi_losses: torch.Tensor, boxes: torch.Tensor, batch_size_per_imag
     pos_quota = quota
     if labels is not None:
         _check_labels(labels, roi_losses.shape)
-        pos_quota = int(quota * check_fraction("positive_fraction", positive_fraction))
+        pos_quota = int(quota * check_number("positive_fraction", positive_fraction, 0.0, 1.0))
         candidate &= labels >= 0
     order = _order(roi_losses.detach().masked_fill(~candidate, -math.inf))
     candidate = candidate.gather(1, order)

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hardmine._checks import check_fraction, check_positive_int
+from hardmine._checks import check_number, check_int
 from hardmine.inbatch.reduction import reduce
 from hardmine.inbatch.select import Threshold, TopK
 from hardmine.registry import Registry
@@ -74,7 +74,7 @@ class OHEMLoss(nn.Module):
         self.base_loss = _check_base_loss(base_loss)
         if (keep is None) == (threshold is None):
             raise ValueError(f"give exactly one of keep and threshold, got keep={keep!r}, threshold={threshold!r}")
-        self.min_kept = check_positive_int("min_kept", min_kept, minimum=0)
+        self.min_kept = check_int("min_kept", min_kept, minimum=0)
         self.threshold: Threshold | None = None
         self.keep: TopK | None = None
         if threshold is not None:
@@ -82,9 +82,9 @@ class OHEMLoss(nn.Module):
                 raise ValueError(f"threshold must be a finite number, got {threshold!r}")
             self.threshold = Threshold(threshold, self.min_kept)
         elif isinstance(keep, float):
-            self.keep = TopK(check_fraction("keep", keep, 0.0, 1.0, low_inclusive=False, high_inclusive=False))
+            self.keep = TopK(check_number("keep", keep, 0.0, 1.0, low_inclusive=False, high_inclusive=False))
         else:
-            self.keep = TopK(check_positive_int("keep", keep, minimum=0))
+            self.keep = TopK(check_int("keep", keep, minimum=0))
         self.ignore_index = ignore_index
         self.reduction = _check_reduction(reduction)
 

@@ -13,7 +13,7 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
-from hardmine._checks import check_fraction, check_positive_int
+from hardmine._checks import check_number, check_int
 from hardmine.registry import Registry
 
 SELECTORS = Registry("selector")
@@ -119,9 +119,9 @@ class TopK:
 
     def __init__(self, k: int | float) -> None:
         if isinstance(k, float):
-            self.k: int | float = check_fraction("k", k, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
+            self.k: int | float = check_number("k", k, 0.0, 1.0, low_inclusive=False, high_inclusive=False)
         else:
-            self.k = check_positive_int("k", k, minimum=0)
+            self.k = check_int("k", k, minimum=0)
 
     def count(self, num_valid: int, num_scores: int) -> int:
         """The number of elements kept out of `num_valid` valid ones (of `num_scores` in all)."""
@@ -155,7 +155,7 @@ class Threshold:
         if keep not in ("above", "below"):
             raise ValueError(f"keep must be 'above' or 'below', got {keep!r}")
         self.value = float(value)
-        self.min_kept = check_positive_int("min_kept", min_kept, minimum=0)
+        self.min_kept = check_int("min_kept", min_kept, minimum=0)
         self.keep = keep
 
     def __call__(self, scores: torch.Tensor, mask: torch.Tensor | None = None) -> Selection:
@@ -185,7 +185,7 @@ class Stochastic:
         if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not (math.isfinite(beta) and beta >= 0):
             raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
         self.beta = float(beta)
-        self.history_size = check_positive_int("history_size", history_size)
+        self.history_size = check_int("history_size", history_size)
         if isinstance(seed, torch.Generator):
             self.generator = seed
         elif isinstance(seed, int) and not isinstance(seed, bool):
@@ -233,8 +233,8 @@ class Stochastic:
         history = torch.as_tensor(state["history"], dtype=torch.float64)
         if history.shape != (self.history_size,):
             raise ValueError(f"state['history'] has shape {tuple(history.shape)}, expected ({self.history_size},)")
-        count = check_positive_int("state['count']", state["count"], minimum=0)
-        position = check_positive_int("state['position']", state["position"], minimum=0)
+        count = check_int("state['count']", state["count"], minimum=0)
+        position = check_int("state['position']", state["position"], minimum=0)
         if count > self.history_size or position >= self.history_size:
             raise ValueError(f"state['count']={count} and state['position']={position} do not fit a history of "
                              f"{self.history_size}")

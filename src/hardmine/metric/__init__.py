@@ -5,7 +5,7 @@ Every miner is called as `miner(embeddings, labels, ref_emb=None, ref_labels=Non
 names to the classes.
 """
 
-from hardmine.metric.base import BaseMiner
+from hardmine.metric.base import MINERS, BaseMiner
 from hardmine.metric.batch_hard import BatchHardMiner, EasyPositiveHardNegativeMiner
 from hardmine.metric.cross_batch_memory import CrossBatchMemory
 from hardmine.metric.distance_weighted import DistanceWeightedMiner
@@ -21,17 +21,6 @@ from hardmine.metric.multi_similarity import MultiSimilarityMiner
 from hardmine.metric.pair_margin import PairMarginMiner
 from hardmine.metric.semi_hard import SemiHardMiner
 from hardmine.metric.triplet_margin import BatchAllMiner, TripletMarginMiner
-
-MINERS: dict[str, type[BaseMiner]] = {
-    "batch_hard": BatchHardMiner,
-    "batch_all": BatchAllMiner,
-    "easy_positive_hard_negative": EasyPositiveHardNegativeMiner,
-    "semi_hard": SemiHardMiner,
-    "triplet_margin": TripletMarginMiner,
-    "distance_weighted": DistanceWeightedMiner,
-    "multi_similarity": MultiSimilarityMiner,
-    "pair_margin": PairMarginMiner,
-}
 
 __all__ = [
     "DISTANCES",

@@ -10,10 +10,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from hardmine._checks import check_positive_int
+from hardmine._checks import check_int
 from hardmine.metric import _ops
 from hardmine.metric._batch import Block, Indices, MiningBatch, safe_padding
 from hardmine.metric.distances import DEFAULT_MAX_BYTES, BaseDistance, EuclideanDistance
+from hardmine.registry import Registry
+
+MINERS = Registry("miner")
+"""Short names of the miners: `MINERS["batch_hard"](margin=0.2)`; a miner registers with `@MINERS.register(name)`."""
 
 PositiveMask = torch.Tensor | Callable[[Any, Any], torch.Tensor]
 __all__ = ["BaseMiner", "Block", "Indices", "MiningBatch", "PositiveMask", "as_torch_generator"]
@@ -104,7 +108,7 @@ class BaseMiner:
             raise TypeError(f"positive_mask must be None, a boolean tensor or a callable, got {positive_mask!r}")
         self.distance = distance
         self.positive_mask = positive_mask
-        self.max_block_bytes = check_positive_int("max_block_bytes", max_block_bytes)
+        self.max_block_bytes = check_int("max_block_bytes", max_block_bytes)
 
     def default_distance(self) -> BaseDistance:
         """The distance used when none is given: Euclidean on L2-normalised embeddings (PML's default)."""

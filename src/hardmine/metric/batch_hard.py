@@ -6,9 +6,10 @@ import torch
 
 from hardmine.metric import _ops
 from hardmine.metric._label_fold import label_fold_extremes
-from hardmine.metric.base import BaseMiner, Indices, MiningBatch
+from hardmine.metric.base import MINERS, BaseMiner, Indices, MiningBatch
 
 
+@MINERS.register("batch_hard")
 class BatchHardMiner(BaseMiner):
     """Per anchor, the hardest positive (farthest) and the hardest negative (closest): triplets (a, p, n).
 
@@ -37,6 +38,7 @@ class BatchHardMiner(BaseMiner):
         return tuple(torch.cat(part) for part in zip(*out))
 
 
+@MINERS.register("easy_positive_hard_negative")
 class EasyPositiveHardNegativeMiner(BatchHardMiner):
     """Per anchor, the easiest positive (closest) and the hardest negative (closest): triplets (a, p, n).
 

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from hardmine._checks import check_positive_int
+from hardmine._checks import check_int
 from hardmine.metric.base import BaseMiner, Indices, _check_embeddings
 
 _STATE_KEYS = ("embeddings", "labels", "steps", "cursor")
@@ -29,7 +29,7 @@ def _all_gather_rows(tensor: torch.Tensor) -> torch.Tensor:
 
 
 def _check_step(step: Any) -> int:
-    return check_positive_int("step", step, minimum=0)
+    return check_int("step", step, minimum=0)
 
 
 class CrossBatchMemory:
@@ -46,10 +46,10 @@ class CrossBatchMemory:
     def __init__(self, size: int, embedding_dim: int, max_age: int | None = None,
                  label_shape: tuple[int, ...] = (), gather_distributed: bool = True,
                  device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> None:
-        self.size = check_positive_int("size", size)
-        self.embedding_dim = check_positive_int("embedding_dim", embedding_dim)
-        self.max_age = None if max_age is None else check_positive_int("max_age", max_age, minimum=0)
-        self.label_shape = tuple(check_positive_int("label_shape", n) for n in label_shape)
+        self.size = check_int("size", size)
+        self.embedding_dim = check_int("embedding_dim", embedding_dim)
+        self.max_age = None if max_age is None else check_int("max_age", max_age, minimum=0)
+        self.label_shape = tuple(check_int("label_shape", n) for n in label_shape)
         self.gather_distributed = bool(gather_distributed)
         self.embeddings = torch.zeros((self.size, self.embedding_dim), dtype=dtype, device=device)
         self.labels = torch.zeros((self.size, *self.label_shape), dtype=torch.int64, device=device)

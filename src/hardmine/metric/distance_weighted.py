@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from hardmine._checks import check_fraction
+from hardmine._checks import check_number
 from hardmine.metric import _ops
-from hardmine.metric.base import BaseMiner, Block, Indices, MiningBatch, PositiveMask, as_torch_generator
+from hardmine.metric.base import MINERS, BaseMiner, Block, Indices, MiningBatch, PositiveMask, as_torch_generator
 from hardmine.metric.distances import DEFAULT_MAX_BYTES, BaseDistance, EuclideanDistance
 
 
@@ -25,6 +25,7 @@ def negative_weights(distances: torch.Tensor, dim: int, cutoff: float, nonzero_l
     return (log_w - row_max.clamp(min=torch.finfo(torch.float64).min)).exp_()
 
 
+@MINERS.register("distance_weighted")
 class DistanceWeightedMiner(BaseMiner):
     """One triplet (a, p, n) per positive pair, n drawn with probability proportional to `negative_weights`.
 
@@ -43,8 +44,8 @@ class DistanceWeightedMiner(BaseMiner):
         super().__init__(distance, positive_mask, max_block_bytes)
         if not (isinstance(self.distance, EuclideanDistance) and self.distance.normalize):
             raise ValueError(f"DistanceWeightedMiner needs EuclideanDistance(normalize=True), got {self.distance!r}")
-        self.cutoff = check_fraction("cutoff", cutoff, 0.0, 2.0, low_inclusive=False)
-        self.nonzero_loss_cutoff = check_fraction("nonzero_loss_cutoff", nonzero_loss_cutoff, 0.0, float("inf"),
+        self.cutoff = check_number("cutoff", cutoff, 0.0, 2.0, low_inclusive=False)
+        self.nonzero_loss_cutoff = check_number("nonzero_loss_cutoff", nonzero_loss_cutoff, 0.0, float("inf"),
                                                   low_inclusive=False)
         self.generator = as_torch_generator(seed)
 

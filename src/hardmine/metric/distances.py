@@ -15,7 +15,11 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
-from hardmine._checks import check_positive_int
+from hardmine._checks import check_int
+from hardmine.registry import Registry
+
+DISTANCES = Registry("distance")
+"""Short names of the distances: `DISTANCES["cosine"]()`; a distance registers with `@DISTANCES.register(name)`."""
 
 DEFAULT_MAX_BYTES = 16 * 2**20  # blocks below glibc's 32 MiB mmap threshold reuse heap pages
 
@@ -49,7 +53,7 @@ class BaseDistance:
     def pairwise_blocks(self, x: torch.Tensor, y: torch.Tensor | None = None,
                         max_bytes: int = DEFAULT_MAX_BYTES) -> Iterator[tuple[int, torch.Tensor]]:
         """Yield `(first_row, block)`: the rows of the [B, M] matrix in blocks of at most `max_bytes` bytes."""
-        check_positive_int("max_bytes", max_bytes)
+        check_int("max_bytes", max_bytes)
         xp = self.prepare(x)
         xa, ya = self.factors(xp, xp if y is None else self.prepare(y))
         rows = max(1, max_bytes // max(1, ya.shape[0] * xa.element_size()))
@@ -66,6 +70,7 @@ class BaseDistance:
         return blocks[0] if len(blocks) == 1 else torch.cat(blocks)
 
 
+@DISTANCES.register("squared_euclidean")
 class SquaredEuclideanDistance(BaseDistance):
     """Squared L2 distance |x - y|^2 (on L2-normalised embeddings by default, then in [0, 4])."""
 
@@ -83,6 +88,7 @@ class SquaredEuclideanDistance(BaseDistance):
         return values.clamp_(min=0.0)
 
 
+@DISTANCES.register("euclidean")
 class EuclideanDistance(SquaredEuclideanDistance):
     """L2 distance |x - y| (on L2-normalised embeddings by default, then in [0, 2]); PML's default distance."""
 
@@ -90,6 +96,7 @@ class EuclideanDistance(SquaredEuclideanDistance):
         return values.clamp_(min=0.0).sqrt_()
 
 
+@DISTANCES.register("dot")
 class DotProductSimilarity(BaseDistance):
     """Dot product x . y, a similarity (unnormalised by default)."""
 
@@ -102,6 +109,7 @@ class DotProductSimilarity(BaseDistance):
         return x, -y
 
 
+@DISTANCES.register("cosine")
 class CosineSimilarity(DotProductSimilarity):
     """Cosine similarity x . y / (|x| |y|), in [-1, 1]: the dot product of L2-normalised embeddings."""
 
@@ -111,10 +119,3 @@ class CosineSimilarity(DotProductSimilarity):
     def __repr__(self) -> str:
         return "CosineSimilarity()"
 
-
-DISTANCES: dict[str, type[BaseDistance]] = {
-    "euclidean": EuclideanDistance,
-    "squared_euclidean": SquaredEuclideanDistance,
-    "cosine": CosineSimilarity,
-    "dot": DotProductSimilarity,
-}

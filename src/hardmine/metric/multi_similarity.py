@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import torch
 
-from hardmine._checks import check_fraction
+from hardmine._checks import check_number
 from hardmine.metric import _ops
-from hardmine.metric.base import BaseMiner, Indices, MiningBatch, PositiveMask
+from hardmine.metric.base import MINERS, BaseMiner, Indices, MiningBatch, PositiveMask
 from hardmine.metric.distances import DEFAULT_MAX_BYTES, BaseDistance, CosineSimilarity
 
 
+@MINERS.register("multi_similarity")
 class MultiSimilarityMiner(BaseMiner):
     """Pairs (a1, p, a2, n): positives harder than the anchor's closest negative by less than epsilon, and
     negatives closer than the anchor's farthest positive plus epsilon.
@@ -25,7 +26,7 @@ class MultiSimilarityMiner(BaseMiner):
     def __init__(self, epsilon: float = 0.1, distance: BaseDistance | None = None,
                  positive_mask: PositiveMask | None = None, max_block_bytes: int = DEFAULT_MAX_BYTES) -> None:
         super().__init__(distance, positive_mask, max_block_bytes)
-        self.epsilon = check_fraction("epsilon", epsilon, 0.0, float("inf"))
+        self.epsilon = check_number("epsilon", epsilon, 0.0, float("inf"))
 
     def default_distance(self) -> BaseDistance:
         """Cosine similarity, as in the paper and PML."""

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import torch
 
-from hardmine._checks import check_fraction
+from hardmine._checks import check_number
 from hardmine.metric import _ops
-from hardmine.metric.base import BaseMiner, Indices, MiningBatch, PositiveMask
+from hardmine.metric.base import MINERS, BaseMiner, Indices, MiningBatch, PositiveMask
 from hardmine.metric.distances import DEFAULT_MAX_BYTES, BaseDistance
 
 
+@MINERS.register("pair_margin")
 class PairMarginMiner(BaseMiner):
     """Pairs (a1, p, a2, n): positives with d(a,p) > pos_margin and negatives with d(a,n) < neg_margin.
 
@@ -23,8 +24,8 @@ class PairMarginMiner(BaseMiner):
     def __init__(self, pos_margin: float = 0.2, neg_margin: float = 0.8, distance: BaseDistance | None = None,
                  positive_mask: PositiveMask | None = None, max_block_bytes: int = DEFAULT_MAX_BYTES) -> None:
         super().__init__(distance, positive_mask, max_block_bytes)
-        self.pos_margin = check_fraction("pos_margin", pos_margin, float("-inf"), float("inf"))
-        self.neg_margin = check_fraction("neg_margin", neg_margin, float("-inf"), float("inf"))
+        self.pos_margin = check_number("pos_margin", pos_margin, float("-inf"), float("inf"))
+        self.neg_margin = check_number("neg_margin", neg_margin, float("-inf"), float("inf"))
 
     def _mine(self, batch: MiningBatch) -> Indices:
         sign = -1.0 if batch.distance.is_similarity else 1.0

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import torch
 
-from hardmine._checks import check_fraction
+from hardmine._checks import check_number
 from hardmine.metric import _ops
-from hardmine.metric.base import BaseMiner, Indices, MiningBatch, PositiveMask
+from hardmine.metric.base import MINERS, BaseMiner, Indices, MiningBatch, PositiveMask
 from hardmine.metric.distances import DEFAULT_MAX_BYTES, BaseDistance
 
 
+@MINERS.register("semi_hard")
 class SemiHardMiner(BaseMiner):
     """One triplet (a, p, n) per positive pair: the closest negative farther than the positive, d(a,n) > d(a,p);
     when no negative is farther, the farthest negative (the easiest hard one).
@@ -26,7 +27,7 @@ class SemiHardMiner(BaseMiner):
     def __init__(self, margin: float = 0.2, distance: BaseDistance | None = None,
                  positive_mask: PositiveMask | None = None, max_block_bytes: int = DEFAULT_MAX_BYTES) -> None:
         super().__init__(distance, positive_mask, max_block_bytes)
-        self.margin = check_fraction("margin", margin, 0.0, float("inf"))
+        self.margin = check_number("margin", margin, 0.0, float("inf"))
 
     def _mine(self, batch: MiningBatch) -> Indices:
         out: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []

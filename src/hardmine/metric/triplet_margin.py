@@ -9,10 +9,10 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-from hardmine._checks import check_fraction, check_positive_int
+from hardmine._checks import check_number, check_int
 from hardmine.metric import _ops
 from hardmine.metric._sampling import sample_ids
-from hardmine.metric.base import BaseMiner, Block, Indices, MiningBatch, PositiveMask, as_torch_generator
+from hardmine.metric.base import MINERS, BaseMiner, Block, Indices, MiningBatch, PositiveMask, as_torch_generator
 from hardmine.metric.distances import DEFAULT_MAX_BYTES, BaseDistance
 
 TRIPLET_TYPES = ("all", "hard", "semihard", "easy")
@@ -20,6 +20,7 @@ Search = Callable[[torch.Tensor, bool], torch.Tensor]
 _DECODE_CHUNK = 2**22
 
 
+@MINERS.register("triplet_margin")
 class TripletMarginMiner(BaseMiner):
     """Triplets (a, p, n) selected by their margin d(a,n) - d(a,p) (s(a,p) - s(a,n) for similarities):
 
@@ -40,9 +41,9 @@ class TripletMarginMiner(BaseMiner):
         super().__init__(distance, positive_mask, max_block_bytes)
         if type_of_triplets not in TRIPLET_TYPES:
             raise ValueError(f"type_of_triplets must be one of {TRIPLET_TYPES}, got {type_of_triplets!r}")
-        self.margin = check_fraction("margin", margin, float("-inf"), float("inf"))
+        self.margin = check_number("margin", margin, float("-inf"), float("inf"))
         self.type_of_triplets = type_of_triplets
-        self.max_triplets = None if max_triplets is None else check_positive_int("max_triplets", max_triplets)
+        self.max_triplets = None if max_triplets is None else check_int("max_triplets", max_triplets)
         self.generator = as_torch_generator(seed)
 
     def _interval(self, search: Search, d_ap: torch.Tensor,
@@ -109,6 +110,7 @@ class TripletMarginMiner(BaseMiner):
         return tuple(torch.cat(part) for part in zip(*out))
 
 
+@MINERS.register("batch_all")
 class BatchAllMiner(TripletMarginMiner):
     """Every triplet (a, p, n) with positive loss: d(a,n) < d(a,p) + margin (Hermans et al. 2017, batch-all).
 

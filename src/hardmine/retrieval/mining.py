@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from hardmine._checks import as_generator, check_fraction, check_positive_int
+from hardmine._checks import as_generator, check_number, check_int
 from hardmine.retrieval.backends import Block, ExactSearch, SearchBackend, make_backend
 from hardmine.retrieval.distributed import Shard, corpus_shard, merge_across_ranks, raise_if_any_failed, \
     reduce_across_ranks
@@ -60,10 +60,10 @@ def mine_hard_negatives(
     corpus_sharded=False every rank holds the whole corpus and searches 1/world of it; with corpus_sharded=True
     corpus_emb is this rank's shard and global ids follow rank order. All ranks return the same result.
     """
-    num_negatives = check_positive_int("num_negatives", num_negatives)
-    range_min = check_positive_int("range_min", range_min, minimum=0)
-    batch_size = check_positive_int("batch_size", batch_size)
-    recall_sample = check_positive_int("recall_sample", recall_sample, minimum=0)
+    num_negatives = check_int("num_negatives", num_negatives)
+    range_min = check_int("range_min", range_min, minimum=0)
+    batch_size = check_int("batch_size", batch_size)
+    recall_sample = check_int("recall_sample", recall_sample, minimum=0)
     if sampling not in SAMPLINGS:
         raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
     if metric not in METRICS:
@@ -119,7 +119,7 @@ def mine_hard_negatives(
 def _filters(num_negatives: int, range_min: int, range_max: int | None, max_score: float | None,
              min_score: float | None, absolute_margin: float | None,
              relative_margin: float | None) -> CandidateFilters:
-    range_max = range_min + 10 * num_negatives if range_max is None else check_positive_int("range_max", range_max)
+    range_max = range_min + 10 * num_negatives if range_max is None else check_int("range_max", range_max)
     if range_max <= range_min:
         raise ValueError(f"range_max must be > range_min = {range_min}, got {range_max}")
     if num_negatives > range_max - range_min:
@@ -128,9 +128,9 @@ def _filters(num_negatives: int, range_min: int, range_max: int | None, max_scor
     values = {}
     for name, value in (("max_score", max_score), ("min_score", min_score), ("absolute_margin", absolute_margin)):
         if value is not None:
-            values[name] = check_fraction(name, value, -np.inf, np.inf, False, False)
+            values[name] = check_number(name, value)
     if relative_margin is not None:
-        values["relative_margin"] = check_fraction("relative_margin", relative_margin, 0.0, 1.0)
+        values["relative_margin"] = check_number("relative_margin", relative_margin, 0.0, 1.0)
     if max_score is not None and min_score is not None and min_score > max_score:
         raise ValueError(f"min_score = {min_score} is above max_score = {max_score}: no candidate could pass")
     return CandidateFilters(range_min, range_max, **values)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from hardmine._checks import as_generator, check_fraction, check_positive_int, check_indices
+from hardmine._checks import as_generator, check_number, check_int, check_indices
 from hardmine.retrieval.result import MinedNegatives
 
 Encoder = Callable[[np.ndarray], Any]
@@ -47,13 +47,13 @@ class NegativePool:
                  drift_check_every: int = 100, num_probe: int = 256,
                  seed: int | np.random.Generator | None = 0) -> None:
         self.encode_queries, self.encode_corpus, self.mine = encode_queries, encode_corpus, mine
-        self.num_queries = check_positive_int("num_queries", num_queries)
-        self.corpus_size = check_positive_int("corpus_size", corpus_size)
-        self.refresh_every = None if refresh_every is None else check_positive_int("refresh_every", refresh_every)
-        self.drift_threshold = None if drift_threshold is None else check_fraction("drift_threshold",
+        self.num_queries = check_int("num_queries", num_queries)
+        self.corpus_size = check_int("corpus_size", corpus_size)
+        self.refresh_every = None if refresh_every is None else check_int("refresh_every", refresh_every)
+        self.drift_threshold = None if drift_threshold is None else check_number("drift_threshold",
                                                                                   drift_threshold, 0.0, 2.0)
-        self.drift_check_every = check_positive_int("drift_check_every", drift_check_every)
-        self.num_probe = check_positive_int("num_probe", num_probe)
+        self.drift_check_every = check_int("drift_check_every", drift_check_every)
+        self.num_probe = check_int("num_probe", num_probe)
         self._seed_key = int(as_generator(seed).integers(2**31))
         self._indices: np.ndarray | None = None
         self._probe_ids = np.zeros(0, dtype=np.int64)
@@ -75,7 +75,7 @@ class NegativePool:
     def step(self, step: int) -> RefreshReport | None:
         """Call once per training step: mines on the first call, then re-mines when due. Returns the report of a
         re-mining, or None."""
-        step = check_positive_int("step", step, minimum=0)
+        step = check_int("step", step, minimum=0)
         if self._indices is None:
             return self.refresh(step, "initial")
         if self.refresh_every is not None and step - self._last_refresh >= self.refresh_every:
@@ -97,7 +97,7 @@ class NegativePool:
 
     def refresh(self, step: int, reason: str = "manual", drift: float = float("nan")) -> RefreshReport:
         """Re-encode every query and corpus row with the current encoder and mine again now."""
-        step = check_positive_int("step", step, minimum=0)
+        step = check_int("step", step, minimum=0)
         query_emb = self.encode_queries(np.arange(self.num_queries, dtype=np.int64))
         corpus_emb = self.encode_corpus(np.arange(self.corpus_size, dtype=np.int64))
         mined = self.mine(query_emb, corpus_emb, seed=self._seed_key + len(self.history))

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
-from hardmine._checks import check_positive_int, to_numpy
+from hardmine._checks import check_int, to_numpy
 from hardmine.sampling.sampler import HardExampleSampler
 
 
@@ -23,8 +24,8 @@ class RefreshCallback:
         if not callable(score_fn):
             raise TypeError(f"score_fn must be callable, got {type(score_fn).__name__}")
         self.score_fn = score_fn
-        self.every = check_positive_int("every", every)
-        self.size = check_positive_int("size", size)
+        self.every = check_int("every", every)
+        self.size = check_int("size", size)
 
     def __call__(self, sampler: HardExampleSampler) -> np.ndarray | None:
         """Re-score the stalest samples when the memory's step count is a multiple of `every`; returns them."""

@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import torch
 
-from hardmine._checks import check_indices, check_positive_int, check_values, to_numpy
+from hardmine._checks import check_indices, check_int, check_values, to_numpy
 from hardmine.distributed import all_gather_1d, rank_and_world, rank_offset
 from hardmine.memory import ScoreMemory
-from hardmine.sampling.policies import BatchPolicy, CandidatePolicy, Policy, PriorityPolicy, SubsetPolicy, build_policy
+from hardmine.sampling.policies import (
+    BatchPolicy,
+    CandidatePolicy,
+    Policy,
+    PriorityPolicy,
+    SubsetPolicy,
+    build_policy,
+)
 from hardmine.sampling.sumtree import SumTree
 from hardmine.state import check_same_keys, check_state, from_saved, to_saved
 
@@ -44,13 +52,13 @@ class HardExampleSampler:
         if not isinstance(memory, ScoreMemory):
             raise TypeError(f"memory must be a ScoreMemory, got {type(memory).__name__}")
         self.memory = memory
-        self.batch_size = check_positive_int("batch_size", batch_size)
+        self.batch_size = check_int("batch_size", batch_size)
         self.policy = build_policy(policy)
-        self.seed = check_positive_int("seed", seed, minimum=0)
+        self.seed = check_int("seed", seed, minimum=0)
         if not isinstance(drop_last, bool):
             raise TypeError(f"drop_last must be a bool, got {drop_last!r}")
         self.drop_last = drop_last
-        self.fixed_batches = None if num_batches is None else check_positive_int("num_batches", num_batches)
+        self.fixed_batches = None if num_batches is None else check_int("num_batches", num_batches)
         self.policy.attach(memory)  # after every check: a policy writes its fixed columns here
         self.rank, self.world_size = rank_and_world()
         self._epoch = 0
@@ -91,7 +99,7 @@ class HardExampleSampler:
 
     def set_epoch(self, epoch: int) -> None:
         """Make the next iterator draw epoch `epoch`: from its start, unless it is the current epoch."""
-        epoch = check_positive_int("epoch", epoch, minimum=0)
+        epoch = check_int("epoch", epoch, minimum=0)
         if epoch != self._epoch:
             self._epoch, self._position = epoch, 0
 
@@ -322,9 +330,9 @@ class HardExampleSampler:
         for key in ("batch_size", "fixed_batches", "world_size"):
             if state.get(key) != getattr(self, key):
                 raise ValueError(f"state[{key!r}] is {state.get(key)!r} but this sampler has {getattr(self, key)!r}")
-        seed = check_positive_int("state['seed']", state["seed"], minimum=0)
-        epoch = check_positive_int("state['epoch']", state["epoch"], minimum=0)
-        position = check_positive_int("state['position']", state["position"], minimum=0)
+        seed = check_int("state['seed']", state["seed"], minimum=0)
+        epoch = check_int("state['epoch']", state["epoch"], minimum=0)
+        position = check_int("state['position']", state["position"], minimum=0)
         epoch_state = from_saved(state["epoch_state"])
         check_same_keys("state['epoch_state']", epoch_state, self._epoch_state)
         if position > epoch_state["num_batches"]:

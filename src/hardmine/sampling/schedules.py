@@ -10,15 +10,11 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar
 
-from hardmine._checks import check_fraction
+from hardmine._checks import check_number
 from hardmine.registry import Registered, Registry
 
 SCHEDULES = Registry("schedule")
 """Every Schedule class with a `name`, registered by subclassing."""
-
-
-def _check_number(name: str, value: Any) -> float:
-    return check_fraction(name, value, -math.inf, math.inf, low_inclusive=False, high_inclusive=False)
 
 
 class Schedule(Registered):
@@ -46,7 +42,7 @@ class Constant(Schedule):
     name = "constant"
 
     def __init__(self, value: float) -> None:
-        self.value = _check_number("value", value)
+        self.value = check_number("value", value)
 
     def __call__(self, epoch: float) -> float:
         return self.value
@@ -58,10 +54,10 @@ class Linear(Schedule):
     name = "linear"
 
     def __init__(self, start: float, end: float, epochs: float, begin: float = 0.0) -> None:
-        self.start = _check_number("start", start)
-        self.end = _check_number("end", end)
-        self.epochs = check_fraction("epochs", epochs, 0.0, math.inf, low_inclusive=False, high_inclusive=False)
-        self.begin = check_fraction("begin", begin, 0.0, math.inf, high_inclusive=False)
+        self.start = check_number("start", start)
+        self.end = check_number("end", end)
+        self.epochs = check_number("epochs", epochs, 0.0, math.inf, low_inclusive=False, high_inclusive=False)
+        self.begin = check_number("begin", begin, 0.0, math.inf, high_inclusive=False)
 
     def _fraction(self, epoch: float) -> float:
         return min(1.0, max(0.0, (epoch - self.begin) / self.epochs))
@@ -86,9 +82,9 @@ class Step(Schedule):
 
     def __init__(self, start: float, factor: float, every: float = 1.0, low: float = -math.inf,
                  high: float = math.inf) -> None:
-        self.start = _check_number("start", start)
-        self.factor = _check_number("factor", factor)
-        self.every = check_fraction("every", every, 0.0, math.inf, low_inclusive=False, high_inclusive=False)
+        self.start = check_number("start", start)
+        self.factor = check_number("factor", factor)
+        self.every = check_number("every", every, 0.0, math.inf, low_inclusive=False, high_inclusive=False)
         self.low = float(low)
         self.high = float(high)
         if not self.low <= self.high:

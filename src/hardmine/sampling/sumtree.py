@@ -14,7 +14,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from hardmine._checks import check_indices, check_positive_int, check_values, last_occurrence, to_numpy
+from hardmine._checks import (
+    check_indices,
+    check_int,
+    check_values,
+    last_occurrence,
+    to_numpy,
+)
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
@@ -51,7 +57,7 @@ class SumTree:
     """
 
     def __init__(self, priorities: np.ndarray, block_size: int = 16) -> None:
-        block_size = check_positive_int("block_size", block_size)
+        block_size = check_int("block_size", block_size)
         if block_size & (block_size - 1):
             raise ValueError(f"block_size must be a power of two, got {block_size}")
         values = to_numpy(priorities)
@@ -145,7 +151,7 @@ class SumTree:
 
         Raises ValueError when every priority is zero (there is no distribution to draw from).
         """
-        batch_size = check_positive_int("batch_size", batch_size)
+        batch_size = check_int("batch_size", batch_size)
         if not isinstance(generator, np.random.Generator):
             raise TypeError(f"generator must be a numpy.random.Generator, got {type(generator).__name__}")
         total = self.total()

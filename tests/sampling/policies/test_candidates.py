@@ -7,8 +7,7 @@ import torch
 from scipy.stats import chisquare
 
 import hardmine as hm
-from hardmine import HardExampleSampler, ScoreMemory
-from hardmine import testing
+from hardmine import HardExampleSampler, ScoreMemory, testing
 
 
 def rho_sampler(n=20, batch=2, candidates=5, il=None, **params):
@@ -19,7 +18,7 @@ def rho_sampler(n=20, batch=2, candidates=5, il=None, **params):
 
 
 def test_a_candidate_batch_holds_candidates_times_b_distinct_indices_and_b_are_selected():
-    memory, sampler = rho_sampler(n=50, batch=4, candidates=5)
+    _, sampler = rho_sampler(n=50, batch=4, candidates=5)
     assert len(sampler) == 13  # ceil(50 / 4): as many back-propagated samples per epoch as a uniform epoch
     for step, batch in enumerate(sampler):
         b = 4 if step < 12 else 2  # the last batch: 50 - 48
@@ -42,7 +41,7 @@ def test_rho_keeps_the_top_reducible_loss_with_ties_broken_by_index():
     n = 20
     il = np.zeros(n)
     il[[3, 7, 11]] = 2.0  # hand-made reference losses
-    memory, sampler = rho_sampler(n=n, batch=2, candidates=5, il=il)
+    _, sampler = rho_sampler(n=n, batch=2, candidates=5, il=il)
     batch = next(iter(sampler))
     reducible = {i: 1.0 for i in batch}  # every candidate ties at 1 ...
     hard = sorted(batch)[-3:]  # ... except the three with the largest indices: 5.0, but 3 of them
@@ -75,7 +74,7 @@ def test_the_stochastic_rule_draws_with_softmax_probabilities():
         weights = policy.select(scores, indices)
         assert weights.sum() == 1.0
         counts += weights
-    statistic, p_value = chisquare(counts, probabilities * draws)
+    _, p_value = chisquare(counts, probabilities * draws)
     assert p_value > 1e-3, (counts, probabilities * draws)
     greedy = hm.build_policy("online_top_loss", candidates=5)
     assert greedy.select(scores, indices).tolist() == [0, 0, 0, 0, 1]
@@ -97,12 +96,12 @@ def test_the_stochastic_rule_keeps_exactly_b_and_is_seeded():
 def test_exact_resume_mid_epoch_gives_the_same_batches_and_selections(params):
     def factory():
         guards = [type(g)(**g._config) for g in params.get("guards", [])]
-        policy = hm.build_policy("rho_loss", irreducible_loss=testing.POLICY_PARAMS["rho_loss"]["irreducible_loss"],
+        policy = hm.build_policy("rho_loss", irreducible_loss=testing.policy_params("rho_loss")["irreducible_loss"],
                                  candidates=3, **{**params, "guards": guards})
         memory = ScoreMemory(testing.NUM_SAMPLES, labels=testing.LABELS)
         return memory, HardExampleSampler(memory, testing.BATCH_SIZE, policy=policy, seed=2)
 
-    def steps(memory, sampler, count, start):
+    def steps(_memory, sampler, count, start):
         out = []
         while len(out) < count:
             for batch in sampler:
@@ -126,7 +125,7 @@ def test_exact_resume_mid_epoch_gives_the_same_batches_and_selections(params):
 
 def test_irreducible_losses_live_in_a_checkpointed_memory_column():
     il = np.linspace(0.5, 1.0, 20)
-    memory, sampler = rho_sampler(il=il)
+    memory, _ = rho_sampler(il=il)
     np.testing.assert_allclose(memory.get("irreducible_loss"), il.astype(np.float32))
     state = memory.state_dict()
     assert "irreducible_loss" in state
@@ -143,7 +142,7 @@ def test_irreducible_losses_live_in_a_checkpointed_memory_column():
 
 
 def test_warmup_epochs_draw_plain_batches():
-    memory, sampler = rho_sampler(n=20, batch=4, candidates=5, warmup=1)
+    _, sampler = rho_sampler(n=20, batch=4, candidates=5, warmup=1)
     batch = next(iter(sampler))
     assert batch.size == 4
     sampler.update(batch, np.ones(4))
@@ -152,7 +151,7 @@ def test_warmup_epochs_draw_plain_batches():
 
 def test_a_noise_guard_keeps_a_persistent_suspect_out_of_the_selection():
     n = 40
-    memory, sampler = rho_sampler(n=n, batch=4, candidates=5, il=np.full(n, 0.5),
+    _, sampler = rho_sampler(n=n, batch=4, candidates=5, il=np.full(n, 0.5),
                                   guards=[hm.NoiseGuard(min_visits=1)])
     rng = np.random.default_rng(0)
     chosen_in_epoch = [0, 0]
@@ -203,6 +202,6 @@ def test_update_with_indices_that_are_not_the_candidate_batch_is_refused():
 
 def test_the_conformance_suite_passes_for_the_candidate_policies():
     for name in ("online_top_loss", "rho_loss"):
-        testing.check_policy(hm.POLICIES[name], params=testing.POLICY_PARAMS.get(name))
-        testing.check_policy(hm.POLICIES[name], params={**testing.POLICY_PARAMS.get(name, {}),
+        testing.check_policy(hm.POLICIES[name], params=testing.policy_params(name))
+        testing.check_policy(hm.POLICIES[name], params={**testing.policy_params(name),
                                                         "rule": "stochastic"})

@@ -9,17 +9,22 @@ from typing import Any, ClassVar
 import numpy as np
 from tqdm.auto import tqdm
 
+from hardmine.registry import Registered, Registry
 from hardmine.retrieval.embeddings import Embeddings
 
 #: (start, stop, k): queries [start, stop) need their k best corpus rows.
 Block = tuple[int, int, int]
 
 
-class SearchBackend(ABC):
+BACKENDS = Registry("index")
+"""Every SearchBackend subclass with a `name`, registered by subclassing: `BACKENDS["ivf"]`."""
+
+
+class SearchBackend(Registered, ABC):
     """Finds, for each block of queries, the `k` corpus rows with the highest inner product (cosine when the
     embeddings are normalised). Results use local corpus row ids, scores float32 descending, padding (-inf, -1)."""
 
-    name: ClassVar[str]
+    registry: ClassVar[Registry] = BACKENDS
     approximate: ClassVar[bool]
 
     @abstractmethod

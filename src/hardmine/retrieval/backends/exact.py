@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from hardmine._checks import check_positive_int
+from hardmine._checks import check_int
 from hardmine.retrieval.backends.base import Block, SearchBackend, faiss_module
 from hardmine.retrieval.embeddings import Embeddings
 from hardmine.retrieval.topk import empty_topk, merge_topk
@@ -31,7 +31,7 @@ class ExactSearch(SearchBackend):
         if engine not in _ENGINES:
             raise ValueError(f"engine must be one of {_ENGINES}, got {engine!r}")
         self.engine = engine
-        self.corpus_batch_size = check_positive_int("corpus_batch_size", corpus_batch_size)
+        self.corpus_batch_size = check_int("corpus_batch_size", corpus_batch_size)
 
     def _resolved_engine(self) -> str:
         if self.engine != "auto":

@@ -8,7 +8,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from hardmine._checks import check_positive_int
+from hardmine._checks import check_int
 from hardmine.retrieval.backends.base import Block, SearchBackend, faiss_module
 from hardmine.retrieval.embeddings import Embeddings
 
@@ -25,10 +25,10 @@ class HNSWSearch(SearchBackend):
 
     def __init__(self, m: int = 32, ef_construction: int = 80, ef_search: int = 128,
                  add_batch_size: int = 65536) -> None:
-        self.m = check_positive_int("m", m, minimum=2)
-        self.ef_construction = check_positive_int("ef_construction", ef_construction)
-        self.ef_search = check_positive_int("ef_search", ef_search)
-        self.add_batch_size = check_positive_int("add_batch_size", add_batch_size)
+        self.m = check_int("m", m, minimum=2)
+        self.ef_construction = check_int("ef_construction", ef_construction)
+        self.ef_search = check_int("ef_search", ef_search)
+        self.add_batch_size = check_int("add_batch_size", add_batch_size)
         self.build_seconds_: float | None = None
 
     def build(self, corpus: Embeddings):

@@ -8,7 +8,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from hardmine._checks import as_generator, check_positive_int
+from hardmine._checks import as_generator, check_int
 from hardmine.retrieval.backends.base import Block, SearchBackend, faiss_module
 from hardmine.retrieval.embeddings import Embeddings
 
@@ -25,11 +25,11 @@ class IVFSearch(SearchBackend):
 
     def __init__(self, nlist: int | None = None, nprobe: int = 32, train_size: int | None = None,
                  add_batch_size: int = 65536, seed: int = 0) -> None:
-        self.nlist = None if nlist is None else check_positive_int("nlist", nlist)
-        self.nprobe = check_positive_int("nprobe", nprobe)
-        self.train_size = None if train_size is None else check_positive_int("train_size", train_size)
-        self.add_batch_size = check_positive_int("add_batch_size", add_batch_size)
-        self.seed = check_positive_int("seed", seed, minimum=0)
+        self.nlist = None if nlist is None else check_int("nlist", nlist)
+        self.nprobe = check_int("nprobe", nprobe)
+        self.train_size = None if train_size is None else check_int("train_size", train_size)
+        self.add_batch_size = check_int("add_batch_size", add_batch_size)
+        self.seed = check_int("seed", seed, minimum=0)
         self.build_seconds_: float | None = None
 
     def build(self, corpus: Embeddings):

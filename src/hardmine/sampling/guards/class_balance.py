@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hardmine._checks import check_fraction
+from hardmine._checks import check_number
 from hardmine.memory import ScoreMemory
 from hardmine.sampling.guards.base import Guard
 
@@ -22,7 +22,7 @@ class ClassBalance(Guard):
 
     def __init__(self, power: float = 0.0) -> None:
         super().__init__()
-        self._config = {"power": check_fraction("power", power, 0.0, 1.0)}
+        self._config = {"power": check_number("power", power, 0.0, 1.0)}
         self._state = {"factor": np.zeros(0, dtype=np.float64)}
 
     def start_epoch(self, epoch: int, memory: ScoreMemory, difficulty: np.ndarray) -> None:

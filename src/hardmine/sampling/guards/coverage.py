@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hardmine._checks import check_fraction, check_positive_int
+from hardmine._checks import check_int, check_number
 from hardmine.memory import ScoreMemory
 from hardmine.sampling.guards.base import Guard
 
@@ -22,8 +22,8 @@ class CoverageGuard(Guard):
 
     def __init__(self, mix: float = 0.1, every: int | None = None) -> None:
         super().__init__()
-        self._config = {"mix": check_fraction("mix", mix, 0.0, 1.0),
-                        "every": None if every is None else check_positive_int("every", every)}
+        self._config = {"mix": check_number("mix", mix, 0.0, 1.0),
+                        "every": None if every is None else check_int("every", every)}
         self._state = {"starts": [], "overdue": np.zeros(0, dtype=np.int64)}
 
     @property

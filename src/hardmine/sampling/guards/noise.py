@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from hardmine._checks import check_fraction, check_positive_int
+from hardmine._checks import check_int, check_number
 from hardmine.memory import ScoreMemory
 from hardmine.sampling.guards.base import Guard
 
@@ -35,11 +35,10 @@ class NoiseGuard(Guard):
         if method not in _NOISE_METHODS:
             raise ValueError(f"method must be one of {_NOISE_METHODS}, got {method!r}")
         if threshold is not None:
-            threshold = check_fraction("threshold", threshold, -math.inf, math.inf, low_inclusive=False,
-                                       high_inclusive=False)
+            threshold = check_number("threshold", threshold)
         self._config = {"method": method, "threshold": threshold,
-                        "min_visits": check_positive_int("min_visits", min_visits),
-                        "max_variability": check_fraction("max_variability", max_variability, 0.0, 1.0)}
+                        "min_visits": check_int("min_visits", min_visits),
+                        "max_variability": check_number("max_variability", max_variability, 0.0, 1.0)}
         self._state = {"suspect": np.zeros(0, dtype=bool), "median": 0.0}
 
     def start_epoch(self, epoch: int, memory: ScoreMemory, difficulty: np.ndarray) -> None:

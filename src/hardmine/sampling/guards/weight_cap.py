@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from hardmine._checks import check_fraction
+from hardmine._checks import check_number
 from hardmine.sampling.guards.base import Guard
 
 
@@ -17,7 +17,7 @@ class WeightCap(Guard):
 
     def __init__(self, max_weight: float = 10.0) -> None:
         super().__init__()
-        self._config = {"max_weight": check_fraction("max_weight", max_weight, 0.0, math.inf,
+        self._config = {"max_weight": check_number("max_weight", max_weight, 0.0, math.inf,
                                                      low_inclusive=False, high_inclusive=False)}
 
     def adjust_weights(self, weights: np.ndarray) -> np.ndarray:

@@ -9,11 +9,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from hardmine.sampling.policies.base import POLICIES, BatchPolicy, Policy, PriorityPolicy, SubsetPolicy
+from hardmine.sampling.policies.base import (
+    POLICIES,
+    BatchPolicy,
+    Policy,
+    PriorityPolicy,
+    SubsetPolicy,
+)
 from hardmine.sampling.policies.candidates import CandidatePolicy
 from hardmine.sampling.policies.importance import ImportancePolicy
 from hardmine.sampling.policies.online_top_loss import OnlineTopLossPolicy
-from hardmine.sampling.policies.pacing import AntiCurriculumPolicy, CurriculumPolicy, PacingPolicy
+from hardmine.sampling.policies.pacing import (
+    AntiCurriculumPolicy,
+    CurriculumPolicy,
+    PacingPolicy,
+)
 from hardmine.sampling.policies.prune_easy import PruneEasyPolicy
 from hardmine.sampling.policies.rank import RankPolicy
 from hardmine.sampling.policies.rho_loss import IRREDUCIBLE_LOSS, RhoLossPolicy

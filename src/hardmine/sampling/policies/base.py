@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from hardmine._checks import check_positive_int
+from hardmine._checks import check_int
 from hardmine.memory import Column, ScoreMemory
 from hardmine.registry import Registered, Registry
 from hardmine.sampling.guards.base import Guard
@@ -66,7 +66,7 @@ class Policy(Registered):
 
     def __init__(self, *, warmup: int = 0, guards: Sequence[Guard] = (), statistic: str = "score",
                  stale_after: int | None = None) -> None:
-        self.warmup = check_positive_int("warmup", warmup, minimum=0)
+        self.warmup = check_int("warmup", warmup, minimum=0)
         guards = tuple(guards)
         for guard in guards:
             if not isinstance(guard, Guard):
@@ -78,7 +78,7 @@ class Policy(Registered):
         if statistic not in _STATISTICS:
             raise ValueError(f"statistic must be one of {_STATISTICS}, got {statistic!r}")
         self.statistic = statistic
-        self.stale_after = None if stale_after is None else check_positive_int("stale_after", stale_after)
+        self.stale_after = None if stale_after is None else check_int("stale_after", stale_after)
         self._config: dict[str, Any] = {"warmup": self.warmup, "statistic": statistic,
                                         "stale_after": self.stale_after}
         self._state: dict[str, Any] = {"unseen_score": 1.0, "epoch": -1, "fresh_since": -1}

@@ -6,12 +6,11 @@ they differ only in the selection score (`score`): the loss, or the loss minus a
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 
-from hardmine._checks import check_fraction, check_positive_int
+from hardmine._checks import check_int, check_number
 from hardmine.sampling.policies.base import BatchPolicy
 
 RULES = ("top", "stochastic")
@@ -46,15 +45,13 @@ class CandidatePolicy(BatchPolicy):
     def __init__(self, candidates: int = 5, rule: str = "top", temperature: float = 1.0,
                  epoch_fraction: float = 1.0, seed: int = 0, **base: Any) -> None:
         super().__init__(**base)
-        self.candidates = check_positive_int("candidates", candidates)
+        self.candidates = check_int("candidates", candidates)
         if rule not in RULES:
             raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
         self.rule = rule
-        self.temperature = check_fraction("temperature", temperature, 0.0, math.inf, low_inclusive=False,
-                                          high_inclusive=False)
-        self.epoch_fraction = check_fraction("epoch_fraction", epoch_fraction, 0.0, math.inf, low_inclusive=False,
-                                             high_inclusive=False)
-        self.seed = check_positive_int("seed", seed, minimum=0)
+        self.temperature = check_number("temperature", temperature, 0.0, low_inclusive=False)
+        self.epoch_fraction = check_number("epoch_fraction", epoch_fraction, 0.0, low_inclusive=False)
+        self.seed = check_int("seed", seed, minimum=0)
         self._config.update(candidates=self.candidates, rule=rule, temperature=self.temperature,
                             epoch_fraction=self.epoch_fraction, seed=self.seed)
         self._state.update(selections=0, selected=0, scored=0)

@@ -6,8 +6,12 @@ from typing import Any
 
 import numpy as np
 
-from hardmine._checks import check_fraction
-from hardmine.sampling.policies.base import PriorityPolicy, check_normalize, importance_weights
+from hardmine._checks import check_number
+from hardmine.sampling.policies.base import (
+    PriorityPolicy,
+    check_normalize,
+    importance_weights,
+)
 from hardmine.sampling.schedules import ScheduleLike
 
 
@@ -34,9 +38,9 @@ class ImportancePolicy(PriorityPolicy):
         super().__init__(**base)
         for key, value in (("alpha", alpha), ("beta", beta)):
             schedule = self._schedule(key, value)
-            check_fraction(key, schedule(0.0), 0.0, 16.0 if key == "alpha" else 1.0)
-        self.mix = check_fraction("mix", mix, 0.0, 1.0)
-        self.eps = check_fraction("eps", eps, 0.0, np.inf, low_inclusive=False, high_inclusive=False)
+            check_number(key, schedule(0.0), 0.0, 16.0 if key == "alpha" else 1.0)
+        self.mix = check_number("mix", mix, 0.0, 1.0)
+        self.eps = check_number("eps", eps, 0.0, np.inf, low_inclusive=False, high_inclusive=False)
         self.normalize = check_normalize(normalize)
         self._config.update(mix=self.mix, eps=self.eps, normalize=normalize)
 
@@ -46,5 +50,5 @@ class ImportancePolicy(PriorityPolicy):
 
     def weights(self, probabilities: np.ndarray, num_samples: int) -> np.ndarray:
         """(N * P)^-beta [B], divided by the batch's maximum when normalize="max", then capped by guards."""
-        beta = check_fraction("beta", self.value("beta"), 0.0, 1.0)
+        beta = check_number("beta", self.value("beta"), 0.0, 1.0)
         return self.cap(importance_weights(probabilities, num_samples, beta, self.normalize))

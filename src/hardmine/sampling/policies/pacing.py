@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from hardmine._checks import check_fraction, check_positive_int
+from hardmine._checks import check_int, check_number
 from hardmine.memory import ScoreMemory
 from hardmine.sampling.policies.base import SubsetPolicy, top_samples
 
@@ -28,10 +28,10 @@ class PacingPolicy(SubsetPolicy):
     def __init__(self, pressure: float = -1.0, start: float = 0.2, growth: float = 1.5, step_length: int = 1,
                  **base: Any) -> None:
         super().__init__(**base)
-        self.pressure = check_fraction("pressure", pressure, -1.0, 1.0)
-        self.start = check_fraction("start", start, 0.0, 1.0, low_inclusive=False)
-        self.growth = check_fraction("growth", growth, 1.0, math.inf, high_inclusive=False)
-        self.step_length = check_positive_int("step_length", step_length)
+        self.pressure = check_number("pressure", pressure, -1.0, 1.0)
+        self.start = check_number("start", start, 0.0, 1.0, low_inclusive=False)
+        self.growth = check_number("growth", growth, 1.0, math.inf, high_inclusive=False)
+        self.step_length = check_int("step_length", step_length)
         self._config.update(pressure=self.pressure, start=self.start, growth=self.growth,
                             step_length=self.step_length)
         self._state["fraction"] = self.start

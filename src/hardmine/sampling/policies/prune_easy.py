@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from hardmine._checks import check_fraction, check_positive_int
+from hardmine._checks import check_int, check_number
 from hardmine.memory import ScoreMemory
 from hardmine.sampling.policies.base import SubsetPolicy
 from hardmine.sampling.schedules import ScheduleLike
@@ -29,9 +29,9 @@ class PruneEasyPolicy(SubsetPolicy):
 
     def __init__(self, ratio: ScheduleLike = 0.5, epochs: int = 10, delta: float = 0.875, **base: Any) -> None:
         super().__init__(**base)
-        check_fraction("ratio", self._schedule("ratio", ratio)(0.0), 0.0, 1.0, high_inclusive=False)
-        self.epochs = check_positive_int("epochs", epochs)
-        self.delta = check_fraction("delta", delta, 0.0, 1.0, low_inclusive=False)
+        check_number("ratio", self._schedule("ratio", ratio)(0.0), 0.0, 1.0, high_inclusive=False)
+        self.epochs = check_int("epochs", epochs)
+        self.delta = check_number("delta", delta, 0.0, 1.0, low_inclusive=False)
         self._config.update(epochs=self.epochs, delta=self.delta)
         self._state["keep_ratio"] = 1.0
 
@@ -40,7 +40,7 @@ class PruneEasyPolicy(SubsetPolicy):
         if self._state["epoch"] >= self.delta * self.epochs:
             self._state["keep_ratio"] = 1.0
             return None, None
-        ratio = check_fraction("ratio", self.value("ratio"), 0.0, 1.0, high_inclusive=False)
+        ratio = check_number("ratio", self.value("ratio"), 0.0, 1.0, high_inclusive=False)
         difficulty = self.difficulty(memory)
         groups = self.strata(memory)
         if groups is not None:

@@ -7,9 +7,13 @@ from typing import Any
 
 import numpy as np
 
-from hardmine._checks import check_fraction
+from hardmine._checks import check_number
 from hardmine.memory import ScoreMemory
-from hardmine.sampling.policies.base import PriorityPolicy, check_normalize, importance_weights
+from hardmine.sampling.policies.base import (
+    PriorityPolicy,
+    check_normalize,
+    importance_weights,
+)
 from hardmine.sampling.schedules import ScheduleLike
 
 
@@ -30,9 +34,9 @@ class RankPolicy(PriorityPolicy):
     def __init__(self, pressure: ScheduleLike = 100.0, mix: float = 0.0, beta: ScheduleLike = 0.0,
                  normalize: str = "max", **base: Any) -> None:
         super().__init__(**base)
-        check_fraction("pressure", self._schedule("pressure", pressure)(0.0), 1.0, math.inf, high_inclusive=False)
-        check_fraction("beta", self._schedule("beta", beta)(0.0), 0.0, 1.0)
-        self.mix = check_fraction("mix", mix, 0.0, 1.0)
+        check_number("pressure", self._schedule("pressure", pressure)(0.0), 1.0, math.inf, high_inclusive=False)
+        check_number("beta", self._schedule("beta", beta)(0.0), 0.0, 1.0)
+        self.mix = check_number("mix", mix, 0.0, 1.0)
         self.normalize = check_normalize(normalize)
         self._config.update(mix=self.mix, normalize=normalize)
         self._state["sorted"] = np.zeros(0, dtype=np.float64)

@@ -59,14 +59,16 @@ class RhoLossPolicy(CandidatePolicy):
         self._memory = memory
 
     def prepare(self, epoch: int, memory: ScoreMemory) -> None:
-        """Refuse an epoch whose irreducible losses are missing (NaN) or negative."""
+        """Refuse an epoch that selects (not a warm-up one) whose irreducible losses are missing (NaN) or negative."""
+        self._memory = memory
+        if self.in_warmup(epoch):
+            return
         il = memory.get(IRREDUCIBLE_LOSS.name)
         bad = ~(il >= 0)
         if bad.any():
             raise ValueError(f"the memory's irreducible_loss column is missing or negative for {int(bad.sum())} "
                              f"samples (e.g. index {int(np.flatnonzero(bad)[0])}): pass irreducible_loss=[N] to "
                              "the rho_loss policy, or memory.set('irreducible_loss', hm.reference_losses(...))")
-        self._memory = memory
 
     def score(self, losses: np.ndarray, indices: np.ndarray) -> np.ndarray:
         """Reducible loss [C]: the (guarded) training loss minus the irreducible loss of each candidate."""

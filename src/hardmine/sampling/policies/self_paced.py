@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from hardmine._checks import check_fraction
+from hardmine._checks import check_number
 from hardmine.memory import ScoreMemory
 from hardmine.sampling.policies.base import SubsetPolicy, top_samples
 from hardmine.sampling.schedules import ScheduleLike, Step
@@ -26,9 +26,9 @@ class SelfPacedPolicy(SubsetPolicy):
 
     def __init__(self, threshold: ScheduleLike = Step(0.5, 1.3), min_fraction: float = 0.1, **base: Any) -> None:
         super().__init__(**base)
-        check_fraction("threshold", self._schedule("threshold", threshold)(0.0), 0.0, math.inf,
+        check_number("threshold", self._schedule("threshold", threshold)(0.0), 0.0, math.inf,
                        high_inclusive=False)
-        self.min_fraction = check_fraction("min_fraction", min_fraction, 0.0, 1.0, low_inclusive=False)
+        self.min_fraction = check_number("min_fraction", min_fraction, 0.0, 1.0, low_inclusive=False)
         self._config.update(min_fraction=self.min_fraction)
         self._state["admitted"] = 1.0
 

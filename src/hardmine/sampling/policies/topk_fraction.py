@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from hardmine._checks import check_fraction
+from hardmine._checks import check_number
 from hardmine.memory import ScoreMemory
 from hardmine.sampling.policies.base import SubsetPolicy, top_samples
 from hardmine.sampling.schedules import ScheduleLike
@@ -25,10 +25,10 @@ class TopKFractionPolicy(SubsetPolicy):
 
     def __init__(self, fraction: ScheduleLike = 0.5, **base: Any) -> None:
         super().__init__(**base)
-        check_fraction("fraction", self._schedule("fraction", fraction)(0.0), 0.0, 1.0, low_inclusive=False)
+        check_number("fraction", self._schedule("fraction", fraction)(0.0), 0.0, 1.0, low_inclusive=False)
 
     def epoch_subset(self, memory: ScoreMemory, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """The hardest `fraction` (per class with class_balance), weight 1."""
-        fraction = check_fraction("fraction", self.value("fraction"), 0.0, 1.0, low_inclusive=False)
+        fraction = check_number("fraction", self.value("fraction"), 0.0, 1.0, low_inclusive=False)
         chosen = top_samples(self.difficulty(memory), fraction, self.strata(memory))
         return chosen, np.ones(chosen.size)
