@@ -3,17 +3,27 @@
 The public names are listed in `__all__`; see the README for the three touch points in a training loop.
 """
 
+from hardmine import scores
 from hardmine.checkpoint import load_state, save_state
 from hardmine.inbatch.detection import mine_negatives_ssd, ohem_rois
 from hardmine.inbatch.losses import LOSSES, FocalLoss, MisclassifiedUpweight, OHEMLoss
+from hardmine.inbatch.reduction import reduce
+from hardmine.inbatch.select import SELECTORS, Selection, Stochastic, Threshold, TopK
 from hardmine.memory import Column, ScoreMemory
-from hardmine import scores
+from hardmine.reference import cross_fit_losses, reference_losses, train_reference
 from hardmine.sampling import guards, schedules
-from hardmine.sampling.guards import GUARDS, ClassBalance, CoverageGuard, Guard, NoiseGuard, WeightCap
+from hardmine.sampling.guards import (
+    GUARDS,
+    ClassBalance,
+    CoverageGuard,
+    Guard,
+    NoiseGuard,
+    WeightCap,
+)
 from hardmine.sampling.policies import (
+    IRREDUCIBLE_LOSS,
     POLICIES,
     AntiCurriculumPolicy,
-    IRREDUCIBLE_LOSS,
     BatchPolicy,
     CandidatePolicy,
     CurriculumPolicy,
@@ -32,11 +42,8 @@ from hardmine.sampling.policies import (
     UniformPolicy,
     build_policy,
 )
-from hardmine.reference import cross_fit_losses, reference_losses, train_reference
-from hardmine.inbatch.reduction import reduce
 from hardmine.sampling.refresh import RefreshCallback
 from hardmine.sampling.sampler import HardExampleSampler, WithIndex
-from hardmine.inbatch.select import SELECTORS, Selection, Stochastic, Threshold, TopK
 from hardmine.sampling.sumtree import SumTree
 
 __all__ = [
@@ -68,11 +75,11 @@ __all__ = [
     "RefreshCallback",
     "RhoLossPolicy",
     "ScoreMemory",
-    "SelectiveBackpropPolicy",
     "Selection",
+    "SelectiveBackpropPolicy",
     "SelfPacedPolicy",
-    "SubsetPolicy",
     "Stochastic",
+    "SubsetPolicy",
     "SumTree",
     "Threshold",
     "TopK",
@@ -81,6 +88,7 @@ __all__ = [
     "WeightCap",
     "WithIndex",
     "build_policy",
+    "compare",
     "cross_fit_losses",
     "guards",
     "load_state",
@@ -99,7 +107,12 @@ _SUBPACKAGES = ("metric", "retrieval", "datasets", "experiments", "diagnostics")
 
 
 def __getattr__(name: str):
-    """Subpackages load on first use (`hm.retrieval`, `hm.metric`, ...), keeping `import hardmine` light."""
+    """Subpackages load on first use (`hm.retrieval`, `hm.metric`, ...), keeping `import hardmine` light;
+    `hm.compare` is `hardmine.experiments.compare`."""
+    if name == "compare":
+        from hardmine.experiments.api import compare
+
+        return compare
     if name in _SUBPACKAGES:
         import importlib
 

@@ -1,18 +1,24 @@
-"""`compare` and `report` through a typer app: the files a comparison writes, resuming, and bad input."""
+"""`compare` and `report` through a typer app, and `hm.compare` on a user's model: files, resuming, bad input."""
 
 import csv
 import json
 import struct
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import typer
 from typer.testing import CliRunner
 
+import hardmine as hm
+from hardmine.datasets.digits import load_digits
 from hardmine.experiments.commands import compare, report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+HERE = Path(__file__).parent
+ARGS = ("--dataset", "digits", "--strategies", "uniform,ohem:keep=0.5", "--seeds", 2, "--epochs", 2, "--no-progress")
 
 
 @pytest.fixture(scope="module")
@@ -24,14 +30,13 @@ def app():
 
 
 def invoke(app, *args):
-    return CliRunner().invoke(app, [str(a) for a in args], env={"COLUMNS": "200"})
+    return CliRunner().invoke(app, [str(a) for a in args], env={"COLUMNS": "250"})
 
 
 @pytest.fixture(scope="module")
 def compared(app, tmp_path_factory):
     out = tmp_path_factory.mktemp("cmp") / "digits"
-    result = invoke(app, "compare", "--out", out, "--dataset", "digits", "--strategies", "uniform,ohem:keep=0.5",
-                    "--seeds", 1, "--epochs", 2, "--no-progress")
+    result = invoke(app, "compare", "--out", out, *ARGS)
     assert result.exit_code == 0, result.output
     return out, result
 
@@ -45,44 +50,52 @@ def png_size(path):
 def test_compare_writes_consistent_files(compared):
     out, result = compared
     results = json.loads((out / "results.json").read_text())
-    assert results["strategies"] == ["uniform", "ohem:keep=0.5"] and results["seeds"] == [0]
-    assert results["versions"]["torch"] and results["config"]["epochs"] == 2
+    assert results["strategies"] == ["uniform", "ohem:keep=0.5"] and results["seeds"] == [0, 1]
+    assert results["target"]["metric"] == "accuracy" and results["target"]["split"] == "validation"
+    assert 0.5 < results["target"]["value"] <= 1.0
+    n = results["dataset"]["n_train"]
+    assert results["dataset"]["n_val"] > 0 and n + results["dataset"]["n_val"] == 1346  # digits' 75% train part
     rows = list(csv.DictReader((out / "summary.csv").open()))
-    assert list(rows[0])[:4] == ["strategy", "test_acc_mean", "test_acc_std", "macro_f1_mean"]
+    for column in ("strategy", "test_acc_mean", "test_acc_std", "macro_f1_mean", "reached", "compute_to_target",
+                   "compute_total", "forwards", "backwards", "seconds_to_target"):
+        assert column in rows[0]
     for row, summary in zip(rows, results["summary"]):
-        assert row["strategy"] == summary["strategy"]
-        assert float(row["test_acc_mean"]) == summary["test_acc_mean"]
-        assert float(row["macro_f1_mean"]) == summary["macro_f1_mean"]
+        assert row["strategy"] == summary["strategy"] and float(row["test_acc_mean"]) == summary["test_acc_mean"]
+        assert row["compute_to_target"] == ("" if summary["compute_to_target"] is None
+                                            else repr(summary["compute_to_target"]))
     for record in results["runs"]:
-        assert len(record["curve"]["test_acc"]) == 1 + 2 * 4
-        assert record["curve"]["test_acc"][-1] == record["test_acc"]
-        assert np.all(np.diff(record["curve"]["backprops"]) > 0)
+        curve = record["curve"]
+        assert len(curve["val_acc"]) == len(curve["test_acc"]) == len(curve["compute"]) == 1 + 2 * 4
+        assert curve["test_acc"][-1] == record["test_acc"] and curve["compute"][-1] == record["compute"]
+        assert record["compute"] == record["forwards"] + 2 * record["backwards"]
+        assert np.all(np.diff(curve["compute"]) > 0)
         assert 0.0 < record["hardmine_fraction"] < 1.0
-    uniform, ohem = results["runs"]
-    assert uniform["backprops"] == 2 * results["dataset"]["n_train"]
-    assert ohem["backprops"] < 0.6 * uniform["backprops"]  # OHEM back-propagates half of each batch
+    uniform, ohem = results["runs"][0], results["runs"][2]
+    assert uniform["forwards"] == uniform["backwards"] == 2 * n
+    assert ohem["backwards"] < 0.6 * uniform["backwards"] and ohem["forwards"] > 1.4 * uniform["forwards"]
     assert uniform["test_acc"] > 0.5  # it really learned
-    assert len(results["reference"]["slice_loss_edges"]) == 5
-    for name in ("accuracy.png", "per_class_recall.png", "slice_accuracy.png", "cartography.png"):
+    for name in ("accuracy.png", "accuracy_time.png", "per_class_recall.png", "cartography.png"):
         width, height = png_size(out / name)
         assert width > 300 and height > 200 and (out / name).stat().st_size > 10_000
     page = (out / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 4 and "ohem:keep=0.5" in page
-    assert "ohem:keep=0.5" in result.output and "test acc" in result.output
+    images = len([p for p in out.glob("*.png")])
+    assert page.count("data:image/png;base64,") == images and "ohem:keep=0.5" in page
+    assert page.index("Verdict") < page.index("<table") < page.index("What the columns mean")
+    for header in ("compute to target", "reached", "vs uniform (95% CI)", "hardmine time"):
+        assert f"<dt>{header}</dt>" in page
+    assert "compute to target" in result.output and "Target: validation accuracy" in result.output
     assert not [p for p in out.rglob("*.tmp")]
 
 
-def test_rerun_resumes_and_extends(app, compared, tmp_path):
+def test_rerun_resumes_and_extends(app, compared):
     out, _ = compared
     runs = sorted(out.glob("runs/*.json"))
     stamps = {p: p.stat().st_mtime_ns for p in runs}
     before = json.loads((out / "results.json").read_text())
-    result = invoke(app, "compare", "--out", out, "--dataset", "digits", "--strategies", "uniform,ohem:keep=0.5",
-                    "--seeds", 1, "--epochs", 2, "--no-progress")
+    result = invoke(app, "compare", "--out", out, *ARGS)
     assert result.exit_code == 0, result.output
     assert {p: p.stat().st_mtime_ns for p in runs} == stamps  # nothing retrained
-    after = json.loads((out / "results.json").read_text())
-    assert after["summary"] == before["summary"]
+    assert json.loads((out / "results.json").read_text())["summary"] == before["summary"]
     changed = invoke(app, "compare", "--out", out, "--dataset", "digits", "--epochs", 3, "--no-progress")
     assert changed.exit_code == 2 and "different set-up" in changed.output and "config" in changed.output
 
@@ -94,13 +107,34 @@ def test_report_rerenders_from_results(app, compared):
     result = invoke(app, "report", out)
     assert result.exit_code == 0, result.output
     assert png_size(out / "accuracy.png")[0] > 300
-    assert (out / "report.html").read_text().count("data:image/png;base64,") == 4
+    assert (out / "report.html").read_text().count("data:image/png;base64,") == len(list(out.glob("*.png")))
     assert (out / "summary.csv").read_text().startswith("strategy,test_acc_mean,test_acc_std,macro_f1_mean")
+
+
+def test_a_truncated_file_is_named(app, compared, tmp_path):
+    out, _ = compared
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for path in out.rglob("*"):
+        if path.is_file():
+            (copy / path.relative_to(out)).parent.mkdir(parents=True, exist_ok=True)
+            (copy / path.relative_to(out)).write_bytes(path.read_bytes())
+    victim = min((copy / "runs").glob("ohem*seed1.npz"))
+    victim.write_bytes(victim.read_bytes()[:100])
+    result = invoke(app, "compare", "--out", copy, *ARGS)
+    assert result.exit_code == 2 and victim.name in result.stderr and "cut short" in result.stderr
+    record = min((copy / "runs").glob("uniform*seed0.json"))
+    record.write_text(record.read_text()[:50])
+    assert record.name in invoke(app, "compare", "--out", copy, *ARGS).stderr
+    (copy / "results.json").write_text("{")
+    result = invoke(app, "report", copy)
+    assert result.exit_code == 2 and "results.json" in result.stderr
 
 
 def bad_inputs(tmp):
     pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0], "y": [0, 1, 0, 1]}).to_csv(tmp / "ok.csv", index=False)
     np.savez(tmp / "one.npz", X=np.ones((10, 2)), y=np.zeros(10))
+    np.savez(tmp / "rare.npz", X=np.ones((21, 2)), y=np.array([0] * 10 + [1] * 10 + [2]))
     return [
         (["--strategies", "uniform,fancy"], "unknown strategy 'fancy'"),
         (["--strategies", "importance:alpah=1"], "unknown parameter 'alpah'"),
@@ -111,12 +145,32 @@ def bad_inputs(tmp):
         (["--dataset", "fashion-mnist", "--data-dir", tmp], "apt-get install dataset-fashion-mnist"),
         (["--dataset", "shuttle", "--data-dir", tmp], "apt-get download r-cran-mlbench"),
         (["--dataset", tmp / "ok.csv", "--label-column", "y", "--model", "cnn"], "needs images"),
-        (["--label-noise", "1.5"], "--label-noise must be in"),
+        (["--dataset", tmp / "rare.npz", "--test-fraction", "0.2"], "fewer than 2 training samples"),
+        (["--label-noise", "1.5"], "--label-noise must be in [0, 1), got 1.5"),
+        (["--label-noise", "-0.1"], "--label-noise must be a finite number >= 0, got -0.1"),
+        (["--lr", "nan"], "--lr must be a finite number >= 0, got nan"),
+        (["--lr", "-1"], "--lr must be a finite number >= 0, got -1.0"),
+        (["--lr", "inf"], "--lr must be a finite number >= 0, got inf"),
+        (["--lr", "0"], "--lr must be a finite number > 0, got 0.0"),
+        (["--weight-decay", "-0.5"], "--weight-decay must be a finite number >= 0, got -0.5"),
+        (["--validation", "0"], "--validation must be in (0, 1)"),
+        (["--validation", "1.2"], "--validation must be in (0, 1)"),
+        (["--optimizer", "adam"], "--optimizer must be one of ['sgd', 'adamw'], got 'adam'"),
+        (["--schedule", "linear"], "--schedule must be one of"),
+        (["--noise-seed", "random", "--label-noise", "0.1"], "--noise-seed must be one of"),
+        (["--seeds", "0"], "--seeds must be >= 1, got 0"),
+        (["--warmup-steps", "-1"], "--warmup-steps must be an integer >= 0"),
+        (["--dataset", tmp / "ok.csv", "--label-column", "y", "--augment"], "--augment needs images"),
+        (["--train-subset", "100000"], "--train-subset must be an integer in [2, 1346)"),
         (["--model", "resnet"], "--model must be one of"),
+        (["--model", "no_such_module_xyz:factory"], "--model 'no_such_module_xyz:factory': cannot import"),
+        (["--model", "tests_helpers:missing"], "has no callable 'missing'"),
+        (["--model", "tests_helpers:not_a_module"], "must return a torch.nn.Module, got str"),
     ]
 
 
-def test_bad_input_is_one_line_exit_2_and_writes_nothing(app, tmp_path):
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(app, tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(HERE))
     for args, message in bad_inputs(tmp_path):
         out = tmp_path / "out"
         result = invoke(app, "compare", "--out", out, "--epochs", 1, "--no-progress", *args)
@@ -130,3 +184,85 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(app, tmp_path):
 def test_report_of_a_missing_directory(app, tmp_path):
     result = invoke(app, "report", tmp_path / "none")
     assert result.exit_code == 2 and "results.json" in result.stderr and "does not exist" in result.stderr
+
+
+def test_help_lists_the_registered_names_and_the_whole_default(app):
+    text = " ".join(invoke(app, "compare", "--help").output.split())
+    for name in ("selective_backprop", "prune_easy", "ohem", "focal", "noise_guard", "class_balance", "weight_cap"):
+        assert name in text
+    assert "Default: uniform, ohem, focal, importance:normalize=none, selective_backprop, prune_easy." in text
+
+
+def digits_sets():
+    data = load_digits()
+    return (torch.utils.data.TensorDataset(torch.from_numpy(data.x_train), torch.from_numpy(data.y_train)),
+            torch.utils.data.TensorDataset(torch.from_numpy(data.x_test), torch.from_numpy(data.y_test)), data)
+
+
+class Pairs(torch.utils.data.Dataset):
+    """A plain map-style data set of (x, y) pairs, read item by item."""
+
+    def __init__(self, x, y):
+        self.x, self.y = x, y
+
+    def __len__(self):
+        return len(self.y)
+
+    def __getitem__(self, i):
+        return self.x[i], int(self.y[i])
+
+
+def _comparable(results):
+    return [(r["strategy"], r["seed"], r["test_acc"], r["forwards"], r["backwards"], r["curve"]["val_acc"])
+            for r in results["runs"]]
+
+
+def test_hm_compare_with_a_user_factory_writes_what_the_cli_writes(app, tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(HERE))
+    import tests_helpers
+
+    cli = invoke(app, "compare", "--out", tmp_path / "cli", "--model", "tests_helpers:factory", *ARGS)
+    assert cli.exit_code == 0, cli.output
+    train_set, _, data = digits_sets()
+    test_set = Pairs(data.x_test, data.y_test)  # item by item, through the generic path
+    results = hm.compare(tests_helpers.factory, train_set, test_set, strategies="uniform,ohem:keep=0.5", seeds=2,
+                         epochs=2, out=tmp_path / "api", classes=data.classes, name="digits")
+    names = lambda d: sorted(str(p.relative_to(d)) for p in d.rglob("*") if p.is_file())
+    assert names(tmp_path / "api") == names(tmp_path / "cli")
+    from_cli = json.loads((tmp_path / "cli" / "results.json").read_text())
+    assert _comparable(results) == _comparable(from_cli)
+    assert results["target"] == from_cli["target"]
+    assert from_cli["config"]["model"] == "tests_helpers:factory"
+
+
+def test_hm_compare_checks_its_arguments_before_writing(tmp_path):
+    train_set, test_set, _data = digits_sets()
+    out = tmp_path / "out"
+    mlp = lambda seed: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    cases = [
+        ({"make_model": lambda seed: torch.nn.Linear(3, 10)}, "the model fails on samples of shape (1, 8, 8)"),
+        ({"make_model": lambda seed: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 4))},
+         "the model must return logits [batch, 10], got (2, 4)"),
+        ({"train_set": Pairs([np.ones((1, 8, 8), np.float32)] * 4, [0, 1, 0, 1]), "test_set": [(1, 2, 3)]},
+         "test_set[0] must be a pair (x, y), got tuple of length 3"),
+        ({"train_set": [np.ones(3)]}, "train_set[0] must be a pair (x, y)"),
+        ({"validation": 0.0}, "--validation must be in (0, 1)"),
+        ({"lr": float("nan")}, "--lr must be a finite number > 0, got nan"),
+        ({"seeds": [0, 0]}, "seeds given twice"),
+        ({"optimizer": "rmsprop"}, "--optimizer must be one of"),
+        ({"strategies": ["uniform", "nonsense"]}, "unknown strategy 'nonsense'"),
+    ]
+    for kwargs, message in cases:
+        args = {"make_model": mlp, "train_set": train_set, "test_set": test_set, "epochs": 1, "out": out, **kwargs}
+        with pytest.raises((ValueError, TypeError)) as err:
+            hm.compare(args.pop("make_model"), args.pop("train_set"), args.pop("test_set"), **args)
+        assert message in str(err.value), (kwargs, str(err.value))
+        assert not out.exists()
+
+
+def test_report_of_results_from_an_older_compare_says_so(app, tmp_path):
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "results.json").write_text(json.dumps({"runs": [{"strategy": "uniform", "curve": {}}],
+                                                              "config": {"evals_per_epoch": 4}}))
+    result = invoke(app, "report", tmp_path / "old")
+    assert result.exit_code == 2 and "older hardmine compare" in result.stderr

@@ -1,49 +1,105 @@
-"""Reaching uniform's accuracy, noise-guard precision/recall, means over seeds, and the data corruptions."""
+"""The target, reaching it over all seeds, paired intervals against uniform, noise scores and data corruptions."""
 
 import math
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from hardmine.datasets.digits import load_digits
-from hardmine.experiments.data import flip_labels, subsample_geometric
-from hardmine.experiments.metrics import first_reach, noise_scores, summarize
+from hardmine.experiments.data import (
+    flip_labels,
+    noise_seed,
+    split_validation,
+    subsample_geometric,
+)
+from hardmine.experiments.metrics import (
+    first_reach,
+    last_epoch_accuracy,
+    noise_scores,
+    paired_interval,
+    summarize,
+)
+from hardmine.experiments.report import rich_table, verdict
 
 
-def run(strategy, seed, accs, backprops, acc=None, recall=(0.5, 1.0, 1.0)):
-    curve = {"epoch": list(range(len(accs))), "backprops": backprops, "seconds": [b / 100 for b in backprops],
-             "test_acc": accs}
-    return {"strategy": strategy, "seed": seed, "test_acc": accs[-1] if acc is None else acc, "macro_f1": 0.5,
-            "per_class_recall": list(recall), "slice_acc": [1.0, 0.9, 0.8, 0.7, 0.6], "curve": curve,
-            "backprops": backprops[-1], "train_seconds": backprops[-1] / 100, "hardmine_fraction": 0.02}
+def run(strategy, seed, val, compute, test_acc, recall=(0.5, 1.0, 1.0)):
+    curve = {"epoch": list(range(len(val))), "compute": compute, "seconds": [c / 100 for c in compute],
+             "val_acc": val, "test_acc": val}
+    return {"strategy": strategy, "seed": seed, "test_acc": test_acc, "macro_f1": 0.5, "per_class_recall": list(recall),
+            "slice_acc": [1.0, 0.9, 0.8, 0.7, 0.6], "curve": curve, "compute": compute[-1], "forwards": compute[-1],
+            "backwards": 0, "train_seconds": compute[-1] / 100, "hardmine_seconds": 0.1, "hardmine_fraction": 0.02}
 
 
-def test_first_reach_skips_the_start_and_reports_nan_when_never_reached():
-    curve = {"test_acc": [0.9, 0.5, 0.8, 0.85], "backprops": [0, 10, 20, 30], "seconds": [0, 1, 2, 3]}
-    assert first_reach(curve, 0.8) == (20.0, 2.0)
-    assert all(math.isnan(v) for v in first_reach(curve, 0.95))
+def test_first_reach_needs_two_consecutive_evaluations_on_average():
+    curve = {"val_acc": [0.1, 0.9, 0.5, 0.8, 0.85]}
+    assert first_reach(curve, 0.8) == 4  # (0.1+0.9)/2, (0.9+0.5)/2, (0.5+0.8)/2 fall short; (0.8+0.85)/2 does not
+    assert first_reach(curve, 0.5) == 1
+    assert first_reach(curve, 0.9) is None
+    assert last_epoch_accuracy({"val_acc": [0.0, 0.5, 0.6, 0.7, 0.8]}, 2) == pytest.approx(0.75)
+
+
+def test_paired_interval_against_a_hand_computation():
+    a, u = [0.80, 0.83, 0.81], [0.79, 0.80, 0.80]
+    d = np.array([0.01, 0.03, 0.01])
+    half = stats.t.ppf(0.975, 2) * d.std(ddof=1) / math.sqrt(3)
+    mean, low, high = paired_interval(a, u)
+    assert mean == pytest.approx(d.mean()) and low == pytest.approx(d.mean() - half)
+    assert high == pytest.approx(d.mean() + half)
+    assert half == pytest.approx(4.303 * 0.011547 / 1.732, rel=1e-3)  # t(0.975, 2) = 4.303
+    one = paired_interval([0.8], [0.7])
+    assert one[0] == pytest.approx(0.1) and math.isnan(one[1]) and math.isnan(one[2])
+
+
+def synthetic():
+    grid = [0, 100, 200, 300]
+    runs = [run("uniform", s, [0.1, 0.7, 0.80, 0.80], grid, acc) for s, acc in zip(range(3), (0.80, 0.81, 0.79))]
+    # "lucky" reaches the target in seed 0 only, very early: its median seed does not reach it
+    runs += [run("lucky", 0, [0.1, 0.85, 0.85, 0.85], [0, 10, 20, 30], 0.85),
+             run("lucky", 1, [0.1, 0.6, 0.6, 0.6], [0, 10, 20, 30], 0.70),
+             run("lucky", 2, [0.1, 0.6, 0.7, 0.7], [0, 10, 20, 30], 0.72)]
+    runs += [run("steady", s, [0.1, 0.8, 0.81, 0.82], [0, 50, 100, 150], acc)
+             for s, acc in zip(range(3), (0.82, 0.83, 0.81))]
+    return runs
+
+
+def test_a_strategy_reaching_in_one_of_three_seeds_is_not_reached():
+    target, baseline, rows = summarize(synthetic(), ["uniform", "lucky", "steady"], [3, 50, 40], evals_per_epoch=2)
+    assert target["value"] == pytest.approx(0.80) and target["split"] == "validation"
+    uniform, lucky, steady = rows
+    assert lucky["reached"] == "1/3" and lucky["compute_to_target"] is None and lucky["seconds_to_target"] is None
+    assert lucky["compute_to_target_seeds"][0] == pytest.approx(20 / 300)  # seed 0 did reach it, early
+    assert steady["reached"] == "3/3" and steady["compute_to_target"] == pytest.approx(100 / 300)
+    assert uniform["compute_to_target"] == pytest.approx(300 / 300) and uniform["reached"] == "3/3"
+    assert steady["compute_total"] == pytest.approx(0.5) and baseline["compute"] == 300
+    assert steady["diff_vs_uniform"] == pytest.approx(0.02) and steady["within_noise"] is False
+    assert lucky["within_noise"] is True  # -0.0767 with a wide interval
+    results = {"summary": rows, "seeds": [0, 1, 2], "target": target,
+               "dataset": {"name": "x", "n_train": 9, "n_val": 3, "n_test": 3, "flipped": None},
+               "config": {"model": "mlp", "optimizer": "sgd", "lr": 0.1, "schedule": "cosine", "epochs": 3,
+                          "batch_size": 4}}
+    table = rich_table(results)
+    cells = {c.header: list(c._cells) for c in table.columns}
+    assert cells["compute to target"] == ["1.00x", "not reached", "0.33x"]
+    words = " ".join(verdict(results))
+    assert "steady reaches uniform's accuracy at 0.33x the compute in 3/3 seeds" in words
+    assert "lucky reaches" not in words and "also reaching it" not in words
+    assert "steady ends 2.00 points above uniform" in words and "Within noise of uniform's test accuracy: lucky" in words
+
+
+def test_a_missing_number_is_not_averaged_away():
+    runs = synthetic()
+    runs[3]["test_acc"] = float("nan")
+    _, _, rows = summarize(runs, ["uniform", "lucky"], [3, 50, 40], evals_per_epoch=2)
+    assert math.isnan(rows[1]["test_acc_mean"])
 
 
 def test_noise_scores():
-    scores = noise_scores(np.array([1, 2, 3, 4]), np.array([2, 4, 6, 8, 10]))
-    assert scores == {"noise_precision": 0.5, "noise_recall": 0.4}
+    assert noise_scores(np.array([1, 2, 3, 4]), np.array([2, 4, 6, 8, 10])) == {"noise_precision": 0.5,
+                                                                                "noise_recall": 0.4}
 
 
-def test_summary_ratios_against_uniform():
-    runs = [run("uniform", 0, [0.1, 0.6, 0.8], [0, 100, 200]), run("uniform", 1, [0.1, 0.7, 0.8], [0, 100, 200]),
-            run("fast", 0, [0.1, 0.85, 0.9], [0, 50, 100]), run("fast", 1, [0.1, 0.7, 0.82], [0, 50, 100]),
-            run("slow", 0, [0.1, 0.5, 0.6], [0, 100, 200])]
-    baseline, rows = summarize(runs, ["uniform", "fast", "slow"], class_counts=[3, 50, 40])
-    assert baseline["test_acc"] == pytest.approx(0.8) and baseline["rare_classes"] == [0, 2]
-    fast = rows[1]
-    assert fast["test_acc_mean"] == pytest.approx(0.86) and fast["test_acc_std"] == pytest.approx(np.std([0.9, 0.82], ddof=1))
-    assert fast["backprops_to_uniform_acc"] == pytest.approx((50 / 200 + 100 / 200) / 2)
-    assert fast["reached"] == "2/2" and fast["rare2_recall_mean"] == pytest.approx(0.75)
-    assert math.isnan(rows[2]["backprops_to_uniform_acc"]) and rows[2]["reached"] == "0/1"
-    assert rows[2]["test_acc_std"] == 0.0
-
-
-def test_label_noise_is_symmetric_seeded_and_recorded():
+def test_label_noise_is_symmetric_seeded_and_drawn_per_seed():
     data = load_digits()
     noisy, noise = flip_labels(data, 0.3, seed=5)
     assert noise.flipped.size == round(0.3 * data.y_train.size)
@@ -51,6 +107,25 @@ def test_label_noise_is_symmetric_seeded_and_recorded():
     assert np.array_equal(changed, noise.flipped) and np.array_equal(noise.clean_labels, data.y_train)
     assert np.array_equal(flip_labels(data, 0.3, seed=5)[1].flipped, noise.flipped)
     assert len(np.unique(noisy.y_train[noise.flipped])) == 10
+    per_seed = {noise_seed("per-seed", 0, s) for s in range(3)}
+    assert len(per_seed) == 3 and {noise_seed("fixed", 0, s) for s in range(3)} == {0}
+    with pytest.raises(ValueError, match="--noise-seed must be one of"):
+        noise_seed("random", 0, 0)
+
+
+def test_validation_split_is_stratified_and_refuses_zero():
+    data = load_digits()
+    splits = split_validation(data, 0.1, seed=0)
+    counts = np.bincount(splits.y_val, minlength=10)
+    assert np.all(np.abs(counts - 0.1 * np.bincount(data.y_train)) <= 1)
+    assert splits.train.y_train.size + splits.y_val.size == data.y_train.size
+    assert np.array_equal(splits.train.y_test, data.y_test)  # the test part is untouched
+    for bad in (0, 0.0, 1.0, -0.1, float("nan")):
+        with pytest.raises(ValueError, match="--validation must be in"):
+            split_validation(data, bad, seed=0)
+    tiny = subsample_geometric(data, 0.001, seed=0)  # the last class keeps 1 training sample
+    with pytest.raises(ValueError, match="fewer than 2 training samples"):
+        split_validation(tiny, 0.1, seed=0)
 
 
 def test_geometric_imbalance():

@@ -38,12 +38,20 @@ def test_parameters_reach_the_objects():
     assert focal.loss_mean.gamma == 1.0 and focal.loss_mean.alpha is None
 
 
-def test_ohem_counts_the_samples_it_keeps():
+def test_ohem_selection_weights_keep_the_hardest_clean_samples():
     strategy = build_strategy(parse_spec("ohem:keep=0.25"))
-    logits, targets = torch.randn(16, 3, requires_grad=True), torch.randint(0, 3, (16,))
-    loss, kept = strategy.in_batch_loss(logits, targets)
-    loss.backward()
-    assert kept == 4 and int((logits.grad.abs().sum(1) > 0).sum()) == 4
+    assert strategy.selects and not build_strategy(parse_spec("focal")).selects
+    logits, targets = torch.randn(16, 3), torch.randint(0, 3, (16,))
+    loss = torch.nn.functional.cross_entropy(logits, targets, reduction="none")
+    weights = strategy.selection_weights(logits, targets)
+    assert set(weights.tolist()) == {0.0, 1.0} and int(weights.sum()) == 4
+    assert set(torch.flatten(torch.nonzero(weights)).tolist()) == set(loss.topk(4).indices.tolist())
+    clean = torch.ones(16, dtype=torch.bool)
+    clean[loss.argmax()] = False  # the hardest is a noise suspect: OHEM picks among the others
+    weights = strategy.selection_weights(logits, targets, clean)
+    assert weights[loss.argmax()] == 0 and int(weights.sum()) == 4  # 0.25 of the 15 clean, rounded
+    with pytest.raises(ValueError, match="does not select"):
+        build_strategy(parse_spec("focal")).selection_weights(logits, targets)
 
 
 @pytest.mark.parametrize("text, message", [

@@ -1,70 +1,149 @@
 """The typer commands `compare` and `report`, as plain functions: the CLI registers them with `app.command()`.
 
-Errors a user can fix (unknown strategy or parameter, missing file, bad column, one-class data, ...) end the
-command with `error: <one line>` on stderr and exit code 2, before anything is written to --out.
+`compare` loads the data set, builds the model factory (built-in or `package.module:factory`) and calls
+`hardmine.compare`, the same runner as the Python API. Errors a user can fix (unknown strategy or parameter, bad
+number, missing file, one-class data, a factory that cannot be imported, ...) end the command with
+`error: <one line>` on stderr and exit code 2, before anything is written to --out.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
 from hardmine.cli_errors import user_errors_exit_2
+from hardmine.experiments.api import DEFAULT_STRATEGIES
+from hardmine.experiments.config import OPTIMIZERS, SCHEDULES
+from hardmine.experiments.data import NOISE_SEEDS
+from hardmine.experiments.models import MODELS
+from hardmine.experiments.strategies import known_strategies
 
-DEFAULT_STRATEGIES = "uniform,ohem,focal,importance:normalize=none,selective_backprop,prune_easy"
+_KNOWN = known_strategies()
+_STRATEGIES_HELP = (
+    "Comma-separated specs: a policy or in-batch loss name with key=value parameters and +guards, e.g. "
+    "'uniform,importance:alpha=0.7,mix=0.2,ohem+noise_guard'. 'uniform' is always added. "
+    f"Policies: {', '.join(_KNOWN['policies'])}. In-batch losses: {', '.join(_KNOWN['in-batch losses'])}. "
+    f"Guards: {', '.join(_KNOWN['guards'])}. Default: {', '.join(DEFAULT_STRATEGIES.split(','))}.")
+
+
+def _finite(name: str, value: float) -> float:
+    import math
+
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+    return value
+
+
+def model_factory(model: str, input_shape: tuple[int, ...], num_classes: int,
+                  hidden: int) -> Callable[[int], object]:
+    """make_model(seed) for a built-in model name, or the factory named by `package.module:factory` (imported
+    with the working directory on the path); ValueError / ImportError naming --model otherwise."""
+    if model in MODELS:
+        from hardmine.experiments.models import build_model
+
+        build_model(model, input_shape, num_classes, hidden)  # the shape errors, before anything runs
+        return lambda seed: build_model(model, input_shape, num_classes, hidden)
+    module_name, sep, attribute = model.partition(":")
+    if not sep or not module_name or not attribute:
+        raise ValueError(f"--model must be one of {list(MODELS)} or package.module:factory, got {model!r}")
+    if "" not in sys.path and str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise ImportError(f"--model {model!r}: cannot import {module_name!r} ({err})") from None
+    factory = getattr(module, attribute, None)
+    if not callable(factory):
+        raise ValueError(f"--model {model!r}: {module_name} has no callable {attribute!r}")
+    return factory
+
+
 @user_errors_exit_2
 def compare(
     out: Annotated[Path, typer.Option(help="Output directory; a rerun with the same DIR resumes the finished runs.")],
     dataset: Annotated[str, typer.Option(help="digits, fashion-mnist, shuttle, or a .npz/.csv/.parquet file.")]
     = "digits",
-    strategies: Annotated[str, typer.Option(
-        help="Comma-separated specs: a policy or in-batch loss name with key=value parameters and +guards, e.g. "
-             "'uniform,importance:alpha=0.7,mix=0.2,ohem+noise_guard'. 'uniform' is always added.")]
-    = DEFAULT_STRATEGIES,
-    seeds: Annotated[int, typer.Option(help="Number of seeds (0 .. n-1) per strategy.")] = 1,
+    strategies: Annotated[str, typer.Option(help=_STRATEGIES_HELP, show_default=False)] = DEFAULT_STRATEGIES,
+    seeds: Annotated[int, typer.Option(help="Number of seeds (0 .. n-1) per strategy; seeds pair across strategies.")]
+    = 3,
     epochs: Annotated[int, typer.Option(help="Training epochs per run.")] = 10,
-    model: Annotated[str, typer.Option(help="logreg, mlp or cnn (images only).")] = "mlp",
-    hidden: Annotated[int, typer.Option(help="Hidden units of the MLP.")] = 256,
+    model: Annotated[str, typer.Option(
+        help="logreg, mlp, cnn (images only), or package.module:factory, a function make_model(seed) -> nn.Module "
+             "(imported with the working directory on the path).")] = "mlp",
+    hidden: Annotated[int, typer.Option(help="Hidden units of the built-in MLP.")] = 256,
     batch_size: Annotated[int, typer.Option(help="Samples per batch.")] = 128,
-    lr: Annotated[float, typer.Option(help="SGD learning rate.")] = 0.05,
+    optimizer: Annotated[str, typer.Option(help=f"One of {', '.join(OPTIMIZERS)}.")] = "sgd",
+    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 0.05,
     momentum: Annotated[float, typer.Option(help="SGD momentum.")] = 0.9,
-    weight_decay: Annotated[float, typer.Option(help="SGD weight decay.")] = 0.0,
+    weight_decay: Annotated[float, typer.Option(help="Weight decay (SGD: L2; AdamW: decoupled).")] = 0.0,
+    schedule: Annotated[str, typer.Option(
+        help=f"Learning-rate schedule, one of {', '.join(SCHEDULES)} (cosine: to 0 at the end; step: x0.1 at 50% "
+             "and 75% of the run), following the fraction of the run done.")] = "cosine",
+    warmup_steps: Annotated[int, typer.Option(help="Steps of linear learning-rate warm-up.")] = 0,
+    augment: Annotated[bool, typer.Option(help="Random 2-pixel shifts and horizontal flips (image data only).")]
+    = False,
+    validation: Annotated[float, typer.Option(
+        help="Stratified fraction of the training data held out to pick the target and say when a run reaches "
+             "it; the test split chooses nothing.")] = 0.1,
     label_noise: Annotated[float, typer.Option(
-        help="Fraction of training labels flipped to another class (symmetric, seeded; saved for scoring).")] = 0.0,
-    imbalance: Annotated[Optional[float], typer.Option(
+        help="Fraction of training labels flipped to another class (symmetric; saved in label_noise.npz).")] = 0.0,
+    noise_seed: Annotated[str, typer.Option(
+        help=f"One of {', '.join(NOISE_SEEDS)}: a new noise draw per seed, or one for all seeds.")] = "per-seed",
+    imbalance: Annotated[float | None, typer.Option(
         help="Subsample training classes geometrically: the last class keeps this fraction, class 0 all.")] = None,
-    data_dir: Annotated[Optional[Path], typer.Option(
+    data_dir: Annotated[Path | None, typer.Option(
         help="Where the data files are (fashion-mnist: the idx files; shuttle: Shuttle.rda or its dpkg -x dir).")]
     = None,
-    label_column: Annotated[Optional[str], typer.Option(help="Label column of a CSV or parquet file.")] = None,
+    label_column: Annotated[str | None, typer.Option(help="Label column of a CSV or parquet file.")] = None,
     test_fraction: Annotated[float, typer.Option(help="Stratified test split when the data has none.")] = 0.25,
-    data_seed: Annotated[int, typer.Option(help="Seed of the test split, the imbalance and the label noise.")] = 0,
-    evals_per_epoch: Annotated[int, typer.Option(help="Test evaluations per epoch (curve resolution).")] = 4,
+    data_seed: Annotated[int, typer.Option(help="Seed of the splits, the imbalance and the label noise.")] = 0,
+    train_subset: Annotated[int | None, typer.Option(
+        help="Train on a stratified subset of this many training samples (before the validation split).")] = None,
+    evals_per_epoch: Annotated[int, typer.Option(help="Validation and test evaluations per epoch.")] = 4,
     threads: Annotated[int, typer.Option(help="torch threads per run.")] = 1,
     progress: Annotated[bool, typer.Option(help="Show a progress bar per run.")] = True,
 ) -> None:
     """Run mining strategies side by side on real data, seeds x strategies, and write tables and plots to OUT."""
-    from hardmine.experiments.config import TrainConfig
+    from hardmine.experiments.api import compare as run_compare
+    from hardmine.experiments.data import load_dataset, stratified_subset
     from hardmine.experiments.progress import RunProgress
-    from hardmine.experiments.report import rich_table, table_width, write_html
-    from hardmine.experiments.runner import DataOptions, prepare, run_comparison
+    from hardmine.experiments.report import rich_table, table_width, verdict
 
-    config = TrainConfig(model=model, hidden=hidden, epochs=epochs, batch_size=batch_size, lr=lr,
-                         momentum=momentum, weight_decay=weight_decay, evals_per_epoch=evals_per_epoch,
-                         threads=threads)
-    options = DataOptions(dataset, data_dir, label_column, test_fraction, data_seed, label_noise, imbalance)
-    comparison = prepare(options, strategies, seeds, config, out)
+    for name, value in (("--lr", lr), ("--weight-decay", weight_decay), ("--label-noise", label_noise),
+                        ("--momentum", momentum)):
+        _finite(name, value)
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"--test-fraction must be in (0, 1), got {test_fraction}")
+    data = load_dataset(dataset, data_dir, label_column, test_fraction, data_seed)
+    if train_subset is not None:
+        data = stratified_subset(data, train_subset, data_seed)
+    make_model = model_factory(model, data.input_shape, data.num_classes, hidden)
+    import torch
+
+    train_set = torch.utils.data.TensorDataset(torch.from_numpy(data.x_train), torch.from_numpy(data.y_train))
+    test_set = torch.utils.data.TensorDataset(torch.from_numpy(data.x_test), torch.from_numpy(data.y_test))
     console = Console()
-    for note in comparison.notes:
-        console.print(f"note: {note}")
     with RunProgress(epochs, enabled=progress) as bars:
-        results = run_comparison(comparison, bars.start, argv=["hardmine", *sys.argv[1:]])
-    write_html(out, results)
+        results = run_compare(
+            make_model, train_set, test_set, strategies=strategies, seeds=seeds, epochs=epochs, out=out,
+            optimizer=optimizer, batch_size=batch_size, lr=lr, momentum=momentum, weight_decay=weight_decay,
+            schedule=schedule, warmup_steps=warmup_steps, augment=augment, validation=validation,
+            label_noise=label_noise, noise_seed_mode=noise_seed, imbalance=imbalance, data_seed=data_seed,
+            classes=data.classes, name=data.name, model_label=model,
+            evals_per_epoch=evals_per_epoch, threads=threads, on_run_start=bars.start,
+            argv=["hardmine", *sys.argv[1:]], extra_setup={"hidden": hidden, "train_subset": train_subset,
+                                                           "test_fraction": test_fraction})
+    for note in results["notes"]:
+        console.print(f"note: {note}")
     Console(width=max(console.width, table_width(results))).print(rich_table(results))
+    for sentence in verdict(results):
+        console.print(sentence, soft_wrap=True)
     console.print(f"wrote {out}/results.json, summary.csv, report.html and the plots")
 
 
@@ -73,14 +152,16 @@ def report(
     out: Annotated[Path, typer.Argument(help="A directory written by `hardmine compare`.")],
 ) -> None:
     """Re-render the table, summary.csv and the plots from OUT/results.json, and write OUT/report.html."""
-    from hardmine.experiments.report import rich_table, table_width, write_html
+    from hardmine.experiments.report import rich_table, table_width, verdict, write_html
     from hardmine.experiments.results import read_results, write_results
-    from hardmine.experiments.runner import render_plots
+    from hardmine.experiments.runner import render_plots, resummarize
 
-    results = read_results(out)
+    results = resummarize(read_results(out))
     write_results(out, results)
     render_plots(out, results)
     path = write_html(out, results)
     console = Console()
     Console(width=max(console.width, table_width(results))).print(rich_table(results))
+    for sentence in verdict(results):
+        console.print(sentence, soft_wrap=True)
     console.print(f"wrote {path}")

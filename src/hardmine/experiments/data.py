@@ -1,7 +1,9 @@
-"""The data a comparison runs on: a named or user data set, then optional class imbalance and label noise.
+"""The data a comparison runs on: a named or user data set, a stratified validation split carved from its training
+part, then optional class imbalance and label noise.
 
-Both corruptions touch the training part only (the test part keeps its true labels and class balance) and are
-seeded, so every strategy and seed of a comparison trains on the same data.
+The corruptions touch the training part only (the validation and test parts keep their true labels and class
+balance). The imbalance is seeded by the data seed; the label noise by the data seed alone (`fixed`) or by the data
+seed and the run's seed (`per-seed`), so that the spread over seeds includes the variance between noise draws.
 """
 
 from __future__ import annotations
@@ -12,7 +14,49 @@ from pathlib import Path
 import numpy as np
 
 from hardmine.datasets import DATASETS
-from hardmine.datasets.tabular import LabeledData, check_classes
+from hardmine.datasets.tabular import LabeledData, check_classes, stratified_split
+
+NAMED = ("digits", "fashion-mnist", "shuttle")
+NOISE_SEEDS = ("per-seed", "fixed")
+
+
+@dataclass(frozen=True)
+class Splits:
+    """A classification data set in three parts: `train` (its x_train / y_train are trained on, its x_test /
+    y_test are the test part, which only reports), and the validation part `x_val` float32 [V, *shape], `y_val`
+    int64 [V], which picks the target and says when a run reaches it."""
+
+    train: LabeledData
+    x_val: np.ndarray
+    y_val: np.ndarray
+
+    @property
+    def name(self) -> str:
+        """The data set's name."""
+        return self.train.name
+
+
+def split_validation(data: LabeledData, fraction: float, seed: int) -> Splits:
+    """Carve a stratified validation part of about `fraction` of every class from the training part (seeded);
+    ValueError naming --validation when the fraction is not in (0, 1) or a class would be left without samples."""
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0.0 < fraction < 1.0:
+        raise ValueError(f"--validation must be in (0, 1) (the held-out fraction of the training data that picks "
+                         f"the target; 0 would pick it on the test data), got {fraction}")
+    counts = np.bincount(data.y_train, minlength=data.num_classes)
+    small = [data.classes[c] for c in range(data.num_classes) if counts[c] < 2]
+    if small:
+        raise ValueError(f"--validation {fraction}: classes {small} have fewer than 2 training samples, so the "
+                         "split leaves the training or the validation part without them")
+    train_rows, val_rows = stratified_split(data.y_train, fraction, seed)
+    train = replace(data, x_train=data.x_train[train_rows], y_train=data.y_train[train_rows])
+    return Splits(train, data.x_train[val_rows], data.y_train[val_rows])
+
+
+def noise_seed(mode: str, data_seed: int, seed: int) -> int:
+    """The seed of run `seed`'s label noise: `data_seed` when `mode` is "fixed", else one per run seed."""
+    if mode not in NOISE_SEEDS:
+        raise ValueError(f"--noise-seed must be one of {list(NOISE_SEEDS)}, got {mode!r}")
+    return data_seed if mode == "fixed" else data_seed * 1_000_003 + seed + 1
 
 
 def load_dataset(dataset: str, data_dir: Path | None = None, label_column: str | None = None,
@@ -62,7 +106,7 @@ class LabelNoise:
 def flip_labels(data: LabeledData, fraction: float, seed: int) -> tuple[LabeledData, LabelNoise]:
     """Symmetric noise: round(fraction * N) training samples, chosen at random, get one of the other C - 1 classes
     uniformly at random. Returns the noisy data and what was flipped."""
-    if not 0.0 <= fraction < 1.0:
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0.0 <= fraction < 1.0:
         raise ValueError(f"--label-noise must be in [0, 1), got {fraction}")
     rng = np.random.default_rng(seed)
     y = data.y_train.copy()
@@ -71,3 +115,13 @@ def flip_labels(data: LabeledData, fraction: float, seed: int) -> tuple[LabeledD
     y[flipped] = (y[flipped] + shift) % data.num_classes
     noise = LabelNoise(fraction, seed, flipped, data.y_train.copy())
     return replace(data, y_train=y), noise
+
+
+def stratified_subset(data: LabeledData, size: int, seed: int) -> LabeledData:
+    """About `size` training samples, the same fraction of every class (seeded); the test part is kept whole."""
+    n = data.y_train.size
+    if isinstance(size, bool) or not isinstance(size, int) or not 2 <= size < n:
+        raise ValueError(f"--train-subset must be an integer in [2, {n}) (the training samples of {data.name}), "
+                         f"got {size!r}")
+    _, rows = stratified_split(data.y_train, size / n, seed)
+    return replace(data, x_train=data.x_train[rows], y_train=data.y_train[rows])

@@ -1,4 +1,11 @@
-"""Numbers over runs: reaching uniform's accuracy, the noise guard's precision and recall, means over seeds."""
+"""Numbers over runs: the target, reaching it, paired differences against uniform, the noise guard's scores.
+
+The target is uniform's mean validation accuracy over its last epoch, averaged over seeds. A run reaches it at the
+first evaluation where the mean of two consecutive validation evaluations is at or above it. Cost to target is
+summarised over all seeds, a seed that never reaches it counting as infinite: the median seed decides, and
+`reached` says how many seeds did. Test accuracy is compared with uniform's seed by seed (seeds pair the same
+initialisation), with a 95% t interval over seeds; an interval that contains 0 is "within noise".
+"""
 
 from __future__ import annotations
 
@@ -8,15 +15,44 @@ from typing import Any
 import numpy as np
 
 BASELINE = "uniform"
+CONFIDENCE = 0.95
+TOLERANCE = 1e-9  # accuracies are ratios of counts: a mean equal to the target up to rounding reaches it
 
 
-def first_reach(curve: dict[str, list[float]], target: float) -> tuple[float, float]:
-    """(backprops, seconds) at the first evaluation after the start whose test accuracy is >= `target`;
-    (nan, nan) when the run never reaches it."""
-    for acc, backprops, seconds in zip(curve["test_acc"][1:], curve["backprops"][1:], curve["seconds"][1:]):
-        if acc >= target:
-            return float(backprops), float(seconds)
-    return math.nan, math.nan
+def last_epoch_accuracy(curve: dict[str, list[float]], evals_per_epoch: int) -> float:
+    """The mean validation accuracy over the last epoch's `evals_per_epoch` evaluations."""
+    values = curve["val_acc"][1:][-evals_per_epoch:]
+    return float(np.mean(values)) if values else math.nan
+
+
+def first_reach(curve: dict[str, list[float]], target: float) -> int | None:
+    """The index of the first evaluation i >= 1 whose validation accuracy averaged with evaluation i - 1 is >=
+    `target` (up to TOLERANCE), or None when the run never reaches it."""
+    val = curve["val_acc"]
+    for i in range(1, len(val)):
+        if (val[i - 1] + val[i]) / 2 >= target - TOLERANCE:
+            return i
+    return None
+
+
+def paired_interval(values: list[float], baseline: list[float]) -> tuple[float, float, float]:
+    """Mean of the paired differences values[s] - baseline[s] over seeds and its 95% t interval (low, high);
+    the interval is (nan, nan) with fewer than two pairs."""
+    from scipy import stats
+
+    diff = np.asarray(values, dtype=np.float64) - np.asarray(baseline, dtype=np.float64)
+    if diff.size == 0:
+        return math.nan, math.nan, math.nan
+    mean = float(diff.mean())
+    if diff.size < 2:
+        return mean, math.nan, math.nan
+    half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, diff.size - 1) * diff.std(ddof=1) / math.sqrt(diff.size))
+    return mean, mean - half, mean + half
+
+
+def median_cost(costs: list[float]) -> float:
+    """The median over seeds, not-reached seeds counting as +inf; inf when the median seed did not reach it."""
+    return float(np.median(np.asarray(costs, dtype=np.float64))) if costs else math.inf
 
 
 def noise_scores(suspects: np.ndarray, flipped: np.ndarray) -> dict[str, float]:
@@ -27,56 +63,84 @@ def noise_scores(suspects: np.ndarray, flipped: np.ndarray) -> dict[str, float]:
 
 
 def _mean(values: list[float]) -> float:
-    finite = [v for v in values if v is not None and math.isfinite(v)]
-    return float(np.mean(finite)) if finite else math.nan
+    """Mean of the values, nan when any is missing (no average over the runs that happened to succeed)."""
+    if not values or any(v is None or not math.isfinite(v) for v in values):
+        return math.nan
+    return float(np.mean(values))
 
 
 def _std(values: list[float]) -> float:
-    finite = [v for v in values if v is not None and math.isfinite(v)]
-    return float(np.std(finite, ddof=1)) if len(finite) > 1 else (0.0 if finite else math.nan)
+    if not values or any(v is None or not math.isfinite(v) for v in values):
+        return math.nan
+    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
 
 
 def _mean_vectors(vectors: list[list[float] | None]) -> list[float] | None:
-    present = [v for v in vectors if v is not None]
-    if not present:
+    if not vectors or any(v is None for v in vectors):
         return None
-    return [_mean(list(column)) for column in zip(*present)]
+    return [_mean(list(column)) for column in zip(*vectors)]
 
 
-def summarize(runs: list[dict[str, Any]], strategies: list[str], class_counts: list[int]) -> tuple[dict, list[dict]]:
-    """The baseline (uniform's mean final accuracy, backprops and seconds) and one summary row per strategy.
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
 
-    Each row: test_acc/macro_f1 mean and std over seeds (std with ddof=1), the mean recall of the two rarest
-    training classes, per-class recall and slice accuracy means, the mean over seeds of backprops and seconds to
-    reach uniform's final accuracy as a ratio of uniform's totals (over the seeds that reached it; `reached`
-    says how many did), hardmine's share of the training time, and the noise guard's precision and recall.
+
+def summarize(runs: list[dict[str, Any]], strategies: list[str], class_counts: list[int],
+              evals_per_epoch: int) -> tuple[dict, dict, list[dict]]:
+    """The target, the baseline (uniform's mean totals) and one summary row per strategy.
+
+    Each row: test accuracy and macro-F1 mean and std over seeds (ddof=1); the paired difference of test accuracy
+    against uniform (`diff_vs_uniform`, `diff_low`, `diff_high`, `within_noise`); `reached` ("k/n" seeds reaching
+    the target); `compute_to_target` (median over seeds of compute at the reach over uniform's mean total compute;
+    None when the median seed does not reach it) and `seconds_to_target` (the same, in training seconds);
+    `compute_total` (mean total compute over uniform's), `forwards` and `backwards` (mean totals, samples);
+    `train_seconds`, `hardmine_seconds` (means) and `hardmine_fraction`; the mean recall of the two rarest training
+    classes; per-class recall and slice accuracy means; the noise guard's precision and recall.
     """
     base_runs = [r for r in runs if r["strategy"] == BASELINE]
-    baseline = {
-        "test_acc": _mean([r["test_acc"] for r in base_runs]),
-        "backprops": _mean([r["backprops"] for r in base_runs]),
-        "train_seconds": _mean([r["train_seconds"] for r in base_runs]),
-    }
+    target_value = _mean([last_epoch_accuracy(r["curve"], evals_per_epoch) for r in base_runs])
+    target = {"metric": "accuracy", "value": _finite(target_value), "split": "validation",
+              "definition": "uniform's mean validation accuracy over its last epoch, averaged over seeds"}
+    baseline = {"compute": _mean([r["compute"] for r in base_runs]),
+                "train_seconds": _mean([r["train_seconds"] for r in base_runs]),
+                "test_acc": _mean([r["test_acc"] for r in base_runs])}
+    base_acc = {r["seed"]: r["test_acc"] for r in base_runs}
     rare = [int(c) for c in np.argsort(np.asarray(class_counts), kind="stable")[:2]]
     rows = []
     for label in strategies:
         mine = [r for r in runs if r["strategy"] == label]
         if not mine:
             continue
-        reach = [first_reach(r["curve"], baseline["test_acc"]) for r in mine]
+        compute, seconds = [], []
+        for r in mine:
+            i = first_reach(r["curve"], target_value) if math.isfinite(target_value) else None
+            compute.append(math.inf if i is None else r["curve"]["compute"][i] / baseline["compute"])
+            seconds.append(math.inf if i is None else r["curve"]["seconds"][i])
+        paired = [r for r in mine if r["seed"] in base_acc]
+        diff, low, high = paired_interval([r["test_acc"] for r in paired], [base_acc[r["seed"]] for r in paired])
         recall = _mean_vectors([r["per_class_recall"] for r in mine])
+        reached = sum(math.isfinite(c) for c in compute)
         row = {
             "strategy": label,
             "test_acc_mean": _mean([r["test_acc"] for r in mine]),
             "test_acc_std": _std([r["test_acc"] for r in mine]),
             "macro_f1_mean": _mean([r["macro_f1"] for r in mine]),
             "macro_f1_std": _std([r["macro_f1"] for r in mine]),
-            "rare2_recall_mean": _mean([recall[c] for c in rare]) if recall else math.nan,
-            "backprops_to_uniform_acc": _mean([b / baseline["backprops"] for b, _ in reach]),
-            "time_to_uniform_acc": _mean([s / baseline["train_seconds"] for _, s in reach]),
-            "reached": f"{sum(math.isfinite(b) for b, _ in reach)}/{len(mine)}",
-            "backprops_total": _mean([r["backprops"] for r in mine]) / baseline["backprops"],
+            "diff_vs_uniform": diff if label != BASELINE else 0.0,
+            "diff_low": low if label != BASELINE else math.nan,
+            "diff_high": high if label != BASELINE else math.nan,
+            "within_noise": None if label == BASELINE or not math.isfinite(low) else bool(low <= 0.0 <= high),
+            "reached": f"{reached}/{len(mine)}",
+            "compute_to_target": _finite(median_cost(compute)),
+            "compute_total": _mean([r["compute"] for r in mine]) / baseline["compute"],
+            "forwards": _mean([r["forwards"] for r in mine]),
+            "backwards": _mean([r["backwards"] for r in mine]),
+            "seconds_to_target": _finite(median_cost(seconds)),
+            "compute_to_target_seeds": [_finite(c) for c in compute],
+            "train_seconds": _mean([r["train_seconds"] for r in mine]),
+            "hardmine_seconds": _mean([r["hardmine_seconds"] for r in mine]),
             "hardmine_fraction": _mean([r["hardmine_fraction"] for r in mine]),
+            "rare2_recall_mean": _mean([recall[c] for c in rare]) if recall else math.nan,
             "noise_precision": _mean([r.get("noise_precision", math.nan) for r in mine]),
             "noise_recall": _mean([r.get("noise_recall", math.nan) for r in mine]),
             "seeds": len(mine),
@@ -88,4 +152,4 @@ def summarize(runs: list[dict[str, Any]], strategies: list[str], class_counts: l
         row["slice_acc_std"] = [_std(list(column)) for column in zip(*slices)] if slices else None
         rows.append(row)
     baseline["rare_classes"] = rare
-    return baseline, rows
+    return target, baseline, rows

@@ -4,9 +4,10 @@ Layout of DIR:
   setup.json                 what every run shares (data, corruption, training set-up); a rerun must match it
   runs/<strategy>__seed<s>.json / .npz   one finished run: its numbers, and per-sample arrays for the plots
   runs/reference.json / .npz the uniformly trained reference model behind the difficulty slices
-  label_noise.npz            the flipped training indices and the clean labels (with --label-noise)
+  label_noise.npz            the clean training labels and each seed's flipped indices (with --label-noise)
   results.json, summary.csv  every number, and one row per strategy
-Every file is written atomically; a run is written only when it has finished.
+Every file is written atomically; a run is written only when it has finished. A file that cannot be read (cut
+short, not JSON, not an archive) is named in the error.
 """
 
 from __future__ import annotations
@@ -17,17 +18,19 @@ import io
 import json
 import math
 import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from hardmine.diagnostics.evaluation import SLICE_NAMES
 from hardmine.atomic import write_bytes, write_json, write_text
+from hardmine.diagnostics.evaluation import SLICE_NAMES
 
-SUMMARY_COLUMNS = ("strategy", "test_acc_mean", "test_acc_std", "macro_f1_mean", "macro_f1_std", "rare2_recall_mean",
-                   "backprops_to_uniform_acc", "time_to_uniform_acc", "reached", "backprops_total",
-                   "hardmine_fraction", "noise_precision", "noise_recall", "seeds", "diverged")
+SUMMARY_COLUMNS = ("strategy", "test_acc_mean", "test_acc_std", "macro_f1_mean", "macro_f1_std", "diff_vs_uniform",
+                   "diff_low", "diff_high", "within_noise", "reached", "compute_to_target", "compute_total",
+                   "forwards", "backwards", "seconds_to_target", "train_seconds", "hardmine_seconds",
+                   "hardmine_fraction", "rare2_recall_mean", "noise_precision", "noise_recall", "seeds", "diverged")
 
 
 def run_key(label: str, seed: int | None) -> str:
@@ -53,7 +56,7 @@ class RunStore:
             raise ValueError(f"--out {str(self.out)!r} exists and is not a directory")
         setup_file = self.out / "setup.json"
         if setup_file.exists():
-            previous = json.loads(setup_file.read_text())
+            previous = read_json(setup_file)
             if previous != self.setup:
                 changed = sorted(k for k in set(previous) | set(self.setup) if previous.get(k) != self.setup.get(k))
                 raise ValueError(f"--out {str(self.out)!r} holds runs of a different set-up (differs in {changed}); "
@@ -76,9 +79,7 @@ class RunStore:
         json_path, npz_path = self._paths(label, seed)
         if not (json_path.exists() and npz_path.exists()):
             return None
-        record = json.loads(json_path.read_text())
-        with np.load(npz_path, allow_pickle=False) as arrays:
-            return record, {k: arrays[k] for k in arrays.files}
+        return read_json(json_path), read_npz(npz_path)
 
     def save(self, label: str, seed: int | None, record: dict, arrays: dict[str, np.ndarray]) -> None:
         """Write a finished run: the arrays first, then the record, which marks the run as done."""
@@ -88,11 +89,37 @@ class RunStore:
         write_bytes(npz_path, buffer.getvalue())
         write_json(json_path, record)
 
-    def save_noise(self, flipped: np.ndarray, clean_labels: np.ndarray) -> None:
-        """label_noise.npz: the flipped training indices and the labels before flipping."""
+    def save_noise(self, flipped: dict[int, np.ndarray], clean_labels: np.ndarray) -> None:
+        """label_noise.npz: the labels before flipping, and the flipped training indices of each seed."""
         buffer = io.BytesIO()
-        np.savez_compressed(buffer, flipped=flipped, clean_labels=clean_labels)
+        np.savez_compressed(buffer, clean_labels=clean_labels, **{f"flipped_seed{s}": f for s, f in flipped.items()})
         write_bytes(self.out / "label_noise.npz", buffer.getvalue())
+
+    def load_noise(self, seed: int) -> np.ndarray | None:
+        """The flipped training indices of run seed `seed`, or None without label noise."""
+        path = self.out / "label_noise.npz"
+        if not path.exists():
+            return None
+        return read_npz(path).get(f"flipped_seed{seed}")
+
+
+def read_json(path: Path) -> Any:
+    """The JSON in `path`; ValueError naming the file when it is cut short or not JSON."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{str(path)!r} cannot be read ({err}); it was cut short or changed: delete it to "
+                         "rerun that part") from None
+
+
+def read_npz(path: Path) -> dict[str, np.ndarray]:
+    """The arrays in an .npz file, without pickle; ValueError naming the file when it is cut short."""
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            return {k: arrays[k] for k in arrays.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
+        raise ValueError(f"{str(path)!r} cannot be read ({err}); it was cut short or changed: delete it to "
+                         "rerun that part") from None
 
 
 def _cell(value: Any) -> str:
@@ -126,4 +153,4 @@ def read_results(out: Path) -> dict[str, Any]:
     path = Path(out) / "results.json"
     if not path.is_file():
         raise FileNotFoundError(f"{str(path)!r} does not exist: run `hardmine compare --out {out}` first")
-    return json.loads(path.read_text())
+    return read_json(path)

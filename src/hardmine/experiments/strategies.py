@@ -1,15 +1,15 @@
 """Strategies built from specs: a sampler policy, or an in-batch loss over uniform batches, with guards.
 
-A name in `hardmine.sampling.policies.POLICIES` decides which samples are drawn (and their importance weights); a name in
-`hardmine.inbatch.losses.LOSSES` keeps uniform shuffling and mines inside each batch. Guards come from
-`hardmine.sampling.guards.GUARDS` and are given to the policy (for an in-batch loss, to its uniform sampler). An in-batch
-loss uses `sampler.selection(idx)`, so a noise guard's suspects stay out of the batch loss (OHEM would otherwise
-pick exactly them), as in a user's own loop.
+A name in `hardmine.sampling.policies.POLICIES` decides which samples are drawn (and their importance weights);
+a name in `hardmine.inbatch.losses.LOSSES` keeps uniform shuffling and mines inside each batch. Guards come from
+`hardmine.sampling.guards.GUARDS` and are given to the policy (for an in-batch loss, to its uniform sampler). An
+in-batch loss also leaves the noise guard's suspects out of the batch loss: OHEM would otherwise pick exactly them.
 """
 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,9 +19,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from hardmine.experiments.spec import Part, StrategySpec, format_value
+from hardmine.inbatch.losses import LOSSES, OHEMLoss
 from hardmine.sampling.guards import GUARDS
-from hardmine.inbatch.losses import LOSSES
 from hardmine.sampling.policies import POLICIES, Policy, build_policy
+
+PerSampleLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (logits [B, C], targets [B]) -> loss [B]
 
 _LOSS_DEFAULTS: dict[str, dict[str, Any]] = {"focal": {"alpha": None}}  # alpha=0.25 would scale every class by 1/4
 _OHEM_DEFAULT_KEEP = 0.5
@@ -68,8 +70,8 @@ class Strategy:
     """What the training loop needs from a spec.
 
     policy: the sampler's policy. guards: the guard objects (also inside the policy).
-    loss_mean / loss_none: the in-batch loss with reduction "mean" (back-propagated) and "none" (to count the
-    samples it keeps), or None for a sampler strategy (cross-entropy weighted by the sampler's weights).
+    loss_mean / loss_none: the in-batch loss with reduction "mean" (back-propagated) and "none" (to find the
+    samples it keeps), or None for a sampler strategy (the base loss weighted by the sampler's weights).
     """
 
     spec: StrategySpec
@@ -85,16 +87,31 @@ class Strategy:
 
     def suspects(self) -> np.ndarray | None:
         """Indices (int64) the guards suspect of wrong labels, or None when no guard looks for them."""
-        return self.policy.suspects()
+        found = [g.suspects() for g in self.guards if hasattr(g, "suspects")]
+        if not found:
+            return None
+        return np.unique(np.concatenate(found)).astype(np.int64)
 
-    def in_batch_loss(self, logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, int]:
-        """The in-batch loss of logits [B, C] and targets [B], and how many samples it back-propagates."""
-        if self.loss_mean is None or self.loss_none is None:
-            raise ValueError(f"strategy {self.label!r} is a sampler strategy; it has no in-batch loss")
-        loss = self.loss_mean(logits, targets)
+    @property
+    def selects(self) -> bool:
+        """True when the in-batch loss keeps only some samples of each batch (OHEM): the training loop then
+        back-propagates the kept ones alone, through the same mechanism as a sampler's zero weights."""
+        return isinstance(self.loss_mean, OHEMLoss)
+
+    def selection_weights(self, logits: torch.Tensor, targets: torch.Tensor,
+                          clean: torch.Tensor | None = None) -> torch.Tensor:
+        """0/1 float weights [B] of the samples the in-batch selector keeps, chosen among the `clean` ones (bool
+        [B]; all when None) from logits [B, C] and targets [B], without gradient. A kept sample whose loss is
+        exactly 0 reads as dropped; its gradient is 0 either way."""
+        if not self.selects:
+            raise ValueError(f"strategy {self.label!r} does not select samples inside the batch")
+        weights = torch.zeros(targets.shape[0], dtype=torch.float32)
         with torch.no_grad():
-            kept = int((self.loss_none(logits.detach(), targets) != 0).sum())
-        return loss, kept
+            rows = torch.arange(targets.shape[0]) if clean is None else torch.nonzero(clean).flatten()
+            if rows.numel():
+                kept = self.loss_none(logits.detach()[rows], targets[rows]) != 0
+                weights[rows[kept]] = 1.0
+        return weights
 
 
 def known_strategies() -> dict[str, list[str]]:
@@ -102,8 +119,11 @@ def known_strategies() -> dict[str, list[str]]:
     return {"policies": sorted(POLICIES), "in-batch losses": sorted(LOSSES), "guards": sorted(GUARDS)}
 
 
-def build_strategy(spec: StrategySpec) -> Strategy:
-    """The policy, guards and in-batch loss of `spec`; ValueError naming the unknown name or bad parameter."""
+def build_strategy(spec: StrategySpec, base_loss: PerSampleLoss | None = None) -> Strategy:
+    """The policy, guards and in-batch loss of `spec`; ValueError naming the unknown name or bad parameter.
+
+    base_loss: the per-sample loss `(logits, targets) -> [B]` an in-batch loss such as OHEM wraps (default:
+    cross-entropy)."""
     name = spec.strategy.name
     guards = []
     for part in spec.guards:
@@ -121,7 +141,8 @@ def build_strategy(spec: StrategySpec) -> Strategy:
         if name == "ohem" and "keep" not in params and "threshold" not in params:
             params["keep"] = _OHEM_DEFAULT_KEEP
         part = Part(name, params)
-        base = {"base_loss": nn.CrossEntropyLoss(reduction="none")} if "base_loss" in _accepted(cls) else {}
+        wrapped = base_loss if base_loss is not None else nn.CrossEntropyLoss(reduction="none")
+        base = {"base_loss": wrapped} if "base_loss" in _accepted(cls) else {}
         loss_mean = _construct("strategy", part, cls, {**base, "reduction": "mean"})
         loss_none = _construct("strategy", part, cls, {**base, "reduction": "none"})
         return Strategy(spec, policy, tuple(guards), loss_mean, loss_none)

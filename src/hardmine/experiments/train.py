@@ -1,13 +1,17 @@
-"""One run: train a model with one strategy and one seed, measuring accuracy against backprops and time.
+"""One run: train a model with one strategy and one seed, counting its compute and measuring accuracy.
 
 The loop is hardmine's three touch points (the sampler draws the indices, `update` records the per-sample loss
 and the statistics of `hardmine.scores.statistics`, the loss is weighted by `sampler.weights`), on tensors
-indexed directly by the sampler's batches. Timed: the whole step, including the draw; not timed: test-set
-evaluations. A sampler policy that gives some samples weight 0 (selective backprop) gets them counted as not
-back-propagated; when fewer than 2/3 of a batch are kept, the kept ones are forwarded again with gradient and
-only they are back-propagated (the first forward pass then only scored the batch, and is counted in the time).
-A run whose per-sample loss becomes non-finite or exceeds DIVERGED_LOSS stops there and is recorded as diverged
-(mining "can destabilize optimization"): its final numbers are those of the model as it is then.
+indexed directly by the sampler's batches.
+
+Cost, as a reviewer counts it (see `accounting.py`): every sample passed forward (the scoring pass of each batch and
+any re-forward) and every sample in the graph of a backward pass. Every strategy that back-propagates only some
+samples of a batch (a sampler's zero weights, as in selective backprop; an in-batch selector such as OHEM) goes
+through one mechanism, `backward_set`: when fewer than REFORWARD_BELOW of the batch are kept, the kept samples are
+forwarded again with gradient and only they are back-propagated; otherwise the whole batch's graph is
+back-propagated and counted in full (a zero weight saves no compute). Timed: the whole step, draw included; not
+timed and not counted: the validation and test evaluations. A run whose per-sample loss becomes non-finite or
+exceeds DIVERGED_LOSS stops there and is recorded as diverged: its final numbers are those of the model then.
 """
 
 from __future__ import annotations
@@ -18,18 +22,27 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch import nn
 
-import hardmine as hm
-from hardmine.datasets.tabular import LabeledData
-from hardmine.diagnostics.evaluation import macro_f1, per_class_recall, predict, slice_accuracy
+from hardmine.diagnostics.evaluation import (
+    macro_f1,
+    per_class_recall,
+    predict,
+    slice_accuracy,
+)
+from hardmine.experiments.accounting import Cost, backward_set
+from hardmine.experiments.augment import augment_images
 from hardmine.experiments.config import TrainConfig
-from hardmine.experiments.models import build_model
-from hardmine.experiments.strategies import Strategy, cross_entropy
+from hardmine.experiments.data import Splits
+from hardmine.experiments.strategies import PerSampleLoss, Strategy, cross_entropy
+from hardmine.memory import ScoreMemory
+from hardmine.sampling.sampler import HardExampleSampler
 from hardmine.scores import statistics
 
-REFORWARD_BELOW = 2 / 3  # forward+backward of k of B samples beats a backward of all B when k < 2B/3
 DIVERGED_LOSS = 1e4  # a per-sample cross-entropy above this (true-class probability < e^-10000): training blew up
 EpochCallback = Callable[[int, float], None]
+ModelFactory = Callable[[int], nn.Module]
+OptimizerFactory = Callable[..., torch.optim.Optimizer]
 
 
 @dataclass
@@ -38,145 +51,192 @@ class RunOutput:
 
     record: dict
     arrays: dict[str, np.ndarray]
-    model: torch.nn.Module
+    model: nn.Module
+
+
+EVAL_BATCH = 256  # samples per evaluation chunk (large chunks of a CNN's activations are slower on a CPU)
 
 
 class _Evaluator:
-    def __init__(self, data: LabeledData) -> None:
-        self.x = torch.from_numpy(data.x_test)
-        self.y = data.y_test
+    def __init__(self, data: Splits) -> None:
+        self.x_val, self.y_val = torch.from_numpy(data.x_val), data.y_val
+        self.x_test, self.y_test = torch.from_numpy(data.train.x_test), data.train.y_test
 
-    def accuracy(self, model: torch.nn.Module) -> float:
-        return float((predict(model, self.x).argmax(1).numpy() == self.y).mean())
+    def accuracy(self, model: nn.Module) -> tuple[float, float]:
+        """(validation accuracy, test accuracy) of `model`."""
+        val = float((predict(model, self.x_val, EVAL_BATCH).argmax(1).numpy() == self.y_val).mean())
+        test = float((predict(model, self.x_test, EVAL_BATCH).argmax(1).numpy() == self.y_test).mean())
+        return val, test
 
 
 class _Diverged(Exception):
     """Training blew up: a per-sample loss is non-finite or above DIVERGED_LOSS."""
 
 
-def _training_step(model: torch.nn.Module, strategy: Strategy, sampler: hm.HardExampleSampler,
-                   idx: np.ndarray, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor | None, int, float]:
-    """The loss to back-propagate (None when nothing is kept), the samples it back-propagates, and the seconds
-    spent computing the memory's statistics (hardmine's work in the loop)."""
-    logits = model(x)
-    loss_all = cross_entropy(logits, y)
-    worst = float(loss_all.detach().max())
-    if not worst <= DIVERGED_LOSS:
-        raise _Diverged(worst)
-    started = time.perf_counter()
-    stats = statistics(logits.detach(), y)
-    stats_seconds = time.perf_counter() - started
-    sampler.update(idx, loss_all.detach(), **stats)
-    if strategy.loss_mean is not None:
-        keep = sampler.selection(idx)  # the guards' per-batch selection: a noise guard leaves out its suspects
-        if not bool(keep.all()):
-            if not bool(keep.any()):
-                return None, 0, stats_seconds
-            logits, y = logits[keep], y[keep]
-        loss, kept = strategy.in_batch_loss(logits, y)
-        return loss, kept, stats_seconds
-    weights = sampler.weights(idx)
-    keep = weights > 0
-    kept = int(keep.sum())
-    if kept == 0:
-        return None, 0, stats_seconds
-    if kept < REFORWARD_BELOW * idx.size:
-        loss = (weights[keep] * cross_entropy(model(x[keep]), y[keep])).sum() / idx.size
-        return loss, kept, stats_seconds
-    return hm.reduce(loss_all, weights), kept, stats_seconds
+def build_optimizer(config: TrainConfig, params: object) -> torch.optim.Optimizer:
+    """The optimiser `config.optimizer` ("sgd" with momentum, or "adamw") over `params` at the peak lr."""
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
 
 
-def train_run(data: LabeledData, strategy: Strategy, seed: int, config: TrainConfig,
+def _suspect_mask(strategy: Strategy, num_samples: int) -> np.ndarray | None:
+    """Boolean [N]: the guards' suspects of wrong labels, or None when there are none."""
+    suspects = strategy.suspects()
+    if suspects is None or suspects.size == 0:
+        return None
+    mask = np.zeros(num_samples, dtype=bool)
+    mask[suspects] = True
+    return mask
+
+
+class _Step:
+    """One training step's forward passes and the loss to back-propagate; counts into `cost`."""
+
+    def __init__(self, model: nn.Module, strategy: Strategy, sampler: HardExampleSampler, base: PerSampleLoss,
+                 cost: Cost) -> None:
+        self.model, self.strategy, self.sampler, self.base, self.cost = model, strategy, sampler, base, cost
+
+    def __call__(self, idx: np.ndarray, x: torch.Tensor, y: torch.Tensor,
+                 suspect: np.ndarray | None) -> torch.Tensor | None:
+        """The loss of the batch (None when nothing is back-propagated)."""
+        logits = self.model(x)
+        self.cost.forward(idx.size)
+        loss_all = self.base(logits, y)
+        worst = float(loss_all.detach().max())
+        if not worst <= DIVERGED_LOSS:
+            raise _Diverged(worst)
+        started = time.perf_counter()
+        stats = statistics(logits.detach(), y)
+        self.cost.statistics_seconds += time.perf_counter() - started
+        self.sampler.update(idx, loss_all.detach(), **stats)
+        strategy = self.strategy
+        clean = None if suspect is None else torch.from_numpy(~suspect[idx])
+        if strategy.loss_mean is None:
+            weights = self.sampler.weights(idx)
+            return backward_set(self.model, x, y, loss_all, weights, "mean", self.base, self.cost)
+        if strategy.selects:
+            weights = strategy.selection_weights(logits, y, clean)
+            return backward_set(self.model, x, y, loss_all, weights, "weighted", self.base, self.cost)
+        if clean is not None and not bool(clean.all()):  # an in-batch loss that keeps all: drop the suspects
+            if not bool(clean.any()):
+                return None
+            self.cost.backward(idx.size)  # the graph is the whole batch's
+            return strategy.loss_mean(logits[clean], y[clean])
+        self.cost.backward(idx.size)
+        return strategy.loss_mean(logits, y)
+
+
+def train_run(data: Splits, strategy: Strategy, seed: int, config: TrainConfig, make_model: ModelFactory,
+              base_loss: PerSampleLoss | None = None, make_optimizer: OptimizerFactory | None = None,
               slices: np.ndarray | None = None, on_epoch: EpochCallback | None = None) -> RunOutput:
-    """Train `config.model` on `data` with `strategy`, seeded by `seed` (model initialisation and sampler).
+    """Train `make_model(seed)` on `data` with `strategy`, seeded by `seed` (torch's generator is seeded before
+    the factory is called; the sampler and the augmentation are seeded from it too).
 
-    slices: difficulty slice id [M] of each test sample (from a reference model), for slice accuracy.
-    on_epoch(epoch, test_accuracy) is called after each epoch (for a progress bar).
-    The record holds: final test accuracy, macro-F1, per-class recall, slice accuracy; the curve of test accuracy
-    against epochs, backprops (samples back-propagated) and training seconds; the totals; hardmine's own seconds
-    (the sampler's `mining_seconds` plus `hardmine.scores.statistics` for the memory, each also given alone);
-    the number of the guards' label-noise suspects; `diverged`: None, or the epoch and loss where training blew up.
+    base_loss: per-sample loss (default cross-entropy). make_optimizer(params) -> Optimizer: default from `config`;
+    the schedule scales every parameter group's own learning rate. slices: difficulty slice id [M] of each test
+    sample. on_epoch(epoch, validation accuracy) is called after each epoch (for a progress bar).
+    The record holds: final test accuracy, macro-F1, per-class recall, slice accuracy; the curve of validation and
+    test accuracy against epochs, forwards, backwards, compute (forwards + 2 backwards), training seconds and
+    hardmine's seconds; the totals; the number of the guards' label-noise suspects; `diverged`: None, or the epoch
+    and loss where training blew up.
     """
     torch.set_num_threads(config.threads)
     torch.manual_seed(seed)
-    model = build_model(config.model, data.input_shape, data.num_classes, config.hidden)
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
-                                weight_decay=config.weight_decay)
-    x_train, y_train = torch.from_numpy(data.x_train), torch.from_numpy(data.y_train)
-    memory = hm.ScoreMemory(len(y_train), labels=data.y_train)
-    sampler = hm.HardExampleSampler(memory, config.batch_size, policy=strategy.policy, seed=seed)
+    model = make_model(seed)
+    optimizer = (make_optimizer or (lambda p: build_optimizer(config, p)))(model.parameters())
+    for group in optimizer.param_groups:
+        group["hardmine_peak_lr"] = group["lr"]
+    train = data.train
+    x_train, y_train = torch.from_numpy(train.x_train), torch.from_numpy(train.y_train)
+    memory = ScoreMemory(len(y_train), labels=train.y_train)
+    sampler = HardExampleSampler(memory, config.batch_size, policy=strategy.policy, seed=seed)
+    generator = torch.Generator().manual_seed(seed + 7_777)
     evaluator = _Evaluator(data)
-    curve = {"epoch": [0.0], "backprops": [0], "seconds": [0.0], "test_acc": [evaluator.accuracy(model)]}
-    totals = {"backprops": 0, "seconds": 0.0, "statistics_seconds": 0.0, "position": 0.0}
+    cost = Cost()
+    val, test = evaluator.accuracy(model)
+    curve = {"epoch": [0.0], **cost.point(sampler), "val_acc": [val], "test_acc": [test]}
     model.train()
     diverged = None
+    step = _Step(model, strategy, sampler, base_loss or cross_entropy, cost)
     try:
-        _epochs(model, optimizer, strategy, sampler, x_train, y_train, config, evaluator, curve, on_epoch, totals)
+        _epochs(step, optimizer, x_train, y_train, config, evaluator, curve, on_epoch, generator)
     except _Diverged as err:
-        diverged = {"epoch": totals["position"], "loss": err.args[0]}
-    return _finish(data, strategy, seed, model, memory, sampler, curve, slices, totals["statistics_seconds"],
-                   diverged)
+        diverged = {"epoch": cost.position, "loss": err.args[0]}
+    return _finish(data, strategy, seed, model, memory, sampler, curve, slices, cost, diverged)
 
 
-def _epochs(model: torch.nn.Module, optimizer: torch.optim.Optimizer, strategy: Strategy,
-            sampler: hm.HardExampleSampler, x_train: torch.Tensor, y_train: torch.Tensor, config: TrainConfig,
-            evaluator: _Evaluator, curve: dict, on_epoch: EpochCallback | None, totals: dict[str, float]) -> None:
-    """The training epochs; appends to `curve` and accumulates `totals` (backprops, seconds, statistics_seconds;
-    position: the epoch, with the fraction of it done)."""
+def _epochs(step: _Step, optimizer: torch.optim.Optimizer, x_train: torch.Tensor, y_train: torch.Tensor,
+            config: TrainConfig, evaluator: _Evaluator, curve: dict, on_epoch: EpochCallback | None,
+            generator: torch.Generator) -> None:
+    """The training epochs; appends to `curve` and counts into `step.cost` (position: the epoch, with the
+    fraction of it done, which also drives the learning-rate schedule)."""
+    sampler, strategy, cost = step.sampler, step.strategy, step.cost
+    global_step = 0
     for epoch in range(config.epochs):
         sampler.set_epoch(epoch)
         batches = iter(sampler)
-        step, steps, eval_at = 0, 1, set()
+        k, steps, eval_at, suspect = 0, 1, set(), None
         while True:
             started = time.perf_counter()
             idx = next(batches, None)
             if idx is None:
                 break
-            if step == 0:  # the policy and its guards decide the epoch (its length, the suspects) at the first draw
+            if k == 0:  # the policy and its guards decide the epoch (its length, the suspects) at the first draw
                 steps = len(sampler)
-                eval_at = {round(steps * (k + 1) / config.evals_per_epoch) - 1 for k in range(config.evals_per_epoch)}
-            totals["position"] = epoch + step / steps
-            loss, kept, stat_s = _training_step(model, strategy, sampler, idx, x_train[idx], y_train[idx])
+                eval_at = {round(steps * (j + 1) / config.evals_per_epoch) - 1 for j in range(config.evals_per_epoch)}
+                if strategy.loss_mean is not None:
+                    suspect = _suspect_mask(strategy, len(y_train))
+            cost.position = epoch + k / steps
+            factor = config.lr_factor(cost.position, global_step)
+            for group in optimizer.param_groups:
+                group["lr"] = group["hardmine_peak_lr"] * factor
+            x = x_train[idx]
+            if config.augment:
+                x = augment_images(x, generator)
+            loss = step(idx, x, y_train[idx], suspect)
             if loss is not None:
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
-            totals["seconds"] += time.perf_counter() - started
-            totals["statistics_seconds"] += stat_s
-            totals["backprops"] += kept
-            if step in eval_at:
-                curve["epoch"].append(epoch + (step + 1) / steps)
-                curve["backprops"].append(totals["backprops"])
-                curve["seconds"].append(totals["seconds"])
-                curve["test_acc"].append(evaluator.accuracy(model))
-            step += 1
+            cost.seconds += time.perf_counter() - started
+            if k in eval_at:
+                val, test = evaluator.accuracy(step.model)
+                curve["epoch"].append(epoch + (k + 1) / steps)
+                for key, value in cost.point(sampler).items():
+                    curve[key].append(value[0])
+                curve["val_acc"].append(val)
+                curve["test_acc"].append(test)
+            k += 1
+            global_step += 1
         if on_epoch is not None:
-            on_epoch(epoch, curve["test_acc"][-1])
+            on_epoch(epoch, curve["val_acc"][-1])
 
 
-def _finish(data: LabeledData, strategy: Strategy, seed: int, model: torch.nn.Module, memory: hm.ScoreMemory,
-            sampler: hm.HardExampleSampler, curve: dict, slices: np.ndarray | None,
-            stats_seconds: float, diverged: dict | None) -> RunOutput:
-    pred = predict(model, torch.from_numpy(data.x_test)).argmax(1).numpy()
-    y = data.y_test
+def _finish(data: Splits, strategy: Strategy, seed: int, model: nn.Module, memory: ScoreMemory,
+            sampler: HardExampleSampler, curve: dict, slices: np.ndarray | None, cost: Cost,
+            diverged: dict | None) -> RunOutput:
+    train = data.train
+    pred = predict(model, torch.from_numpy(train.x_test), EVAL_BATCH).argmax(1).numpy()
+    y = train.y_test
     sampler_stats = sampler.stats()
-    hardmine_seconds = sampler_stats["mining_seconds"] + stats_seconds
-    train_seconds = curve["seconds"][-1]
+    hardmine_seconds = sampler_stats["mining_seconds"] + cost.statistics_seconds
     suspects = strategy.suspects()
     record = {
         "strategy": strategy.label,
         "seed": seed,
         "test_acc": float((pred == y).mean()),
-        "macro_f1": macro_f1(pred, y, data.num_classes),
-        "per_class_recall": per_class_recall(pred, y, data.num_classes).tolist(),
+        "val_acc": curve["val_acc"][-1],
+        "macro_f1": macro_f1(pred, y, train.num_classes),
+        "per_class_recall": per_class_recall(pred, y, train.num_classes).tolist(),
         "slice_acc": None if slices is None else slice_accuracy(pred, y, slices).tolist(),
         "curve": curve,
-        "backprops": curve["backprops"][-1],
-        "train_seconds": train_seconds,
+        **cost.totals(),
+        "train_seconds": cost.seconds,
         "hardmine_seconds": hardmine_seconds,
         "sampler_seconds": sampler_stats["mining_seconds"],
-        "statistics_seconds": stats_seconds,
-        "hardmine_fraction": hardmine_seconds / train_seconds if train_seconds > 0 else float("nan"),
+        "statistics_seconds": cost.statistics_seconds,
+        "hardmine_fraction": hardmine_seconds / cost.seconds if cost.seconds > 0 else float("nan"),
         "num_suspects": None if suspects is None else int(suspects.size),
         "diverged": diverged,
         "sampler_stats": {k: float(v) for k, v in sampler_stats.items()},
