@@ -121,7 +121,7 @@ def run_comparison(comparison: Comparison, start_run: StartRun, argv: list[str] 
                 strategy = build_strategy(spec, comparison.base_loss)
                 output = train_run(data, strategy, seed, comparison.config, comparison.make_model,
                                    comparison.base_loss, comparison.make_optimizer, slices,
-                                   on_epoch=start_run(spec.label, seed))
+                                   on_epoch=start_run(spec.label, seed), flipped=flips)
                 record, arrays = output.record, output.arrays
                 if flips is not None and "suspects" in arrays:
                     record.update(noise_scores(arrays["suspects"], flips))

@@ -18,10 +18,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hardmine.experiments.reference import ReferenceSpec
 from hardmine.experiments.spec import Part, StrategySpec, format_value
 from hardmine.inbatch.losses import LOSSES, OHEMLoss
 from hardmine.sampling.guards import GUARDS
-from hardmine.sampling.policies import POLICIES, Policy, build_policy
+from hardmine.sampling.policies import IRREDUCIBLE_LOSS, POLICIES, Policy, build_policy
 
 PerSampleLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (logits [B, C], targets [B]) -> loss [B]
 
@@ -72,6 +73,7 @@ class Strategy:
     policy: the sampler's policy. guards: the guard objects (also inside the policy).
     loss_mean / loss_none: the in-batch loss with reduction "mean" (back-propagated) and "none" (to find the
     samples it keeps), or None for a sampler strategy (the base loss weighted by the sampler's weights).
+    reference: how the irreducible losses of a policy that reads them (rho_loss) are made, else None.
     """
 
     spec: StrategySpec
@@ -79,6 +81,7 @@ class Strategy:
     guards: tuple[Any, ...]
     loss_mean: nn.Module | None = None
     loss_none: nn.Module | None = None
+    reference: ReferenceSpec | None = None
 
     @property
     def label(self) -> str:
@@ -114,6 +117,21 @@ class Strategy:
         return weights
 
 
+def _reference_part(part: Part, cls: type) -> tuple[Part, ReferenceSpec | None]:
+    """For a policy that reads irreducible losses (rho_loss): the spec without `reference=holdout|crossfit` and
+    `reference_epochs=` (default 5), and the ReferenceSpec they describe; other policies pass through unchanged."""
+    if IRREDUCIBLE_LOSS not in getattr(cls, "columns", ()):
+        return part, None
+    params = dict(part.params)
+    if "irreducible_loss" in params:
+        raise ValueError(f"strategy {part.name!r}: irreducible_loss comes from reference=holdout|crossfit in compare")
+    try:
+        reference = ReferenceSpec(str(params.pop("reference", "holdout")), params.pop("reference_epochs", 5))
+    except ValueError as err:
+        raise ValueError(f"strategy {part.name!r}: {err}") from None
+    return Part(part.name, params), reference
+
+
 def known_strategies() -> dict[str, list[str]]:
     """The registered names, by kind: what `--strategies` accepts."""
     return {"policies": sorted(POLICIES), "in-batch losses": sorted(LOSSES), "guards": sorted(GUARDS)}
@@ -132,8 +150,9 @@ def build_strategy(spec: StrategySpec, base_loss: PerSampleLoss | None = None) -
         guards.append(_construct("guard", part, GUARDS[part.name], {}))
     extra = {"guards": guards} if guards else {}
     if name in POLICIES:
-        policy = _construct("strategy", spec.strategy, POLICIES[name], extra)
-        return Strategy(spec, build_policy(policy), tuple(guards))
+        part, reference = _reference_part(spec.strategy, POLICIES[name])
+        policy = _construct("strategy", part, POLICIES[name], extra)
+        return Strategy(spec, build_policy(policy), tuple(guards), reference=reference)
     if name in LOSSES:
         policy = build_policy("uniform", **extra)
         cls = LOSSES[name]
