@@ -202,7 +202,7 @@ class HardExampleSampler:
         size = min(n, self._global_batch_size(k, self.policy.epoch_samples(n)) * self.policy.candidates)
         size -= size % self.world_size
         rng = np.random.Generator(np.random.Philox(key=self.seed, counter=[0, _CANDIDATE_STREAM, k, self._epoch]))
-        return rng.choice(n, size, replace=False).astype(np.int64), np.ones(size)
+        return rng.choice(n, size, replace=False).astype(np.int64), np.full(size, np.nan)  # update() decides
 
     def _check_candidates(self, idx: np.ndarray) -> None:
         if self._epoch_state["mode"] == "candidates" and idx.tobytes() not in self._pending:
@@ -226,6 +226,9 @@ class HardExampleSampler:
         idx = check_indices("indices", indices, self.memory.num_samples)
         found = self._pending.get(idx.tobytes())
         weights = found[1] if found is not None else self._lookup_subset(idx)
+        if self._epoch_state["mode"] == "candidates" and np.isnan(weights).any():
+            raise ValueError("weights of a candidate batch are decided by update(): call sampler.update(indices, "
+                             "losses of all candidates) first")
         self._last_weights = weights
         self._mining_seconds += time.perf_counter() - started
         return torch.from_numpy(weights.astype(np.float32))

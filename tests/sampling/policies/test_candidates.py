@@ -197,7 +197,10 @@ def test_update_with_indices_that_are_not_the_candidate_batch_is_refused():
     after = memory.state_dict()
     assert all(np.array_equal(before[k].numpy(), after[k].numpy(), equal_nan=True)
                if isinstance(before[k], torch.Tensor) else before[k] == after[k] for k in before)
+    with pytest.raises(ValueError, match="call sampler.update"):
+        sampler.weights(batch)  # before the selection
     sampler.update(batch, np.ones(batch.size))  # the whole batch is accepted
+    assert sampler.weights(batch).sum() == 2
 
 
 def test_the_conformance_suite_passes_for_the_candidate_policies():

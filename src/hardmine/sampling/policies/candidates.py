@@ -30,6 +30,9 @@ class CandidatePolicy(BatchPolicy):
         keep = sampler.weights(idx) > 0                  # exactly B True
         F.cross_entropy(model(x[idx[keep]]), y[idx[keep]]).backward()
 
+    (With a loss over all candidates, `hm.reduce(loss, weights, normalize="weighted")` is the same mean over the
+    kept, but back-propagates the whole candidate batch's graph: no compute saved.)
+
     candidates: the candidate batch's size over B (>= 1; 1 keeps every sample).
     rule: "top" keeps the B largest scores (ties: the smaller data set index first); "stochastic" draws B without
         replacement with probability softmax(score / temperature) (the Gumbel-top-k trick), so that selection is
