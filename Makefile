@@ -17,6 +17,7 @@ $(VENV)/.installed: pyproject.toml | $(PY)
 	touch $@
 
 test: $(VENV)/.installed
+	$(VENV)/bin/ruff check src tests benchmarks examples
 	$(PY) -m pytest -n 2 -q
 
 demo: $(VENV)/.installed

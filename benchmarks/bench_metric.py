@@ -3,8 +3,8 @@
 Random embeddings (dim 128, 16 classes), batch sizes 256, 1024 and 4096, one CPU thread. Timings are medians
 of repeats, hardmine and PML interleaved in one process so load on the machine hits both alike. Peak memory is
 measured per (miner, batch size) in a fresh subprocess: the rise of the peak resident set (VmHWM, reset just
-before the call) over the resident set at that moment. PML's triplet-materialising miners are skipped where their triplet tensor alone would
-not fit (about 24 bytes per candidate triplet).
+before the call) over the resident set at that moment. PML's triplet-materialising miners are skipped where
+their triplet tensor alone would not fit (about 24 bytes per candidate triplet).
 
     python benchmarks/bench_metric.py [--sizes 256 1024 4096] [--no-memory] [--no-pml]
 """
@@ -20,8 +20,16 @@ import time
 
 import torch
 
-from hardmine.metric import (BatchAllMiner, BatchHardMiner, DistanceWeightedMiner, EasyPositiveHardNegativeMiner,
-                             MultiSimilarityMiner, PairMarginMiner, SemiHardMiner, TripletMarginMiner)
+from hardmine.metric import (
+    BatchAllMiner,
+    BatchHardMiner,
+    DistanceWeightedMiner,
+    EasyPositiveHardNegativeMiner,
+    MultiSimilarityMiner,
+    PairMarginMiner,
+    SemiHardMiner,
+    TripletMarginMiner,
+)
 
 DIM, CLASSES, MAX_PML_TRIPLETS = 128, 16, 2 * 10**8
 TRIPLET_COUNT_LIMIT = 10**8  # hardmine miners whose output alone would be larger are not run

@@ -107,8 +107,8 @@ def approximate(label: str, q: np.ndarray, c: np.ndarray, k: int, nprobes: list[
         search_s = t_ivf - ivf.build_seconds_
         recall = np.mean([np.intersect1d(a[a >= 0], e[e >= 0]).size / max(1, (e >= 0).sum())
                           for a, e in zip(got.indices, exact.indices)])
-        print(f"  nprobe {nprobe:4d}: recall@{k} {recall:.3f}, search {search_s:.2f}s, speed-up {t_exact / search_s:.1f}x"
-              f" (with build: {t_exact / t_ivf:.2f}x)", flush=True)
+        print(f"  nprobe {nprobe:4d}: recall@{k} {recall:.3f}, search {search_s:.2f}s, "
+              f"speed-up {t_exact / search_s:.1f}x (with build: {t_exact / t_ivf:.2f}x)", flush=True)
 
 
 def _as_embeddings(c: np.ndarray):

@@ -63,7 +63,7 @@ def main() -> None:
     miner = BatchHardMiner()
     generator = torch.Generator().manual_seed(args.seed)
     print(f"recall@1 before training: {recall_at_1(model, x_test, y_test):.3f}")
-    for epoch in range(args.epochs):
+    for _ in range(args.epochs):
         for index in class_balanced_batches(y_train, per_class=8, generator=generator):
             emb = model(x_train[index])
             loss = triplet_margin_loss(emb, miner(emb, y_train[index]), margin=0.2)

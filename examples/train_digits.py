@@ -27,7 +27,9 @@ def load(seed: int) -> tuple[TensorDataset, TensorDataset]:
     """Digits (1,797 8x8 images, 10 classes), pixels scaled to [0, 1], split 75/25 stratified by class."""
     x, y = load_digits(return_X_y=True)
     x_train, x_test, y_train, y_test = train_test_split(x / 16.0, y, test_size=0.25, stratify=y, random_state=seed)
-    as_set = lambda a, b: TensorDataset(torch.tensor(a, dtype=torch.float32), torch.tensor(b, dtype=torch.int64))
+    def as_set(a, b):
+        return TensorDataset(torch.tensor(a, dtype=torch.float32), torch.tensor(b, dtype=torch.int64))
+
     return as_set(x_train, y_train), as_set(x_test, y_test)
 
 
@@ -38,7 +40,8 @@ def accuracy(model: torch.nn.Module, data: TensorDataset) -> float:
         return (model(x).argmax(1) == y).float().mean().item()
 
 
-def train(policy: str | hm.Policy, train_set: TensorDataset, test_set: TensorDataset, epochs: int, seed: int) -> tuple[list[float], float, float]:
+def train(policy: str | hm.Policy, train_set: TensorDataset, test_set: TensorDataset, epochs: int,
+          seed: int) -> tuple[list[float], float, float]:
     """One run; returns per-epoch test accuracy, the total seconds and the seconds spent inside hardmine."""
     torch.manual_seed(seed)
     model = torch.nn.Sequential(torch.nn.Linear(64, 128), torch.nn.ReLU(), torch.nn.Linear(128, 10))

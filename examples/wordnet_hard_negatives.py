@@ -23,9 +23,12 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from hardmine.datasets.wordnet import load_wordnet_nouns  # noqa: E402
-from hardmine.retrieval import IVFSearch, mine_hard_negatives  # noqa: E402
+from hardmine.retrieval import (  # noqa: E402
+    IVFSearch,
+    NegativePool,  # noqa: E402
+    mine_hard_negatives,
+)
 from hardmine.retrieval.encode import encode_texts, load_encoder  # noqa: E402
-from hardmine.retrieval import NegativePool  # noqa: E402
 
 
 def cached(path: Path, make) -> np.ndarray:

@@ -1,6 +1,7 @@
 """save_state / load_state: atomic writes and loads that refuse pickled objects."""
 
 import os
+import pickle
 
 import pytest
 import torch
@@ -23,7 +24,7 @@ def test_round_trip_of_nested_state(tmp_path):
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
     path = tmp_path / "s.pt"
     save_state({"v": 1}, path)
-    with pytest.raises(Exception):
+    with pytest.raises((pickle.PicklingError, AttributeError)):  # which one depends on where the lambda lives
         save_state({"v": lambda: None}, path)
     assert load_state(path) == {"v": 1}
     assert os.listdir(tmp_path) == ["s.pt"]

@@ -28,8 +28,10 @@ def import_graph() -> dict[str, set[str]]:
             elif isinstance(node, ast.ImportFrom):
                 base = node.module or ""
                 if node.level:
-                    base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
-                targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base for alias in node.names]
+                    parts = package.split(".")
+                    base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
+                full = [f"{base}.{alias.name}" for alias in node.names]
+                targets = [name if name in modules else base for name in full]
             graph[name] |= {t for t in targets if t in modules and t != name}
     return graph
 
@@ -84,4 +86,17 @@ def test_guards_import_nothing_from_policies_or_the_sampler():
     graph = import_graph()
     for module, imported in graph.items():
         if module.startswith("hardmine.sampling.guards"):
-            assert not {m for m in imported if m.startswith(("hardmine.sampling.policies", "hardmine.sampling.sampler"))}, module
+            forbidden = ("hardmine.sampling.policies", "hardmine.sampling.sampler")
+            assert not {m for m in imported if m.startswith(forbidden)}, module
+
+
+def test_a_component_in_a_new_file_of_its_package_registers_without_an_edit():
+    """Policies, guards and in-batch losses are found by importing every module of their package."""
+    import sys
+
+    import hardmine  # noqa: F401
+
+    for package in ("sampling/policies", "sampling/guards", "inbatch"):
+        for path in (PACKAGE / package).glob("*.py"):
+            if path.name != "__init__.py":
+                assert module_name(path) in sys.modules, path

@@ -45,7 +45,8 @@ def test_a_second_item_under_a_taken_name_is_refused():
     (hm.POLICIES, "policy", "importance"), (hm.GUARDS, "guard", "noise_guard"), (hm.LOSSES, "in-batch loss", "ohem"),
     (hm.SELECTORS, "selector", "top_k"), (hm.schedules.SCHEDULES, "schedule", "linear"),
     (hm.metric.MINERS, "miner", "batch_hard"), (hm.metric.DISTANCES, "distance", "cosine"),
-    (hm.retrieval.backends.BACKENDS, "index", "hnsw"), (MODELS, "model", "mlp"), (hm.datasets.DATASETS, "dataset", "digits")])
+    (hm.retrieval.backends.BACKENDS, "index", "hnsw"), (MODELS, "model", "mlp"),
+    (hm.datasets.DATASETS, "dataset", "digits")])
 def test_every_library_registry_is_one_mechanism(registry, kind, known):
     assert isinstance(registry, Registry) and known in registry
     with pytest.raises(ValueError, match=f"{kind} must be one of .*'{known}'.*got 'nope'"):

@@ -22,8 +22,10 @@ def test_conversion_round_trips_nested_values():
 def test_check_state_names_the_owner_the_version_and_the_missing_keys():
     with pytest.raises(TypeError, match="thing state must be a dict"):
         check_state([], "thing", 1, ())
-    with pytest.raises(ValueError, match="thing state has state_version None, expected 1"):
+    with pytest.raises(ValueError, match=r"thing state is missing keys \['state_version'\]"):
         check_state({}, "thing", 1, ())
+    with pytest.raises(ValueError, match="thing state has state_version 2, expected 1"):
+        check_state({"state_version": 2}, "thing", 1, ())
     with pytest.raises(ValueError, match=r"missing keys \['b'\]"):
         check_state({"state_version": 1, "a": 0}, "thing", 1, ("a", "b"))
 

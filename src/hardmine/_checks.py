@@ -42,6 +42,16 @@ def check_number(name: str, value: Any, low: float = -math.inf, high: float = ma
     return value
 
 
+def check_finite(name: str, value: Any, minimum: float | None = None) -> float:
+    """Return `value` as a float, or raise ValueError unless it is a finite real number (bools are refused)
+    and, with `minimum`, at least that: "gamma must be a finite number >= 0, got -1"."""
+    number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if not (number and math.isfinite(value) and (minimum is None or value >= minimum)):
+        bound = "" if minimum is None else f" >= {minimum:g}"
+        raise ValueError(f"{name} must be a finite number{bound}, got {value!r}")
+    return float(value)
+
+
 def check_indices(name: str, indices: Any, num_samples: int) -> np.ndarray:
     """Return `indices` as a 1-D int64 numpy array, or raise if empty, not integer-typed, or out of [0, num_samples)."""
     arr = to_numpy(indices)
@@ -89,7 +99,8 @@ def check_values(name: str, values: Any, length: int, indices: np.ndarray | None
 
 
 def last_occurrence(indices: np.ndarray) -> np.ndarray:
-    """Positions (in the order of their index values) of the last occurrence of each distinct index: the rule 'duplicates take the last value'.
+    """Positions (in the order of their index values) of the last occurrence of each distinct index: the rule
+    'duplicates take the last value'.
 
     `indices` is a 1-D array of non-negative int64.
     """

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from hardmine._checks import check_number, check_indices, check_int, check_values, last_occurrence, to_numpy
+from hardmine._checks import check_indices, check_int, check_number, check_values, last_occurrence, to_numpy
 from hardmine.state import check_state, to_saved
 
 Rule = Callable[["ScoreMemory", np.ndarray, np.ndarray, np.ndarray, int], None]

@@ -20,7 +20,8 @@ def _check(logits: torch.Tensor, targets: torch.Tensor | None) -> None:
         raise ValueError("logits hold NaN or inf values")
     if targets is None:
         return
-    if not isinstance(targets, torch.Tensor) or targets.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
+    integer = (torch.int64, torch.int32, torch.int16, torch.uint8)
+    if not isinstance(targets, torch.Tensor) or targets.dtype not in integer:
         raise TypeError(f"targets must be an integer torch.Tensor, got {getattr(targets, 'dtype', type(targets))}")
     if targets.shape != logits.shape[:1]:
         raise ValueError(f"targets must have shape [{logits.shape[0]}], got {tuple(targets.shape)}")
@@ -84,7 +85,8 @@ def grad_norm_bound(logits: torch.Tensor, targets: torch.Tensor, features: torch
     if features is None:
         return bound
     if not isinstance(features, torch.Tensor) or features.ndim != 2 or features.shape[0] != logits.shape[0]:
-        raise ValueError(f"features must have shape [{logits.shape[0]}, D], got {tuple(getattr(features, 'shape', ()))}")
+        shape = tuple(getattr(features, "shape", ()))
+        raise ValueError(f"features must have shape [{logits.shape[0]}, D], got {shape}")
     return bound * features.detach().float().norm(dim=1)
 
 

@@ -43,11 +43,11 @@ def check_state(state: Any, owner: str, version: int | None, keys: Iterable[str]
     """
     if not isinstance(state, dict):
         raise TypeError(f"{owner} state must be a dict, got {type(state).__name__}")
-    if version is not None and state.get("state_version") != version:
-        raise ValueError(f"{owner} state has state_version {state.get('state_version')!r}, expected {version}")
-    missing = [k for k in keys if k not in state]
+    missing = [k for k in (*keys, *(("state_version",) if version is not None else ())) if k not in state]
     if missing:
         raise ValueError(f"{owner} state is missing keys {missing}")
+    if version is not None and state["state_version"] != version:
+        raise ValueError(f"{owner} state has state_version {state['state_version']!r}, expected {version}")
     return state
 
 

@@ -61,6 +61,10 @@ def run_steps(sampler: HardExampleSampler, steps: int, start_step: int = 0) -> l
     return out
 
 
+PolicyLike = type[Policy] | Policy
+"""What the checks take: a policy class (built with `params` and copies of `guards`) or an object (deep-copied)."""
+
+
 class _Factory:
     """Fresh, identical policies from a class (with params and copies of guards) or an instance (deep copies)."""
 
@@ -109,8 +113,10 @@ def check_parameters(cls: type[Policy], params: dict[str, Any] | None = None) ->
     _raises(TypeError, "guards", "a guard given by name", lambda: build(guards=["noise_guard"]))
 
 
-def check_seeding(factory: _Factory, steps: int = 25) -> None:
+def check_seeding(policy: PolicyLike, *, params: dict[str, Any] | None = None, guards: Sequence[Guard] = (),
+                  steps: int = 25) -> None:
     """Same seed, same batches; another seed, other batches; int64 indices in [0, N)."""
+    factory = _Factory(policy, params, guards)
     a = run_steps(factory.sampler(seed=3)[1], steps)
     b = run_steps(factory.sampler(seed=3)[1], steps)
     c = run_steps(factory.sampler(seed=4)[1], steps)
@@ -120,9 +126,11 @@ def check_seeding(factory: _Factory, steps: int = 25) -> None:
         "batches must hold int64 indices in [0, N)"
 
 
-def check_resume(factory: _Factory, total: int = 30, stop: int = 14) -> None:
+def check_resume(policy: PolicyLike, *, params: dict[str, Any] | None = None, guards: Sequence[Guard] = (),
+                 total: int = 30, stop: int = 14) -> None:
     """Stopping inside an epoch, saving sampler and memory to a file and loading them into a sampler built with
     another seed continues with exactly the batches of an uninterrupted run."""
+    factory = _Factory(policy, params, guards)
     reference = run_steps(factory.sampler()[1], total)
     memory, sampler = factory.sampler()
     first = run_steps(sampler, stop)
@@ -138,9 +146,11 @@ def check_resume(factory: _Factory, total: int = 30, stop: int = 14) -> None:
         assert np.array_equal(x, y), f"batch {k} differs after resuming"
 
 
-def check_dataloader(factory: _Factory, epochs: int = 3) -> None:
+def check_dataloader(policy: PolicyLike, *, params: dict[str, Any] | None = None, guards: Sequence[Guard] = (),
+                     epochs: int = 3) -> None:
     """Under DataLoader(batch_sampler=...), each epoch ends after len(sampler) batches of WithIndex items, and
     weights and stats answer."""
+    factory = _Factory(policy, params, guards)
     data = TensorDataset(torch.arange(NUM_SAMPLES, dtype=torch.float32), torch.from_numpy(LABELS))
     memory, sampler = factory.sampler()
     loader = DataLoader(WithIndex(data), batch_sampler=sampler, num_workers=0)
@@ -158,8 +168,10 @@ def check_dataloader(factory: _Factory, epochs: int = 3) -> None:
     assert stats["epoch"] == epochs - 1 and 0 < stats["fraction_seen"] <= 1, f"stats are off: {stats}"
 
 
-def check_purity(factory: _Factory, steps: int = 12) -> None:
+def check_purity(policy: PolicyLike, *, params: dict[str, Any] | None = None, guards: Sequence[Guard] = (),
+                 steps: int = 12) -> None:
     """`state_dict()` asked twice gives the same, and asking for it does not change the next batches."""
+    factory = _Factory(policy, params, guards)
     reference = run_steps(factory.sampler()[1], 2 * steps)
     memory, sampler = factory.sampler()
     first = run_steps(sampler, steps)
@@ -169,17 +181,14 @@ def check_purity(factory: _Factory, steps: int = 12) -> None:
     assert all(np.array_equal(x, y) for x, y in zip(reference, first + rest)), "state_dict() changed later draws"
 
 
-def check_policy(policy: type[Policy] | Policy, *, params: dict[str, Any] | None = None,
-                 guards: Sequence[Guard] = ()) -> None:
+def check_policy(policy: PolicyLike, *, params: dict[str, Any] | None = None, guards: Sequence[Guard] = ()) -> None:
     """Run every conformance check against a policy class (built with `params` and copies of `guards`) or a
     policy object (deep-copied for each run); AssertionError names the first check that fails."""
-    factory = _Factory(policy, params, guards)
-    if factory.instance is None and not guards:
-        check_parameters(factory.cls, params)
-    check_seeding(factory)
-    check_resume(factory)
-    check_dataloader(factory)
-    check_purity(factory)
+    _Factory(policy, params, guards)  # the arguments, checked once
+    if isinstance(policy, type) and not guards:
+        check_parameters(policy, params)
+    for check in (check_seeding, check_resume, check_dataloader, check_purity):
+        check(policy, params=params, guards=guards)
 
 
 def check_guard(guard: type[Guard] | Guard, *, policies: Sequence[str] | None = None) -> None:

@@ -14,13 +14,13 @@ def guard_for(name: str) -> hm.guards.Guard:
     return NoiseGuard(min_visits=1) if name == "noise_guard" else GUARDS[name]()
 
 
-
 CASES = [(p, None) for p in sorted(POLICIES)] + [
     (p, g) for p in sorted(POLICIES) for g in sorted(GUARDS) if POLICIES[p].affected_by(GUARDS[g])]
 
 
-def factory(policy: str, guard: str | None) -> testing._Factory:
-    return testing._Factory(POLICIES[policy], testing.policy_params(policy), [guard_for(guard)] if guard else [])
+def args(policy: str, guard: str | None) -> dict:
+    return {"policy": POLICIES[policy], "params": testing.policy_params(policy),
+            "guards": [guard_for(guard)] if guard else []}
 
 
 @pytest.mark.parametrize("policy", sorted(POLICIES))
@@ -46,22 +46,22 @@ def test_guard_state_round_trips_and_bad_config_is_refused(name):
 
 @pytest.mark.parametrize("policy, guard", CASES)
 def test_same_seed_same_batches_other_seed_other_batches(policy, guard):
-    testing.check_seeding(factory(policy, guard))
+    testing.check_seeding(**args(policy, guard))
 
 
 @pytest.mark.parametrize("policy, guard", CASES)
 def test_resume_through_a_checkpoint_continues_exactly(policy, guard):
-    testing.check_resume(factory(policy, guard))
+    testing.check_resume(**args(policy, guard))
 
 
 @pytest.mark.parametrize("policy, guard", [(p, None) for p in sorted(POLICIES)] + [("importance", "class_balance")])
 def test_epochs_end_under_dataloader(policy, guard):
-    testing.check_dataloader(factory(policy, guard))
+    testing.check_dataloader(**args(policy, guard))
 
 
 @pytest.mark.parametrize("policy, guard", CASES)
 def test_state_dict_is_pure(policy, guard):
-    testing.check_purity(factory(policy, guard))
+    testing.check_purity(**args(policy, guard))
 
 
 @pytest.mark.parametrize("name", sorted(GUARDS))
@@ -88,6 +88,6 @@ def test_the_checks_catch_a_broken_policy():
             return super().state_dict()
 
     with pytest.raises(AssertionError, match="state_dict\\(\\) changed"):
-        testing.check_purity(testing._Factory(Counting, None, []))
+        testing.check_purity(Counting)
     with pytest.raises(AssertionError, match="nothing was raised"):
         testing.check_parameters(type("Lenient", (hm.PriorityPolicy,), {"__init__": lambda self, **kw: None}))

@@ -5,8 +5,8 @@ import torch
 
 from hardmine.experiments.spec import parse_spec
 from hardmine.experiments.strategies import build_strategy
-from hardmine.sampling.guards import GUARDS
 from hardmine.inbatch.losses import LOSSES
+from hardmine.sampling.guards import GUARDS
 from hardmine.sampling.policies import POLICIES
 
 

@@ -3,8 +3,14 @@
 import pytest
 import torch
 
-from hardmine.metric import (BatchHardMiner, CosineSimilarity, DotProductSimilarity, EasyPositiveHardNegativeMiner,
-                             EuclideanDistance, SquaredEuclideanDistance)
+from hardmine.metric import (
+    BatchHardMiner,
+    CosineSimilarity,
+    DotProductSimilarity,
+    EasyPositiveHardNegativeMiner,
+    EuclideanDistance,
+    SquaredEuclideanDistance,
+)
 
 DISTANCES = [EuclideanDistance(), EuclideanDistance(normalize=False), SquaredEuclideanDistance(), CosineSimilarity(),
              DotProductSimilarity()]

@@ -5,8 +5,13 @@ import math
 import pytest
 import torch
 
-from hardmine.metric import (DISTANCES, CosineSimilarity, DotProductSimilarity, EuclideanDistance,
-                             SquaredEuclideanDistance)
+from hardmine.metric import (
+    DISTANCES,
+    CosineSimilarity,
+    DotProductSimilarity,
+    EuclideanDistance,
+    SquaredEuclideanDistance,
+)
 
 
 def unit(v):

@@ -4,8 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from hardmine.metric import (BatchAllMiner, CosineSimilarity, EuclideanDistance, SquaredEuclideanDistance,
-                             TripletMarginMiner)
+from hardmine.metric import (
+    BatchAllMiner,
+    CosineSimilarity,
+    EuclideanDistance,
+    SquaredEuclideanDistance,
+    TripletMarginMiner,
+)
 
 
 def keep(kind, d_ap, d_an, margin):

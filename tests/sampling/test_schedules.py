@@ -8,7 +8,8 @@ from hardmine.sampling.schedules import Constant, Cosine, Linear, Step, as_sched
 
 
 def test_values_along_training():
-    assert [Linear(0.4, 1.0, epochs=3, begin=1)(e) for e in (0, 1, 2.5, 4, 9)] == pytest.approx([0.4, 0.4, 0.7, 1.0, 1.0])
+    linear = Linear(0.4, 1.0, epochs=3, begin=1)
+    assert [linear(e) for e in (0, 1, 2.5, 4, 9)] == pytest.approx([0.4, 0.4, 0.7, 1.0, 1.0])
     assert [Cosine(1.0, 0.0, epochs=2)(e) for e in (0, 1, 2, 3)] == pytest.approx([1.0, 0.5, 0.0, 0.0])
     assert [Step(0.5, 2.0, every=2, high=3.0)(e) for e in (0, 1.9, 2, 4, 6)] == [0.5, 0.5, 1.0, 2.0, 3.0]
     assert Constant(3)(100) == 3.0 and as_schedule("x", 2.0) == Constant(2.0)

@@ -2,8 +2,8 @@
 
 A spec is a strategy name (a registered policy or in-batch loss) with parameters, then any number of guards,
 each joined by "+" with its own parameters: `importance:alpha=0.7,mix=0.2`, `ohem+noise_guard`,
-`rank+class_balance:power=0.5+weight_cap`. Values are parsed as int, float, true/false, none, else kept as text; a parameter whose default is text (e.g.
-`normalize="none"`) gets the text as written.
+`rank+class_balance:power=0.5+weight_cap`. Values are parsed as int, float, true/false, none, else kept as text;
+a parameter whose default is text (e.g. `normalize="none"`) gets the text as written.
 
 In a comma-separated list of specs, an item of the form `key=value` continues the parameters of the last part
 (strategy or guard) before it, so `uniform,importance:alpha=0.7,mix=0.2,ohem` is three specs.

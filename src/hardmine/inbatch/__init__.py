@@ -1,1 +1,18 @@
-"""Inside one batch, no memory needed: per-sample losses, a selector, and the reduction to one loss."""
+"""Inside one batch, no memory needed: per-sample losses, a selector, and the reduction to one loss.
+
+select.py (TopK, Threshold, Stochastic), reduction.py (reduce), losses.py (OHEM, focal, misclassified; the LOSSES
+registry), detection.py (SSD negatives, RoI OHEM). Every module here is imported with the package, so an in-batch
+loss in a new file registers itself.
+"""
+
+import importlib
+import pkgutil
+
+
+def _import_every_module() -> None:
+    """Import every module of this package, so that a component in a new file registers without an edit here."""
+    for info in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{info.name}")
+
+
+_import_every_module()

@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from hardmine._checks import check_number, check_int
+from hardmine._checks import check_finite, check_int, check_number
 
 
 def _check_loss(name: str, loss: torch.Tensor) -> None:
@@ -50,9 +50,7 @@ def mine_negatives_ssd(cls_loss: torch.Tensor, labels: torch.Tensor, neg_pos_rat
     """
     _check_loss("cls_loss", cls_loss)
     _check_labels(labels, cls_loss.shape)
-    if isinstance(neg_pos_ratio, bool) or not isinstance(neg_pos_ratio, (int, float)) \
-            or not (math.isfinite(neg_pos_ratio) and neg_pos_ratio >= 0):
-        raise ValueError(f"neg_pos_ratio must be a finite number >= 0, got {neg_pos_ratio!r}")
+    check_finite("neg_pos_ratio", neg_pos_ratio, minimum=0)
     min_negatives = check_int("min_negatives", min_negatives, minimum=0)
     positive = labels > 0
     negative = labels == 0

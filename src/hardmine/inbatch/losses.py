@@ -5,7 +5,6 @@ Each is a `torch.nn.Module` with a `reduction` argument like torch's own ("mean"
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -13,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hardmine._checks import check_number, check_int
+from hardmine._checks import check_finite, check_int, check_number
 from hardmine.inbatch.reduction import reduce
 from hardmine.inbatch.select import Threshold, TopK
 from hardmine.registry import Registry
@@ -78,8 +77,7 @@ class OHEMLoss(nn.Module):
         self.threshold: Threshold | None = None
         self.keep: TopK | None = None
         if threshold is not None:
-            if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold):
-                raise ValueError(f"threshold must be a finite number, got {threshold!r}")
+            check_finite("threshold", threshold)
             self.threshold = Threshold(threshold, self.min_kept)
         elif isinstance(keep, float):
             self.keep = TopK(check_number("keep", keep, 0.0, 1.0, low_inclusive=False, high_inclusive=False))
@@ -126,9 +124,7 @@ class FocalLoss(nn.Module):
     def __init__(self, alpha: float | Sequence[float] | torch.Tensor | None = 0.25, gamma: float = 2.0,
                  reduction: Reduction = "mean", ignore_index: int = -100) -> None:
         super().__init__()
-        if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not (math.isfinite(gamma) and gamma >= 0):
-            raise ValueError(f"gamma must be a finite number >= 0, got {gamma!r}")
-        self.gamma = float(gamma)
+        self.gamma = check_finite("gamma", gamma, minimum=0)
         self.reduction = _check_reduction(reduction)
         self.ignore_index = int(ignore_index)
         self.alpha: float | None = None
@@ -234,11 +230,7 @@ class MisclassifiedUpweight(nn.Module):
                  max_weight: float = 10.0, reduction: Reduction = "mean") -> None:
         super().__init__()
         self.base_loss = _check_base_loss(base_loss)
-        for name, value in (("factor", factor), ("max_weight", max_weight)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-                    or value < 1:
-                raise ValueError(f"{name} must be a finite number >= 1, got {value!r}")
-        self.factor, self.max_weight = float(factor), float(max_weight)
+        self.factor, self.max_weight = check_finite("factor", factor, 1), check_finite("max_weight", max_weight, 1)
         self.memory = memory
         self.reduction = _check_reduction(reduction)
 

@@ -21,7 +21,8 @@ def _as_weight(w: torch.Tensor | np.ndarray, like: torch.Tensor, position: int) 
         torch.broadcast_shapes(t.shape, like.shape)
     except RuntimeError:
         raise ValueError(
-            f"weights[{position}] has shape {tuple(t.shape)}, which does not broadcast to the loss shape {tuple(like.shape)}"
+            f"weights[{position}] has shape {tuple(t.shape)}, which does not broadcast to the loss shape "
+            f"{tuple(like.shape)}"
         ) from None
     if not torch.isfinite(t).all() or (t < 0).any():
         raise ValueError(f"weights[{position}] must be finite and non-negative")

@@ -13,8 +13,11 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
-from hardmine._checks import check_number, check_int
+from hardmine._checks import check_finite, check_int, check_number
 from hardmine.registry import Registry
+from hardmine.state import check_state
+
+_STATE_VERSION = 1
 
 SELECTORS = Registry("selector")
 """Short names for the CLI and the experiment runner: `SELECTORS["top_k"](k=0.25)`."""
@@ -150,8 +153,7 @@ class Threshold:
     """
 
     def __init__(self, value: float, min_kept: int = 0, keep: Literal["above", "below"] = "above") -> None:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ValueError(f"value must be a finite number, got {value!r}")
+        check_finite("value", value)
         if keep not in ("above", "below"):
             raise ValueError(f"keep must be 'above' or 'below', got {keep!r}")
         self.value = float(value)
@@ -182,9 +184,7 @@ class Stochastic:
     """
 
     def __init__(self, beta: float = 1.0, history_size: int = 1024, seed: int | torch.Generator = 0) -> None:
-        if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not (math.isfinite(beta) and beta >= 0):
-            raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
-        self.beta = float(beta)
+        self.beta = check_finite("beta", beta, minimum=0)
         self.history_size = check_int("history_size", history_size)
         if isinstance(seed, torch.Generator):
             self.generator = seed
@@ -223,13 +223,11 @@ class Stochastic:
     def state_dict(self) -> dict[str, Any]:
         """History, ring position and generator state; a copy, safe to save with torch.save."""
         return {"history": self._history.clone(), "count": self._count, "position": self._position,
-                "generator": self.generator.get_state()}
+                "generator": self.generator.get_state(), "state_version": _STATE_VERSION}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a state from `state_dict()`; the next selections are then identical to the saved run's."""
-        missing = {"history", "count", "position", "generator"} - set(state)
-        if missing:
-            raise ValueError(f"state is missing {sorted(missing)}")
+        check_state(state, "Stochastic", _STATE_VERSION, ("history", "count", "position", "generator"))
         history = torch.as_tensor(state["history"], dtype=torch.float64)
         if history.shape != (self.history_size,):
             raise ValueError(f"state['history'] has shape {tuple(history.shape)}, expected ({self.history_size},)")
@@ -238,6 +236,11 @@ class Stochastic:
         if count > self.history_size or position >= self.history_size:
             raise ValueError(f"state['count']={count} and state['position']={position} do not fit a history of "
                              f"{self.history_size}")
+        generator = torch.Generator()
+        try:
+            generator.set_state(state["generator"])
+        except (TypeError, RuntimeError) as error:
+            raise ValueError(f"state['generator'] is not a torch.Generator state: {error}") from None
         self._history, self._count, self._position = history.clone(), count, position
         self.generator.set_state(state["generator"])
 

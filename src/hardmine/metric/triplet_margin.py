@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-from hardmine._checks import check_number, check_int
+from hardmine._checks import check_int, check_number
 from hardmine.metric import _ops
 from hardmine.metric._sampling import sample_ids
 from hardmine.metric.base import MINERS, BaseMiner, Block, Indices, MiningBatch, PositiveMask, as_torch_generator

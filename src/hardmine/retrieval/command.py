@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -13,26 +13,26 @@ from hardmine.retrieval.files import read_embeddings_or_texts, read_qrels
 
 def mine_negatives(
     out: Annotated[Path, typer.Option(help="Output file, .parquet or .jsonl (anchor, positive, negative_1..n).")],
-    queries: Annotated[Optional[Path], typer.Option(help="Query embeddings (.npy) or texts (.parquet/.jsonl).")] = None,
-    corpus: Annotated[Optional[Path], typer.Option(help="Corpus embeddings (.npy) or texts (.parquet/.jsonl).")] = None,
-    qrels: Annotated[Optional[Path], typer.Option(help="Positive (query row, corpus row) pairs: .tsv/.parquet/.jsonl.")]
+    queries: Annotated[Path | None, typer.Option(help="Query embeddings (.npy) or texts (.parquet/.jsonl).")] = None,
+    corpus: Annotated[Path | None, typer.Option(help="Corpus embeddings (.npy) or texts (.parquet/.jsonl).")] = None,
+    qrels: Annotated[Path | None, typer.Option(help="Positive (query row, corpus row) pairs: .tsv/.parquet/.jsonl.")]
     = None,
-    wordnet: Annotated[Optional[Path], typer.Option(help="WordNet dict dir: glosses as queries, lemmas as corpus.")]
+    wordnet: Annotated[Path | None, typer.Option(help="WordNet dict dir: glosses as queries, lemmas as corpus.")]
     = None,
-    model: Annotated[Optional[Path], typer.Option(help="Local sentence-transformers model dir for texts.")] = None,
+    model: Annotated[Path | None, typer.Option(help="Local sentence-transformers model dir for texts.")] = None,
     column: Annotated[str, typer.Option(help="Text column of query/corpus files.")] = "text",
     num_negatives: Annotated[int, typer.Option(help="Negatives per query.")] = 5,
     range_min: Annotated[int, typer.Option(help="First rank considered.")] = 0,
-    range_max: Annotated[Optional[int], typer.Option(help="Rank window end (default range_min + 10 n).")] = None,
-    max_score: Annotated[Optional[float], typer.Option(help="Drop candidates scoring above.")] = None,
-    min_score: Annotated[Optional[float], typer.Option(help="Drop candidates scoring below.")] = None,
-    absolute_margin: Annotated[Optional[float], typer.Option(help="Drop above lowest positive - margin.")] = None,
-    relative_margin: Annotated[Optional[float], typer.Option(help="Drop above p - |p| * margin.")] = None,
+    range_max: Annotated[int | None, typer.Option(help="Rank window end (default range_min + 10 n).")] = None,
+    max_score: Annotated[float | None, typer.Option(help="Drop candidates scoring above.")] = None,
+    min_score: Annotated[float | None, typer.Option(help="Drop candidates scoring below.")] = None,
+    absolute_margin: Annotated[float | None, typer.Option(help="Drop above lowest positive - margin.")] = None,
+    relative_margin: Annotated[float | None, typer.Option(help="Drop above p - |p| * margin.")] = None,
     sampling: Annotated[str, typer.Option(help="top or random.")] = "top",
     index: Annotated[str, typer.Option(help="exact, ivf or hnsw.")] = "exact",
     metric: Annotated[str, typer.Option(help="cosine or dot.")] = "cosine",
     batch_size: Annotated[int, typer.Option(help="Queries per search block.")] = 1024,
-    limit: Annotated[Optional[int], typer.Option(help="Mine for the first N queries only.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Mine for the first N queries only.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of random sampling.")] = 0,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:

@@ -36,7 +36,8 @@ class IdLists:
         counts = a.counts + b.counts
         offsets = np.zeros(len(counts) + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])
-        rows = np.concatenate([np.repeat(np.arange(len(counts)), a.counts), np.repeat(np.arange(len(counts)), b.counts)])
+        owners = np.arange(len(counts))
+        rows = np.concatenate([np.repeat(owners, a.counts), np.repeat(owners, b.counts)])
         ids = np.concatenate([a.ids, b.ids])
         order = np.argsort(rows, kind="stable")
         return IdLists(offsets, ids[order])

@@ -7,10 +7,15 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from hardmine._checks import as_generator, check_number, check_int
+from hardmine._checks import as_generator, check_int, check_number
 from hardmine.retrieval.backends import Block, ExactSearch, SearchBackend, make_backend
-from hardmine.retrieval.distributed import Shard, corpus_shard, merge_across_ranks, raise_if_any_failed, \
-    reduce_across_ranks
+from hardmine.retrieval.distributed import (
+    Shard,
+    corpus_shard,
+    merge_across_ranks,
+    raise_if_any_failed,
+    reduce_across_ranks,
+)
 from hardmine.retrieval.embeddings import Embeddings, as_embedding_matrix
 from hardmine.retrieval.filters import CandidateFilters
 from hardmine.retrieval.idlists import IdLists, to_id_lists

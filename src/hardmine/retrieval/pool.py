@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from hardmine._checks import as_generator, check_number, check_int, check_indices
+from hardmine._checks import as_generator, check_indices, check_int, check_number
 from hardmine.retrieval.result import MinedNegatives
 
 Encoder = Callable[[np.ndarray], Any]

@@ -1,9 +1,9 @@
 """SumTree: sample B of N priorities, and update B of them, in O(B log N) with one numpy operation per level.
 
-Layout (about 5.3 bytes per sample with the default block of 16): the N priorities live in a flat float32 array cut into blocks of
-`block_size` leaves; a float64 binary tree sums the blocks (N / block_size nodes at its bottom level, padded to
-a power of two). Sampling descends the float64 tree for all B draws at once, one level at a time, then finds each
-draw's leaf inside its block by a running sum over the block's columns (block_size vector operations on B
+Layout (about 5.3 bytes per sample with the default block of 16): the N priorities live in a flat float32 array cut
+into blocks of `block_size` leaves; a float64 binary tree sums the blocks (N / block_size nodes at its bottom level,
+padded to a power of two). Sampling descends the float64 tree for all B draws at once, one level at a time, then
+finds each draw's leaf inside its block by a running sum over the block's columns (block_size vector operations on B
 draws each; numpy's cumsum along short rows is several times slower). An update rewrites the leaves,
 recomputes the touched block sums from their leaves, and recomputes their ancestors level by level. Every sum is
 computed by the same code path at construction and at update, so an updated tree is bitwise equal to one built

@@ -66,3 +66,17 @@ def test_a_priority_policy_needs_only_priority():
     np.testing.assert_allclose(policy.weights(np.array([0.2, 0.8]), 3), [1.0, 1.0])
     with pytest.raises(NotImplementedError, match="priority"):
         PriorityPolicy().priorities(memory)
+
+
+def test_the_three_kinds_are_importable_from_hardmine_policies_and_the_sampler_dispatches_on_them():
+    import hardmine as hm
+    from hardmine.policies import BatchPolicy, PriorityPolicy, SubsetPolicy
+
+    assert (hm.PriorityPolicy, hm.SubsetPolicy, hm.BatchPolicy) == (PriorityPolicy, SubsetPolicy, BatchPolicy)
+    kinds = {name: next(k.__name__ for k in (PriorityPolicy, SubsetPolicy, BatchPolicy) if issubclass(cls, k))
+             for name, cls in POLICIES.items() if name in ("importance", "rank", "uniform", "prune_easy",
+                                                           "selective_backprop")}
+    assert kinds == {"importance": "PriorityPolicy", "rank": "PriorityPolicy", "uniform": "SubsetPolicy",
+                     "prune_easy": "SubsetPolicy", "selective_backprop": "BatchPolicy"}
+    with pytest.raises(ValueError, match=r"policy must be one of \[.*'importance'.*\], got 'importanse'"):
+        build_policy("importanse")

@@ -7,6 +7,8 @@ buildable by name.
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from typing import Any
 
 from hardmine.sampling.policies.base import (
@@ -52,3 +54,12 @@ __all__ = ["IRREDUCIBLE_LOSS", "POLICIES", "AntiCurriculumPolicy", "BatchPolicy"
            "CurriculumPolicy", "ImportancePolicy", "OnlineTopLossPolicy", "PacingPolicy", "Policy", "PriorityPolicy",
            "PruneEasyPolicy", "RankPolicy", "RhoLossPolicy", "SelectiveBackpropPolicy",
            "SelfPacedPolicy", "SubsetPolicy", "TopKFractionPolicy", "UniformPolicy", "build_policy"]
+
+
+def _import_every_module() -> None:
+    """Import every module of this package, so that a component in a new file registers without an edit here."""
+    for info in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{info.name}")
+
+
+_import_every_module()

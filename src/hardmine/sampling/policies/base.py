@@ -286,7 +286,8 @@ class SubsetPolicy(Policy):
 
     calls = frozenset({"adjust_difficulty", "adjust_subset", "adjust_weights"})
 
-    def epoch_subset(self, memory: ScoreMemory, rng: np.random.Generator) -> tuple[np.ndarray | None, np.ndarray | None]:
+    def epoch_subset(self, memory: ScoreMemory,
+                     rng: np.random.Generator) -> tuple[np.ndarray | None, np.ndarray | None]:
         """Hook: (indices [M] int64, weights [M] float64) of this epoch's samples, or (None, None) for all.
 
         Called once at the epoch's start, after `start_epoch`; `rng` is the epoch's seeded generator.

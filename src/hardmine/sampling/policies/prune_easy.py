@@ -35,7 +35,8 @@ class PruneEasyPolicy(SubsetPolicy):
         self._config.update(epochs=self.epochs, delta=self.delta)
         self._state["keep_ratio"] = 1.0
 
-    def epoch_subset(self, memory: ScoreMemory, rng: np.random.Generator) -> tuple[np.ndarray | None, np.ndarray | None]:
+    def epoch_subset(self, memory: ScoreMemory,
+                     rng: np.random.Generator) -> tuple[np.ndarray | None, np.ndarray | None]:
         """Every hard sample, each easy one with probability 1 - r at weight 1 / (1 - r); all after annealing."""
         if self._state["epoch"] >= self.delta * self.epochs:
             self._state["keep_ratio"] = 1.0
