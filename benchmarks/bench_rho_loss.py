@@ -74,7 +74,8 @@ def reference(kind: str, d: dict, seed: int, make_model, ref_epochs: int) -> tup
     """(irreducible losses [N], compute spent on them)."""
     train = TensorDataset(d["x_train"], d["y_train"])
     n = len(train)
-    opt = lambda p: torch.optim.AdamW(p, lr=1e-3)
+    def opt(params):
+        return torch.optim.AdamW(params, lr=1e-3)
     if kind == "holdout":
         model = hm.train_reference(make_model, TensorDataset(d["x_hold"], d["y_hold"]), epochs=ref_epochs,
                                    optimizer=opt, seed=seed, progress=False)
@@ -149,7 +150,8 @@ def run(name: str, d: dict, seed: int, args, make_model, il: np.ndarray | None, 
 
 def summarize(runs: list[dict], strategies: list[str], evals: int) -> list[dict]:
     base = [r for r in runs if r["strategy"] == "uniform"]
-    last = lambda r: float(np.mean(r["curve"]["val"][-evals:]))
+    def last(r: dict) -> float:
+        return float(np.mean(r["curve"]["val"][-evals:]))
     target = float(np.mean([last(r) for r in base]))
     base_compute = float(np.mean([r["compute"] for r in base]))
     base_acc = {r["seed"]: r["test_acc"] for r in base}

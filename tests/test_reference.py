@@ -45,7 +45,8 @@ def test_a_model_that_fails_on_the_data_shape_is_named_with_the_shape():
 def test_train_reference_learns_the_holdout_is_seeded_and_leaves_the_global_generator_alone():
     holdout, train = blobs(300, seed=1), blobs(150, seed=2)
     state = torch.get_rng_state()
-    opt = lambda params: torch.optim.SGD(params, lr=0.3)
+    def opt(params):
+        return torch.optim.SGD(params, lr=0.3)
     model = hm.train_reference(lambda: nn.Linear(4, 3), holdout, epochs=20, optimizer=opt, seed=4, progress=False)
     assert torch.equal(torch.get_rng_state(), state)
     untrained = hm.reference_losses(nn.Linear(4, 3), train, progress=False)
@@ -61,7 +62,8 @@ def test_cross_fitting_scores_each_fold_with_the_model_trained_on_the_other():
     n = 40
     y = (torch.arange(n) >= n // 2).long()
     data = TensorDataset(torch.zeros(n, 1), y)
-    opt = lambda params: torch.optim.SGD(params, lr=0.5)
+    def opt(params):
+        return torch.optim.SGD(params, lr=0.5)
     losses = hm.cross_fit_losses(lambda: nn.Linear(1, 2), data, folds=y.numpy(), epochs=10, optimizer=opt,
                                  progress=False)
     assert losses.shape == (n,) and (losses > math.log(2) + 1.0).all()

@@ -227,7 +227,8 @@ def test_hm_compare_with_a_user_factory_writes_what_the_cli_writes(app, tmp_path
     test_set = Pairs(data.x_test, data.y_test)  # item by item, through the generic path
     results = hm.compare(tests_helpers.factory, train_set, test_set, strategies="uniform,ohem:keep=0.5", seeds=2,
                          epochs=2, out=tmp_path / "api", classes=data.classes, name="digits")
-    names = lambda d: sorted(str(p.relative_to(d)) for p in d.rglob("*") if p.is_file())
+    def names(d):
+        return sorted(str(p.relative_to(d)) for p in d.rglob("*") if p.is_file())
     assert names(tmp_path / "api") == names(tmp_path / "cli")
     from_cli = json.loads((tmp_path / "cli" / "results.json").read_text())
     assert _comparable(results) == _comparable(from_cli)
@@ -238,7 +239,8 @@ def test_hm_compare_with_a_user_factory_writes_what_the_cli_writes(app, tmp_path
 def test_hm_compare_checks_its_arguments_before_writing(tmp_path):
     train_set, test_set, _data = digits_sets()
     out = tmp_path / "out"
-    mlp = lambda seed: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    def mlp(seed):
+        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
     cases = [
         ({"make_model": lambda seed: torch.nn.Linear(3, 10)}, "the model fails on samples of shape (1, 8, 8)"),
         ({"make_model": lambda seed: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 4))},

@@ -116,3 +116,11 @@ def test_augmentation_shifts_and_flips_each_image():
         assert found
     with pytest.raises(ValueError, match="image batches"):
         augment_images(torch.ones(3, 4), torch.Generator())
+
+
+def test_without_a_test_curve_the_test_set_is_evaluated_at_the_start_and_the_end(digits):
+    record = run(digits, "uniform", config=TrainConfig(epochs=2, evals_per_epoch=2, test_curve=False)).record
+    test = record["curve"]["test_acc"]
+    assert math.isfinite(test[0]) and test[-1] == record["test_acc"]
+    assert all(math.isnan(v) for v in test[1:-1]) and all(math.isfinite(v) for v in record["curve"]["val_acc"])
+    assert record["test_acc"] == run(digits, "uniform").record["test_acc"]  # the same training either way

@@ -114,7 +114,8 @@ def compare(make_model: Callable[[int], nn.Module], train_set: Any, test_set: An
             momentum: float = 0.9, weight_decay: float = 0.0, schedule: str = "cosine", warmup_steps: int = 0,
             augment: bool = False, validation: float = 0.1, label_noise: float = 0.0, noise_seed_mode: str = "per-seed",
             imbalance: float | None = None, data_seed: int = 0, classes: Sequence[str] | None = None,
-            name: str = "custom", model_label: str | None = None, evals_per_epoch: int = 4, threads: int = 1,
+            name: str = "custom", model_label: str | None = None, evals_per_epoch: int = 4, test_curve: bool = True,
+            threads: int = 1,
             on_run_start: StartRun | None = None, argv: list[str] | None = None,
             extra_setup: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train `make_model(seed)` with every strategy and seed on `train_set`, and write into `out` what
@@ -128,6 +129,7 @@ def compare(make_model: Callable[[int], nn.Module], train_set: Any, test_set: An
     `make_optimizer(params) -> Optimizer` (the schedule scales its learning rates). label_noise: fraction of training
     labels flipped, per seed (`noise_seed_mode="per-seed"`) or once (`"fixed"`). Every argument is checked, and the
     model called once, before anything is written; a rerun with the same `out` resumes the finished runs.
+    test_curve=False evaluates the test set at the end of each run only (the validation curve is always kept).
     on_run_start(label, seed) -> on_epoch(epoch, validation accuracy): progress callbacks. argv: the command
     recorded in results.json. extra_setup: more JSON that a rerun must match to resume (the CLI's data options).
     """
@@ -141,7 +143,7 @@ def compare(make_model: Callable[[int], nn.Module], train_set: Any, test_set: An
     config = TrainConfig(model=model_label or _label(make_model) or "custom", epochs=epochs, batch_size=batch_size,
                          optimizer=optimizer_name, lr=lr, momentum=momentum, weight_decay=weight_decay,
                          schedule=schedule, warmup_steps=warmup_steps, augment=augment,
-                         evals_per_epoch=evals_per_epoch, threads=threads)
+                         evals_per_epoch=evals_per_epoch, test_curve=test_curve, threads=threads)
     seed_list = _seed_list(seeds)
     text = strategies if isinstance(strategies, str) else ",".join(strategies)
     specs = parse_specs(text)

@@ -106,6 +106,8 @@ def compare(
     train_subset: Annotated[int | None, typer.Option(
         help="Train on a stratified subset of this many training samples (before the validation split).")] = None,
     evals_per_epoch: Annotated[int, typer.Option(help="Validation and test evaluations per epoch.")] = 4,
+    test_curve: Annotated[bool, typer.Option(
+        help="Evaluate the test set at every evaluation (a curve); without, only at the end (cheaper).")] = True,
     threads: Annotated[int, typer.Option(help="torch threads per run.")] = 1,
     progress: Annotated[bool, typer.Option(help="Show a progress bar per run.")] = True,
 ) -> None:
@@ -136,7 +138,7 @@ def compare(
             schedule=schedule, warmup_steps=warmup_steps, augment=augment, validation=validation,
             label_noise=label_noise, noise_seed_mode=noise_seed, imbalance=imbalance, data_seed=data_seed,
             classes=data.classes, name=data.name, model_label=model,
-            evals_per_epoch=evals_per_epoch, threads=threads, on_run_start=bars.start,
+            evals_per_epoch=evals_per_epoch, test_curve=test_curve, threads=threads, on_run_start=bars.start,
             argv=["hardmine", *sys.argv[1:]], extra_setup={"hidden": hidden, "train_subset": train_subset,
                                                            "test_fraction": test_fraction})
     for note in results["notes"]:

@@ -21,8 +21,9 @@ class TrainConfig:
     at the end of the run) or "step" (x0.1 at 50% and 75% of the run), after `warmup_steps` steps of linear warm-up;
     the schedule follows the fraction of the run done (epochs plus the done fraction of the current epoch), so a
     strategy whose epochs shrink still ends its schedule at its last step. augment: random 2-pixel-shift crops and
-    horizontal flips of image batches (tensor ops, seeded per run). evals_per_epoch: validation and test
-    evaluations per epoch (the curves' resolution). threads: torch intra-op threads per run.
+    horizontal flips of image batches (tensor ops, seeded per run). evals_per_epoch: validation (and, with
+    `test_curve`, test) evaluations per epoch, the curves' resolution; without `test_curve` the test set is evaluated
+    once, at the end (cheaper for a large test set). threads: torch intra-op threads per run.
     """
 
     model: str = "mlp"
@@ -37,6 +38,7 @@ class TrainConfig:
     warmup_steps: int = 0
     augment: bool = False
     evals_per_epoch: int = 4
+    test_curve: bool = True
     threads: int = 1
 
     def __post_init__(self) -> None:

@@ -16,7 +16,6 @@ import numpy as np
 from hardmine.datasets import DATASETS
 from hardmine.datasets.tabular import LabeledData, check_classes, stratified_split
 
-NAMED = ("digits", "fashion-mnist", "shuttle")
 NOISE_SEEDS = ("per-seed", "fixed")
 
 

@@ -46,8 +46,19 @@ def _band(runs: list[dict], key: str, scale: float, metric: str) -> tuple[np.nda
     """Grid, mean, low, high of `metric` over seeds against curve[key] / scale (interpolated, no extrapolation)."""
     ends = [r["curve"][key][-1] / scale for r in runs]
     grid = np.linspace(0.0, min(ends), 200)
-    curves = np.array([np.interp(grid, np.asarray(r["curve"][key]) / scale, r["curve"][metric]) for r in runs])
+    curves = np.array([np.interp(grid, np.asarray(r["curve"][key]) / scale, _values(r["curve"][metric]))
+                       for r in runs])
     return grid, curves.mean(0), curves.min(0), curves.max(0)
+
+
+def _values(values: list[float | None]) -> np.ndarray:
+    """A curve as float64, missing points (null in results.json) as nan."""
+    return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+
+
+def _has_curve(runs: list[dict], metric: str) -> bool:
+    """True when every run evaluated `metric` at every point (False for a run made without a test curve)."""
+    return all(np.isfinite(_values(r["curve"][metric])).all() for r in runs)
 
 
 def _ylim(ax: Any, values: list[float]) -> None:
@@ -70,6 +81,11 @@ def plot_accuracy(results: dict[str, Any], path: Path) -> None:
     for label in labels:
         runs = [r for r in results["runs"] if r["strategy"] == label]
         for ax, metric in ((axes[0], "val_acc"), (axes[1], "test_acc")):
+            if not _has_curve(runs, metric):  # the test set was evaluated at the end only: one point per seed
+                ends = [(r["compute"] / epoch, r["test_acc"]) for r in runs]
+                ax.plot(*zip(*ends), "o", color=colors[label], ms=4, label=label)
+                shown[metric] += [acc for _, acc in ends]
+                continue
             grid, mean, low, high = _band(runs, "compute", epoch, metric)
             ax.plot(grid, mean, color=colors[label], lw=1.5, label=label)
             ax.fill_between(grid, low, high, color=colors[label], alpha=0.15, lw=0)
@@ -88,7 +104,9 @@ def plot_accuracy(results: dict[str, Any], path: Path) -> None:
         ax.set_ylabel(f"{name} accuracy")
         ax.grid(alpha=0.3)
     axes[0].set_title("validation: picks the target; dots = where each seed reaches it", fontsize=9)
-    axes[1].set_title("test: reports only", fontsize=9)
+    axes[1].set_title("test: reports only (dots: evaluated at the end only, one per seed)"
+                      if not all(_has_curve([r], "test_acc") for r in results["runs"]) else "test: reports only",
+                      fontsize=9)
     axes[1].legend(fontsize=7, loc="lower right")
     fig.suptitle(f"{results['dataset']['name']}: accuracy against compute, mean of {len(results['seeds'])} seed(s), "
                  "band = min..max over seeds", fontsize=11)
@@ -104,6 +122,11 @@ def plot_accuracy_time(results: dict[str, Any], path: Path) -> None:
     shown = []
     for label in labels:
         runs = [r for r in results["runs"] if r["strategy"] == label]
+        if not _has_curve(runs, "test_acc"):
+            ax.plot([r["train_seconds"] for r in runs], [r["test_acc"] for r in runs], "o", color=colors[label],
+                    ms=4, label=label)
+            shown += [r["test_acc"] for r in runs]
+            continue
         grid, mean, low, high = _band(runs, "seconds", 1.0, "test_acc")
         ax.plot(grid, mean, color=colors[label], lw=1.5, label=label)
         ax.fill_between(grid, low, high, color=colors[label], alpha=0.15, lw=0)
@@ -229,13 +252,15 @@ def plot_cartography_map(results: dict[str, Any], arrays: dict[str, dict[str, np
             suspects[run["suspects"]] = True
         plot_cartography(ax, run["confidence"], run["variability"], flip, suspects, max_points=3000,
                          title=label if len(label) <= 40 else label[:38] + "..")
-        ax.label_outer()
-        if ax is not axes[0]:
-            legend = ax.get_legend()
-            if legend is not None:
-                legend.remove()
+        ax.set_xlabel("")
+        ax.set_ylabel("")
+        legend = ax.get_legend()
+        if legend is not None and ax is not axes[0] and suspects is None:
+            legend.remove()
     for ax in axes[len(arrays):]:
         ax.set_visible(False)
+    fig.supxlabel("variability (std of the true-class probability over epochs)", fontsize=10)
+    fig.supylabel("confidence (mean true-class probability)", fontsize=10)
     fig.suptitle(f"cartography of the training samples, seed {results['seeds'][0]}", fontsize=11)
     _save(fig, path)
 

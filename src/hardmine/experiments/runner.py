@@ -167,8 +167,8 @@ def _results(comparison: Comparison, records: list[dict], reference: dict, argv:
     labels = [s.label for s in comparison.specs]
     target, baseline, rows = summarize(records, labels, counts, comparison.config.evals_per_epoch)
     return {
-        "versions": {"hardmine": sys.modules["hardmine"].__version__, "torch": torch.__version__, "numpy": np.__version__,
-                     "python": platform.python_version(), "machine": platform.machine()},
+        "versions": {"hardmine": sys.modules["hardmine"].__version__, "torch": torch.__version__,
+                     "numpy": np.__version__, "python": platform.python_version(), "machine": platform.machine()},
         "command": argv if argv is not None else sys.argv,
         "setup": comparison.setup,
         "dataset": {"name": data.name, "n_train": int(train.y_train.size), "n_val": int(data.y_val.size),

@@ -60,13 +60,17 @@ EVAL_BATCH = 256  # samples per evaluation chunk (large chunks of a CNN's activa
 
 
 class _Evaluator:
-    def __init__(self, data: Splits) -> None:
+    def __init__(self, data: Splits, test_curve: bool) -> None:
         self.x_val, self.y_val = torch.from_numpy(data.x_val), data.y_val
         self.x_test, self.y_test = torch.from_numpy(data.train.x_test), data.train.y_test
+        self.test_curve = test_curve
 
-    def accuracy(self, model: nn.Module) -> tuple[float, float]:
-        """(validation accuracy, test accuracy) of `model`."""
+    def accuracy(self, model: nn.Module, final: bool = False) -> tuple[float, float]:
+        """(validation accuracy, test accuracy) of `model`; the test accuracy is nan between the start and the
+        end of a run without a test curve."""
         val = float((predict(model, self.x_val, EVAL_BATCH).argmax(1).numpy() == self.y_val).mean())
+        if not (self.test_curve or final):
+            return val, float("nan")
         test = float((predict(model, self.x_test, EVAL_BATCH).argmax(1).numpy() == self.y_test).mean())
         return val, test
 
@@ -80,16 +84,6 @@ def build_optimizer(config: TrainConfig, params: object) -> torch.optim.Optimize
     if config.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
-
-
-def _suspect_mask(strategy: Strategy, num_samples: int) -> np.ndarray | None:
-    """Boolean [N]: the guards' suspects of wrong labels, or None when there are none."""
-    suspects = strategy.suspects()
-    if suspects is None or suspects.size == 0:
-        return None
-    mask = np.zeros(num_samples, dtype=bool)
-    mask[suspects] = True
-    return mask
 
 
 class _Step:
@@ -111,8 +105,7 @@ class _Step:
         self.selected += kept.size
         self.selected_flipped += int(self.flipped[kept].sum())
 
-    def __call__(self, idx: np.ndarray, x: torch.Tensor, y: torch.Tensor,
-                 suspect: np.ndarray | None) -> torch.Tensor | None:
+    def __call__(self, idx: np.ndarray, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor | None:
         """The loss of the batch (None when nothing is back-propagated)."""
         logits = self.model(x)
         self.cost.forward(idx.size)
@@ -125,16 +118,16 @@ class _Step:
         self.cost.statistics_seconds += time.perf_counter() - started
         self.sampler.update(idx, loss_all.detach(), **stats)
         strategy = self.strategy
-        clean = None if suspect is None else torch.from_numpy(~suspect[idx])
         if strategy.loss_mean is None:
             weights = self.sampler.weights(idx)
             self._count_selected(idx, weights)
             return backward_set(self.model, x, y, loss_all, weights, self.normalize, self.base, self.cost)
+        clean = self.sampler.selection(idx)  # the guards' per-batch selection: a noise guard leaves out its suspects
         if strategy.selects:
             weights = strategy.selection_weights(logits, y, clean)
             self._count_selected(idx, weights)
             return backward_set(self.model, x, y, loss_all, weights, "weighted", self.base, self.cost)
-        if clean is not None and not bool(clean.all()):  # an in-batch loss that keeps all: drop the suspects
+        if not bool(clean.all()):  # an in-batch loss that keeps every sample: the guards' selection only
             if not bool(clean.any()):
                 return None
             self._count_selected(idx, clean.float())
@@ -185,8 +178,8 @@ def train_run(data: Splits, strategy: Strategy, seed: int, config: TrainConfig, 
     reference_compute = cost.compute
     sampler = HardExampleSampler(memory, config.batch_size, policy=strategy.policy, seed=seed)
     generator = torch.Generator().manual_seed(seed + 7_777)
-    evaluator = _Evaluator(data)
-    val, test = evaluator.accuracy(model)
+    evaluator = _Evaluator(data, config.test_curve)
+    val, test = evaluator.accuracy(model, final=True)
     curve = {"epoch": [0.0], **cost.point(sampler), "val_acc": [val], "test_acc": [test]}
     model.train()
     diverged = None
@@ -199,6 +192,8 @@ def train_run(data: Splits, strategy: Strategy, seed: int, config: TrainConfig, 
         _epochs(step, optimizer, x_train, y_train, config, evaluator, curve, on_epoch, generator)
     except _Diverged as err:
         diverged = {"epoch": cost.position, "loss": err.args[0]}
+    if not config.test_curve:
+        curve["test_acc"][-1] = evaluator.accuracy(step.model, final=True)[1]
     output = _finish(data, strategy, seed, model, memory, sampler, curve, slices, cost, diverged)
     output.record["reference_compute"] = reference_compute
     output.record["selected_flipped_share"] = step.selected_flipped / step.selected if step.selected else None
@@ -210,12 +205,12 @@ def _epochs(step: _Step, optimizer: torch.optim.Optimizer, x_train: torch.Tensor
             generator: torch.Generator) -> None:
     """The training epochs; appends to `curve` and counts into `step.cost` (position: the epoch, with the
     fraction of it done, which also drives the learning-rate schedule)."""
-    sampler, strategy, cost = step.sampler, step.strategy, step.cost
+    sampler, cost = step.sampler, step.cost
     global_step = 0
     for epoch in range(config.epochs):
         sampler.set_epoch(epoch)
         batches = iter(sampler)
-        k, steps, eval_at, suspect = 0, 1, set(), None
+        k, steps, eval_at = 0, 1, set()
         while True:
             started = time.perf_counter()
             idx = next(batches, None)
@@ -224,8 +219,6 @@ def _epochs(step: _Step, optimizer: torch.optim.Optimizer, x_train: torch.Tensor
             if k == 0:  # the policy and its guards decide the epoch (its length, the suspects) at the first draw
                 steps = len(sampler)
                 eval_at = {round(steps * (j + 1) / config.evals_per_epoch) - 1 for j in range(config.evals_per_epoch)}
-                if strategy.loss_mean is not None:
-                    suspect = _suspect_mask(strategy, len(y_train))
             cost.position = epoch + k / steps
             factor = config.lr_factor(cost.position, global_step)
             for group in optimizer.param_groups:
@@ -233,7 +226,7 @@ def _epochs(step: _Step, optimizer: torch.optim.Optimizer, x_train: torch.Tensor
             x = x_train[idx]
             if config.augment:
                 x = augment_images(x, generator)
-            loss = step(idx, x, y_train[idx], suspect)
+            loss = step(idx, x, y_train[idx])
             if loss is not None:
                 optimizer.zero_grad()
                 loss.backward()
