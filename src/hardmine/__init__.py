@@ -108,13 +108,11 @@ _SUBPACKAGES = ("metric", "retrieval", "datasets", "experiments", "diagnostics")
 
 def __getattr__(name: str):
     """Subpackages load on first use (`hm.retrieval`, `hm.metric`, ...), keeping `import hardmine` light;
-    `hm.compare` is `hardmine.experiments.compare`."""
+    `hm.compare` is `hardmine.experiments.compare`, loaded the same way."""
+    import importlib
+
     if name == "compare":
-        from hardmine.experiments.api import compare
-
-        return compare
+        return importlib.import_module("hardmine.experiments.api").compare
     if name in _SUBPACKAGES:
-        import importlib
-
         return importlib.import_module(f"hardmine.{name}")
     raise AttributeError(f"module 'hardmine' has no attribute {name!r}")

@@ -254,6 +254,7 @@ def plot_cartography_map(results: dict[str, Any], arrays: dict[str, dict[str, np
                          title=label if len(label) <= 40 else label[:38] + "..")
         ax.set_xlabel("")
         ax.set_ylabel("")
+        ax.xaxis.set_tick_params(labelbottom=True)  # every panel keeps its scale, also above an empty slot
         legend = ax.get_legend()
         if legend is not None and ax is not axes[0] and suspects is None:
             legend.remove()
