@@ -96,10 +96,11 @@ class Consumption:
             raise ValueError(f"state['drawn']['positions'] {positions.tolist()} must increase within "
                              f"[{consumed}, {num_batches})")
         for i, w in zip(indices, weights):
-            if i.dtype != np.int64 or i.ndim != 1 or w.shape != i.shape or not np.isfinite(w).all() or \
+            if i.dtype != np.int64 or i.ndim != 1 or w.shape != i.shape or np.isinf(w).any() or (w < 0).any() or \
                     (i.size and (i.min() < 0 or i.max() >= num_samples)):
                 raise ValueError("state['drawn'] holds a batch that is not int64 indices in "
-                                 f"[0, {num_samples}) with as many finite weights")
+                                 f"[0, {num_samples}) with as many weights (non-negative; NaN where update() decides "
+                                 "them)")
         return {"consumed": consumed, "records": {int(p): (i.copy(), w.astype(np.float64))
                                                   for p, i, w in zip(positions, indices, weights)}}
 

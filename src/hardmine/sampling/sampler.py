@@ -17,13 +17,21 @@ from hardmine._checks import check_indices, check_int, check_values
 from hardmine.distributed import agree_on_errors, all_gather_1d, rank_and_world, rank_offset
 from hardmine.memory import ScoreMemory
 from hardmine.sampling.consumption import Consumption
-from hardmine.sampling.policies import BatchPolicy, Policy, PriorityPolicy, SubsetPolicy, build_policy
+from hardmine.sampling.policies import (
+    BatchPolicy,
+    CandidatePolicy,
+    Policy,
+    PriorityPolicy,
+    SubsetPolicy,
+    build_policy,
+)
 from hardmine.sampling.sumtree import SumTree
 from hardmine.state import Array, Choice, Int, check_fields, check_state, compare_config, to_saved
 
 _log = logging.getLogger("hardmine")
 _PENDING_BATCHES = 256  # yielded batches whose importance weights stay available (covers DataLoader prefetching)
 _SUBSET_STREAM = 2**32 - 1  # the random stream of an epoch's subset, apart from the per-batch streams
+_CANDIDATE_STREAM = 1  # the Philox counter word of candidate batches (priority draws use 0)
 _STATE_VERSION = 2  # 2: the consumed position, the epoch's start and the drawn-but-unconsumed batches
 
 
@@ -64,8 +72,7 @@ class HardExampleSampler:
             raise TypeError(f"drop_last must be a bool, got {drop_last!r}")
         self.drop_last = drop_last
         self.fixed_batches = None if num_batches is None else check_int("num_batches", num_batches)
-        for column in self.policy.required_columns():  # after every check: a refused sampler changes no memory
-            memory.declare(column)
+        self.policy.attach(memory)  # after every check: a policy writes its fixed columns here
         self.rank, self.world_size = rank_and_world()
         self._epoch = 0
         self._started = False  # whether the current epoch's start (policy, subset, length) happened
@@ -184,6 +191,8 @@ class HardExampleSampler:
             subset, weights = policy.guarded_subset(memory, rng)
             state.update(subset=subset, subset_weights=weights,
                          num_batches=self._count_batches(memory.num_samples if subset is None else subset.size))
+        elif isinstance(policy, CandidatePolicy) and not policy.in_warmup(self._epoch):
+            state.update(mode="candidates", num_batches=self._count_batches(policy.epoch_samples(memory.num_samples)))
         self._epoch_state = state
         self._tree = self._permutation = None
         self._drawn_per_class[:] = 0
@@ -202,6 +211,8 @@ class HardExampleSampler:
             indices, weights = stored
         elif self._epoch_state["mode"] == "priority":
             indices, weights = self._draw_by_priority(k, self._global_batch_size(k, self.memory.num_samples))
+        elif self._epoch_state["mode"] == "candidates":
+            indices, weights = self._draw_candidates(k)
         else:
             indices, weights = self._draw_from_subset(k)
         share = indices.size // self.world_size
@@ -244,6 +255,21 @@ class HardExampleSampler:
         probabilities = np.concatenate([np.full(taken.size, 1.0 / n), probabilities])  # forced: as if uniform
         return indices, self.policy.weights(probabilities, n)
 
+    # Candidate batches (CandidatePolicy): each step, candidates x the batch, drawn uniformly without replacement
+    # within the batch from a stream of its own, a pure function of (seed, epoch, step); `update` selects.
+    def _draw_candidates(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        n = self.memory.num_samples
+        size = min(n, self._global_batch_size(k, self.policy.epoch_samples(n)) * self.policy.candidates)
+        size -= size % self.world_size
+        rng = np.random.Generator(np.random.Philox(key=self.seed, counter=[0, _CANDIDATE_STREAM, k, self._epoch]))
+        return rng.choice(n, size, replace=False).astype(np.int64), np.full(size, np.nan)  # update() decides
+
+    def _check_candidates(self, idx: np.ndarray) -> None:
+        if self._epoch_state["mode"] == "candidates" and idx.tobytes() not in self._pending:
+            raise ValueError(f"indices (first: {idx[:5].tolist()}, {idx.size} in all) are not a candidate batch this "
+                             f"sampler yielded: pass update() the whole candidate batch ({self.policy.candidates} x "
+                             "batch_size indices, in the order yielded) with the losses of all of them")
+
     def _remember(self, batch: np.ndarray, weights: np.ndarray) -> None:
         self._pending[batch.tobytes()] = (batch, weights)
         while len(self._pending) > _PENDING_BATCHES:
@@ -260,6 +286,9 @@ class HardExampleSampler:
         idx = check_indices("indices", indices, self.memory.num_samples)
         found = self._pending.get(idx.tobytes())
         weights = found[1] if found is not None else self._lookup_subset(idx)
+        if self._epoch_state["mode"] == "candidates" and np.isnan(weights).any():
+            raise ValueError("weights of a candidate batch are decided by update(): call sampler.update(indices, "
+                             "losses of all candidates) first")
         self._consumption.consume(idx)
         self._last_weights = weights
         self._mining_seconds += time.perf_counter() - started
@@ -297,6 +326,7 @@ class HardExampleSampler:
             losses = check_values("per_sample_loss", per_sample_loss, local.size, indices=local)
             _, checked, _ = self.memory.check_update(local, losses, score_name="per_sample_loss", **stats)
             self.policy.check_scores("per_sample_loss", local, losses, self.memory)
+            self._check_candidates(local)
         idx, local_losses = local, losses
         stats = {name: checked[name] for name in stats if name in checked}
         if self.world_size > 1:
@@ -410,7 +440,7 @@ class HardExampleSampler:
         return (seed, epoch, epoch_state, state["started"]), drawn
 
 
-_EPOCH_STATE = {"mode": Choice("subset", "priority"),
+_EPOCH_STATE = {"mode": Choice("subset", "priority", "candidates"),
                 "subset": Array("int64", low=0, below="N", optional=True),
                 "subset_weights": Array("float64", low=0.0, optional=True),
                 "forced": Array("int64", low=0, below="N"),
