@@ -160,7 +160,7 @@ def sampler_state_cases():
 
     return [("noise_suspect_mask_of_wrong_length", noise_mask, r"suspect'\] must have length 20"),
             ("subset_ids_beyond_N", subset_ids, r"subset'\] must hold values < 20, got 25"),
-            ("mode_bogus", bogus_mode, r"mode'\] must be one of \['subset', 'priority'\], got 'bogus'"),
+            ("mode_bogus", bogus_mode, r"mode'\] must be one of \['subset', 'priority', 'candidates'\], got 'bogus'"),
             ("unseen_score_nan", unseen_nan, r"unseen_score'\] must be finite, got nan"),
             ("missing_policy_key", missing_policy, r"missing keys \['policy'\]"),
             ("saved_config_differs", other_alpha, r"alpha: saved 1.0, constructed with 0.3")]

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import hardmine as hm
+from hardmine import testing
 from hardmine.state import check_state, from_saved, to_saved
 
 
@@ -37,7 +38,8 @@ def _steps(sampler, memory, steps):
 @pytest.mark.parametrize("policy", sorted(hm.POLICIES))
 def test_state_dict_is_pure_and_carries_a_version(policy):
     memory = hm.ScoreMemory(40, labels=np.arange(40) % 2)
-    sampler = hm.HardExampleSampler(memory, 8, policy=policy, seed=0)
+    sampler = hm.HardExampleSampler(memory, 8, policy=hm.build_policy(policy, **testing.policy_params(policy, 40)),
+                                    seed=0)
     _steps(sampler, memory, 7)
     first, second = sampler.state_dict(), sampler.state_dict()
     assert repr(first) == repr(second)  # asking twice changes nothing

@@ -10,19 +10,31 @@ from hardmine.inbatch.losses import LOSSES, FocalLoss, MisclassifiedUpweight, OH
 from hardmine.inbatch.reduction import reduce
 from hardmine.inbatch.select import SELECTORS, Selection, Stochastic, Threshold, TopK
 from hardmine.memory import Column, ScoreMemory
+from hardmine.reference import cross_fit_losses, reference_losses, train_reference
 from hardmine.sampling import guards, schedules
-from hardmine.sampling.guards import GUARDS, ClassBalance, CoverageGuard, Guard, NoiseGuard, WeightCap
+from hardmine.sampling.guards import (
+    GUARDS,
+    ClassBalance,
+    CoverageGuard,
+    Guard,
+    NoiseGuard,
+    WeightCap,
+)
 from hardmine.sampling.policies import (
+    IRREDUCIBLE_LOSS,
     POLICIES,
     AntiCurriculumPolicy,
     BatchPolicy,
+    CandidatePolicy,
     CurriculumPolicy,
     ImportancePolicy,
+    OnlineTopLossPolicy,
     PacingPolicy,
     Policy,
     PriorityPolicy,
     PruneEasyPolicy,
     RankPolicy,
+    RhoLossPolicy,
     SelectiveBackpropPolicy,
     SelfPacedPolicy,
     SubsetPolicy,
@@ -36,11 +48,13 @@ from hardmine.sampling.sumtree import SumTree
 
 __all__ = [
     "GUARDS",
+    "IRREDUCIBLE_LOSS",
     "LOSSES",
     "POLICIES",
     "SELECTORS",
     "AntiCurriculumPolicy",
     "BatchPolicy",
+    "CandidatePolicy",
     "ClassBalance",
     "Column",
     "CoverageGuard",
@@ -52,18 +66,20 @@ __all__ = [
     "MisclassifiedUpweight",
     "NoiseGuard",
     "OHEMLoss",
+    "OnlineTopLossPolicy",
     "PacingPolicy",
     "Policy",
     "PriorityPolicy",
     "PruneEasyPolicy",
     "RankPolicy",
     "RefreshCallback",
+    "RhoLossPolicy",
     "ScoreMemory",
     "Selection",
     "SelectiveBackpropPolicy",
     "SelfPacedPolicy",
-    "SubsetPolicy",
     "Stochastic",
+    "SubsetPolicy",
     "SumTree",
     "Threshold",
     "TopK",
@@ -73,14 +89,17 @@ __all__ = [
     "WithIndex",
     "build_policy",
     "compare",
+    "cross_fit_losses",
     "guards",
     "load_state",
     "mine_negatives_ssd",
     "ohem_rois",
     "reduce",
+    "reference_losses",
     "save_state",
     "schedules",
     "scores",
+    "train_reference",
 ]
 __version__ = "0.1.0"
 

@@ -33,6 +33,14 @@ NUM_SAMPLES, BATCH_SIZE = 103, 10
 LABELS = np.where(np.arange(NUM_SAMPLES) % 10 == 0, 2, np.arange(NUM_SAMPLES) % 2)  # class 2 is rare
 
 
+def policy_params(name: str, num_samples: int = NUM_SAMPLES) -> dict[str, Any]:
+    """Parameters a registered policy needs to be built for a data set of `num_samples` (beyond its defaults):
+    rho_loss's reference losses [num_samples]; {} for the others. `check_guard` builds policies with them."""
+    if name == "rho_loss":
+        return {"irreducible_loss": np.abs(np.cos(np.arange(num_samples) * 0.21))}
+    return {}
+
+
 def fake_loss(idx: np.ndarray, step: int) -> np.ndarray:
     """A deterministic stand-in for a model's per-sample loss [B] of samples `idx` [B] that changes with `step`."""
     return np.abs(np.sin(idx * 0.37 + step * 0.11)) * (1 + idx % 7)
@@ -206,7 +214,7 @@ def check_guard(guard: type[Guard] | Guard, *, policies: Sequence[str] | None = 
     for name in names:
         cls = POLICIES[name]
         if cls.affected_by(guard):
-            check_policy(cls, guards=[guard])
+            check_policy(cls, params=policy_params(name), guards=[guard])
         else:
             _raises(ValueError, "has no effect", f"policy {name!r} without a hook of the guard",
                     lambda cls=cls: cls(guards=[copy.deepcopy(guard)]))

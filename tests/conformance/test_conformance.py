@@ -19,19 +19,20 @@ CASES = [(p, None) for p in sorted(POLICIES)] + [
 
 
 def args(policy: str, guard: str | None) -> dict:
-    return {"policy": POLICIES[policy], "guards": [guard_for(guard)] if guard else []}
+    return {"policy": POLICIES[policy], "params": testing.policy_params(policy),
+            "guards": [guard_for(guard)] if guard else []}
 
 
 @pytest.mark.parametrize("policy", sorted(POLICIES))
 def test_unknown_parameters_are_refused_by_name(policy):
-    testing.check_parameters(POLICIES[policy])
+    testing.check_parameters(POLICIES[policy], testing.policy_params(policy))
 
 
 @pytest.mark.parametrize("policy, guard", [(p, g) for g in sorted(GUARDS) for p in sorted(POLICIES)
                                            if not POLICIES[p].affected_by(GUARDS[g])])
 def test_a_guard_without_effect_on_a_policy_is_refused(policy, guard):
     with pytest.raises(ValueError, match=f"{guard} has no effect on the '{policy}' policy"):
-        hm.build_policy(policy, guards=[guard_for(guard)])
+        hm.build_policy(policy, **testing.policy_params(policy), guards=[guard_for(guard)])
 
 
 @pytest.mark.parametrize("name", sorted(GUARDS))

@@ -134,6 +134,7 @@ def test_a_truncated_file_is_named(app, compared, tmp_path):
 def bad_inputs(tmp):
     pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0], "y": [0, 1, 0, 1]}).to_csv(tmp / "ok.csv", index=False)
     np.savez(tmp / "one.npz", X=np.ones((10, 2)), y=np.zeros(10))
+    pd.DataFrame({"a": [1.0, 2.0], "y": [0, 1]}).to_csv(tmp / "two.csv", index=False)
     np.savez(tmp / "rare.npz", X=np.ones((21, 2)), y=np.array([0] * 10 + [1] * 10 + [2]))
     return [
         (["--strategies", "uniform,fancy"], "unknown strategy 'fancy'"),
@@ -159,6 +160,8 @@ def bad_inputs(tmp):
         (["--schedule", "linear"], "--schedule must be one of"),
         (["--noise-seed", "random", "--label-noise", "0.1"], "--noise-seed must be one of"),
         (["--seeds", "0"], "--seeds must be >= 1, got 0"),
+        (["--data-seed", "-1"], "--data-seed must be >= 0, got -1"),
+        (["--dataset", tmp / "two.csv", "--label-column", "y"], "too few to split"),
         (["--warmup-steps", "-1"], "--warmup-steps must be an integer >= 0"),
         (["--dataset", tmp / "ok.csv", "--label-column", "y", "--augment"], "--augment needs images"),
         (["--train-subset", "100000"], "--train-subset must be an integer in [2, 1346)"),

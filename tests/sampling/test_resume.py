@@ -7,6 +7,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 import hardmine as hm
+from hardmine.testing import policy_params
 
 N, BATCH, EPOCHS = 50, 8, 3  # 7 batches an epoch, the last one of 2
 
@@ -19,7 +20,7 @@ def fake_loss(idx: torch.Tensor, step: int) -> torch.Tensor:
 
 def new_run(policy: str, workers: int):
     memory = hm.ScoreMemory(N, labels=np.arange(N) % 3)
-    sampler = hm.HardExampleSampler(memory, BATCH, policy=policy, seed=5)
+    sampler = hm.HardExampleSampler(memory, BATCH, policy=hm.build_policy(policy, **policy_params(policy, N)), seed=5)
     data = hm.WithIndex(TensorDataset(torch.arange(N)))
     loader = DataLoader(data, batch_sampler=sampler, num_workers=workers, persistent_workers=workers > 0)
     return memory, sampler, loader

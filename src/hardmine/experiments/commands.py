@@ -120,6 +120,8 @@ def compare(
     for name, value in (("--lr", lr), ("--weight-decay", weight_decay), ("--label-noise", label_noise),
                         ("--momentum", momentum)):
         _finite(name, value)
+    if data_seed < 0:
+        raise ValueError(f"--data-seed must be >= 0, got {data_seed}")
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"--test-fraction must be in (0, 1), got {test_fraction}")
     data = load_dataset(dataset, data_dir, label_column, test_fraction, data_seed)

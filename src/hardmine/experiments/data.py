@@ -70,6 +70,9 @@ def load_dataset(dataset: str, data_dir: Path | None = None, label_column: str |
         data = load_table(dataset, label_column, test_fraction, seed)
     else:
         raise ValueError(f"dataset must be one of {list(DATASETS)} or a .npz/.csv/.parquet file, got {dataset!r}")
+    if data.y_train.size < 2 or data.y_test.size < 1:
+        raise ValueError(f"--dataset {dataset}: {data.y_train.size} training and {data.y_test.size} test rows are "
+                         f"too few to split (--test-fraction {test_fraction}, then --validation); give more rows")
     check_classes(data.y_train, f"the training part of {data.name}")
     return data
 

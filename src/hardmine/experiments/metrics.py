@@ -95,7 +95,9 @@ def summarize(runs: list[dict[str, Any]], strategies: list[str], class_counts: l
     None when the median seed does not reach it) and `seconds_to_target` (the same, in training seconds);
     `compute_total` (mean total compute over uniform's), `forwards` and `backwards` (mean totals, samples);
     `train_seconds`, `hardmine_seconds` (means) and `hardmine_fraction`; the mean recall of the two rarest training
-    classes; per-class recall and slice accuracy means; the noise guard's precision and recall.
+    classes; per-class recall and slice accuracy means; the noise guard's precision and recall;
+    `selected_flipped_share` (with label noise: the mean share of flipped labels among the back-propagated samples)
+    and `reference_compute` (a reference model's compute over uniform's mean total, part of `compute_total`).
     """
     base_runs = [r for r in runs if r["strategy"] == BASELINE]
     target_value = _mean([last_epoch_accuracy(r["curve"], evals_per_epoch) for r in base_runs])
@@ -143,6 +145,9 @@ def summarize(runs: list[dict[str, Any]], strategies: list[str], class_counts: l
             "rare2_recall_mean": _mean([recall[c] for c in rare]) if recall else math.nan,
             "noise_precision": _mean([r.get("noise_precision", math.nan) for r in mine]),
             "noise_recall": _mean([r.get("noise_recall", math.nan) for r in mine]),
+            "selected_flipped_share": _mean([r["selected_flipped_share"] if r.get("selected_flipped_share")
+                                             is not None else math.nan for r in mine]),
+            "reference_compute": _mean([r.get("reference_compute", 0) for r in mine]) / baseline["compute"],
             "seeds": len(mine),
             "diverged": sum(r.get("diverged") is not None for r in mine),
             "per_class_recall": recall,

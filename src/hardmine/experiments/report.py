@@ -38,6 +38,9 @@ _COLUMNS = (  # (key, header, format, definition)
     ("noise_precision", "noise P", "{:.2f}", (
         "of the samples the noise guard suspects, the share whose label was flipped")),
     ("noise_recall", "noise R", "{:.2f}", "of the flipped labels, the share the noise guard suspects"),
+    ("selected_flipped_share", "flipped in backprop", "{:.3f}", (
+        "with label noise: the share of flipped labels among the samples back-propagated, mean over seeds (the "
+        "noise rate for uniform; above it, a strategy trains on the noise more than shuffling does)")),
     ("diverged", "diverged", "{}", "seeds whose training blew up (loss non-finite or above 1e4)"),
 )
 
@@ -81,6 +84,8 @@ def _columns(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     for column in _COLUMNS:
         key = column[0]
         if key.startswith("noise") and not (noisy and guarded):
+            continue
+        if key == "selected_flipped_share" and not noisy:
             continue
         if key == "diverged" and not diverged:
             continue

@@ -30,7 +30,8 @@ from hardmine.diagnostics.evaluation import SLICE_NAMES
 SUMMARY_COLUMNS = ("strategy", "test_acc_mean", "test_acc_std", "macro_f1_mean", "macro_f1_std", "diff_vs_uniform",
                    "diff_low", "diff_high", "within_noise", "reached", "compute_to_target", "compute_total",
                    "forwards", "backwards", "seconds_to_target", "train_seconds", "hardmine_seconds",
-                   "hardmine_fraction", "rare2_recall_mean", "noise_precision", "noise_recall", "seeds", "diverged")
+                   "hardmine_fraction", "rare2_recall_mean", "noise_precision", "noise_recall",
+                   "selected_flipped_share", "reference_compute", "seeds", "diverged")
 
 
 def run_key(label: str, seed: int | None) -> str:

@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 import torch
 
-import hardmine
 from hardmine.diagnostics.evaluation import difficulty_slices, per_sample_loss, predict
 from hardmine.experiments.config import TrainConfig
 from hardmine.experiments.data import Splits, flip_labels, noise_seed
@@ -122,7 +121,7 @@ def run_comparison(comparison: Comparison, start_run: StartRun, argv: list[str] 
                 strategy = build_strategy(spec, comparison.base_loss)
                 output = train_run(data, strategy, seed, comparison.config, comparison.make_model,
                                    comparison.base_loss, comparison.make_optimizer, slices,
-                                   on_epoch=start_run(spec.label, seed))
+                                   on_epoch=start_run(spec.label, seed), flipped=flips)
                 record, arrays = output.record, output.arrays
                 if flips is not None and "suspects" in arrays:
                     record.update(noise_scores(arrays["suspects"], flips))
@@ -168,8 +167,8 @@ def _results(comparison: Comparison, records: list[dict], reference: dict, argv:
     labels = [s.label for s in comparison.specs]
     target, baseline, rows = summarize(records, labels, counts, comparison.config.evals_per_epoch)
     return {
-        "versions": {"hardmine": hardmine.__version__, "torch": torch.__version__, "numpy": np.__version__,
-                     "python": platform.python_version(), "machine": platform.machine()},
+        "versions": {"hardmine": sys.modules["hardmine"].__version__, "torch": torch.__version__,
+                     "numpy": np.__version__, "python": platform.python_version(), "machine": platform.machine()},
         "command": argv if argv is not None else sys.argv,
         "setup": comparison.setup,
         "dataset": {"name": data.name, "n_train": int(train.y_train.size), "n_val": int(data.y_val.size),

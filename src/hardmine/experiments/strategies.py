@@ -1,10 +1,9 @@
 """Strategies built from specs: a sampler policy, or an in-batch loss over uniform batches, with guards.
 
-A name in `hardmine.policies.POLICIES` decides which samples are drawn (and their importance weights); a name in
-`hardmine.inbatch.losses.LOSSES` keeps uniform shuffling and mines inside each batch. Guards come from
+A name in `hardmine.sampling.policies.POLICIES` decides which samples are drawn (and their importance weights);
+a name in `hardmine.inbatch.losses.LOSSES` keeps uniform shuffling and mines inside each batch. Guards come from
 `hardmine.sampling.guards.GUARDS` and are given to the policy (for an in-batch loss, to its uniform sampler). An
-in-batch loss uses `sampler.selection(idx)`, so a noise guard's suspects stay out of the batch loss (OHEM would
-otherwise pick exactly them), as in a user's own loop.
+in-batch loss also leaves the noise guard's suspects out of the batch loss: OHEM would otherwise pick exactly them.
 """
 
 from __future__ import annotations
@@ -19,10 +18,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hardmine.experiments.reference import ReferenceSpec
 from hardmine.experiments.spec import Part, StrategySpec, format_value
 from hardmine.inbatch.losses import LOSSES, OHEMLoss
 from hardmine.sampling.guards import GUARDS
-from hardmine.sampling.policies import POLICIES, Policy, build_policy
+from hardmine.sampling.policies import IRREDUCIBLE_LOSS, POLICIES, Policy, build_policy
 
 PerSampleLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (logits [B, C], targets [B]) -> loss [B]
 
@@ -73,6 +73,7 @@ class Strategy:
     policy: the sampler's policy. guards: the guard objects (also inside the policy).
     loss_mean / loss_none: the in-batch loss with reduction "mean" (back-propagated) and "none" (to find the
     samples it keeps), or None for a sampler strategy (the base loss weighted by the sampler's weights).
+    reference: how the irreducible losses of a policy that reads them (rho_loss) are made, else None.
     """
 
     spec: StrategySpec
@@ -80,6 +81,7 @@ class Strategy:
     guards: tuple[Any, ...]
     loss_mean: nn.Module | None = None
     loss_none: nn.Module | None = None
+    reference: ReferenceSpec | None = None
 
     @property
     def label(self) -> str:
@@ -88,7 +90,10 @@ class Strategy:
 
     def suspects(self) -> np.ndarray | None:
         """Indices (int64) the guards suspect of wrong labels, or None when no guard looks for them."""
-        return self.policy.suspects()
+        found = [g.suspects() for g in self.guards if hasattr(g, "suspects")]
+        if not found:
+            return None
+        return np.unique(np.concatenate(found)).astype(np.int64)
 
     @property
     def selects(self) -> bool:
@@ -112,6 +117,21 @@ class Strategy:
         return weights
 
 
+def _reference_part(part: Part, cls: type) -> tuple[Part, ReferenceSpec | None]:
+    """For a policy that reads irreducible losses (rho_loss): the spec without `reference=holdout|crossfit` and
+    `reference_epochs=` (default 5), and the ReferenceSpec they describe; other policies pass through unchanged."""
+    if IRREDUCIBLE_LOSS not in getattr(cls, "columns", ()):
+        return part, None
+    params = dict(part.params)
+    if "irreducible_loss" in params:
+        raise ValueError(f"strategy {part.name!r}: irreducible_loss comes from reference=holdout|crossfit in compare")
+    try:
+        reference = ReferenceSpec(str(params.pop("reference", "holdout")), params.pop("reference_epochs", 5))
+    except ValueError as err:
+        raise ValueError(f"strategy {part.name!r}: {err}") from None
+    return Part(part.name, params), reference
+
+
 def known_strategies() -> dict[str, list[str]]:
     """The registered names, by kind: what `--strategies` accepts."""
     return {"policies": sorted(POLICIES), "in-batch losses": sorted(LOSSES), "guards": sorted(GUARDS)}
@@ -130,8 +150,9 @@ def build_strategy(spec: StrategySpec, base_loss: PerSampleLoss | None = None) -
         guards.append(_construct("guard", part, GUARDS[part.name], {}))
     extra = {"guards": guards} if guards else {}
     if name in POLICIES:
-        policy = _construct("strategy", spec.strategy, POLICIES[name], extra)
-        return Strategy(spec, build_policy(policy), tuple(guards))
+        part, reference = _reference_part(spec.strategy, POLICIES[name])
+        policy = _construct("strategy", part, POLICIES[name], extra)
+        return Strategy(spec, build_policy(policy), tuple(guards), reference=reference)
     if name in LOSSES:
         policy = build_policy("uniform", **extra)
         cls = LOSSES[name]

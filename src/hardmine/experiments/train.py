@@ -34,8 +34,10 @@ from hardmine.experiments.accounting import Cost, backward_set
 from hardmine.experiments.augment import augment_images
 from hardmine.experiments.config import TrainConfig
 from hardmine.experiments.data import Splits
+from hardmine.experiments.reference import irreducible_losses
 from hardmine.experiments.strategies import PerSampleLoss, Strategy, cross_entropy
 from hardmine.memory import ScoreMemory
+from hardmine.sampling.policies import IRREDUCIBLE_LOSS, CandidatePolicy
 from hardmine.sampling.sampler import HardExampleSampler
 from hardmine.scores import statistics
 
@@ -91,8 +93,20 @@ class _Step:
     """One training step's forward passes and the loss to back-propagate; counts into `cost`."""
 
     def __init__(self, model: nn.Module, strategy: Strategy, sampler: HardExampleSampler, base: PerSampleLoss,
-                 cost: Cost) -> None:
+                 cost: Cost, flipped: np.ndarray | None = None) -> None:
         self.model, self.strategy, self.sampler, self.base, self.cost = model, strategy, sampler, base, cost
+        self.flipped = flipped  # bool [N]: the labels the noise option flipped, or None
+        self.selected = self.selected_flipped = 0
+        # a candidate policy's weights are 1 on the kept: the loss is their mean, not a mean over the candidates
+        self.normalize = "weighted" if isinstance(strategy.policy, CandidatePolicy) else "mean"
+
+    def _count_selected(self, idx: np.ndarray, weights: torch.Tensor | None) -> None:
+        """Count the samples back-propagated (weight > 0; all when `weights` is None) and the flipped among them."""
+        if self.flipped is None:
+            return
+        kept = idx if weights is None else idx[(weights > 0).numpy()]
+        self.selected += kept.size
+        self.selected_flipped += int(self.flipped[kept].sum())
 
     def __call__(self, idx: np.ndarray, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor | None:
         """The loss of the batch (None when nothing is back-propagated)."""
@@ -109,29 +123,37 @@ class _Step:
         strategy = self.strategy
         if strategy.loss_mean is None:
             weights = self.sampler.weights(idx)
-            return backward_set(self.model, x, y, loss_all, weights, "mean", self.base, self.cost)
+            self._count_selected(idx, weights)
+            return backward_set(self.model, x, y, loss_all, weights, self.normalize, self.base, self.cost)
         clean = self.sampler.selection(idx)  # the guards' per-batch selection: a noise guard leaves out its suspects
         if strategy.selects:
             weights = strategy.selection_weights(logits, y, clean)
+            self._count_selected(idx, weights)
             return backward_set(self.model, x, y, loss_all, weights, "weighted", self.base, self.cost)
         if not bool(clean.all()):  # an in-batch loss that keeps every sample: the guards' selection only
             if not bool(clean.any()):
                 return None
+            self._count_selected(idx, clean.float())
             self.cost.backward(idx.size)  # the graph is the whole batch's
             return strategy.loss_mean(logits[clean], y[clean])
+        self._count_selected(idx, None)
         self.cost.backward(idx.size)
         return strategy.loss_mean(logits, y)
 
 
 def train_run(data: Splits, strategy: Strategy, seed: int, config: TrainConfig, make_model: ModelFactory,
               base_loss: PerSampleLoss | None = None, make_optimizer: OptimizerFactory | None = None,
-              slices: np.ndarray | None = None, on_epoch: EpochCallback | None = None) -> RunOutput:
+              slices: np.ndarray | None = None, on_epoch: EpochCallback | None = None,
+              flipped: np.ndarray | None = None) -> RunOutput:
     """Train `make_model(seed)` on `data` with `strategy`, seeded by `seed` (torch's generator is seeded before
     the factory is called; the sampler and the augmentation are seeded from it too).
 
     base_loss: per-sample loss (default cross-entropy). make_optimizer(params) -> Optimizer: default from `config`;
     the schedule scales every parameter group's own learning rate. slices: difficulty slice id [M] of each test
-    sample. on_epoch(epoch, validation accuracy) is called after each epoch (for a progress bar).
+    sample. on_epoch(epoch, validation accuracy) is called after each epoch (for a progress bar). flipped: the
+    training indices whose labels the noise option flipped (for `selected_flipped_share`), or None.
+    A strategy with a reference (rho_loss) first trains it (`hardmine.experiments.reference`); its cost is counted
+    in the run's forwards and backwards (and `reference_compute`) before the first step.
     The record holds: final test accuracy, macro-F1, per-class recall, slice accuracy; the curve of validation and
     test accuracy against epochs, forwards, backwards, compute (forwards + 2 backwards), training seconds and
     hardmine's seconds; the totals; the number of the guards' label-noise suspects; `diverged`: None, or the epoch
@@ -146,22 +168,39 @@ def train_run(data: Splits, strategy: Strategy, seed: int, config: TrainConfig, 
     train = data.train
     x_train, y_train = torch.from_numpy(train.x_train), torch.from_numpy(train.y_train)
     memory = ScoreMemory(len(y_train), labels=train.y_train)
+    cost = Cost()
+    if strategy.reference is not None:
+        losses, forwards, backwards = irreducible_losses(
+            strategy.reference, train.x_train, train.y_train, data.x_val, data.y_val, lambda: make_model(seed),
+            make_optimizer or (lambda p: build_optimizer(config, p)), base_loss or cross_entropy, config.batch_size,
+            seed)
+        memory.declare(IRREDUCIBLE_LOSS)
+        memory.set(IRREDUCIBLE_LOSS.name, losses)
+        cost.forward(forwards)
+        cost.backward(backwards)
+    reference_compute = cost.compute
     sampler = HardExampleSampler(memory, config.batch_size, policy=strategy.policy, seed=seed)
     generator = torch.Generator().manual_seed(seed + 7_777)
     evaluator = _Evaluator(data, config.test_curve)
-    cost = Cost()
     val, test = evaluator.accuracy(model, final=True)
     curve = {"epoch": [0.0], **cost.point(sampler), "val_acc": [val], "test_acc": [test]}
     model.train()
     diverged = None
-    step = _Step(model, strategy, sampler, base_loss or cross_entropy, cost)
+    mask = None
+    if flipped is not None:
+        mask = np.zeros(len(y_train), dtype=bool)
+        mask[flipped] = True
+    step = _Step(model, strategy, sampler, base_loss or cross_entropy, cost, mask)
     try:
         _epochs(step, optimizer, x_train, y_train, config, evaluator, curve, on_epoch, generator)
     except _Diverged as err:
         diverged = {"epoch": cost.position, "loss": err.args[0]}
     if not config.test_curve:
         curve["test_acc"][-1] = evaluator.accuracy(step.model, final=True)[1]
-    return _finish(data, strategy, seed, model, memory, sampler, curve, slices, cost, diverged)
+    output = _finish(data, strategy, seed, model, memory, sampler, curve, slices, cost, diverged)
+    output.record["reference_compute"] = reference_compute
+    output.record["selected_flipped_share"] = step.selected_flipped / step.selected if step.selected else None
+    return output
 
 
 def _epochs(step: _Step, optimizer: torch.optim.Optimizer, x_train: torch.Tensor, y_train: torch.Tensor,

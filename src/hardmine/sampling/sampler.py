@@ -19,13 +19,21 @@ from hardmine.memory import ScoreMemory
 from hardmine.sampling.chunking import Chunk, Pending, UpdateBuffer, concatenate, draw_by_priority, draw_from_subset
 from hardmine.sampling.consumption import Consumption
 from hardmine.sampling.host_copy import HostValues
-from hardmine.sampling.policies import BatchPolicy, Policy, PriorityPolicy, SubsetPolicy, build_policy
+from hardmine.sampling.policies import (
+    BatchPolicy,
+    CandidatePolicy,
+    Policy,
+    PriorityPolicy,
+    SubsetPolicy,
+    build_policy,
+)
 from hardmine.sampling.sumtree import SumTree
 from hardmine.state import Array, Choice, Int, check_fields, check_state, compare_config, to_saved
 
 _log = logging.getLogger("hardmine")
 _PENDING_BATCHES = 256  # yielded batches whose importance weights stay available (covers DataLoader prefetching)
 _SUBSET_STREAM = 2**32 - 1  # the random stream of an epoch's subset, apart from the per-batch streams
+_CANDIDATE_STREAM = 1  # the Philox counter word of candidate batches (priority draws use 0)
 _STATE_VERSION = 2  # 2: the consumed position, the epoch's start and the drawn-but-unconsumed batches
 _DEFAULT_CHUNK = 16
 
@@ -73,8 +81,7 @@ class HardExampleSampler:
         self.drop_last = drop_last
         self.fixed_batches = None if num_batches is None else check_int("num_batches", num_batches)
         self.chunk = check_int("chunk", chunk)
-        for column in self.policy.required_columns():  # after every check: a refused sampler changes no memory
-            memory.declare(column)
+        self.policy.attach(memory)  # after every check: a policy writes its fixed columns here
         self.rank, self.world_size = rank_and_world()
         self._epoch = 0
         self._started = False  # whether the current epoch's start (policy, subset, length) happened
@@ -215,6 +222,8 @@ class HardExampleSampler:
             subset, weights = policy.guarded_subset(memory, rng)
             state.update(subset=subset, subset_weights=weights,
                          num_batches=self._count_batches(memory.num_samples if subset is None else subset.size))
+        elif isinstance(policy, CandidatePolicy) and not policy.in_warmup(self._epoch):
+            state.update(mode="candidates", num_batches=self._count_batches(policy.epoch_samples(memory.num_samples)))
         self._epoch_state = state
         self._tree = self._permutation = self._chunk = None
         self._drawn_per_class[:] = 0
@@ -267,6 +276,9 @@ class HardExampleSampler:
             sizes = [self._global_batch_size(j, self.memory.num_samples) for j in ks]
             return draw_by_priority(self._tree, self.policy, self.memory.num_samples, self.seed, self._epoch, k,
                                     sizes, stride, state["forced"])
+        if state["mode"] == "candidates":  # each batch from its own stream, independent of the memory
+            drawn = [self._draw_candidates(j) for j in ks]
+            return Chunk(k, [d[0] for d in drawn], [d[1] for d in drawn])
         subset = state["subset"]
         samples = self.memory.num_samples if subset is None else subset.size
         if self._permutation is None:
@@ -297,6 +309,21 @@ class HardExampleSampler:
             chunk.local_weights.append(weights)
             at += batch.size
 
+    # Candidate batches (CandidatePolicy): each step, candidates x the batch, drawn uniformly without replacement
+    # within the batch from a stream of its own, a pure function of (seed, epoch, step); `update` selects.
+    def _draw_candidates(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        n = self.memory.num_samples
+        size = min(n, self._global_batch_size(k, self.policy.epoch_samples(n)) * self.policy.candidates)
+        size -= size % self.world_size
+        rng = np.random.Generator(np.random.Philox(key=self.seed, counter=[0, _CANDIDATE_STREAM, k, self._epoch]))
+        return rng.choice(n, size, replace=False).astype(np.int64), np.full(size, np.nan)  # update() decides
+
+    def _check_candidates(self, idx: np.ndarray) -> None:
+        if self._epoch_state["mode"] == "candidates" and idx.tobytes() not in self._pending:
+            raise ValueError(f"indices (first: {idx[:5].tolist()}, {idx.size} in all) are not a candidate batch this "
+                             f"sampler yielded: pass update() the whole candidate batch ({self.policy.candidates} x "
+                             "batch_size indices, in the order yielded) with the losses of all of them")
+
     def _remember(self, batch: np.ndarray, weights: torch.Tensor) -> None:
         self._pending[batch.tobytes()] = (batch, weights)
         while len(self._pending) > _PENDING_BATCHES:
@@ -325,6 +352,9 @@ class HardExampleSampler:
             weights = torch.from_numpy(self._lookup_subset(idx).astype(np.float32))
             weights._hardmine_valid = True
             self._consume(indices, idx)
+        if self._epoch_state["mode"] == "candidates" and bool(torch.isnan(weights).any()):
+            raise ValueError("weights of a candidate batch are decided by update(): call sampler.update(indices, "
+                             "losses of all candidates) first")
         if weights.device != self._device:
             weights = weights.to(self._device, non_blocking=True)
             weights._hardmine_valid = True
@@ -374,6 +404,7 @@ class HardExampleSampler:
         batch_policy = self._batch_policy and not self.policy.in_warmup(self._epoch)
         with agree_on_errors("HardExampleSampler.update"):  # every rank raises, or none does
             local = found[0] if found is not None else check_indices("indices", indices, self.memory.num_samples)
+            self._check_candidates(local)
             values = {"scores": HostValues("per_sample_loss", per_sample_loss, local)}
             if stats:
                 self.memory.check_statistics(stats)
@@ -595,7 +626,7 @@ class HardExampleSampler:
         return (seed, epoch, epoch_state, state["started"]), drawn
 
 
-_EPOCH_STATE = {"mode": Choice("subset", "priority"),
+_EPOCH_STATE = {"mode": Choice("subset", "priority", "candidates"),
                 "subset": Array("int64", low=0, below="N", optional=True),
                 "subset_weights": Array("float64", low=0.0, optional=True),
                 "forced": Array("int64", low=0, below="N"),

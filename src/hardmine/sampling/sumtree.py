@@ -14,7 +14,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from hardmine._checks import check_indices, check_int, check_values, last_occurrence, to_numpy
+from hardmine._checks import (
+    check_indices,
+    check_int,
+    check_values,
+    last_occurrence,
+    to_numpy,
+)
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 

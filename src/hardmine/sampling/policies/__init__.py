@@ -1,7 +1,8 @@
 """Policies: how the score memory becomes the next batches, registered under short names by subclassing.
 
-A new policy is one file: subclass PriorityPolicy (write `priority`), SubsetPolicy (write `epoch_subset`) or
-BatchPolicy (write `select`) and set `name`; it is then in `POLICIES` and buildable by name.
+A new policy is one file: subclass PriorityPolicy (write `priority`), SubsetPolicy (write `epoch_subset`),
+BatchPolicy (write `select`) or CandidatePolicy (write `score`) and set `name`; it is then in `POLICIES` and
+buildable by name.
 """
 
 from __future__ import annotations
@@ -10,11 +11,24 @@ import importlib
 import pkgutil
 from typing import Any
 
-from hardmine.sampling.policies.base import POLICIES, BatchPolicy, Policy, PriorityPolicy, SubsetPolicy
+from hardmine.sampling.policies.base import (
+    POLICIES,
+    BatchPolicy,
+    Policy,
+    PriorityPolicy,
+    SubsetPolicy,
+)
+from hardmine.sampling.policies.candidates import CandidatePolicy
 from hardmine.sampling.policies.importance import ImportancePolicy
-from hardmine.sampling.policies.pacing import AntiCurriculumPolicy, CurriculumPolicy, PacingPolicy
+from hardmine.sampling.policies.online_top_loss import OnlineTopLossPolicy
+from hardmine.sampling.policies.pacing import (
+    AntiCurriculumPolicy,
+    CurriculumPolicy,
+    PacingPolicy,
+)
 from hardmine.sampling.policies.prune_easy import PruneEasyPolicy
 from hardmine.sampling.policies.rank import RankPolicy
+from hardmine.sampling.policies.rho_loss import IRREDUCIBLE_LOSS, RhoLossPolicy
 from hardmine.sampling.policies.selective_backprop import SelectiveBackpropPolicy
 from hardmine.sampling.policies.self_paced import SelfPacedPolicy
 from hardmine.sampling.policies.topk_fraction import TopKFractionPolicy
@@ -36,8 +50,9 @@ def build_policy(policy: str | Policy, **params: Any) -> Policy:
         raise TypeError(f"policy {policy!r}: {error}") from None
 
 
-__all__ = ["POLICIES", "AntiCurriculumPolicy", "BatchPolicy", "CurriculumPolicy", "ImportancePolicy",
-           "PacingPolicy", "Policy", "PriorityPolicy", "PruneEasyPolicy", "RankPolicy", "SelectiveBackpropPolicy",
+__all__ = ["IRREDUCIBLE_LOSS", "POLICIES", "AntiCurriculumPolicy", "BatchPolicy", "CandidatePolicy",
+           "CurriculumPolicy", "ImportancePolicy", "OnlineTopLossPolicy", "PacingPolicy", "Policy", "PriorityPolicy",
+           "PruneEasyPolicy", "RankPolicy", "RhoLossPolicy", "SelectiveBackpropPolicy",
            "SelfPacedPolicy", "SubsetPolicy", "TopKFractionPolicy", "UniformPolicy", "build_policy"]
 
 

@@ -1,6 +1,6 @@
 """The policy interface: how the score memory becomes the next batches, and their importance weights.
 
-Three kinds, one base class each; the sampler dispatches on the class:
+Three kinds, one base class each, and a fourth built on BatchPolicy; the sampler dispatches on the class:
 - `PriorityPolicy`: batches are drawn with replacement from a sum tree of per-sample priorities, with a uniform
   fraction `mix`, and importance weights from the draw probabilities. The one hook to write is
   `priority(difficulty) -> priorities`.
@@ -8,6 +8,9 @@ Three kinds, one base class each; the sampler dispatches on the class:
   with a weight (`epoch_subset`): shuffling, pruning, curricula, self-paced learning.
 - `BatchPolicy`: shuffled passes over all the data; the loop's losses decide which samples of each batch are
   back-propagated (`select`): selective backprop.
+- `CandidatePolicy` (candidates.py, a BatchPolicy): each step a uniformly drawn candidate batch of
+  `candidates x B`; the loop's no-grad losses of it decide the B back-propagated (`score`): online batch
+  selection, RHO-LOSS.
 
 Contract, relied on by HardExampleSampler for exact resumption: everything a policy derives from the whole
 memory is computed at the epoch's start (`prepare`, O(N), once an epoch) and held in `state_dict()`; per step, a
@@ -123,6 +126,12 @@ class Policy(Registered):
     def required_columns(self) -> tuple[Column, ...]:
         """The memory columns this policy and its guards need."""
         return tuple(self.columns) + tuple(c for guard in self.guards for c in guard.columns)
+
+    def attach(self, memory: ScoreMemory) -> None:
+        """Called once by the sampler that takes this policy: declare the memory columns the policy and its guards
+        need. A policy with a fixed column (a reference model's per-sample loss) checks and writes it here."""
+        for column in self.required_columns():
+            memory.declare(column)
 
     def start_epoch(self, epoch: int, memory: ScoreMemory) -> None:
         """Recompute what the policy and its guards derive from the whole memory (O(N), once an epoch)."""

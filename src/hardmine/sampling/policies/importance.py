@@ -7,7 +7,11 @@ from typing import Any
 import numpy as np
 
 from hardmine._checks import check_number
-from hardmine.sampling.policies.base import PriorityPolicy, check_normalize, importance_weights
+from hardmine.sampling.policies.base import (
+    PriorityPolicy,
+    check_normalize,
+    importance_weights,
+)
 from hardmine.sampling.schedules import ScheduleLike
 
 

@@ -9,7 +9,11 @@ import numpy as np
 
 from hardmine._checks import check_number
 from hardmine.memory import ScoreMemory
-from hardmine.sampling.policies.base import PriorityPolicy, check_normalize, importance_weights
+from hardmine.sampling.policies.base import (
+    PriorityPolicy,
+    check_normalize,
+    importance_weights,
+)
 from hardmine.sampling.schedules import ScheduleLike
 from hardmine.state import Array
 
