@@ -93,6 +93,9 @@ def main(out: str) -> None:
     with open(os.path.join(out, f"rank{int(os.environ.get('RANK', '0'))}.json"), "w") as f:
         json.dump({"seen": trainer.seen, "steps": trainer.state.global_step,
                    "world_size": trainer.hardmine_sampler.world_size}, f)
+    if torch.distributed.is_initialized():  # a process group left to interpreter shutdown can abort gloo's threads
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
