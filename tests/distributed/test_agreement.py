@@ -105,7 +105,7 @@ def free_port() -> int:
 
 
 def run_pair(tmp_path, call: str, behaviour: str) -> list[int | None]:
-    context = mp.get_context("fork")  # no re-import of torch: each case takes a few seconds
+    context = mp.get_context("spawn")  # fork after other tests started torch threads can deadlock a child
     port = free_port()
     processes = [context.Process(target=worker, args=(rank, port, tmp_path, call, behaviour)) for rank in (0, 1)]
     for p in processes:
