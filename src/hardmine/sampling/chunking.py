@@ -135,10 +135,10 @@ class UpdateBuffer:
     def __len__(self) -> int:
         return len(self.sizes) + len(self.entries)
 
-    def stage(self, scores: np.ndarray, low: float, high: float) -> np.ndarray | None:
+    def stage(self, scores: np.ndarray, low: float, high: float) -> tuple[np.ndarray, float, float] | None:
         """Copy a batch's real-valued scores [B] in after the buffered ones, as float64, without keeping them yet:
-        the copy, or None when one of them is NaN or outside [low, high] (one min and one max; the caller finds
-        out which). `commit` keeps them."""
+        the copy with its smallest and largest value, or None when one of them is NaN or outside [low, high]
+        (one min and one max; the caller finds out which). `commit` keeps them."""
         at = self.size
         end = at + scores.shape[0]
         if end > self.indices.size:
@@ -147,9 +147,12 @@ class UpdateBuffer:
             self.scores = np.concatenate([self.scores[:at], np.empty(grown - at, dtype=np.float64)])
         view = self.scores[at:end]
         view[...] = scores
-        if view.size and not (view.min() >= low and view.max() <= high):  # a NaN fails both
+        if not view.size:
+            return view, 0.0, 0.0
+        smallest, largest = float(view.min()), float(view.max())
+        if not (smallest >= low and largest <= high):  # a NaN fails both
             return None
-        return view
+        return view, smallest, largest
 
     def commit(self, indices: np.ndarray) -> None:
         """Keep the scores just staged, of the samples `indices` [B] (validated int64)."""

@@ -449,15 +449,17 @@ class HardExampleSampler:
         if host.ndim != 1 or host.shape[0] != local.size:
             raise ValueError(f"per_sample_loss has shape {tuple(host.shape)} but the indices have length "
                              f"{local.size}")
-        view = self._buffer.stage(host, *self.memory.value_range("scores"))
-        if view is None:  # raises, naming the values, for NaN, inf or what does not fit a column
+        staged = self._buffer.stage(host, *self.memory.value_range("scores"))
+        if staged is None:  # raises, naming the values, for NaN, inf or what does not fit a column
             _, checked, _ = self.memory.check_update(local, host, score_name="per_sample_loss")
             self.policy.check_scores("per_sample_loss", local, checked["scores"], self.memory)
             self.flush(wait=True)  # fits every column but not one range (an integer column): written as an entry
             values = {"scores": HostValues("per_sample_loss", checked["scores"], local)}
             self._buffer.entries.append(Pending(local, values, checked=True))
         else:
-            self.policy.check_scores("per_sample_loss", local, view, self.memory)
+            view, smallest, largest = staged
+            if view.size:
+                self.policy.check_scores("per_sample_loss", local, view, self.memory, (smallest, largest))
             self._buffer.commit(local)
         self._consume(indices, local)
         self._device = _CPU

@@ -110,9 +110,11 @@ class Policy(Registered):
             return self._pinned[name]
         return self._config[name](max(self._state["epoch"], 0))
 
-    def check_scores(self, name: str, indices: np.ndarray, values: np.ndarray, memory: ScoreMemory) -> None:
+    def check_scores(self, name: str, indices: np.ndarray, values: np.ndarray, memory: ScoreMemory,
+                     extremes: tuple[float, float] | None = None) -> None:
         """Hook run before an update writes anything: raise ValueError, naming `name`, when `values` [B] (the
-        scores of samples `indices` [B]) would derive state the policy cannot hold. The base checks nothing."""
+        scores of samples `indices` [B], finite; `extremes` their smallest and largest when the caller has them)
+        would derive state the policy cannot hold. The base checks nothing."""
 
     def in_warmup(self, epoch: int) -> bool:
         """True while `epoch` is one of the warm-up epochs, drawn by plain shuffling."""
@@ -287,8 +289,11 @@ class PriorityPolicy(Policy):
         """Hook: guarded difficulties [B] or [N] (float64) -> non-negative priorities of the same shape."""
         raise NotImplementedError(f"{type(self).__name__} must implement priority(difficulty)")
 
+    _checked_range: tuple[float, float] | None = None  # difficulties whose priorities check_scores found fit
+
     def start_epoch(self, epoch: int, memory: ScoreMemory) -> None:
         """The base epoch start, then the guards that rescale priorities see the policy's own, [N]."""
+        self._checked_range = None  # the epoch's state (a rank snapshot) may change what priorities are
         super().start_epoch(epoch, memory)
         preparing = [guard for guard in self.guards if "start_priorities" in guard.hooks()]
         if preparing:
@@ -307,16 +312,57 @@ class PriorityPolicy(Policy):
                 p = guard.adjust_priorities(p, indices, labels)
         return p
 
-    def check_scores(self, name: str, indices: np.ndarray, values: np.ndarray, memory: ScoreMemory) -> None:
+    def check_scores(self, name: str, indices: np.ndarray, values: np.ndarray, memory: ScoreMemory,
+                     extremes: tuple[float, float] | None = None) -> None:
         """Refuse scores whose priorities overflow float32 (the sum tree's leaves) or are not finite and
         non-negative, at any value the scheduled parameters take over their whole schedule; nothing changes.
 
         A difficulty statistic (score or moving average) never exceeds the largest score recorded, so the
-        priorities of these scores bound every priority they can derive later.
+        priorities of these scores bound every priority they can derive later. A `monotone` policy without
+        guards that change difficulties or priorities is checked at the batch's smallest and largest score
+        only (`extremes`, when the caller has them), and not at all while they lie in a range already checked
+        this epoch (every priority in between lies between those of its ends); any other at every score.
         """
+        if self.monotone and not self._adjusts_priorities():
+            low, high = extremes if extremes is not None else (float(values.min()), float(values.max()))
+            checked = self._checked_range
+            if checked is not None and checked[0] <= low and high <= checked[1]:
+                return
+            if checked is not None:
+                low, high = min(low, checked[0]), max(high, checked[1])
+            if self._priorities_fit(np.array([low, high]), None, None, self._schedule_ends()) is None:
+                self._checked_range = (low, high)
+                return
+        ends = self._schedule_ends()
         difficulty = self.guarded_difficulty(np.asarray(values, dtype=np.float64), indices)
         labels = None if memory.labels is None else memory.labels[indices]
-        ends = {key: [v for v in bounds if math.isfinite(v)] for key, bounds in self._bounds.items()}
+        found = self._priorities_fit(difficulty, indices, labels, ends)
+        if found is not None:
+            pos, priority, corner = found
+            params = ", ".join(f"{k}={v:g}" for k, v in zip(ends, corner))
+            largest = int(np.argmax(values))
+            raise ValueError(
+                f"{name} would give sample {int(indices[pos])} a priority of {priority:.4g}"
+                f"{f' with {params}' if params else ''} (priorities must be finite, >= 0 and at most "
+                f"float32's {_FLOAT32_MAX:.4g}); the largest {name} is {float(values[largest]):.4g} at index "
+                f"{int(indices[largest])}: scale the scores down or lower the exponent; nothing was recorded")
+
+    monotone: ClassVar[bool] = False
+    """Whether `priority` is non-decreasing in difficulty at every value of its scheduled parameters (lets
+    `check_scores` look at a batch's extremes only)."""
+
+    def _schedule_ends(self) -> dict[str, list[float]]:
+        """The distinct finite ends of every scheduled parameter's range, by name."""
+        return {key: sorted({v for v in bounds if math.isfinite(v)}) for key, bounds in self._bounds.items()}
+
+    def _adjusts_priorities(self) -> bool:
+        """Whether a guard changes difficulties or priorities (then only the full check is sound)."""
+        return any({"adjust_difficulty", "adjust_priorities"} & guard.hooks() for guard in self.guards)
+
+    def _priorities_fit(self, difficulty: np.ndarray, indices: np.ndarray | None, labels: np.ndarray | None,
+                        ends: dict[str, list[float]]) -> tuple[int, float, tuple[float, ...]] | None:
+        """None when the guarded priorities of `difficulty` [B] are finite, >= 0 and fit float32 at every corner of
+        the scheduled parameters' ranges; else (position, priority, corner) of the first that is not."""
         for corner in itertools.product(*ends.values()):
             self._pinned = dict(zip(ends, corner))
             try:
@@ -329,13 +375,12 @@ class PriorityPolicy(Policy):
             bad = ~(np.isfinite(p) & (p >= 0) & (p <= _FLOAT32_MAX))
             if bad.any():
                 pos = int(np.flatnonzero(bad)[0])
-                params = ", ".join(f"{k}={v:g}" for k, v in zip(ends, corner))
-                largest = int(np.argmax(values))
-                raise ValueError(
-                    f"{name} would give sample {int(indices[pos])} a priority of {float(p[pos]):.4g}"
-                    f"{f' with {params}' if params else ''} (priorities must be finite, >= 0 and at most "
-                    f"float32's {_FLOAT32_MAX:.4g}); the largest {name} is {float(values[largest]):.4g} at index "
-                    f"{int(indices[largest])}: scale the scores down or lower the exponent; nothing was recorded")
+                return pos, float(p[pos]), corner
+        return None
+
+    def _assign_parsed(self, parsed: tuple[Policy, list[tuple[dict, dict]]]) -> None:
+        super()._assign_parsed(parsed)
+        self._checked_range = None  # checked against the state replaced
 
     @property
     def floor(self) -> float:

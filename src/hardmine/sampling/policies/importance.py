@@ -32,6 +32,7 @@ class ImportancePolicy(PriorityPolicy):
     """
 
     name = "importance"
+    monotone = True
 
     def __init__(self, alpha: ScheduleLike = 1.0, beta: ScheduleLike = 1.0, mix: float = 0.1, eps: float = 1e-3,
                  normalize: str = "max", **base: Any) -> None:

@@ -31,6 +31,7 @@ class RankPolicy(PriorityPolicy):
     """
 
     name = "rank"
+    monotone = True
     state_fields = {"sorted": Array("float64", "N", empty_ok=True)}
 
     def __init__(self, pressure: ScheduleLike = 100.0, mix: float = 0.0, beta: ScheduleLike = 0.0,
