@@ -51,7 +51,8 @@ def _check_finite_nonnegative(t: torch.Tensor, position: int) -> None:
 def _plain_weighted_mean(loss: object, weights: tuple) -> torch.Tensor | None:
     """sum(loss * w) / B for a 1-D float loss and one weight tensor of its shape, dtype and device; else None.
 
-    Weights a HardExampleSampler made are valid by construction and are not inspected; others get one check.
+    Weights a HardExampleSampler made are valid by construction and are not inspected (and come with w / B, so
+    the mean is one dot product); others get one check.
     """
     if len(weights) != 1 or type(loss) is not torch.Tensor or type(weights[0]) is not torch.Tensor:
         return None
@@ -62,7 +63,11 @@ def _plain_weighted_mean(loss: object, weights: tuple) -> torch.Tensor | None:
         return None
     if not getattr(w, "_hardmine_valid", False):
         _check_finite_nonnegative(w, 0)
-    return torch.dot(loss, w) / loss.numel()
+        return torch.dot(loss, w) / loss.numel()
+    over_size = getattr(w, "_hardmine_mean", None)  # the sampler's w / B, made with the weights: one op
+    if over_size is None:
+        return torch.dot(loss, w) / loss.numel()
+    return torch.dot(loss, over_size)
 
 
 def reduce(per_sample_loss: torch.Tensor, *weights: torch.Tensor | np.ndarray | Selection,

@@ -29,7 +29,7 @@ class Consumption:
         self.consumed = 0
         self._records: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._by_key: dict[bytes, deque[int]] = {}
-        self._local: dict[int, np.ndarray] = {}
+        self._local: dict[int, tuple[np.ndarray, bytes]] = {}  # position -> (this rank's share, its bytes)
 
     def reset(self) -> None:
         """A new epoch: nothing drawn, nothing consumed."""
@@ -39,18 +39,22 @@ class Consumption:
         """The global batch drawn at `position` and not consumed yet, or None."""
         return self._records.get(position)
 
-    def record(self, position: int, indices: np.ndarray, weights: np.ndarray, local: np.ndarray) -> None:
-        """Batch `position` was handed to the loader: its global `indices` and `weights`, this rank's `local`.
+    def record(self, position: int, indices: np.ndarray, weights: np.ndarray, local: np.ndarray,
+               key: bytes | None = None) -> None:
+        """Batch `position` was handed to the loader: its global `indices` and `weights`, this rank's `local`
+        (`key`: `local.tobytes()`, when the caller has it).
 
         Positions are recorded in increasing order (an iterator starts at `consumed` and counts up)."""
         self._records[position] = (indices, weights)
         if position not in self._local:
-            self._local[position] = local
-            self._by_key.setdefault(local.tobytes(), deque()).append(position)
+            key = local.tobytes() if key is None else key
+            self._local[position] = (local, key)
+            self._by_key.setdefault(key, deque()).append(position)
 
-    def consume(self, local: np.ndarray) -> None:
-        """The loop used the batch whose indices (or a part of them) are `local` [B]: it and those before count."""
-        positions = self._by_key.get(local.tobytes())
+    def consume(self, local: np.ndarray, key: bytes | None = None) -> None:
+        """The loop used the batch whose indices (or a part of them) are `local` [B] (`key`: `local.tobytes()`,
+        when the caller has it): it and those before count."""
+        positions = self._by_key.get(local.tobytes() if key is None else key)
         position = positions[0] if positions else self._find_part(local)
         if position is None:
             return  # consumed already (e.g. `weights` after `update`)
@@ -58,14 +62,14 @@ class Consumption:
         while self._local and next(iter(self._local)) <= position:  # recorded in increasing position order
             done = next(iter(self._local))
             self._records.pop(done, None)
-            key = self._local.pop(done).tobytes()
+            key = self._local.pop(done)[1]
             self._by_key[key].remove(done)
             if not self._by_key[key]:
                 del self._by_key[key]
 
     def _find_part(self, local: np.ndarray) -> int | None:
         for position in sorted(self._local):
-            if np.isin(local, self._local[position]).all():
+            if np.isin(local, self._local[position][0]).all():
                 return position
         return None
 

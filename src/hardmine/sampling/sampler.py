@@ -253,16 +253,18 @@ class HardExampleSampler:
                 stored = self._consumption.stored(j)
             chunk = Chunk(k, indices, weights)
         self._adopt(chunk)
-        for j, (indices, weights, batch) in enumerate(zip(chunk.indices, chunk.weights, chunk.batches)):
-            self._consumption.record(k + j, indices, weights, batch)
+        for j, (indices, weights, batch, key) in enumerate(zip(chunk.indices, chunk.weights, chunk.batches,
+                                                                chunk.keys)):
+            self._consumption.record(k + j, indices, weights, batch, key)
         return chunk
 
     def _adopt(self, chunk: Chunk) -> Chunk:
         """Make `chunk` the current one: this rank's shares cut, known to `weights` and `update`."""
         self._chunk = chunk
         self._slice_chunk(chunk)
-        for batch, weights in zip(chunk.batches, chunk.local_weights):
-            self._remember(batch, weights)
+        chunk.keys = [batch.tobytes() for batch in chunk.batches]
+        for batch, weights, key in zip(chunk.batches, chunk.local_weights, chunk.keys):
+            self._remember(batch, weights, key)
         return chunk
 
     def _draw_chunk(self, k: int) -> Chunk:
@@ -292,22 +294,26 @@ class HardExampleSampler:
         mine = [slice(self.rank * (b.size // self.world_size), (self.rank + 1) * (b.size // self.world_size))
                 for b in chunk.indices]
         batches = [np.ascontiguousarray(b[m], dtype=np.int64) for b, m in zip(chunk.indices, mine)]
-        flat = torch.from_numpy(np.concatenate([w[m] for w, m in zip(chunk.weights, mine)]).astype(np.float32))
+        sizes = [b.size for b in batches]
+        flat = np.concatenate([w[m] for w, m in zip(chunk.weights, mine)])
+        # the weights, and the weights over the batch size: hm.reduce's mean is then one dot product
+        both = torch.from_numpy(np.stack([flat, flat / np.repeat(sizes, sizes)]).astype(np.float32))
         if self._device.type != "cpu":
-            flat = flat.pin_memory().to(self._device, non_blocking=True)
+            both = both.pin_memory().to(self._device, non_blocking=True)
         labels = self.memory.labels
         if labels is not None:  # the classes drawn, per batch, in one bincount
             k = self._drawn_per_class.size
-            which = np.repeat(np.arange(len(batches)), [b.size for b in batches])
+            which = np.repeat(np.arange(len(batches)), sizes)
             counts = np.bincount(which * k + labels[np.concatenate(batches)], minlength=len(batches) * k)
             chunk.counts = counts.reshape(len(batches), k)
         at = 0
         chunk.batches, chunk.local_weights = batches, []
-        for batch in batches:
-            weights = flat[at: at + batch.size]
+        for size in sizes:
+            weights = both[0, at: at + size]
             weights._hardmine_valid = True  # finite and non-negative by construction: hm.reduce does not look
+            weights._hardmine_mean = both[1, at: at + size]
             chunk.local_weights.append(weights)
-            at += batch.size
+            at += size
 
     # Candidate batches (CandidatePolicy): each step, candidates x the batch, drawn uniformly without replacement
     # within the batch from a stream of its own, a pure function of (seed, epoch, step); `update` selects.
@@ -324,8 +330,8 @@ class HardExampleSampler:
                              f"sampler yielded: pass update() the whole candidate batch ({self.policy.candidates} x "
                              "batch_size indices, in the order yielded) with the losses of all of them")
 
-    def _remember(self, batch: np.ndarray, weights: torch.Tensor) -> None:
-        self._pending[batch.tobytes()] = (batch, weights)
+    def _remember(self, batch: np.ndarray, weights: torch.Tensor, key: bytes | None = None) -> None:
+        self._pending[batch.tobytes() if key is None else key] = (batch, weights)
         while len(self._pending) > _PENDING_BATCHES:
             self._pending.popitem(last=False)
 
@@ -393,11 +399,12 @@ class HardExampleSampler:
         separately, so every rank's memory and priorities stay identical. Bad input raises before anything
         changes. The batch counts as consumed.
         """
-        found = self._pending.get(_key(indices))
+        key = _key(indices)
+        found = self._pending.get(key)
         if not stats and self.world_size == 1 and not self._batch_policy and not self._buffer.entries:
             host = _host_array(per_sample_loss)
             if host is not None:  # the common case: one process, values on the host
-                self._update_on_host(indices, found, host)
+                self._update_on_host(indices, found, host, key)
                 return
         if self._buffer.sizes:
             self.flush(wait=True)  # a buffer holds one kind of update at a time
@@ -440,7 +447,7 @@ class HardExampleSampler:
             self.flush(wait=False)
 
     def _update_on_host(self, indices: Any, found: tuple[np.ndarray, torch.Tensor] | None,
-                        host: np.ndarray) -> None:
+                        host: np.ndarray, key: bytes | None) -> None:
         """`update` of one process with the scores [B] on the host and no statistics: checked by one min and
         one max (`ScoreMemory.value_range`) and the policy's `check_scores`, then copied into the buffer."""
         local = found[0] if found is not None else check_indices("indices", indices, self.memory.num_samples)
@@ -461,7 +468,7 @@ class HardExampleSampler:
             if view.size:
                 self.policy.check_scores("per_sample_loss", local, view, self.memory, (smallest, largest))
             self._buffer.commit(local)
-        self._consume(indices, local)
+        self._consume(indices, local, key if found is not None else None)
         self._device = _CPU
         self._last_update = None if found is None else (found[1], host)
         self._last_indices = (indices, found)  # `weights(indices)` right after finds the batch at once
@@ -470,12 +477,12 @@ class HardExampleSampler:
         if len(self._buffer) >= self.chunk:
             self.flush()
 
-    def _consume(self, indices: Any, local: np.ndarray) -> None:
+    def _consume(self, indices: Any, local: np.ndarray, key: bytes | None = None) -> None:
         """Count the batch `local` [B] (passed as the object `indices`) as consumed, once for the `weights` and
         `update` calls of a step with the same object."""
         if indices is not self._consumed_by:
             self._consumed_by = indices
-            self._consumption.consume(local)
+            self._consumption.consume(local, key)
 
     def _check(self, indices: np.ndarray, host: dict[str, np.ndarray]) -> None:
         """The memory's and the policy's checks of one batch's values [B] (by source name) on the host."""
