@@ -92,6 +92,11 @@ def draw_from_subset(permutation: np.ndarray, subset: np.ndarray | None, subset_
     samples = permutation.size
     start = first * stride
     positions = permutation[(start + np.arange((len(sizes) - 1) * stride + sizes[-1])) % samples]
+    if not policy.guards:  # no cap: every weight is that of the subset (or one), for the whole chunk at once
+        chosen = positions if subset is None else subset[positions]
+        every = np.ones(positions.size) if subset is None else subset_weights[positions]
+        ends = [(b * stride, b * stride + size) for b, size in enumerate(sizes)]
+        return Chunk(first, [chosen[lo:hi] for lo, hi in ends], [every[lo:hi] for lo, hi in ends])
     indices, weights = [], []
     for b, size in enumerate(sizes):
         own = positions[b * stride: b * stride + size]

@@ -291,11 +291,15 @@ class HardExampleSampler:
     def _slice_chunk(self, chunk: Chunk) -> None:
         """This rank's share of every batch of the chunk, with its weights as float32 tensors [B] on the device
         of the latest losses (one copy for the whole chunk)."""
-        mine = [slice(self.rank * (b.size // self.world_size), (self.rank + 1) * (b.size // self.world_size))
-                for b in chunk.indices]
-        batches = [np.ascontiguousarray(b[m], dtype=np.int64) for b, m in zip(chunk.indices, mine)]
+        if self.world_size == 1:
+            batches = [np.ascontiguousarray(b, dtype=np.int64) for b in chunk.indices]
+            flat = np.concatenate(chunk.weights)
+        else:
+            mine = [slice(self.rank * (b.size // self.world_size), (self.rank + 1) * (b.size // self.world_size))
+                    for b in chunk.indices]
+            batches = [np.ascontiguousarray(b[m], dtype=np.int64) for b, m in zip(chunk.indices, mine)]
+            flat = np.concatenate([w[m] for w, m in zip(chunk.weights, mine)])
         sizes = [b.size for b in batches]
-        flat = np.concatenate([w[m] for w, m in zip(chunk.weights, mine)])
         # the weights, and the weights over the batch size: hm.reduce's mean is then one dot product
         both = torch.from_numpy(np.stack([flat, flat / np.repeat(sizes, sizes)]).astype(np.float32))
         if self._device.type != "cpu":
@@ -306,14 +310,10 @@ class HardExampleSampler:
             which = np.repeat(np.arange(len(batches)), sizes)
             counts = np.bincount(which * k + labels[np.concatenate(batches)], minlength=len(batches) * k)
             chunk.counts = counts.reshape(len(batches), k)
-        at = 0
-        chunk.batches, chunk.local_weights = batches, []
-        for size in sizes:
-            weights = both[0, at: at + size]
+        chunk.batches, chunk.local_weights = batches, list(both[0].split(sizes))
+        for weights, over_size in zip(chunk.local_weights, both[1].split(sizes)):
             weights._hardmine_valid = True  # finite and non-negative by construction: hm.reduce does not look
-            weights._hardmine_mean = both[1, at: at + size]
-            chunk.local_weights.append(weights)
-            at += size
+            weights._hardmine_mean = over_size
 
     # Candidate batches (CandidatePolicy): each step, candidates x the batch, drawn uniformly without replacement
     # within the batch from a stream of its own, a pure function of (seed, epoch, step); `update` selects.
