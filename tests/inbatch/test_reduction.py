@@ -91,3 +91,16 @@ def test_a_weight_tensor_of_the_loss_shape_takes_the_plain_weighted_mean():
     batch = next(iter(sampler))
     torch.testing.assert_close(hm.reduce(loss[:5], sampler.weights(batch)),
                                hm.reduce(loss[:5], sampler.weights(batch).clone(), normalize="mean"))
+
+
+def test_the_sampler_s_weights_give_the_weighted_mean_in_one_dot_product_also_for_a_short_last_batch():
+    sampler = hm.HardExampleSampler(hm.ScoreMemory(23), batch_size=5, policy="importance", seed=0)
+    for batch in sampler:  # the last batch holds 3 samples
+        sampler.update(batch, np.arange(1.0, batch.size + 1))
+    assert batch.size == 3
+    w = sampler.weights(batch)
+    loss = torch.rand(3, requires_grad=True)
+    reduced = hm.reduce(loss, w)
+    reduced.backward()
+    torch.testing.assert_close(reduced, (loss.detach() * w).sum() / 3)
+    torch.testing.assert_close(loss.grad, w / 3)

@@ -80,3 +80,54 @@ def test_the_three_kinds_are_importable_from_hardmine_policies_and_the_sampler_d
                      "prune_easy": "SubsetPolicy", "selective_backprop": "BatchPolicy"}
     with pytest.raises(ValueError, match=r"policy must be one of \[.*'importance'.*\], got 'importanse'"):
         build_policy("importanse")
+
+
+def _refuses(policy, values):
+    memory = ScoreMemory(values.size)
+    try:
+        policy.check_scores("per_sample_loss", np.arange(values.size), values, memory)
+    except ValueError as error:
+        return str(error)
+    return None
+
+
+@pytest.mark.parametrize("alpha", [1.0, 2.0, 8.0])
+def test_the_check_at_a_batchs_extremes_refuses_exactly_what_the_full_check_refuses(alpha):
+    """ImportancePolicy is monotone: checking the smallest and largest score must decide as every score would."""
+    class Unmonotone(ImportancePolicy):  # the same priorities, checked score by score
+        monotone = False
+
+    rng = np.random.default_rng(0)
+    refused = 0
+    for trial in range(60):
+        values = rng.uniform(-5, 5, 16) * 10.0 ** rng.integers(0, 40)
+        fast, full = ImportancePolicy(alpha=alpha), Unmonotone(alpha=alpha)
+        assert (_refuses(fast, values) is None) == (_refuses(full, values) is None), values
+        refused += _refuses(full, values) is not None
+    assert 0 < refused < 60  # both outcomes were tried
+
+
+def test_a_range_checked_in_one_epoch_is_checked_again_when_the_epoch_changes_the_priorities():
+    """A monotone policy whose priorities depend on the epoch's state: the range found fit before is forgotten."""
+    from hardmine import PriorityPolicy
+
+    class Scaled(PriorityPolicy):  # no name: not registered
+        monotone = True
+
+        def prepare(self, epoch, memory):
+            self.scale = 10.0 ** (30 * epoch)
+
+        def priority(self, difficulty):
+            return np.maximum(difficulty, 0.0) * self.scale
+
+    memory = ScoreMemory(8)
+    policy = Scaled()
+    policy.start_epoch(0, memory)
+    values = np.full(4, 1e9)
+    policy.check_scores("per_sample_loss", np.arange(4), values, memory)  # a priority of 1e9 at epoch 0
+    policy.start_epoch(1, memory)  # 1e39 now: past float32
+    with pytest.raises(ValueError, match="per_sample_loss would give sample 0 a priority of 1e\\+39"):
+        policy.check_scores("per_sample_loss", np.arange(4), values, memory)
+    policy.load_state_dict(policy.state_dict())  # a load forgets the checked range too
+    with pytest.raises(ValueError, match="1e\\+39"):
+        policy.check_scores("per_sample_loss", np.arange(4), values, memory)
