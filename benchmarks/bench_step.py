@@ -11,6 +11,8 @@ Rows: every registered policy with its default parameters; TorchRL's Prioritized
 torch.multinomial on a priority tensor doing the same job (draw B by priority, importance weights, B priorities
 written back, weighted mean). TorchRL's C++ segment tree is used when its extension loads; otherwise it is rebuilt
 from the C++ source torchrl ships (torch.utils.cpp_extension, once, cached); without torchrl the row is skipped.
+A first row, "per-sample loss, no sampler", is the bare loop with the loss every mining loop computes (per-sample
+cross-entropy and a weighted mean by one dot product): what the mining API itself costs before any sampler work.
 
 Timing: the CPU time of the training thread by default (`--clock wall` for elapsed time; with one torch thread
 every op runs on it, and a machine shared with other jobs inflates wall time more than CPU time); blocks of a
@@ -76,6 +78,24 @@ def bare(model, opt, x_all, y_all, batch: int) -> Step:
         idx = state["perm"][state["at"]: state["at"] + batch]
         state["at"] += batch
         train_step(model, opt, x_all[idx], y_all[idx], F.cross_entropy)
+
+    return step
+
+
+def per_sample_floor(model, opt, x_all, y_all, batch: int) -> Step:
+    """The bare loop with the loss any mining needs: per-sample cross-entropy and a weighted mean (weights of
+    ones, made once): what the mining API costs before any sampler work."""
+    state = {"perm": torch.randperm(len(y_all)), "at": 0}
+    ones = torch.ones(batch)
+
+    def step() -> None:
+        if state["at"] >= len(y_all):
+            state["perm"], state["at"] = torch.randperm(len(y_all)), 0
+        idx = state["perm"][state["at"]: state["at"] + batch]
+        state["at"] += batch
+        train_step(model, opt, x_all[idx], y_all[idx],
+                   lambda logits, y: torch.dot(F.cross_entropy(logits, y, reduction="none"), ones[: y.numel()])
+                   / y.numel())
 
     return step
 
@@ -190,6 +210,8 @@ def run(batch: int, rounds: int, only: set[str] | None, x_all, y_all, blocks_per
 
     variants: dict[str, Step] = {}
     skipped: dict[str, str] = {}
+    if only is None or "floor" in only:
+        variants["per-sample loss, no sampler"] = per_sample_floor(*fresh(), x_all, y_all, batch)
     for name in hm.POLICIES:
         if only is None or name in only:
             try:
@@ -243,7 +265,7 @@ def main() -> None:
     parser.add_argument("--batch-sizes", default="256,1024")
     parser.add_argument("--rounds", type=int, default=24)
     parser.add_argument("--blocks-per-epoch", type=int, default=4, help="timed blocks are this fraction of an epoch")
-    parser.add_argument("--only", default=None, help="comma-separated rows: policy names, torchrl, multinomial")
+    parser.add_argument("--only", default=None, help="comma-separated rows: policy names, floor, torchrl, multinomial")
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="thread",
                         help="thread: CPU time of the training thread (robust on a shared machine); wall: elapsed")
     parser.add_argument("--fashion-mnist", action="store_true", help="the real data (needs dataset-fashion-mnist)")
