@@ -102,6 +102,8 @@ def test_buffered_updates_read_as_if_written_at_once(fake_loss):
     (lambda b: np.ones(b.size - 1), ValueError, "per_sample_loss has shape"),
     (lambda b: np.ones(b.size, dtype=complex), TypeError, "per_sample_loss must be a real-valued"),
     (lambda b: torch.full((b.size,), float("inf")), ValueError, "per_sample_loss has"),
+    (lambda b: torch.full((b.size,), float("nan"), dtype=torch.bfloat16), ValueError, "per_sample_loss has 8 non"),
+    (lambda b: torch.ones(b.size, 1), ValueError, "per_sample_loss has shape"),
 ])
 def test_bad_losses_raise_in_the_call_while_updates_are_buffered(bad, error, match, fake_loss):
     memory, reference = ScoreMemory(40), ScoreMemory(40)
@@ -132,6 +134,21 @@ def test_the_fused_check_accepts_what_fits_and_refuses_what_does_not():
     assert len(sampler._buffer) == 1
     assert (memory.get("seen")[batch] == 1).all() and memory.updates == 1
     assert memory.get("seen").sum() == 4
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
+def test_losses_as_cpu_tensors_of_any_floating_dtype_record_what_numpy_losses_record(dtype):
+    """The per-step path copies and ranges a CPU tensor with torch; the memory must be as with numpy input."""
+    memories = [ScoreMemory(48), ScoreMemory(48)]
+    samplers = [HardExampleSampler(m, batch_size=8, policy="importance", seed=1, chunk=3) for m in memories]
+    rng = np.random.default_rng(0)
+    for batch_t, batch_n in zip(samplers[0], samplers[1]):
+        losses = torch.from_numpy(rng.random(batch_t.size) * 4).to(dtype)
+        samplers[0].update(torch.from_numpy(batch_t), losses.requires_grad_(True))
+        samplers[1].update(batch_n, losses.detach().double().numpy())
+    for name in ("score", "ema", "seen", "last_step"):
+        np.testing.assert_array_equal(memories[0].get(name), memories[1].get(name))
+    assert np.isfinite(samplers[0].stats()["loss_variance"])
 
 
 def test_chunk_must_be_positive():

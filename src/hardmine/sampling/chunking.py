@@ -127,45 +127,56 @@ class Pending:
 class UpdateBuffer:
     """The updates of the batches consumed since the last write, in order.
 
-    The common case (one process, host values, no statistics) is copied into two growing arrays (indices and
-    float64 scores: `stage`, `commit`); anything else is kept as `Pending` entries. The sampler keeps one kind
-    at a time.
+    The common case (one process, host values, no statistics) is copied into one growing float64 array of
+    scores, with the batches' index arrays kept as they are (`stage`, `commit`); anything else is kept as
+    `Pending` entries. The sampler keeps one kind at a time.
+
+    The per-step path calls as few numpy functions as it can: right after a training step numpy's code is cold
+    (torch's kernels have evicted it from the CPU caches), and a first numpy reduction then costs some 15 us, so
+    a CPU tensor of scores is copied and ranged by torch (`copy_`, `aminmax`), whose code the step just ran.
     """
 
     def __init__(self) -> None:
         self.entries: list[Pending] = []
-        self.indices = np.empty(0, dtype=np.int64)
+        self.parts: list[np.ndarray] = []
         self.scores = np.empty(0, dtype=np.float64)
+        self._scores_tensor = torch.from_numpy(self.scores)
         self.size = 0
         self.sizes: list[int] = []
 
     def __len__(self) -> int:
         return len(self.sizes) + len(self.entries)
 
-    def stage(self, scores: np.ndarray, low: float, high: float) -> tuple[np.ndarray, float, float] | None:
-        """Copy a batch's real-valued scores [B] in after the buffered ones, as float64, without keeping them yet:
-        the copy with its smallest and largest value, or None when one of them is NaN or outside [low, high]
-        (one min and one max; the caller finds out which). `commit` keeps them."""
+    def stage(self, scores: np.ndarray | torch.Tensor, low: float,
+              high: float) -> tuple[np.ndarray, float, float] | None:
+        """Copy a batch's real-valued scores [B] (a numpy array or a detached CPU tensor) in after the buffered
+        ones, as float64, without keeping them yet: the copy with its smallest and largest value, or None when
+        one of them is NaN or outside [low, high] (the caller finds out which). `commit` keeps them."""
         at = self.size
         end = at + scores.shape[0]
-        if end > self.indices.size:
-            grown = max(end, 2 * self.indices.size)
-            self.indices = np.concatenate([self.indices[:at], np.empty(grown - at, dtype=np.int64)])
+        if end > self.scores.size:
+            grown = max(end, 2 * self.scores.size)
             self.scores = np.concatenate([self.scores[:at], np.empty(grown - at, dtype=np.float64)])
-        view = self.scores[at:end]
-        view[...] = scores
-        if not view.size:
-            return view, 0.0, 0.0
-        smallest, largest = float(view.min()), float(view.max())
+            self._scores_tensor = torch.from_numpy(self.scores)
+        if end == at:
+            return self.scores[at:end], 0.0, 0.0
+        if isinstance(scores, torch.Tensor):
+            view = self._scores_tensor[at:end]
+            view.copy_(scores)
+            smallest, largest = (v.item() for v in torch.aminmax(view))
+        else:
+            view = self.scores[at:end]
+            view[...] = scores
+            smallest, largest = float(view.min()), float(view.max())
         if not (smallest >= low and largest <= high):  # a NaN fails both
             return None
-        return view, smallest, largest
+        return self.scores[at:end], smallest, largest
 
-    def commit(self, indices: np.ndarray) -> None:
-        """Keep the scores just staged, of the samples `indices` [B] (validated int64)."""
-        at = self.size
-        self.indices[at: at + indices.size] = indices
-        self.size = at + indices.size
+    def commit(self, indices: np.ndarray, owned: bool) -> None:
+        """Keep the scores just staged, of the samples `indices` [B] (validated int64; `owned`: an array nobody
+        else changes, kept without a copy)."""
+        self.parts.append(indices if owned else indices.copy())
+        self.size += indices.size
         self.sizes.append(indices.size)
 
     def take(self, wait: bool) -> list[Pending]:
@@ -181,15 +192,16 @@ class UpdateBuffer:
         return taken
 
     def take_arrays(self) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray, int]:
-        """(indices [M], {"scores": [M]}, batch number [M], batches) of the appended batches, and empty them.
-        The arrays are views, valid until the next `append`."""
-        sizes, size = self.sizes, self.size
-        self.sizes, self.size = [], 0
+        """(indices [M], {"scores": [M]}, batch number [M], batches) of the committed batches, and empty them.
+        The scores are a view, valid until the next `stage`."""
+        sizes, size, parts = self.sizes, self.size, self.parts
+        self.sizes, self.size, self.parts = [], 0, []
         batch = np.repeat(np.arange(len(sizes)), sizes) if len(sizes) > 1 else None
-        return self.indices[:size], {"scores": self.scores[:size]}, batch, len(sizes)
+        indices = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        return indices, {"scores": self.scores[:size]}, batch, len(sizes)
 
     def clear(self) -> None:
-        self.entries, self.sizes, self.size = [], [], 0
+        self.entries, self.sizes, self.size, self.parts = [], [], 0, []
 
 
 def concatenate(entries: list[Pending]) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray | None]:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hardmine._checks import check_indices, check_int
+from hardmine._checks import check_indices, check_int, to_numpy
 from hardmine.distributed import agree_on_errors, all_gather_1d, rank_and_world, rank_offset
 from hardmine.memory import ScoreMemory
 from hardmine.sampling.chunking import Chunk, Pending, UpdateBuffer, concatenate, draw_by_priority, draw_from_subset
@@ -93,7 +93,7 @@ class HardExampleSampler:
         self._permutation: np.ndarray | None = None
         self._pending: OrderedDict[bytes, tuple[np.ndarray, torch.Tensor]] = OrderedDict()
         self._chunk: Chunk | None = None  # this rank's shares of the batches drawn ahead (recorded in Consumption)
-        self._counted = 0  # batches of the epoch whose classes are counted in _drawn_per_class
+        self._counted = 0  # batches of the epoch (drawn) whose classes are counted in _drawn_per_class
         self._consumed_by: Any = None  # the object of the batch `update` or `weights` consumed last
         self._buffer = UpdateBuffer()
         self._device = torch.device("cpu")  # of the latest losses: where `weights` puts its tensors
@@ -197,10 +197,6 @@ class HardExampleSampler:
                 started = time.perf_counter()
                 chunk = self._next_chunk(k)
                 self._mining_seconds += time.perf_counter() - started
-            if k >= self._counted:  # the classes of a batch served for the first time
-                self._counted = k + 1
-                if chunk.counts is not None:
-                    self._drawn_per_class += chunk.counts[k - chunk.first]
             self._last_indices = None
             yield chunk.batches[k - chunk.first]
             k += 1
@@ -256,6 +252,10 @@ class HardExampleSampler:
         for j, (indices, weights, batch, key) in enumerate(zip(chunk.indices, chunk.weights, chunk.batches,
                                                                 chunk.keys)):
             self._consumption.record(k + j, indices, weights, batch, key)
+        if chunk.end > self._counted:  # the classes of the batches drawn for the first time
+            if chunk.counts is not None:
+                self._drawn_per_class += chunk.counts[max(self._counted - k, 0):].sum(axis=0)
+            self._counted = chunk.end
         return chunk
 
     def _adopt(self, chunk: Chunk) -> Chunk:
@@ -447,17 +447,19 @@ class HardExampleSampler:
             self.flush(wait=False)
 
     def _update_on_host(self, indices: Any, found: tuple[np.ndarray, torch.Tensor] | None,
-                        host: np.ndarray, key: bytes | None) -> None:
-        """`update` of one process with the scores [B] on the host and no statistics: checked by one min and
-        one max (`ScoreMemory.value_range`) and the policy's `check_scores`, then copied into the buffer."""
+                        host: np.ndarray | torch.Tensor, key: bytes | None) -> None:
+        """`update` of one process with the scores [B] on the host (a numpy array, or a detached CPU tensor of a
+        floating dtype) and no statistics: checked by one min and one max (`ScoreMemory.value_range`) and the
+        policy's `check_scores`, then copied into the buffer."""
         local = found[0] if found is not None else check_indices("indices", indices, self.memory.num_samples)
-        if host.dtype.kind not in "fiub":
+        if isinstance(host, np.ndarray) and host.dtype.kind not in "fiub":
             raise TypeError(f"per_sample_loss must be a real-valued array, got dtype {host.dtype}")
         if host.ndim != 1 or host.shape[0] != local.size:
             raise ValueError(f"per_sample_loss has shape {tuple(host.shape)} but the indices have length "
                              f"{local.size}")
         staged = self._buffer.stage(host, *self.memory.value_range("scores"))
         if staged is None:  # raises, naming the values, for NaN, inf or what does not fit a column
+            host = to_numpy(host.double() if isinstance(host, torch.Tensor) else host)
             _, checked, _ = self.memory.check_update(local, host, score_name="per_sample_loss")
             self.policy.check_scores("per_sample_loss", local, checked["scores"], self.memory)
             self.flush(wait=True)  # fits every column but not one range (an integer column): written as an entry
@@ -467,7 +469,7 @@ class HardExampleSampler:
             view, smallest, largest = staged
             if view.size:
                 self.policy.check_scores("per_sample_loss", local, view, self.memory, (smallest, largest))
-            self._buffer.commit(local)
+            self._buffer.commit(local, owned=found is not None)
         self._consume(indices, local, key if found is not None else None)
         self._device = _CPU
         self._last_update = None if found is None else (found[1], host)
@@ -557,7 +559,10 @@ class HardExampleSampler:
             out.update(weight_mean=float(w.mean()), weight_min=float(w.min()), weight_max=float(w.max()))
         if self._last_update is not None:
             weights, losses = self._last_update
-            losses = losses.array() if isinstance(losses, HostValues) else losses
+            if isinstance(losses, HostValues):
+                losses = losses.array()
+            elif isinstance(losses, torch.Tensor):
+                losses = losses.double().numpy()
             out["loss_variance"] = float(np.var(weights.cpu().numpy() * losses))
         if scores.size:
             age = memory.updates - 1 - memory.get("last_step")[seen]
@@ -669,13 +674,17 @@ def _key(indices: Any) -> bytes | None:
     return indices.tobytes()
 
 
-def _host_array(values: Any) -> np.ndarray | None:
-    """`values` as a numpy array without copying when it is a CPU tensor or a numpy array; None otherwise."""
+def _host_array(values: Any) -> np.ndarray | torch.Tensor | None:
+    """`values` without a copy when they are on the host: a numpy array, or a CPU tensor of a floating dtype
+    (detached); None otherwise (other tensors take the general path)."""
     if type(values) is np.ndarray:
         return values
-    if type(values) is torch.Tensor and values.device.type == "cpu" and values.dtype is not torch.bfloat16:
-        return values.detach().numpy() if values.requires_grad else values.numpy()
+    if type(values) is torch.Tensor and values.device.type == "cpu" and values.dtype in _FLOATING:
+        return values.detach() if values.requires_grad else values
     return None
+
+
+_FLOATING = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 
 
 class WithIndex(torch.utils.data.Dataset):
