@@ -34,8 +34,6 @@ class Chunk:
     """Its weights (float32 [B]) on the device of the latest losses."""
     keys: list[bytes] = field(default_factory=list)
     """The bytes of each share (how `update` and `weights` find a batch)."""
-    counts: np.ndarray | None = None
-    """Samples of each class [C, K] in this rank's share of each batch (None without labels)."""
 
     @property
     def end(self) -> int:

@@ -252,9 +252,11 @@ class HardExampleSampler:
         for j, (indices, weights, batch, key) in enumerate(zip(chunk.indices, chunk.weights, chunk.batches,
                                                                 chunk.keys)):
             self._consumption.record(k + j, indices, weights, batch, key)
-        if chunk.end > self._counted:  # the classes of the batches drawn for the first time
-            if chunk.counts is not None:
-                self._drawn_per_class += chunk.counts[max(self._counted - k, 0):].sum(axis=0)
+        labels = self.memory.labels
+        if chunk.end > self._counted:  # the classes of the batches drawn for the first time, in one bincount
+            if labels is not None:
+                drawn = labels[np.concatenate(chunk.batches[max(self._counted - k, 0):])]
+                self._drawn_per_class += np.bincount(drawn, minlength=self._drawn_per_class.size)
             self._counted = chunk.end
         return chunk
 
@@ -304,12 +306,6 @@ class HardExampleSampler:
         both = torch.from_numpy(np.stack([flat, flat / np.repeat(sizes, sizes)]).astype(np.float32))
         if self._device.type != "cpu":
             both = both.pin_memory().to(self._device, non_blocking=True)
-        labels = self.memory.labels
-        if labels is not None:  # the classes drawn, per batch, in one bincount
-            k = self._drawn_per_class.size
-            which = np.repeat(np.arange(len(batches)), sizes)
-            counts = np.bincount(which * k + labels[np.concatenate(batches)], minlength=len(batches) * k)
-            chunk.counts = counts.reshape(len(batches), k)
         chunk.batches, chunk.local_weights = batches, list(both[0].split(sizes))
         for weights, over_size in zip(chunk.local_weights, both[1].split(sizes)):
             weights._hardmine_valid = True  # finite and non-negative by construction: hm.reduce does not look
