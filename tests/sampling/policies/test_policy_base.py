@@ -99,7 +99,7 @@ def test_the_check_at_a_batchs_extremes_refuses_exactly_what_the_full_check_refu
 
     rng = np.random.default_rng(0)
     refused = 0
-    for trial in range(60):
+    for _ in range(60):
         values = rng.uniform(-5, 5, 16) * 10.0 ** rng.integers(0, 40)
         fast, full = ImportancePolicy(alpha=alpha), Unmonotone(alpha=alpha)
         assert (_refuses(fast, values) is None) == (_refuses(full, values) is None), values
