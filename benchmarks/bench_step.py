@@ -11,6 +11,9 @@ Rows: every registered policy with its default parameters; TorchRL's Prioritized
 torch.multinomial on a priority tensor doing the same job (draw B by priority, importance weights, B priorities
 written back, weighted mean). TorchRL's C++ segment tree is used when its extension loads; otherwise it is rebuilt
 from the C++ source torchrl ships (torch.utils.cpp_extension, once, cached); without torchrl the row is skipped.
+Candidate policies (online_top_loss, rho_loss) run their own documented loop (a no-grad forward of `candidates x
+B` samples, then forward and backward of the B chosen), so their share includes that extra forward; rho_loss's
+reference-model losses are zeros (their computation, once before training, is not timed).
 A first row, "per-sample loss, no sampler", is the bare loop with the loss every mining loop computes (per-sample
 cross-entropy and a weighted mean by one dot product): what the mining API itself costs before any sampler work.
 
@@ -39,6 +42,7 @@ import torch
 import torch.nn.functional as F
 
 import hardmine as hm
+from hardmine.sampling.policies import CandidatePolicy
 
 NUM_SAMPLES = 60_000
 Step = Callable[[], None]
@@ -106,10 +110,16 @@ def endless(sampler: hm.HardExampleSampler) -> Iterator[np.ndarray]:
 
 
 def mined(model, opt, x_all, y_all, batch: int, policy: str) -> Step:
-    """The loop of the README: the sampler picks the batch, update, weights, reduce."""
+    """The loop of the README: the sampler picks the batch, update, weights, reduce (for a candidate policy, its
+    own loop: a no-grad forward of the candidates, update, then forward and backward of the B chosen)."""
     memory = hm.ScoreMemory(len(y_all), labels=y_all)
     sampler = hm.HardExampleSampler(memory, batch_size=batch, policy=policy, seed=0)
+    for column in memory.columns:  # a fixed column left unset (a reference model's losses): zeros
+        if column.source is None and np.isnan(memory.get(column.name)).all():
+            memory.set(column.name, np.zeros(len(y_all)))
     batches = endless(sampler)
+    if isinstance(sampler.policy, CandidatePolicy):
+        return candidate_loop(model, opt, x_all, y_all, sampler, batches)
 
     def step() -> None:
         idx = torch.from_numpy(next(batches))
@@ -120,6 +130,19 @@ def mined(model, opt, x_all, y_all, batch: int, policy: str) -> Step:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+
+    return step
+
+
+def candidate_loop(model, opt, x_all, y_all, sampler: hm.HardExampleSampler, batches: Iterator[np.ndarray]) -> Step:
+    """CandidatePolicy's documented loop: score `candidates x B` without gradient, back-propagate the B chosen."""
+    def step() -> None:
+        idx = torch.from_numpy(next(batches))
+        with torch.no_grad():
+            scores = F.cross_entropy(model(x_all[idx]), y_all[idx], reduction="none")
+        sampler.update(idx, scores)
+        chosen = idx[sampler.weights(idx) > 0]
+        train_step(model, opt, x_all[chosen], y_all[chosen], F.cross_entropy)
 
     return step
 
