@@ -397,7 +397,7 @@ class HardExampleSampler:
         """
         key = _key(indices)
         found = self._pending.get(key)
-        if not stats and self.world_size == 1 and not self._batch_policy and not self._buffer.entries:
+        if not stats and self.world_size == 1 and not self._buffer.entries:
             host = _host_array(per_sample_loss)
             if host is not None:  # the common case: one process, values on the host
                 self._update_on_host(indices, found, host, key)
@@ -446,8 +446,11 @@ class HardExampleSampler:
                         host: np.ndarray | torch.Tensor, key: bytes | None) -> None:
         """`update` of one process with the scores [B] on the host (a numpy array, or a detached CPU tensor of a
         floating dtype) and no statistics: checked by one min and one max (`ScoreMemory.value_range`) and the
-        policy's `check_scores`, then copied into the buffer."""
+        policy's `check_scores`, then copied into the buffer; a batch policy then selects from them."""
         local = found[0] if found is not None else check_indices("indices", indices, self.memory.num_samples)
+        selecting = self._batch_policy and not self.policy.in_warmup(self._epoch)
+        if selecting:
+            self._check_candidates(local)
         if isinstance(host, np.ndarray) and host.dtype.kind not in "fiub":
             raise TypeError(f"per_sample_loss must be a real-valued array, got dtype {host.dtype}")
         if host.ndim != 1 or host.shape[0] != local.size:
@@ -459,13 +462,17 @@ class HardExampleSampler:
             _, checked, _ = self.memory.check_update(local, host, score_name="per_sample_loss")
             self.policy.check_scores("per_sample_loss", local, checked["scores"], self.memory)
             self.flush(wait=True)  # fits every column but not one range (an integer column): written as an entry
-            values = {"scores": HostValues("per_sample_loss", checked["scores"], local)}
+            scores = checked["scores"]
+            values = {"scores": HostValues("per_sample_loss", scores, local)}
             self._buffer.entries.append(Pending(local, values, checked=True))
         else:
-            view, smallest, largest = staged
-            if view.size:
-                self.policy.check_scores("per_sample_loss", local, view, self.memory, (smallest, largest))
+            scores, smallest, largest = staged
+            if scores.size:
+                self.policy.check_scores("per_sample_loss", local, scores, self.memory, (smallest, largest))
             self._buffer.commit(local, owned=found is not None)
+        if selecting:  # the batch's weights, decided by its scores (checked by hm.reduce: a policy's own numbers)
+            found = (local, torch.from_numpy(self.policy.guarded_select(scores, local).astype(np.float32)))
+            self._remember(local, found[1], key)
         self._consume(indices, local, key if found is not None else None)
         self._device = _CPU
         self._last_update = None if found is None else (found[1], host)
