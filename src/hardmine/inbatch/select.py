@@ -199,20 +199,26 @@ class Stochastic:
     def _record(self, values: torch.Tensor) -> torch.Tensor:
         """Append `values` to the ring buffer and return the current history, sorted."""
         values = values.to("cpu", torch.float64)[-self.history_size:]
-        slots = (self._position + torch.arange(values.numel())) % self.history_size
-        self._history[slots] = values
-        self._position = (self._position + values.numel()) % self.history_size
-        self._count = min(self._count + values.numel(), self.history_size)
+        n, at, size = values.numel(), self._position, self.history_size
+        first = min(n, size - at)  # the slots up to the buffer's end, then the rest from its start
+        self._history[at: at + first] = values[:first]
+        self._history[: n - first] = values[first:]
+        self._position = (at + n) % size
+        self._count = min(self._count + n, size)
         return torch.sort(self._history[: self._count]).values
+
+    def keep(self, values: torch.Tensor) -> torch.Tensor:
+        """Boolean [n]: which of the finite float64 scores `values` [n] to keep (no check: `__call__` checks);
+        advances the state."""
+        history = self._record(values).to(values.device)
+        percentile = torch.searchsorted(history, values, right=True).to(torch.float64) / max(history.numel(), 1)
+        draw = torch.rand(values.numel(), generator=self.generator, dtype=torch.float64).to(values.device)
+        return draw < percentile.pow(self.beta)
 
     def __call__(self, scores: torch.Tensor, mask: torch.Tensor | None = None) -> Selection:
         """Select from `scores` of any shape (optionally only where `mask` is True); advances the state."""
         flat, valid = _check_scores(scores, mask)
-        values = (flat if valid is None else flat[valid]).to(torch.float64)
-        history = self._record(values).to(flat.device)
-        percentile = torch.searchsorted(history, values, right=True).to(torch.float64) / max(history.numel(), 1)
-        draw = torch.rand(values.numel(), generator=self.generator, dtype=torch.float64).to(flat.device)
-        kept = draw < percentile.pow(self.beta)
+        kept = self.keep((flat if valid is None else flat[valid]).to(torch.float64))
         if valid is None:
             keep = kept
         else:

@@ -35,7 +35,7 @@ class SelectiveBackpropPolicy(BatchPolicy):
 
     def select(self, losses: np.ndarray, indices: np.ndarray) -> np.ndarray:
         """0 for dropped, B / kept for kept samples [B]; advances the selector's history and generator."""
-        keep = self._selector(torch.from_numpy(np.asarray(losses, dtype=np.float64))).mask().numpy()
+        keep = self._selector.keep(torch.from_numpy(np.asarray(losses, dtype=np.float64))).numpy()  # checked
         kept = int(keep.sum())
         self._state["kept"] += kept
         self._state["scored"] += keep.size
