@@ -26,6 +26,7 @@ difference inside them is within noise). Printed: mean step ms, share, quartiles
 
     python benchmarks/bench_step.py                 # B = 256 and 1024, 24 rounds
     python benchmarks/bench_step.py --rounds 3 --batch-sizes 256 --only uniform,importance
+    python benchmarks/bench_step.py --parts --only uniform,importance   # us per call inside the loop
 """
 
 from __future__ import annotations
@@ -283,6 +284,59 @@ def run(batch: int, rounds: int, only: set[str] | None, x_all, y_all, blocks_per
         print(f"{name:<28} {why}")
 
 
+def parts(batch: int, policies: list[str], x_all, y_all, epochs: int = 4) -> None:
+    """Where a mined step's time goes, inside the loop (caches as training leaves them): us per step of
+    `next(sampler)`, `update`, `weights` and `hm.reduce`, and of the chunk-level work inside them (drawing a chunk,
+    writing the buffered updates, epoch starts). Not interleaved: read them next to each other, not as shares."""
+    print(f"\nB = {batch}: us per step inside the training loop ({epochs} epochs after one of warm-up)")
+    print(f"{'policy':<20} {'next':>7} {'update':>7} {'weights':>8} {'reduce':>7} | {'draw chunk':>10} "
+          f"{'write':>7} {'epoch start':>11}")
+    for name in policies:
+        model = make_model(0)
+        opt = torch.optim.SGD(model.parameters(), lr=0.05)
+        memory = hm.ScoreMemory(len(y_all), labels=y_all)
+        sampler = hm.HardExampleSampler(memory, batch_size=batch, policy=name, seed=0)
+        inner = {"draw chunk": 0.0, "write": 0.0, "epoch start": 0.0}
+
+        def timed(method: Callable, key: str) -> Callable:
+            def call(*args, **kwargs):
+                start = clock()
+                out = method(*args, **kwargs)
+                inner[key] += clock() - start
+                return out
+            return call
+
+        for attr, key in (("_next_chunk", "draw chunk"), ("flush", "write"), ("_start_epoch", "epoch start")):
+            setattr(sampler, attr, timed(getattr(sampler, attr), key))  # the sampler calls them through self
+        outer = dict.fromkeys(("next", "update", "weights", "reduce"), 0.0)
+        batches = endless(sampler)
+        steps = -(-len(y_all) // batch)
+        for step in range((1 + epochs) * steps):
+            if step == steps:
+                outer, inner_start = dict.fromkeys(outer, 0.0), dict(inner)
+            t0 = clock()
+            idx = torch.from_numpy(next(batches))
+            t1 = clock()
+            per_sample = F.cross_entropy(model(x_all[idx]), y_all[idx], reduction="none")
+            t2 = clock()
+            sampler.update(idx, per_sample.detach())
+            t3 = clock()
+            w = sampler.weights(idx)
+            t4 = clock()
+            loss = hm.reduce(per_sample, w)
+            t5 = clock()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            for key, took in zip(outer, (t1 - t0, t3 - t2, t4 - t3, t5 - t4)):
+                outer[key] += took
+        n = epochs * steps
+        us = {k: 1e6 * v / n for k, v in outer.items()}
+        us.update({k: 1e6 * (inner[k] - inner_start[k]) / n for k in inner})
+        print(f"{name:<20} {us['next']:>7.1f} {us['update']:>7.1f} {us['weights']:>8.1f} {us['reduce']:>7.1f} | "
+              f"{us['draw chunk']:>10.1f} {us['write']:>7.1f} {us['epoch start']:>11.1f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-sizes", default="256,1024")
@@ -292,6 +346,8 @@ def main() -> None:
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="thread",
                         help="thread: CPU time of the training thread (robust on a shared machine); wall: elapsed")
     parser.add_argument("--fashion-mnist", action="store_true", help="the real data (needs dataset-fashion-mnist)")
+    parser.add_argument("--parts", action="store_true",
+                        help="instead of the table: where the mining path's time goes, per call (--only: policies)")
     args = parser.parse_args()
     global clock
     clock = CLOCKS[args.clock]
@@ -303,7 +359,10 @@ def main() -> None:
     x_all, y_all = make_data(args.fashion_mnist, seed=0)
     only = None if args.only is None else set(args.only.split(","))
     for batch in (int(b) for b in args.batch_sizes.split(",")):
-        run(batch, args.rounds, only, x_all, y_all, args.blocks_per_epoch)
+        if args.parts:
+            parts(batch, sorted(only or {"uniform", "importance"}), x_all, y_all)
+        else:
+            run(batch, args.rounds, only, x_all, y_all, args.blocks_per_epoch)
 
 
 if __name__ == "__main__":

@@ -104,3 +104,23 @@ def test_the_sampler_s_weights_give_the_weighted_mean_in_one_dot_product_also_fo
     reduced.backward()
     torch.testing.assert_close(reduced, (loss.detach() * w).sum() / 3)
     torch.testing.assert_close(loss.grad, w / 3)
+
+
+def test_a_batch_policy_s_own_weights_are_checked_by_reduce_unless_the_policy_vouches_for_them():
+    from hardmine import BatchPolicy
+
+    class Negative(BatchPolicy):  # no name: not registered; select says nothing about its weights
+        def select(self, losses, indices):
+            return -np.ones_like(losses)
+
+    for policy, fails in ((Negative(), True), (hm.SelectiveBackpropPolicy(), False)):
+        sampler = hm.HardExampleSampler(hm.ScoreMemory(20), batch_size=5, policy=policy, seed=0)
+        batch = next(iter(sampler))
+        sampler.update(batch, np.arange(1.0, 6.0))
+        loss = torch.rand(5, requires_grad=True)
+        if fails:
+            with pytest.raises(ValueError, match="finite and non-negative"):
+                hm.reduce(loss, sampler.weights(batch))
+        else:
+            w = sampler.weights(batch)
+            torch.testing.assert_close(hm.reduce(loss, w), (loss * w).sum() / 5)

@@ -358,8 +358,9 @@ class HardExampleSampler:
             raise ValueError("weights of a candidate batch are decided by update(): call sampler.update(indices, "
                              "losses of all candidates) first")
         if weights.device != self._device:
+            valid = getattr(weights, "_hardmine_valid", False)  # a policy's own selected weights may not be
             weights = weights.to(self._device, non_blocking=True)
-            weights._hardmine_valid = True
+            weights._hardmine_valid = valid
         self._last_weights = weights
         return weights
 
@@ -425,7 +426,7 @@ class HardExampleSampler:
             if batch_policy:
                 offset = rank_offset(local.size)
                 selected = self.policy.guarded_select(host["scores"], idx)[offset: offset + local.size]
-                self._remember(local, torch.from_numpy(selected.astype(np.float32)))  # checked by hm.reduce
+                self._remember(local, self._selected_weights(selected))
             values = {name: HostValues(name, v, idx) for name, v in host.items()}
             pending = Pending(idx, values, checked=True)
         else:
@@ -470,8 +471,8 @@ class HardExampleSampler:
             if scores.size:
                 self.policy.check_scores("per_sample_loss", local, scores, self.memory, (smallest, largest))
             self._buffer.commit(local, owned=found is not None)
-        if selecting:  # the batch's weights, decided by its scores (checked by hm.reduce: a policy's own numbers)
-            found = (local, torch.from_numpy(self.policy.guarded_select(scores, local).astype(np.float32)))
+        if selecting:  # the batch's weights, decided by its scores
+            found = (local, self._selected_weights(self.policy.guarded_select(scores, local)))
             self._remember(local, found[1], key)
         self._consume(indices, local, key if found is not None else None)
         self._device = _CPU
@@ -481,6 +482,18 @@ class HardExampleSampler:
             self.memory.buffering(self, self.flush)
         if len(self._buffer) >= self.chunk:
             self.flush()
+
+    def _selected_weights(self, selected: np.ndarray) -> torch.Tensor:
+        """A batch policy's weights [B] as float32; marked valid for `hm.reduce` (with their mean's w / B) when
+        the policy makes them finite and non-negative and no guard adjusts them, else `hm.reduce` checks them."""
+        policy = self.policy
+        if not policy.valid_weights or any("adjust_weights" in guard.hooks() for guard in policy.guards):
+            return torch.from_numpy(selected.astype(np.float32))
+        both = torch.from_numpy(np.stack([selected, selected / max(selected.size, 1)]).astype(np.float32))
+        weights = both[0]
+        weights._hardmine_valid = True
+        weights._hardmine_mean = both[1]
+        return weights
 
     def _consume(self, indices: Any, local: np.ndarray, key: bytes | None = None) -> None:
         """Count the batch `local` [B] (passed as the object `indices`) as consumed, once for the `weights` and

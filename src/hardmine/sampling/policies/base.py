@@ -436,6 +436,9 @@ class BatchPolicy(Policy):
     """Shuffled passes over all the data; the losses of each scored batch decide its weights (`select`)."""
 
     calls = frozenset({"adjust_difficulty", "adjust_weights"})
+    valid_weights: ClassVar[bool] = False
+    """Whether `select` returns finite, non-negative weights by construction: the sampler then marks them (without
+    a guard that adjusts weights) so that `hm.reduce` does not check them again."""
 
     def select(self, losses: np.ndarray, indices: np.ndarray) -> np.ndarray:
         """Hook: weights [B] of a scored batch of samples `indices` [B] given their guarded losses [B]:

@@ -47,6 +47,7 @@ class CandidatePolicy(BatchPolicy):
     """
 
     state_fields = {"selections": Int(0), "selected": Int(0), "scored": Int(0)}
+    valid_weights = True  # 0 or 1
 
     def __init__(self, candidates: int = 5, rule: str = "top", temperature: float = 1.0,
                  epoch_fraction: float = 1.0, seed: int = 0, **base: Any) -> None:

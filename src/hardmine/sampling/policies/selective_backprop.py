@@ -25,6 +25,7 @@ class SelectiveBackpropPolicy(BatchPolicy):
     """
 
     name = "selective_backprop"
+    valid_weights = True  # 0 or a positive constant
     state_fields = {"kept": Int(0), "scored": Int(0)}
 
     def __init__(self, beta: float = 1.0, history_size: int = 1024, seed: int = 0, **base: Any) -> None:
