@@ -178,3 +178,27 @@ def test_statistics_needed_names_what_guards_read():
     assert set(hm.scores.statistics(logits, targets)) == {"true_prob", "correct", "margin"}
     with pytest.raises(ValueError, match="names"):
         hm.scores.statistics(logits, targets, names=["nope"])
+
+
+def test_a_chunk_s_importance_weights_in_one_call_are_those_of_one_call_per_batch():
+    """ImportancePolicy computes a chunk's weights as rows of one array; a subclass that overrides `weights`
+    without saying it takes rows is called batch by batch, and both give the same weights."""
+    calls = []
+
+    class PerBatch(hm.ImportancePolicy):  # no name: not registered
+        def weights(self, probabilities, num_samples):
+            calls.append(probabilities.shape)
+            return super().weights(probabilities, num_samples)
+
+    assert hm.ImportancePolicy.weights_rows and not PerBatch.weights_rows
+    drawn = []
+    for policy in (hm.ImportancePolicy(alpha=2.0, mix=0.2), PerBatch(alpha=2.0, mix=0.2)):
+        memory = ScoreMemory(200)
+        memory.update(np.arange(200), np.linspace(0.1, 5.0, 200))
+        sampler = HardExampleSampler(memory, batch_size=8, policy=policy, seed=4, chunk=5)
+        batches = list(sampler)
+        drawn.append([(b, sampler.weights(b).numpy()) for b in batches])
+    assert calls and all(shape == (8,) for shape in calls)
+    for (b1, w1), (b2, w2) in zip(*drawn):
+        np.testing.assert_array_equal(b1, b2)
+        np.testing.assert_array_equal(w1, w2)

@@ -71,6 +71,10 @@ def draw_by_priority(tree: SumTree, policy: PriorityPolicy, num_samples: int, se
     if len(sizes) > 1:
         order = rng.permutation(total_free)
         drawn, probabilities = drawn[order], probabilities[order]
+    if (policy.weights_rows and len(set(sizes)) == 1 and not any(t.size for t in taken)
+            and not any("adjust_weights" in guard.hooks() for guard in policy.guards)):
+        rows = policy.weights(probabilities.reshape(len(sizes), sizes[0]), n)  # every batch in one call
+        return Chunk(first, list(drawn.reshape(len(sizes), sizes[0])), list(rows))
     indices, weights, at = [], [], 0
     for t, count in zip(taken, free):
         own, p = drawn[at: at + count], probabilities[at: at + count]

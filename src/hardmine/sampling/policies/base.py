@@ -284,6 +284,15 @@ class PriorityPolicy(Policy):
     calls = frozenset({"adjust_difficulty", "adjust_priorities", "adjust_mix", "forced", "adjust_weights",
                        "start_priorities"})
     mix: float = 0.0
+    weights_rows: ClassVar[bool] = False
+    """Whether `weights` also takes probabilities [K, B] (K batches of B drawn together, each row normalised on
+    its own), so that a chunk's weights are one call. A subclass that overrides `weights` without declaring this
+    again is called batch by batch."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "weights" in vars(cls) and "weights_rows" not in vars(cls):
+            cls.weights_rows = False
 
     def priority(self, difficulty: np.ndarray) -> np.ndarray:
         """Hook: guarded difficulties [B] or [N] (float64) -> non-negative priorities of the same shape."""
@@ -463,12 +472,13 @@ def check_normalize(normalize: str) -> str:
 
 
 def importance_weights(probabilities: np.ndarray, num_samples: int, beta: float, normalize: str) -> np.ndarray:
-    """(N * P)^-beta [B]; divided by the batch's largest when normalize is "max" (it only scales updates down).
+    """(N * P)^-beta [B] (or [K, B], a batch a row); divided by the batch's largest when normalize is "max" (it
+    only scales updates down).
 
     With beta = 1 and no normalisation the weighted mean loss is an unbiased estimate of the uniform mean.
     """
     w = (num_samples * probabilities) ** (-beta)
-    return w / w.max() if normalize == "max" else w
+    return w / w.max(axis=-1, keepdims=True) if normalize == "max" else w
 
 
 def top_samples(key: np.ndarray, fraction: float, groups: np.ndarray | None = None) -> np.ndarray:

@@ -32,6 +32,7 @@ class RankPolicy(PriorityPolicy):
 
     name = "rank"
     monotone = True
+    weights_rows = True
     state_fields = {"sorted": Array("float64", "N", empty_ok=True)}
 
     def __init__(self, pressure: ScheduleLike = 100.0, mix: float = 0.0, beta: ScheduleLike = 0.0,
@@ -56,5 +57,5 @@ class RankPolicy(PriorityPolicy):
         return np.exp(-rank * math.log(self.value("pressure")) / max(n, 1))
 
     def weights(self, probabilities: np.ndarray, num_samples: int) -> np.ndarray:
-        """(N * P)^-beta [B] (ones with beta = 0), then capped by guards."""
+        """(N * P)^-beta [B] (or [K, B], a batch a row) (ones with beta = 0), then capped by guards."""
         return self.cap(importance_weights(probabilities, num_samples, self.value("beta"), self.normalize))
