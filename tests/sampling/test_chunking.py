@@ -103,7 +103,7 @@ def test_buffered_updates_read_as_if_written_at_once(fake_loss):
     (lambda b: np.ones(b.size, dtype=complex), TypeError, "per_sample_loss must be a real-valued"),
     (lambda b: torch.full((b.size,), float("inf")), ValueError, "per_sample_loss has"),
     (lambda b: torch.full((b.size,), float("nan"), dtype=torch.bfloat16), ValueError, "per_sample_loss has 8 non"),
-    (lambda b: torch.ones(b.size, 1), ValueError, "per_sample_loss has shape"),
+    (lambda b: torch.ones(b.size, 1), ValueError, r"per_sample_loss must be 1-D \[B\], got shape \(8, 1\)"),
 ])
 def test_bad_losses_raise_in_the_call_while_updates_are_buffered(bad, error, match, fake_loss):
     memory, reference = ScoreMemory(40), ScoreMemory(40)

@@ -48,6 +48,29 @@ def _check_finite_nonnegative(t: torch.Tensor, position: int) -> None:
         torch._assert_async(ok, message)
 
 
+def mark_valid(weights: torch.Tensor, over_size: torch.Tensor | None = None) -> torch.Tensor:
+    """Mark `weights` [B] as finite and non-negative by construction (a sampler's), so that `reduce` does not
+    check them, with `over_size` = weights / B (the mean is then one dot product). The mark holds while the
+    tensor is not changed in place: its version counter (shared with its views) is recorded. Returns `weights`."""
+    weights._hardmine_valid = _version(weights)
+    if over_size is not None:
+        weights._hardmine_mean = over_size
+    return weights
+
+
+def marked_valid(weights: torch.Tensor) -> bool:
+    """Whether `weights` carry `mark_valid`'s mark and have not been changed in place since."""
+    mark = getattr(weights, "_hardmine_valid", None)
+    return mark is not None and mark == _version(weights)
+
+
+def _version(t: torch.Tensor) -> int:
+    try:
+        return t._version
+    except RuntimeError:  # an inference tensor keeps no version counter
+        return -1
+
+
 def _plain_weighted_mean(loss: object, weights: tuple) -> torch.Tensor | None:
     """sum(loss * w) / B for a 1-D float loss and one weight tensor of its shape, dtype and device; else None.
 
@@ -61,7 +84,7 @@ def _plain_weighted_mean(loss: object, weights: tuple) -> torch.Tensor | None:
         return None
     if not loss.is_floating_point() or loss.numel() == 0:
         return None
-    if not getattr(w, "_hardmine_valid", False):
+    if not marked_valid(w):  # not a sampler's, or changed in place since
         _check_finite_nonnegative(w, 0)
         return torch.dot(loss, w) / loss.numel()
     over_size = getattr(w, "_hardmine_mean", None)  # the sampler's w / B, made with the weights: one op

@@ -32,6 +32,8 @@ class Chunk:
     """This rank's share of each batch (int64 [B]), set by the sampler."""
     local_weights: list[torch.Tensor] = field(default_factory=list)
     """Its weights (float32 [B]) on the device of the latest losses."""
+    served: list[np.ndarray] = field(default_factory=list)
+    """Copies of `batches`, the arrays the sampler yields."""
     keys: list[bytes] = field(default_factory=list)
     """The bytes of each share (how `update` and `weights` find a batch)."""
 
@@ -94,7 +96,7 @@ def draw_from_subset(permutation: np.ndarray, subset: np.ndarray | None, subset_
     samples = permutation.size
     start = first * stride
     positions = permutation[(start + np.arange((len(sizes) - 1) * stride + sizes[-1])) % samples]
-    if not policy.guards:  # no cap: every weight is that of the subset (or one), for the whole chunk at once
+    if not policy.guards and type(policy).cap is Policy.cap:  # no cap: every weight is the subset's (or one)
         chosen = positions if subset is None else subset[positions]
         every = np.ones(positions.size) if subset is None else subset_weights[positions]
         ends = [(b * stride, b * stride + size) for b, size in enumerate(sizes)]
@@ -143,6 +145,7 @@ class UpdateBuffer:
         self.parts: list[np.ndarray] = []
         self.scores = np.empty(0, dtype=np.float64)
         self._scores_tensor = torch.from_numpy(self.scores)
+        self._staged_at = 0
         self.size = 0
         self.sizes: list[int] = []
 
@@ -160,6 +163,7 @@ class UpdateBuffer:
             grown = max(end, 2 * self.scores.size)
             self.scores = np.concatenate([self.scores[:at], np.empty(grown - at, dtype=np.float64)])
             self._scores_tensor = torch.from_numpy(self.scores)
+        self._staged_at = at
         if end == at:
             return self.scores[at:end], 0.0, 0.0
         if isinstance(scores, torch.Tensor):
@@ -174,10 +178,14 @@ class UpdateBuffer:
             return None
         return self.scores[at:end], smallest, largest
 
-    def commit(self, indices: np.ndarray, owned: bool) -> None:
-        """Keep the scores just staged, of the samples `indices` [B] (validated int64; `owned`: an array nobody
-        else changes, kept without a copy)."""
-        self.parts.append(indices if owned else indices.copy())
+    def commit(self, indices: np.ndarray) -> None:
+        """Keep the scores just staged, of the samples `indices` [B] (validated int64; kept without a copy: the
+        sampler passes its own arrays, or `check_indices`' copies). A write between `stage` and `commit` (a
+        policy or guard that read the memory) emptied the buffer: the staged scores move to its start."""
+        at, size = self._staged_at, self.size
+        if at != size:
+            self.scores[size: size + indices.size] = self.scores[at: at + indices.size].copy()
+        self.parts.append(indices)
         self.size += indices.size
         self.sizes.append(indices.size)
 

@@ -15,6 +15,7 @@ import torch
 
 from hardmine._checks import check_indices, check_int, to_numpy
 from hardmine.distributed import agree_on_errors, all_gather_1d, rank_and_world, rank_offset
+from hardmine.inbatch.reduction import mark_valid, marked_valid
 from hardmine.memory import ScoreMemory
 from hardmine.sampling.chunking import Chunk, Pending, UpdateBuffer, concatenate, draw_by_priority, draw_from_subset
 from hardmine.sampling.consumption import Consumption
@@ -198,7 +199,7 @@ class HardExampleSampler:
                 chunk = self._next_chunk(k)
                 self._mining_seconds += time.perf_counter() - started
             self._last_indices = None
-            yield chunk.batches[k - chunk.first]
+            yield chunk.served[k - chunk.first]
             k += 1
         self._drawn_to_end = True
 
@@ -307,9 +308,10 @@ class HardExampleSampler:
         if self._device.type != "cpu":
             both = both.pin_memory().to(self._device, non_blocking=True)
         chunk.batches, chunk.local_weights = batches, list(both[0].split(sizes))
+        # what the loop gets: copies (views of one), so that a batch changed in place changes nothing here
+        chunk.served = np.split(np.concatenate(batches), np.cumsum(sizes[:-1]))
         for weights, over_size in zip(chunk.local_weights, both[1].split(sizes)):
-            weights._hardmine_valid = True  # finite and non-negative by construction: hm.reduce does not look
-            weights._hardmine_mean = over_size
+            mark_valid(weights, over_size)  # finite and non-negative by construction: hm.reduce does not look
 
     # Candidate batches (CandidatePolicy): each step, candidates x the batch, drawn uniformly without replacement
     # within the batch from a stream of its own, a pure function of (seed, epoch, step); `update` selects.
@@ -348,19 +350,20 @@ class HardExampleSampler:
             chunk = self._chunk
             if weights.device != self._device and chunk is not None and any(w is weights for w in
                                                                             chunk.local_weights):
-                weights = self._adopt(chunk).local_weights[[b is found[0] for b in chunk.batches].index(True)]
+                position = [w is weights for w in chunk.local_weights].index(True)
+                weights = self._adopt(chunk).local_weights[position]
         else:
             idx = check_indices("indices", indices, self.memory.num_samples)
-            weights = torch.from_numpy(self._lookup_subset(idx).astype(np.float32))
-            weights._hardmine_valid = True
+            weights = mark_valid(torch.from_numpy(self._lookup_subset(idx).astype(np.float32)))
             self._consume(indices, idx)
         if self._epoch_state["mode"] == "candidates" and bool(torch.isnan(weights).any()):
             raise ValueError("weights of a candidate batch are decided by update(): call sampler.update(indices, "
                              "losses of all candidates) first")
         if weights.device != self._device:
-            valid = getattr(weights, "_hardmine_valid", False)  # a policy's own selected weights may not be
+            valid = marked_valid(weights)  # a policy's own selected weights may not be
             weights = weights.to(self._device, non_blocking=True)
-            weights._hardmine_valid = valid
+            if valid:
+                mark_valid(weights)
         self._last_weights = weights
         return weights
 
@@ -448,13 +451,16 @@ class HardExampleSampler:
         """`update` of one process with the scores [B] on the host (a numpy array, or a detached CPU tensor of a
         floating dtype) and no statistics: checked by one min and one max (`ScoreMemory.value_range`) and the
         policy's `check_scores`, then copied into the buffer; a batch policy then selects from them."""
-        local = found[0] if found is not None else check_indices("indices", indices, self.memory.num_samples)
+        # the sampler's own array, or a copy: the buffer keeps it until the chunk's write
+        local = found[0] if found is not None else check_indices("indices", indices, self.memory.num_samples).copy()
         selecting = self._batch_policy and not self.policy.in_warmup(self._epoch)
         if selecting:
             self._check_candidates(local)
         if isinstance(host, np.ndarray) and host.dtype.kind not in "fiub":
             raise TypeError(f"per_sample_loss must be a real-valued array, got dtype {host.dtype}")
-        if host.ndim != 1 or host.shape[0] != local.size:
+        if host.ndim != 1:
+            raise ValueError(f"per_sample_loss must be 1-D [B], got shape {tuple(host.shape)}")
+        if host.shape[0] != local.size:
             raise ValueError(f"per_sample_loss has shape {tuple(host.shape)} but the indices have length "
                              f"{local.size}")
         staged = self._buffer.stage(host, *self.memory.value_range("scores"))
@@ -462,18 +468,21 @@ class HardExampleSampler:
             host = to_numpy(host.double() if isinstance(host, torch.Tensor) else host)
             _, checked, _ = self.memory.check_update(local, host, score_name="per_sample_loss")
             self.policy.check_scores("per_sample_loss", local, checked["scores"], self.memory)
-            self.flush(wait=True)  # fits every column but not one range (an integer column): written as an entry
             scores = checked["scores"]
+            selected = self._selected_weights(self.policy.guarded_select(scores, local)) if selecting else None
+            self.flush(wait=True)  # fits every column but not one range (an integer column): written as an entry
             values = {"scores": HostValues("per_sample_loss", scores, local)}
             self._buffer.entries.append(Pending(local, values, checked=True))
         else:
             scores, smallest, largest = staged
             if scores.size:
-                self.policy.check_scores("per_sample_loss", local, scores, self.memory, (smallest, largest))
-            self._buffer.commit(local, owned=found is not None)
-        if selecting:  # the batch's weights, decided by its scores
-            found = (local, self._selected_weights(self.policy.guarded_select(scores, local)))
-            self._remember(local, found[1], key)
+                self.policy.check_batch_scores("per_sample_loss", local, scores, self.memory, (smallest, largest))
+            # a batch policy's weights, decided by the scores, before anything is kept (select may raise)
+            selected = self._selected_weights(self.policy.guarded_select(scores, local)) if selecting else None
+            self._buffer.commit(local)
+        if selected is not None:
+            found = (local, selected)
+            self._remember(local, selected, key)
         self._consume(indices, local, key if found is not None else None)
         self._device = _CPU
         self._last_update = None if found is None else (found[1], host)
@@ -490,10 +499,7 @@ class HardExampleSampler:
         if not policy.valid_weights or any("adjust_weights" in guard.hooks() for guard in policy.guards):
             return torch.from_numpy(selected.astype(np.float32))
         both = torch.from_numpy(np.stack([selected, selected / max(selected.size, 1)]).astype(np.float32))
-        weights = both[0]
-        weights._hardmine_valid = True
-        weights._hardmine_mean = both[1]
-        return weights
+        return mark_valid(both[0], both[1])
 
     def _consume(self, indices: Any, local: np.ndarray, key: bytes | None = None) -> None:
         """Count the batch `local` [B] (passed as the object `indices`) as consumed, once for the `weights` and
@@ -650,6 +656,9 @@ class HardExampleSampler:
         if not isinstance(state["started"], bool):
             raise TypeError(f"state['started'] must be a bool, got {state['started']!r}")
         drawn = Consumption.check_state(state["drawn"], epoch_state["num_batches"], n)
+        if epoch_state["mode"] != "candidates" and any(np.isnan(w).any() for _, w in drawn["records"].values()):
+            raise ValueError("state['drawn'] holds NaN weights, which only candidate batches have (before update() "
+                             f"decides them), but the epoch's mode is {epoch_state['mode']!r}")
         if drawn["consumed"] != position:
             raise ValueError(f"state['position'] is {position} but state['drawn'] counts {drawn['consumed']}")
         self.policy._parse_state(state["policy"], n, use_saved_config)
@@ -695,7 +704,8 @@ def _host_array(values: Any) -> np.ndarray | torch.Tensor | None:
     (detached); None otherwise (other tensors take the general path)."""
     if type(values) is np.ndarray:
         return values
-    if type(values) is torch.Tensor and values.device.type == "cpu" and values.dtype in _FLOATING:
+    if type(values) is torch.Tensor and values.device.type == "cpu" and values.dtype in _FLOATING and \
+            values.layout is torch.strided:
         return values.detach() if values.requires_grad else values
     return None
 

@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from hardmine._checks import check_int
+from hardmine._checks import check_int, check_values
 from hardmine.memory import Column, ScoreMemory
 from hardmine.registry import Registered, Registry
 from hardmine.sampling.guards.base import Guard
@@ -68,6 +68,18 @@ class Policy(Registered):
     state_fields: ClassVar[dict[str, Field]] = {"unseen_score": Float(), "epoch": Int(-1), "fresh_since": Int()}
     """The schema of what this class adds to `self._state` (subclasses declare only their own entries; "N" is
     the data set's size); `load_state_dict` checks the union over the class hierarchy before assigning."""
+
+    promises: ClassVar[dict[str, tuple[str, ...]]] = {}
+    """Class flags that vouch for what some methods compute (flag -> those methods): a subclass (or a mixin) that
+    overrides one of them without declaring the flag again gets the flag False, so the sampler's shortcuts
+    that rely on it are not taken on methods the flag was not declared for."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for flag, methods in cls.promises.items():
+            declared = next(klass for klass in cls.__mro__ if flag in vars(klass))
+            if declared is not cls and any(getattr(cls, m) is not getattr(declared, m) for m in methods):
+                setattr(cls, flag, False)
 
     def __init__(self, *, warmup: int = 0, guards: Sequence[Guard] = (), statistic: str = "score",
                  stale_after: int | None = None) -> None:
@@ -110,11 +122,16 @@ class Policy(Registered):
             return self._pinned[name]
         return self._config[name](max(self._state["epoch"], 0))
 
-    def check_scores(self, name: str, indices: np.ndarray, values: np.ndarray, memory: ScoreMemory,
-                     extremes: tuple[float, float] | None = None) -> None:
+    def check_scores(self, name: str, indices: np.ndarray, values: np.ndarray, memory: ScoreMemory) -> None:
         """Hook run before an update writes anything: raise ValueError, naming `name`, when `values` [B] (the
-        scores of samples `indices` [B], finite; `extremes` their smallest and largest when the caller has them)
-        would derive state the policy cannot hold. The base checks nothing."""
+        finite scores of samples `indices` [B]) would derive state the policy cannot hold. The base checks
+        nothing."""
+
+    def check_batch_scores(self, name: str, indices: np.ndarray, values: np.ndarray, memory: ScoreMemory,
+                           extremes: tuple[float, float]) -> None:
+        """`check_scores` as the sampler calls it, with the smallest and largest of `values` it already has
+        (a priority policy may need no more)."""
+        self.check_scores(name, indices, values, memory)
 
     def in_warmup(self, epoch: int) -> bool:
         """True while `epoch` is one of the warm-up epochs, drawn by plain shuffling."""
@@ -286,13 +303,10 @@ class PriorityPolicy(Policy):
     mix: float = 0.0
     weights_rows: ClassVar[bool] = False
     """Whether `weights` also takes probabilities [K, B] (K batches of B drawn together, each row normalised on
-    its own), so that a chunk's weights are one call. A subclass that overrides `weights` without declaring this
-    again is called batch by batch."""
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if "weights" in vars(cls) and "weights_rows" not in vars(cls):
-            cls.weights_rows = False
+    its own), so that a chunk's weights are one call. A subclass that overrides `weights` or `cap` without
+    declaring this again is called batch by batch."""
+    promises = {"monotone": ("priority", "priorities", "difficulty", "raw_difficulty", "guarded_difficulty"),
+                "weights_rows": ("weights", "cap")}
 
     def priority(self, difficulty: np.ndarray) -> np.ndarray:
         """Hook: guarded difficulties [B] or [N] (float64) -> non-negative priorities of the same shape."""
@@ -321,19 +335,15 @@ class PriorityPolicy(Policy):
                 p = guard.adjust_priorities(p, indices, labels)
         return p
 
-    def check_scores(self, name: str, indices: np.ndarray, values: np.ndarray, memory: ScoreMemory,
-                     extremes: tuple[float, float] | None = None) -> None:
-        """Refuse scores whose priorities overflow float32 (the sum tree's leaves) or are not finite and
-        non-negative, at any value the scheduled parameters take over their whole schedule; nothing changes.
-
-        A difficulty statistic (score or moving average) never exceeds the largest score recorded, so the
-        priorities of these scores bound every priority they can derive later. A `monotone` policy without
-        guards that change difficulties or priorities is checked at the batch's smallest and largest score
-        only (`extremes`, when the caller has them), and not at all while they lie in a range already checked
-        this epoch (every priority in between lies between those of its ends); any other at every score.
-        """
-        if self.monotone and not self._adjusts_priorities():
-            low, high = extremes if extremes is not None else (float(values.min()), float(values.max()))
+    def check_batch_scores(self, name: str, indices: np.ndarray, values: np.ndarray, memory: ScoreMemory,
+                           extremes: tuple[float, float]) -> None:
+        """`check_scores`, decided from `extremes` (the smallest and largest of `values`) where that is exact: a
+        `monotone` policy without guards that change difficulties or priorities is checked at those two scores,
+        and not at all while they lie in a range already checked this epoch (every priority in between lies
+        between those of its ends)."""
+        if type(self).check_scores is PriorityPolicy.check_scores and self.monotone and \
+                not self._adjusts_priorities():
+            low, high = extremes
             checked = self._checked_range
             if checked is not None and checked[0] <= low and high <= checked[1]:
                 return
@@ -342,6 +352,16 @@ class PriorityPolicy(Policy):
             if self._priorities_fit(np.array([low, high]), None, None, self._schedule_ends()) is None:
                 self._checked_range = (low, high)
                 return
+        self.check_scores(name, indices, values, memory)
+
+    def check_scores(self, name: str, indices: np.ndarray, values: np.ndarray, memory: ScoreMemory) -> None:
+        """Refuse scores whose priorities overflow float32 (the sum tree's leaves) or are not finite and
+        non-negative, at any value the scheduled parameters take over their whole schedule; nothing changes.
+
+        A difficulty statistic (score or moving average) never exceeds the largest score recorded, so the
+        priorities of these scores bound every priority they can derive later. Checked at every score (the
+        sampler's `check_batch_scores` takes a shortcut for `monotone` policies).
+        """
         ends = self._schedule_ends()
         difficulty = self.guarded_difficulty(np.asarray(values, dtype=np.float64), indices)
         labels = None if memory.labels is None else memory.labels[indices]
@@ -358,7 +378,7 @@ class PriorityPolicy(Policy):
 
     monotone: ClassVar[bool] = False
     """Whether `priority` is non-decreasing in difficulty at every value of its scheduled parameters (lets
-    `check_scores` look at a batch's extremes only)."""
+    `check_batch_scores` look at a batch's extremes only)."""
 
     def _schedule_ends(self) -> dict[str, list[float]]:
         """The distinct finite ends of every scheduled parameter's range, by name."""
@@ -447,7 +467,9 @@ class BatchPolicy(Policy):
     calls = frozenset({"adjust_difficulty", "adjust_weights"})
     valid_weights: ClassVar[bool] = False
     """Whether `select` returns finite, non-negative weights by construction: the sampler then marks them (without
-    a guard that adjusts weights) so that `hm.reduce` does not check them again."""
+    a guard that adjusts weights) so that `hm.reduce` does not check them again. A subclass that overrides
+    `select`, `guarded_select` or `cap` without declaring this again gets False."""
+    promises = {"valid_weights": ("select", "guarded_select", "cap")}
 
     def select(self, losses: np.ndarray, indices: np.ndarray) -> np.ndarray:
         """Hook: weights [B] of a scored batch of samples `indices` [B] given their guarded losses [B]:
@@ -458,6 +480,8 @@ class BatchPolicy(Policy):
         """`select` on the losses through the guards' `adjust_difficulty` (a noise guard's suspects compete with
         the median difficulty, not their loss), then the guards' `adjust_weights`."""
         losses = self.guarded_difficulty(np.asarray(losses, dtype=np.float64), indices)
+        if self.guards:  # the losses were checked finite; what the guards made of them is checked here
+            check_values("the guards' difficulty of per_sample_loss", losses, losses.size, indices=indices)
         return self.cap(self.select(losses, indices))
 
 

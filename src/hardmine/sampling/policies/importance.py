@@ -50,6 +50,7 @@ class ImportancePolicy(PriorityPolicy):
         return (np.maximum(difficulty, 0.0) + self.eps) ** self.value("alpha")
 
     def weights(self, probabilities: np.ndarray, num_samples: int) -> np.ndarray:
-        """(N * P)^-beta [B] (or [K, B], a batch a row), divided by the batch's maximum when normalize="max", then capped by guards."""
+        """(N * P)^-beta [B] (or [K, B], a batch a row), divided by the batch's maximum when normalize="max",
+        then capped by guards."""
         # beta's schedule was checked to stay in [0, 1] over its whole course when it was set
         return self.cap(importance_weights(probabilities, num_samples, self.value("beta"), self.normalize))
