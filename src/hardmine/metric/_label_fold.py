@@ -97,7 +97,7 @@ def _one_block_extremes(batch: MiningBatch, members: torch.Tensor, classes: torc
     else:
         best, slot = positives.masked_fill_(own, float("inf")).min(1)
     positive = cols.gather(1, slot[:, None]).view(-1)
-    negative = _ops.row_first_argmin(values.scatter_(1, cols, float("inf")), finish)[1]
+    negative = _ops.row_first_argmin(_ops.fill_columns_(values, cols, float("inf")), finish)[1]
     if every_row_has_positive:  # (and a negative: there are two classes or more)
         return torch.arange(cols.shape[0], device=cols.device), positive, negative
     anchor = torch.nonzero(torch.isfinite(best)).flatten()

@@ -49,6 +49,16 @@ def label_positives(labels: torch.Tensor, ref_labels: torch.Tensor,
     return cols, valid
 
 
+def fill_columns_(values: torch.Tensor, cols: torch.Tensor, fill: float) -> torch.Tensor:
+    """`values[i, cols[i, k]] = fill` for every k, in place; values: contiguous [b, M], cols: int64 [b, W].
+
+    One flat index_fill_ (about half the time of scatter_ along dim 1 on CPU); repeated columns are fine."""
+    rows, width = values.shape
+    flat = cols + arange(rows, cols.device).mul(width)[:, None]
+    values.view(-1).index_fill_(0, flat.view(-1), fill)
+    return values
+
+
 def _chunk_minima(raw: torch.Tensor, finish: Finish, width: int) -> torch.Tensor:
     """[b, ceil(M / width)]: `finish` of the minima of each row's chunks of `width` columns (a new tensor)."""
     b, m = raw.shape
@@ -74,12 +84,12 @@ def row_first_argmin(raw: torch.Tensor, finish: Finish) -> tuple[torch.Tensor, t
     if m % width == 0:  # every chunk is full: copy each row's winning chunk out whole
         n = m // width
         chunk = best_chunk.add(arange(b, raw.device), alpha=n)
-        within = finish(raw.view(b * n, width).index_select(0, chunk)).argmin(1)
+        within = finish(raw.view(b * n, width).index_select(0, chunk)).min(1)[1]  # min: faster than argmin
     else:
         cols = start[:, None] + torch.arange(width, device=raw.device)
         inside = cols < m
         values = finish(raw.gather(1, cols.clamp_(max=m - 1))).masked_fill_(~inside, float("inf"))
-        within = values.argmin(1)
+        within = values.min(1)[1]
     return value, start.add_(within)
 
 
