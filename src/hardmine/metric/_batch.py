@@ -48,7 +48,7 @@ class Block:
     def mask_non_negatives_(self, values: torch.Tensor, fill: float) -> torch.Tensor:
         """Set the positive and self entries of `values` ([b, M], laid out as `raw`) to `fill`, in place."""
         if self.exclude_self:
-            values.scatter_(1, self.pos_cols, fill)
+            _ops.fill_columns_(values, self.pos_cols, fill)
             if self.self_listed:
                 return values
             own = torch.arange(self.rows, device=values.device)
@@ -56,7 +56,7 @@ class Block:
             return values
         has = self.pos_valid.any(1) if self.pos_valid.shape[1] else self.pos_valid.new_zeros(self.rows)
         if values.device.type == "cpu" and bool(has.all()):  # (a shortcut only where reading it costs no sync)
-            return values.scatter_(1, self.pos_cols, fill)
+            return _ops.fill_columns_(values, self.pos_cols, fill)
         current = values.gather(1, self.pos_cols)  # rows without positives point at column 0: write it back
         return values.scatter_(1, self.pos_cols, torch.where(has[:, None], fill, current))
 
