@@ -84,19 +84,23 @@ def _one_block_extremes(batch: MiningBatch, members: torch.Tensor, classes: torc
                         hardest_positive: bool, every_row_has_positive: bool) -> Indices:
     """The extremes when one block covers the batch: one plain product; each row's class members (padded
     by repetition, so a padded column repeats a real one at a later slot and first-index ties never pick it)
-    give the positives by gather, then become +inf by scatter, which leaves exactly the negatives."""
+    give the positives by gather, then become +inf by one flat fill, which leaves exactly the negatives.
+
+    The row itself (listed among its class members, with its padded copies) is kept out of the positives by
+    its diagonal entry: +inf for the closest positive (finish keeps it), NaN for the farthest (finish keeps
+    NaN, which then becomes -inf), so no [B, W] mask of the row's own slots is built."""
     labels = batch.self_labels
     xa, ya = batch.factors
     cols = members.index_select(0, torch.searchsorted(classes, labels))  # [B, W]
     values = xa @ ya.T
     finish = batch.distance.finish_
+    values.diagonal().fill_(float("nan") if hardest_positive else float("inf"))
     positives = finish(values.gather(1, cols))
-    own = cols == _ops.arange(cols.shape[0], cols.device)[:, None]  # the row itself (and its copies)
     if hardest_positive:
-        best, slot = positives.masked_fill_(own, float("-inf")).max(1)
+        best, slot = positives.nan_to_num_(nan=float("-inf"), posinf=float("inf"), neginf=float("-inf")).max(1)
     else:
-        best, slot = positives.masked_fill_(own, float("inf")).min(1)
-    positive = cols.gather(1, slot[:, None]).view(-1)
+        best, slot = positives.min(1)
+    positive = cols.gather(1, slot.unsqueeze(1)).squeeze(1)
     negative = _ops.row_first_argmin(_ops.fill_columns_(values, cols, float("inf")), finish)[1]
     if every_row_has_positive:  # (and a negative: there are two classes or more)
         return torch.arange(cols.shape[0], device=cols.device), positive, negative
