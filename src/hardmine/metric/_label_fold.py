@@ -2,12 +2,14 @@
 has few classes. Each class's members are listed once, padded to the largest class by repeating the last.
 
 Up to ONE_BLOCK_ROWS (within the byte budget) one plain [B, B] product serves both sides: positives are gathered
-from each row's class members, which are then scattered to +inf. Beyond it the label is folded into the matrix
+from each row's class members, which are then filled with +inf. Beyond it the label is folded into the matrix
 product (a one-hot column per class, scaled so that same-class entries rise above every real dissimilarity), so
 negatives need no mask at all, and the symmetric matrix is computed one triangle of blocks at a time (each block
 serves its rows and its columns); positives come from one batched product over the padded classes."""
 
 from __future__ import annotations
+
+import operator
 
 import torch
 
@@ -123,11 +125,11 @@ def label_fold_extremes(batch: MiningBatch, hardest_positive: bool) -> Indices |
     if len(counts) < 2:
         return batch.empty(3)
     width = max(counts)
-    if len(counts) * width * width > 4 * sum(c * c for c in counts) + 4096:  # padding would waste too much
+    if len(counts) * width * width > 4 * sum(map(operator.mul, counts, counts)) + 4096:  # too much padding
         return None
     slot = _ops.arange(width, labels.device)
-    first = torch.cumsum(sizes, 0).sub_(sizes)
-    members = order.index_select(0, (first[:, None] + torch.minimum(slot, sizes[:, None] - 1)).view(-1))
+    first = torch.cumsum(sizes, 0).sub_(sizes).unsqueeze(1)
+    members = order.index_select(0, first.add(torch.minimum(slot, sizes.sub(1).unsqueeze(1))).view(-1))
     members = members.view(len(counts), width)
     size = labels.shape[0]
     if size <= ONE_BLOCK_ROWS and size * size * batch.query.element_size() <= batch.max_bytes:
