@@ -103,7 +103,8 @@ def _one_block_extremes(batch: MiningBatch, members: torch.Tensor, classes: torc
     else:
         best, slot = positives.min(1)
     positive = cols.gather(1, slot.unsqueeze(1)).squeeze(1)
-    negative = _ops.row_first_argmin(_ops.fill_columns_(values, cols, float("inf")), finish)[1]
+    # (cols is no longer needed: it takes the flat indices, so the fill needs no [B, W] temporary)
+    negative = _ops.row_first_argmin(_ops.fill_columns_(values, cols, float("inf"), consume_cols=True), finish)[1]
     if every_row_has_positive:  # (and a negative: there are two classes or more)
         return torch.arange(cols.shape[0], device=cols.device), positive, negative
     anchor = torch.nonzero(torch.isfinite(best)).flatten()

@@ -43,9 +43,9 @@ def label_positives(labels: torch.Tensor, ref_labels: torch.Tensor,
         which.clamp_(max=classes.shape[0] - 1)
         size = torch.where(classes.index_select(0, which) == labels, sizes.index_select(0, which), 0)
     cols = class_cols.index_select(0, which)
-    valid = slot[None, :] < size[:, None]
+    valid = slot < size.unsqueeze(1)
     if exclude_self:
-        valid &= cols != torch.arange(labels.shape[0], device=device)[:, None]
+        valid &= cols != arange(labels.shape[0], device).unsqueeze(1)
     return cols, valid
 
 
@@ -55,13 +55,24 @@ def row_offsets(n: int, width: int, device: torch.device) -> torch.Tensor:
     return torch.arange(0, n * width, width, device=device).unsqueeze(1)
 
 
-def fill_columns_(values: torch.Tensor, cols: torch.Tensor, fill: float) -> torch.Tensor:
+_TEMPORARY_FLAT = 1 << 16  # up to this many column entries a temporary flat index costs less than two passes
+
+
+def fill_columns_(values: torch.Tensor, cols: torch.Tensor, fill: float, consume_cols: bool = False) -> torch.Tensor:
     """`values[i, cols[i, k]] = fill` for every k, in place; values: contiguous [b, M], cols: int64 [b, W].
 
-    One flat index_fill_ (about half the time of scatter_ along dim 1 on CPU); repeated columns are fine."""
+    One flat index_fill_ (about half the time of scatter_ along dim 1 on CPU); repeated columns are fine. The
+    flat indices are formed in `cols` itself when `consume_cols` (it then holds them afterwards), else in a
+    temporary for small `cols`, and for large ones in place and then undone (exact integer arithmetic), so
+    that no [b, W] temporary adds to the peak memory."""
     rows, width = values.shape
-    flat = cols + row_offsets(rows, width, cols.device)
-    values.view(-1).index_fill_(0, flat.view(-1), fill)
+    offsets = row_offsets(rows, width, cols.device)
+    if consume_cols or cols.numel() > _TEMPORARY_FLAT:
+        values.view(-1).index_fill_(0, cols.add_(offsets).view(-1), fill)
+        if not consume_cols:
+            cols.sub_(offsets)
+    else:
+        values.view(-1).index_fill_(0, (cols + offsets).view(-1), fill)
     return values
 
 
