@@ -113,15 +113,17 @@ def _one_block_extremes(batch: MiningBatch, members: torch.Tensor, classes: torc
 
 def label_fold_extremes(batch: MiningBatch, hardest_positive: bool) -> Indices | None:
     """(anchor, positive, negative) as BatchHardMiner / EasyPositiveHardNegativeMiner define them, or None when
-    this path does not apply (custom positives, a reference set, more than MAX_FOLDED_CLASSES classes, or
-    very unequal class sizes)."""
+    this path does not apply (custom positives, a reference set, very unequal class sizes, or, beyond one
+    block, more than MAX_FOLDED_CLASSES classes)."""
     labels = batch.self_labels
     if labels is None:
         return None
     ordered, order = torch.sort(labels, stable=True)
     classes, sizes = torch.unique_consecutive(ordered, return_counts=True)
     counts = sizes.tolist()
-    if len(counts) > MAX_FOLDED_CLASSES:
+    size = labels.shape[0]
+    one_block = size <= ONE_BLOCK_ROWS and size * size * batch.query.element_size() <= batch.max_bytes
+    if len(counts) > MAX_FOLDED_CLASSES and not one_block:  # (the one-block path has no class columns)
         return None
     if len(counts) < 2:
         return batch.empty(3)
@@ -132,8 +134,7 @@ def label_fold_extremes(batch: MiningBatch, hardest_positive: bool) -> Indices |
     first = torch.cumsum(sizes, 0).sub_(sizes).unsqueeze(1)
     members = order.index_select(0, first.add(torch.minimum(slot, sizes.sub(1).unsqueeze(1))).view(-1))
     members = members.view(len(counts), width)
-    size = labels.shape[0]
-    if size <= ONE_BLOCK_ROWS and size * size * batch.query.element_size() <= batch.max_bytes:
+    if one_block:
         return _one_block_extremes(batch, members, classes, hardest_positive, min(counts) > 1)
     positive = _extreme_positives(batch, members, sizes, hardest_positive)
     negative = _closest_negatives(batch, labels[:, None] == classes)
