@@ -93,7 +93,8 @@ def row_first_argmin(raw: torch.Tensor, finish: Finish) -> tuple[torch.Tensor, t
     vectorised reduction); `finish` is applied only to the chunk minima and to the winning chunk, so ties that
     `finish` creates (e.g. two squared distances with the same square root) still go to the smallest column.
     """
-    raw = raw.contiguous()
+    if not raw.is_contiguous():
+        raw = raw.contiguous()
     b, m = raw.shape
     width = _CHUNK if m > 512 else _CHUNK // 2  # about sqrt(M): the two arg-reductions scan the least
     value, best_chunk = _chunk_minima(raw, finish, width).min(1)
