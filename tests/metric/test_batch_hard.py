@@ -84,3 +84,20 @@ def test_blocked_label_fold_matches_brute_force(ref, batches, cls, hardest):
         blocked, whole = cls(max_block_bytes=1000)(x, y), cls()(x, y)
         assert ref.as_set(blocked) == want
         assert all(torch.equal(u, v) for u, v in zip(blocked, whole))
+
+
+@pytest.mark.parametrize("cls,hardest", [(BatchHardMiner, True), (EasyPositiveHardNegativeMiner, False)])
+@pytest.mark.parametrize("tied", [False, True])
+def test_many_classes_in_one_block_match_brute_force(ref, cls, hardest, tied):
+    """More classes than the folded path takes (40 > 32) still go through the one-block path: pairs and
+    triples of rows per class, one single-sample class; with `tied`, rows drawn from 6 vectors (exact ties)."""
+    g = torch.Generator().manual_seed(7)
+    y = torch.cat([torch.arange(40).repeat_interleave(2), torch.arange(0, 40, 3), torch.tensor([99])])
+    y = y[torch.randperm(len(y), generator=g)]
+    if tied:
+        x = torch.eye(6)[torch.randint(0, 6, (len(y),), generator=g)]
+    else:
+        x = torch.randn(len(y), 5, generator=g)
+    pos, neg = ref.relations(y.tolist())
+    want = brute_force(ref.dissimilarity(EuclideanDistance(), x), pos, neg, hardest)
+    assert ref.as_set(cls()(x, y)) == want

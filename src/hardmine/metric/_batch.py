@@ -3,9 +3,8 @@ anchor-by-reference dissimilarity matrix: distances as they are, similarities ne
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -48,7 +47,7 @@ class Block:
     def mask_non_negatives_(self, values: torch.Tensor, fill: float) -> torch.Tensor:
         """Set the positive and self entries of `values` ([b, M], laid out as `raw`) to `fill`, in place."""
         if self.exclude_self:
-            values.scatter_(1, self.pos_cols, fill)
+            _ops.fill_columns_(values, self.pos_cols, fill)
             if self.self_listed:
                 return values
             own = torch.arange(self.rows, device=values.device)
@@ -56,7 +55,7 @@ class Block:
             return values
         has = self.pos_valid.any(1) if self.pos_valid.shape[1] else self.pos_valid.new_zeros(self.rows)
         if values.device.type == "cpu" and bool(has.all()):  # (a shortcut only where reading it costs no sync)
-            return values.scatter_(1, self.pos_cols, fill)
+            return _ops.fill_columns_(values, self.pos_cols, fill)
         current = values.gather(1, self.pos_cols)  # rows without positives point at column 0: write it back
         return values.scatter_(1, self.pos_cols, torch.where(has[:, None], fill, current))
 
@@ -106,15 +105,23 @@ class MiningBatch:
     self_labels: torch.Tensor | None = None
     self_listed: bool = False  # see Block.self_listed
 
-    @functools.cached_property
+    _positives: tuple[torch.Tensor, torch.Tensor] | None = field(default=None, init=False, repr=False)
+    _factors: tuple[torch.Tensor, torch.Tensor] | None = field(default=None, init=False, repr=False)
+
+    @property
     def positives(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(pos_cols, pos_valid), built once."""
-        return self.make_positives()
+        if self._positives is None:
+            self._positives = self.make_positives()
+        return self._positives
 
-    @functools.cached_property
+    @property
     def factors(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """`distance.factors(query, ref)`, built once."""
-        return self.distance.factors(self.query, self.ref)
+        """`distance.factors(query, ref)`, built once (a plain cached attribute: functools.cached_property
+        takes a lock on every first read before Python 3.12)."""
+        if self._factors is None:
+            self._factors = self.distance.factors(self.query, self.ref)
+        return self._factors
 
     @property
     def num_query(self) -> int:

@@ -2,12 +2,14 @@
 has few classes. Each class's members are listed once, padded to the largest class by repeating the last.
 
 Up to ONE_BLOCK_ROWS (within the byte budget) one plain [B, B] product serves both sides: positives are gathered
-from each row's class members, which are then scattered to +inf. Beyond it the label is folded into the matrix
+from each row's class members, which are then filled with +inf. Beyond it the label is folded into the matrix
 product (a one-hot column per class, scaled so that same-class entries rise above every real dissimilarity), so
 negatives need no mask at all, and the symmetric matrix is computed one triangle of blocks at a time (each block
 serves its rows and its columns); positives come from one batched product over the padded classes."""
 
 from __future__ import annotations
+
+import operator
 
 import torch
 
@@ -84,20 +86,25 @@ def _one_block_extremes(batch: MiningBatch, members: torch.Tensor, classes: torc
                         hardest_positive: bool, every_row_has_positive: bool) -> Indices:
     """The extremes when one block covers the batch: one plain product; each row's class members (padded
     by repetition, so a padded column repeats a real one at a later slot and first-index ties never pick it)
-    give the positives by gather, then become +inf by scatter, which leaves exactly the negatives."""
+    give the positives by gather, then become +inf by one flat fill, which leaves exactly the negatives.
+
+    The row itself (listed among its class members, with its padded copies) is kept out of the positives by
+    its diagonal entry: +inf for the closest positive (finish keeps it), NaN for the farthest (finish keeps
+    NaN, which then becomes -inf), so no [B, W] mask of the row's own slots is built."""
     labels = batch.self_labels
     xa, ya = batch.factors
     cols = members.index_select(0, torch.searchsorted(classes, labels))  # [B, W]
     values = xa @ ya.T
     finish = batch.distance.finish_
+    values.diagonal().fill_(float("nan") if hardest_positive else float("inf"))
     positives = finish(values.gather(1, cols))
-    own = cols == _ops.arange(cols.shape[0], cols.device)[:, None]  # the row itself (and its copies)
     if hardest_positive:
-        best, slot = positives.masked_fill_(own, float("-inf")).max(1)
+        best, slot = positives.nan_to_num_(nan=float("-inf"), posinf=float("inf"), neginf=float("-inf")).max(1)
     else:
-        best, slot = positives.masked_fill_(own, float("inf")).min(1)
-    positive = cols.gather(1, slot[:, None]).view(-1)
-    negative = _ops.row_first_argmin(values.scatter_(1, cols, float("inf")), finish)[1]
+        best, slot = positives.min(1)
+    positive = cols.gather(1, slot.unsqueeze(1)).squeeze(1)
+    # (cols is no longer needed: it takes the flat indices, so the fill needs no [B, W] temporary)
+    negative = _ops.row_first_argmin(_ops.fill_columns_(values, cols, float("inf"), consume_cols=True), finish)[1]
     if every_row_has_positive:  # (and a negative: there are two classes or more)
         return torch.arange(cols.shape[0], device=cols.device), positive, negative
     anchor = torch.nonzero(torch.isfinite(best)).flatten()
@@ -106,27 +113,28 @@ def _one_block_extremes(batch: MiningBatch, members: torch.Tensor, classes: torc
 
 def label_fold_extremes(batch: MiningBatch, hardest_positive: bool) -> Indices | None:
     """(anchor, positive, negative) as BatchHardMiner / EasyPositiveHardNegativeMiner define them, or None when
-    this path does not apply (custom positives, a reference set, more than MAX_FOLDED_CLASSES classes, or
-    very unequal class sizes)."""
+    this path does not apply (custom positives, a reference set, very unequal class sizes, or, beyond one
+    block, more than MAX_FOLDED_CLASSES classes)."""
     labels = batch.self_labels
     if labels is None:
         return None
     ordered, order = torch.sort(labels, stable=True)
     classes, sizes = torch.unique_consecutive(ordered, return_counts=True)
     counts = sizes.tolist()
-    if len(counts) > MAX_FOLDED_CLASSES:
+    size = labels.shape[0]
+    one_block = size <= ONE_BLOCK_ROWS and size * size * batch.query.element_size() <= batch.max_bytes
+    if len(counts) > MAX_FOLDED_CLASSES and not one_block:  # (the one-block path has no class columns)
         return None
     if len(counts) < 2:
         return batch.empty(3)
     width = max(counts)
-    if len(counts) * width * width > 4 * sum(c * c for c in counts) + 4096:  # padding would waste too much
+    if len(counts) * width * width > 4 * sum(map(operator.mul, counts, counts)) + 4096:  # too much padding
         return None
     slot = _ops.arange(width, labels.device)
-    first = torch.cumsum(sizes, 0).sub_(sizes)
-    members = order.index_select(0, (first[:, None] + torch.minimum(slot, sizes[:, None] - 1)).view(-1))
+    first = torch.cumsum(sizes, 0).sub_(sizes).unsqueeze(1)
+    members = order.index_select(0, first.add(torch.minimum(slot, sizes.sub(1).unsqueeze(1))).view(-1))
     members = members.view(len(counts), width)
-    size = labels.shape[0]
-    if size <= ONE_BLOCK_ROWS and size * size * batch.query.element_size() <= batch.max_bytes:
+    if one_block:
         return _one_block_extremes(batch, members, classes, hardest_positive, min(counts) > 1)
     positive = _extreme_positives(batch, members, sizes, hardest_positive)
     negative = _closest_negatives(batch, labels[:, None] == classes)

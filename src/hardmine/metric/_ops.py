@@ -43,10 +43,37 @@ def label_positives(labels: torch.Tensor, ref_labels: torch.Tensor,
         which.clamp_(max=classes.shape[0] - 1)
         size = torch.where(classes.index_select(0, which) == labels, sizes.index_select(0, which), 0)
     cols = class_cols.index_select(0, which)
-    valid = slot[None, :] < size[:, None]
+    valid = slot < size.unsqueeze(1)
     if exclude_self:
-        valid &= cols != torch.arange(labels.shape[0], device=device)[:, None]
+        valid &= cols != arange(labels.shape[0], device).unsqueeze(1)
     return cols, valid
+
+
+@functools.lru_cache(maxsize=64)
+def row_offsets(n: int, width: int, device: torch.device) -> torch.Tensor:
+    """A shared, read-only int64 [n, 1] column `arange(n) * width`: the flat index of each row's first entry."""
+    return torch.arange(0, n * width, width, device=device).unsqueeze(1)
+
+
+_TEMPORARY_FLAT = 1 << 16  # up to this many column entries a temporary flat index costs less than two passes
+
+
+def fill_columns_(values: torch.Tensor, cols: torch.Tensor, fill: float, consume_cols: bool = False) -> torch.Tensor:
+    """`values[i, cols[i, k]] = fill` for every k, in place; values: contiguous [b, M], cols: int64 [b, W].
+
+    One flat index_fill_ (about half the time of scatter_ along dim 1 on CPU); repeated columns are fine. The
+    flat indices are formed in `cols` itself when `consume_cols` (it then holds them afterwards), else in a
+    temporary for small `cols`, and for large ones in place and then undone (exact integer arithmetic), so
+    that no [b, W] temporary adds to the peak memory."""
+    rows, width = values.shape
+    offsets = row_offsets(rows, width, cols.device)
+    if consume_cols or cols.numel() > _TEMPORARY_FLAT:
+        values.view(-1).index_fill_(0, cols.add_(offsets).view(-1), fill)
+        if not consume_cols:
+            cols.sub_(offsets)
+    else:
+        values.view(-1).index_fill_(0, (cols + offsets).view(-1), fill)
+    return values
 
 
 def _chunk_minima(raw: torch.Tensor, finish: Finish, width: int) -> torch.Tensor:
@@ -66,21 +93,20 @@ def row_first_argmin(raw: torch.Tensor, finish: Finish) -> tuple[torch.Tensor, t
     vectorised reduction); `finish` is applied only to the chunk minima and to the winning chunk, so ties that
     `finish` creates (e.g. two squared distances with the same square root) still go to the smallest column.
     """
-    raw = raw.contiguous()
+    if not raw.is_contiguous():
+        raw = raw.contiguous()
     b, m = raw.shape
     width = _CHUNK if m > 512 else _CHUNK // 2  # about sqrt(M): the two arg-reductions scan the least
     value, best_chunk = _chunk_minima(raw, finish, width).min(1)
-    start = best_chunk * width
     if m % width == 0:  # every chunk is full: copy each row's winning chunk out whole
-        n = m // width
-        chunk = best_chunk.add(arange(b, raw.device), alpha=n)
-        within = finish(raw.view(b * n, width).index_select(0, chunk)).argmin(1)
-    else:
-        cols = start[:, None] + torch.arange(width, device=raw.device)
-        inside = cols < m
-        values = finish(raw.gather(1, cols.clamp_(max=m - 1))).masked_fill_(~inside, float("inf"))
-        within = values.argmin(1)
-    return value, start.add_(within)
+        chunk = raw.view(b, m // width, width).gather(1, best_chunk.view(b, 1, 1).expand(b, 1, width))
+        within = finish(chunk.view(b, width)).min(1)[1]  # min(1): faster than argmin(1) on CPU, same first index
+        return value, within.add_(best_chunk, alpha=width)
+    start = best_chunk * width
+    cols = start[:, None] + torch.arange(width, device=raw.device)
+    inside = cols < m
+    values = finish(raw.gather(1, cols.clamp_(max=m - 1))).masked_fill_(~inside, float("inf"))
+    return value, start.add_(values.min(1)[1])
 
 
 def col_first_argmin(raw: torch.Tensor, finish: Finish) -> tuple[torch.Tensor, torch.Tensor]:

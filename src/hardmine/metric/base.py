@@ -68,6 +68,8 @@ def _check_labels(name: str, labels: Any, rows: int, rows_name: str, device: tor
     if labels.ndim == 0 or labels.shape[0] != rows:
         length = labels.shape[0] if labels.ndim else "a scalar"
         raise ValueError(f"{name} has length {length} but {rows_name} has {rows} rows")
+    if labels.device == device and (labels.dtype == torch.int64 or not integer_1d):
+        return labels  # (already as needed: skips a dispatch per call)
     return labels.to(device=device, dtype=torch.int64) if integer_1d else labels.to(device)
 
 
@@ -151,7 +153,7 @@ class BaseMiner:
             out = batch.empty(self._arity)
         else:
             with torch.no_grad():
-                out = tuple(t.to(torch.int64) for t in self._mine(batch))
+                out = tuple(t if t.dtype == torch.int64 else t.to(torch.int64) for t in self._mine(batch))
         self._count(out, batch.num_ref)
         return out
 

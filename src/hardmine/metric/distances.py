@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from typing import ClassVar
 
 import torch
-import torch.nn.functional as F
 
 from hardmine._checks import check_int
 from hardmine.registry import Registry
@@ -42,8 +41,11 @@ class BaseDistance:
         return to_pml(self)
 
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
-        """The embeddings as the distance sees them: L2-normalised rows when `normalize` is set."""
-        return F.normalize(x, p=2, dim=1) if self.normalize else x
+        """The embeddings as the distance sees them: L2-normalised rows when `normalize` is set (the operations
+        of `F.normalize(x, dim=1)`, bit for bit, without its Python wrappers)."""
+        if not self.normalize:
+            return x
+        return x / torch.linalg.vector_norm(x, 2.0, 1, True).clamp_min_(1e-12)
 
     def factors(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Prepared rows `x` [B, D] and `y` [M, D] -> (xa [B, K], ya [M, K]) with xa @ ya.T ordered as the
@@ -89,7 +91,7 @@ class SquaredEuclideanDistance(BaseDistance):
             ones_y, norm_y = ones_x, norm_x
         else:
             ones_y, norm_y = y.new_ones((y.shape[0], 1)), y.pow(2).sum(1, keepdim=True)
-        return torch.cat([x, norm_x, ones_x], 1), torch.cat([-2.0 * y, ones_y, norm_y], 1)
+        return torch.cat([x, norm_x, ones_x], 1), torch.cat([y.mul(-2.0), ones_y, norm_y], 1)
 
     def finish_(self, values: torch.Tensor) -> torch.Tensor:
         return values.clamp_(min=0.0)
