@@ -154,3 +154,14 @@ def test_a_saved_drawn_batch_with_nan_weights_is_refused_outside_candidate_batch
     fresh = HardExampleSampler(ScoreMemory(64), batch_size=4, policy="importance", seed=0, chunk=4)
     with pytest.raises(ValueError, match="NaN weights, which only candidate batches have"):
         fresh.load_state_dict(state)
+
+
+def test_the_weights_of_part_of_a_batch_keep_the_batch_s_check():
+    sampler = HardExampleSampler(ScoreMemory(64), batch_size=4, policy=LossWeighted(), seed=0)
+    batch = next(iter(sampler))
+    sampler.update(batch, torch.tensor([1.0, 2.0, 3.0, 4.0]))
+    with pytest.raises(ValueError, match="finite and non-negative"):
+        hm.reduce(torch.rand(2), sampler.weights(batch[:2].copy()))
+    uniform = HardExampleSampler(ScoreMemory(64), batch_size=4, policy="uniform", seed=0)
+    part = next(iter(uniform))[1:3].copy()
+    torch.testing.assert_close(hm.reduce(torch.ones(2), uniform.weights(part)), torch.tensor(1.0))

@@ -354,7 +354,7 @@ class HardExampleSampler:
                 weights = self._adopt(chunk).local_weights[position]
         else:
             idx = check_indices("indices", indices, self.memory.num_samples)
-            weights = mark_valid(torch.from_numpy(self._lookup_subset(idx).astype(np.float32)))
+            weights = self._lookup_subset(idx)
             self._consume(indices, idx)
         if self._epoch_state["mode"] == "candidates" and bool(torch.isnan(weights).any()):
             raise ValueError("weights of a candidate batch are decided by update(): call sampler.update(indices, "
@@ -376,12 +376,14 @@ class HardExampleSampler:
         idx = check_indices("indices", indices, self.memory.num_samples)
         return torch.from_numpy(np.ascontiguousarray(self.policy.selection(np.ones(idx.size, dtype=bool), idx)))
 
-    def _lookup_subset(self, idx: np.ndarray) -> np.ndarray:
+    def _lookup_subset(self, idx: np.ndarray) -> torch.Tensor:
+        """The weights (float32 [b]) of `idx`, part of a batch yielded lately; marked valid when the batch's are."""
         for batch, weights in reversed(self._pending.values()):
             order = np.argsort(batch, kind="stable")
             pos = np.minimum(np.searchsorted(batch[order], idx), batch.size - 1)
             if np.array_equal(batch[order][pos], idx):
-                return weights.cpu().numpy()[order][pos]
+                part = torch.from_numpy(weights.cpu().numpy()[order][pos].astype(np.float32))
+                return mark_valid(part) if marked_valid(weights) else part
         raise ValueError(f"indices (first: {idx[:5].tolist()}) are not part of any of the last {_PENDING_BATCHES} "
                          "batches this sampler yielded; pass the indices of a yielded batch")
 
