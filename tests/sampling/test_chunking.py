@@ -202,3 +202,11 @@ def test_a_chunk_s_importance_weights_in_one_call_are_those_of_one_call_per_batc
     for (b1, w1), (b2, w2) in zip(*drawn):
         np.testing.assert_array_equal(b1, b2)
         np.testing.assert_array_equal(w1, w2)
+
+
+@pytest.mark.parametrize("name", ["uniform", "prune_easy", "selective_backprop", "importance+guards"])
+def test_the_default_chunk_is_16_for_priority_draws_and_64_otherwise_and_changes_no_shuffled_batch(name):
+    expected = 16 if name == "importance+guards" else 64
+    assert HardExampleSampler(ScoreMemory(10), batch_size=2, policy=_policy(name)).chunk == expected
+    if name != "importance+guards":  # shuffled passes: any chunk gives the batches of one at a time
+        assert _digest(_policy(name), 64) == ONE_BATCH_AT_A_TIME[name]

@@ -36,7 +36,8 @@ _PENDING_BATCHES = 256  # yielded batches whose importance weights stay availabl
 _SUBSET_STREAM = 2**32 - 1  # the random stream of an epoch's subset, apart from the per-batch streams
 _CANDIDATE_STREAM = 1  # the Philox counter word of candidate batches (priority draws use 0)
 _STATE_VERSION = 2  # 2: the consumed position, the epoch's start and the drawn-but-unconsumed batches
-_DEFAULT_CHUNK = 16
+_PRIORITY_CHUNK = 16  # the default chunk of priority draws: priorities at most this many batches stale
+_SHUFFLED_CHUNK = 64  # the default for the other policies, whose draws within an epoch do not read the memory
 
 
 class HardExampleSampler:
@@ -52,6 +53,8 @@ class HardExampleSampler:
     chunk: batches drawn in one vectorised call, and consumed batches whose updates are written to the memory and
         the priorities at once (hardmine.sampling.chunking). Priorities are at most a chunk stale; the memory
         itself always reads as if every update had been written when it was made. 1 draws batch by batch.
+        None: 16 for a priority policy, 64 for the others (a shuffled pass, batch or candidate selection draws
+        nothing from the memory within an epoch, so a larger chunk changes no batch and costs less per step).
 
     An epoch is `len(sampler)` batches; a batch is an int64 numpy array [B], which DataLoader, `datasets`
     (`__getitems__`) and accelerate's BatchSamplerShard (as `hardmine.integrations.transformers` sets it)
@@ -66,7 +69,7 @@ class HardExampleSampler:
 
     def __init__(self, memory: ScoreMemory, batch_size: int, num_batches: int | None = None,
                  policy: str | Policy = "importance", seed: int = 0, drop_last: bool = False,
-                 chunk: int = _DEFAULT_CHUNK) -> None:
+                 chunk: int | None = None) -> None:
         if not isinstance(memory, ScoreMemory):
             hint = ("; a trainer rebuilt this batch sampler around its own sampler (Lightning does under DDP): use "
                     "hardmine.integrations.lightning.HardMiningCallback.dataloader, or "
@@ -81,7 +84,8 @@ class HardExampleSampler:
             raise TypeError(f"drop_last must be a bool, got {drop_last!r}")
         self.drop_last = drop_last
         self.fixed_batches = None if num_batches is None else check_int("num_batches", num_batches)
-        self.chunk = check_int("chunk", chunk)
+        default = _PRIORITY_CHUNK if isinstance(self.policy, PriorityPolicy) else _SHUFFLED_CHUNK
+        self.chunk = default if chunk is None else check_int("chunk", chunk)
         self.policy.attach(memory)  # after every check: a policy writes its fixed columns here
         self.rank, self.world_size = rank_and_world()
         self._epoch = 0
