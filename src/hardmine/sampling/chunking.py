@@ -74,7 +74,7 @@ def draw_by_priority(tree: SumTree, policy: PriorityPolicy, num_samples: int, se
         order = rng.permutation(total_free)
         drawn, probabilities = drawn[order], probabilities[order]
     if (policy.weights_rows and len(set(sizes)) == 1 and not any(t.size for t in taken)
-            and not any("adjust_weights" in guard.hooks() for guard in policy.guards)):
+            and not policy.guards_implement("adjust_weights")):
         rows = policy.weights(probabilities.reshape(len(sizes), sizes[0]), n)  # every batch in one call
         return Chunk(first, list(drawn.reshape(len(sizes), sizes[0])), list(rows))
     indices, weights, at = [], [], 0

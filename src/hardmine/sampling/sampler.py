@@ -307,8 +307,7 @@ class HardExampleSampler:
             batches = [np.ascontiguousarray(b[m], dtype=np.int64) for b, m in zip(chunk.indices, mine)]
             flat = np.concatenate([w[m] for w, m in zip(chunk.weights, mine)])
         sizes = [b.size for b in batches]
-        # the weights, and the weights over the batch size: hm.reduce's mean is then one dot product
-        both = torch.from_numpy(np.stack([flat, flat / np.repeat(sizes, sizes)]).astype(np.float32))
+        both = _with_means(flat, sizes)
         if self._device.type != "cpu":
             both = both.pin_memory().to(self._device, non_blocking=True)
         chunk.batches, chunk.local_weights = batches, list(both[0].split(sizes))
@@ -502,9 +501,9 @@ class HardExampleSampler:
         """A batch policy's weights [B] as float32; marked valid for `hm.reduce` (with their mean's w / B) when
         the policy makes them finite and non-negative and no guard adjusts them, else `hm.reduce` checks them."""
         policy = self.policy
-        if not policy.valid_weights or any("adjust_weights" in guard.hooks() for guard in policy.guards):
+        if not policy.valid_weights or policy.guards_implement("adjust_weights"):
             return torch.from_numpy(selected.astype(np.float32))
-        both = torch.from_numpy(np.stack([selected, selected / max(selected.size, 1)]).astype(np.float32))
+        both = _with_means(selected, [selected.size])
         return mark_valid(both[0], both[1])
 
     def _consume(self, indices: Any, local: np.ndarray, key: bytes | None = None) -> None:
@@ -717,6 +716,12 @@ def _host_array(values: Any) -> np.ndarray | torch.Tensor | None:
 
 
 _FLOATING = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+
+
+def _with_means(weights: np.ndarray, sizes: list[int]) -> torch.Tensor:
+    """float32 [2, M]: the weights [M] of consecutive batches of `sizes`, and each over its batch's size (with
+    which `hm.reduce`'s mean is one dot product)."""
+    return torch.from_numpy(np.stack([weights, weights / np.repeat(sizes, sizes)]).astype(np.float32))
 
 
 class WithIndex(torch.utils.data.Dataset):

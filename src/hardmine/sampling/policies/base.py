@@ -102,6 +102,11 @@ class Policy(Registered):
         self._bounds: dict[str, tuple[float, float]] = {}  # scheduled parameter -> (lowest, highest) value
         self._pinned: dict[str, float] = {}  # scheduled values fixed while check_scores tries their extremes
 
+    def guards_implement(self, *hooks: str) -> bool:
+        """Whether one of this policy's guards implements one of `hooks` (then a shortcut that assumes the hook
+        does nothing is not taken)."""
+        return any(guard.hooks().intersection(hooks) for guard in self.guards)
+
     @classmethod
     def affected_by(cls, guard: Guard | type[Guard]) -> bool:
         """Whether `guard` (an object or a class) implements a hook this policy calls; if not, it is refused."""
@@ -342,7 +347,7 @@ class PriorityPolicy(Policy):
         and not at all while they lie in a range already checked this epoch (every priority in between lies
         between those of its ends)."""
         if type(self).check_scores is PriorityPolicy.check_scores and self.monotone and \
-                not self._adjusts_priorities():
+                not self.guards_implement("adjust_difficulty", "adjust_priorities"):
             low, high = extremes
             checked = self._checked_range
             if checked is not None and checked[0] <= low and high <= checked[1]:
@@ -383,10 +388,6 @@ class PriorityPolicy(Policy):
     def _schedule_ends(self) -> dict[str, list[float]]:
         """The distinct finite ends of every scheduled parameter's range, by name."""
         return {key: sorted({v for v in bounds if math.isfinite(v)}) for key, bounds in self._bounds.items()}
-
-    def _adjusts_priorities(self) -> bool:
-        """Whether a guard changes difficulties or priorities (then only the full check is sound)."""
-        return any({"adjust_difficulty", "adjust_priorities"} & guard.hooks() for guard in self.guards)
 
     def _priorities_fit(self, difficulty: np.ndarray, indices: np.ndarray | None, labels: np.ndarray | None,
                         ends: dict[str, list[float]]) -> tuple[int, float, tuple[float, ...]] | None:
