@@ -1,19 +1,25 @@
 # The whole set-up on a fresh machine: `make demo` runs the main job, `make test` runs the test suite.
-# torch is pinned here, not in pyproject.toml, so that a fresh machine takes the CPU build from local disk
-# instead of a multi-GB CUDA build; users with their own torch install the package alone.
+# Both install into .venv exactly the versions in requirements/test.lock (with hashes, by uv: seconds), and torch
+# from the Makefile's pin: pip takes the CPU build from this machine's disk instead of a multi-GB CUDA build.
+# pyproject.toml keeps the ranges users may install; `make lock` re-resolves the lock within them.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+UV := $(VENV)/bin/uv
+UV_VERSION := 0.13.10
 TORCH := torch==2.13.0
+LOCK := requirements/test.lock
 
-.PHONY: test demo
+.PHONY: test demo lock
 
-$(PY):
+$(UV):
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "uv==$(UV_VERSION)"
 
-$(VENV)/.installed: pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet "$(TORCH)" -e ".[test]"
+$(VENV)/.installed: pyproject.toml $(LOCK) | $(UV)
+	$(PY) -m pip install --quiet "$(TORCH)"
+	$(UV) pip install --quiet --python $(PY) --require-hashes --no-deps -r $(LOCK)
+	$(UV) pip install --quiet --python $(PY) --no-deps --no-build-isolation -e .
 	touch $@
 
 test: $(VENV)/.installed
@@ -23,3 +29,9 @@ test: $(VENV)/.installed
 demo: $(VENV)/.installed
 	rm -rf build/demo
 	$(VENV)/bin/hardmine compare --dataset digits --seeds 3 --epochs 10 --out build/demo
+
+lock: | $(UV)
+	$(UV) pip compile pyproject.toml --extra test --python-version 3.11 --upgrade --quiet \
+		--find-links /opt/wheels --override requirements/torch-cpu.txt --no-emit-package torch \
+		--generate-hashes -o $(LOCK)
+	$(PY) requirements/stamp.py $(LOCK)
