@@ -24,7 +24,9 @@ def _policy(name):
     if name == "prune_easy":
         return hm.PruneEasyPolicy(warmup=1)
     if name == "importance+guards":
-        return hm.ImportancePolicy(guards=[hm.NoiseGuard(), hm.ClassBalance(), hm.WeightCap(4.0)])
+        return hm.ImportancePolicy(normalize="max", guards=[hm.NoiseGuard(), hm.ClassBalance(), hm.WeightCap(4.0)])
+    if name == "importance":  # the digests were recorded with v0.1's default, prioritised replay's "max"
+        return hm.ImportancePolicy(normalize="max")
     return name
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from hardmine import POLICIES, ImportancePolicy, ScoreMemory, UniformPolicy, build_policy
+from hardmine import POLICIES, ImportancePolicy, RankPolicy, ScoreMemory, UniformPolicy, build_policy
 from hardmine.sampling.schedules import Linear
 
 
@@ -38,12 +38,20 @@ def test_importance_uses_the_ema_when_asked():
     np.testing.assert_allclose(policy.priorities(memory), [2.0, 1.0], rtol=1e-6)
 
 
-def test_importance_weights_correct_by_beta_and_are_scaled_by_the_batch_maximum():
-    policy = ImportancePolicy(beta=0.5)
+def test_importance_weights_correct_by_beta_and_max_scales_by_the_batch_maximum():
+    policy = ImportancePolicy(beta=0.5, normalize="max")
     w = policy.weights(np.array([0.1, 0.4, 0.025]), num_samples=10)
     np.testing.assert_allclose(w, np.array([1.0, 0.5, 2.0]) / 2.0)
-    unbiased = ImportancePolicy(beta=1.0, normalize="none")
+    unbiased = ImportancePolicy(beta=1.0)
     np.testing.assert_allclose(unbiased.weights(np.array([0.1, 0.4, 0.025]), 10), [1.0, 0.25, 4.0])
+
+
+def test_the_default_weights_are_unbiased():
+    """normalize="none" by default: under the draw distribution the weights average 1 (the uniform step size)."""
+    assert ImportancePolicy().normalize == "none" and RankPolicy().normalize == "none"
+    prob = np.array([0.1, 0.4, 0.025, 0.475])
+    w = ImportancePolicy(beta=1.0).weights(prob, num_samples=4)
+    assert float((prob * w).sum()) == pytest.approx(1.0)
 
 
 def test_unnormalised_weights_make_the_weighted_mean_loss_unbiased():

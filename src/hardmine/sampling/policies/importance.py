@@ -22,8 +22,10 @@ class ImportancePolicy(PriorityPolicy):
     d_i is the difficulty (the memory's statistic; never-seen samples get the largest value seen, so they
     are drawn early). Importance weights: w_i = (N * P(i))^-beta; beta = 1 makes the weighted mean loss an
     unbiased estimate of the uniform mean loss (and the expected weight 1), beta = 0 turns the correction off.
-    normalize="max" divides them by the batch's largest weight, as prioritised replay does, so they only scale
-    updates down (the effective learning rate drops by the mean weight); normalize="none" keeps them unbiased.
+    normalize="none" (the default) keeps them unbiased: the expected weight is 1, so the effective learning rate is
+    the one the optimiser was given. normalize="max" divides them by the batch's largest weight, as prioritised
+    experience replay (Schaul et al.) does, so they only scale updates down: the effective learning rate drops by the
+    mean weight (0.48 measured on digits), and the variant ended below uniform in our Fashion-MNIST comparisons.
 
     alpha: >= 0 (schedulable), how strongly difficulty skews sampling (0 is uniform with replacement).
     beta: in [0, 1] (schedulable; anneal it to 1, e.g. Linear(0.4, 1.0, epochs)), how much bias is corrected.
@@ -36,7 +38,7 @@ class ImportancePolicy(PriorityPolicy):
     weights_rows = True
 
     def __init__(self, alpha: ScheduleLike = 1.0, beta: ScheduleLike = 1.0, mix: float = 0.1, eps: float = 1e-3,
-                 normalize: str = "max", **base: Any) -> None:
+                 normalize: str = "none", **base: Any) -> None:
         super().__init__(**base)
         self._schedule("alpha", alpha, 0.0, 16.0)
         self._schedule("beta", beta, 0.0, 1.0)

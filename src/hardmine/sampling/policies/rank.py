@@ -27,7 +27,8 @@ class RankPolicy(PriorityPolicy):
 
     pressure: s >= 1 (schedulable: the paper anneals it, e.g. Step(1e2, 0.5, every=1, low=1.0)).
     mix: the uniform fraction of each batch; beta, normalize: importance correction as in ImportancePolicy
-        (beta = 0, the default, trains on the ranked distribution as the paper does).
+        (beta = 0, the default, trains on the ranked distribution as the paper does; normalize="none", the default,
+        keeps the weights unbiased when beta > 0).
     """
 
     name = "rank"
@@ -36,7 +37,7 @@ class RankPolicy(PriorityPolicy):
     state_fields = {"sorted": Array("float64", "N", empty_ok=True)}
 
     def __init__(self, pressure: ScheduleLike = 100.0, mix: float = 0.0, beta: ScheduleLike = 0.0,
-                 normalize: str = "max", **base: Any) -> None:
+                 normalize: str = "none", **base: Any) -> None:
         super().__init__(**base)
         self._schedule("pressure", pressure, 1.0, math.inf, high_inclusive=False)
         self._schedule("beta", beta, 0.0, 1.0)
