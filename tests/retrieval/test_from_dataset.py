@@ -79,13 +79,33 @@ def test_duplicate_texts_never_negatives_and_mapping_kept():
 
 
 def test_exclude_anchor_text():
+    # A query's own text is never its negative by default, as in ST >= 6.3; exclude_anchor_text=False gives back
+    # ST 6.2's behaviour, where "cat" could be mined as a negative of the query "cat".
     ds = Dataset.from_dict({"anchor": ["cat", "dog"], "positive": ["kitten", "puppy"]})
     corpus = ["cat", "dog", "cats", "dogs", "fox"]
     plain = mine_from_dataset(ds, TrigramModel(), corpus=corpus, num_negatives=2, verbose=False)
-    assert ("cat", "kitten", "cat") in rows_of(plain)
-    strict = mine_from_dataset(ds, TrigramModel(), corpus=corpus, num_negatives=2, verbose=False,
-                               exclude_anchor_text=True)
-    assert all(a != n for a, _, n in rows_of(strict))
+    assert all(a != n for a, _, n in rows_of(plain))
+    assert rows_of(plain) == rows_of(st_mine(ds, TrigramModel(), corpus=corpus, num_negatives=2, verbose=False))
+    loose = mine_from_dataset(ds, TrigramModel(), corpus=corpus, num_negatives=2, verbose=False,
+                              exclude_anchor_text=False)
+    assert ("cat", "kitten", "cat") in rows_of(loose)
+
+
+@pytest.mark.parametrize("output_format", ["triplet", "n-tuple"])
+@pytest.mark.parametrize("params", [dict(), dict(range_min=1, range_max=6), dict(relative_margin=0.05),
+                                    dict(range_min=2, range_max=5, max_score=0.7)])
+def test_anchor_texts_in_corpus_and_repeated_rows_as_sentence_transformers(output_format, params):
+    """Anchors that are corpus texts (ST 6.3 never mines them for themselves) and an (anchor, positive) row given
+    twice (ST counts rows, not distinct positives, in its retrieval depth)."""
+    anchors, positives, corpus = pair_rows(n=20, seed=1)
+    anchors, positives = anchors + [anchors[3], anchors[3]], positives + [positives[3], positives[3]]
+    ds = Dataset.from_dict({"anchor": anchors, "positive": positives})
+    corpus = corpus[:40] + anchors[::2] + [a.replace("the ", "") for a in anchors[1::3]]
+    model = TrigramModel()
+    ours = mine_from_dataset(ds, model, corpus=corpus, output_format=output_format, verbose=False, **params)
+    theirs = st_mine(ds, model, corpus=corpus, output_format=output_format, verbose=False, **params)
+    assert len(ours) == len(theirs) > 0
+    assert rows_of(ours) == rows_of(theirs)
 
 
 def test_identical_texts_for_embedding_api():

@@ -145,3 +145,19 @@ def test_ivf_with_few_cells_probed_reports_lower_recall():
     got = mine_hard_negatives(q, c, [[0]] * 64, num_negatives=5, index=IVFSearch(nlist=64, nprobe=1),
                               progress=False)
     assert got.search_recall < 0.5
+
+
+def test_survivors_pool_extra_sets_the_retrieval_depth(data):
+    q, c, pos = data
+    s = (q / np.linalg.norm(q, axis=1, keepdims=True)) @ (c / np.linalg.norm(c, axis=1, keepdims=True)).T
+    kw = dict(num_negatives=4, range_max=6, max_score=0.55, range_rule="survivors", progress=False)
+    found = []
+    for extra in (0, 2, 9):
+        got = mine_hard_negatives(q, c, pos, pool_extra=extra, **kw)
+        for i in range(len(q)):  # the top range_max + extra, then positives and max_score dropped, first 4 kept
+            pool = [j for j in np.argsort(-s[i], kind="stable")[:6 + extra] if j not in pos[i] and s[i, j] <= 0.55]
+            assert ids_of(got)[i] == pool[:4]
+        found.append(int((got.indices >= 0).sum()))
+    assert found[0] < found[1] < found[2]
+    with pytest.raises(ValueError, match="pool_extra only applies"):
+        mine_hard_negatives(q, c, pos, pool_extra=1, progress=False)

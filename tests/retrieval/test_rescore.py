@@ -81,10 +81,11 @@ class FakeCrossEncoder:
         return torch.tensor(out) if convert_to_tensor else np.array(out)
 
 
-def test_cross_encoder_matches_sentence_transformers():
+@pytest.mark.parametrize("filters", [dict(relative_margin=0.02), dict()])  # ST >= 6.3 re-scores without a filter
+def test_cross_encoder_matches_sentence_transformers(filters):
     anchors, positives, corpus = pair_rows()
     ds = Dataset.from_dict({"anchor": anchors, "positive": positives})
-    kw = dict(corpus=corpus, num_negatives=3, relative_margin=0.02, output_format="n-tuple", verbose=False)
+    kw = dict(corpus=corpus, num_negatives=3, output_format="n-tuple", verbose=False, **filters)
     ce = FakeCrossEncoder()
     ours = mine_from_dataset(ds, TrigramModel(), cross_encoder=ce, **kw)
     theirs = st_mine(ds, TrigramModel(), cross_encoder=FakeCrossEncoder(), **kw)

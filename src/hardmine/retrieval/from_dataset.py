@@ -1,10 +1,12 @@
 """mine_from_dataset: sentence-transformers' mine_hard_negatives interface over hardmine's miner.
 
 A `datasets.Dataset` of (anchor, positive) rows and a model with `encode` in, a `datasets.Dataset` that
-sentence-transformers' trainer takes unchanged out. Same parameter names and semantics as ST 6.2's
-`sentence_transformers.util.mine_hard_negatives`, with these differences: a named column that is missing is an
-error (ST silently falls back to the first two columns); a cross_encoder re-scores even when no score filter is
-set (ST then skips it); random sampling is seeded by `seed`. hardmine's own rank rule is `range_rule="ranks"`.
+sentence-transformers' trainer takes unchanged out. Same parameter names and semantics as ST 6.3's
+`sentence_transformers.util.mine_hard_negatives` (include_positives=False), with these differences: a named column
+that is missing is an error (ST silently falls back to the first two columns); random sampling is seeded by `seed`.
+hardmine's own rank rule is `range_rule="ranks"`. As in ST 6.3 (and unlike 6.2), a query's own text is never its
+negative (exclude_anchor_text=False gives 6.2's choice back), a cross_encoder re-scores even when no score filter
+is set, and the candidates retrieved per query are range_max + the most rows of one anchor + 1.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ def mine_from_dataset(
     *,
     index: Any = "exact",
     range_rule: str = "survivors",
-    exclude_anchor_text: bool = False,
+    exclude_anchor_text: bool = True,
     seed: int = 0,
     return_mined: bool = False,
 ) -> Any:
@@ -72,13 +74,15 @@ def mine_from_dataset(
 
     dataset: a `datasets.Dataset`; anchor / positive columns default to its first two. model: anything with
     `encode(texts, batch_size=, convert_to_numpy=, normalize_embeddings=, show_progress_bar=)` (its
-    encode_query / encode_document are used when present). corpus: extra candidate texts; the candidates are the
-    distinct texts of corpus + positives, so a text identical to a query's positive is never its negative;
-    exclude_anchor_text also keeps texts identical to the query out. Duplicate anchors share their positives.
+    encode_query / encode_document are used when present). corpus: extra candidate texts (a list or a dataset
+    column); the candidates are the distinct texts of corpus + positives, so a text identical to a query's positive
+    is never its negative; exclude_anchor_text (default, as ST >= 6.3) also keeps the text identical to the query
+    out. Duplicate anchors share their positives.
     cross_encoder: a CrossEncoder-like object with `predict(pairs)` or a callable rescore(query_ids, corpus_ids)
     over `texts.queries` / `texts.corpus` ids; candidates and positives are re-scored, then ranked and filtered on
     those scores. range_max default: range_min + num_negatives (+ 9 num_negatives with a score filter) + the most
-    rows of one anchor, as in ST. faiss_batch_size: queries per search block; index: "exact", "ivf", "hnsw" or a
+    rows of one anchor, as in ST; under range_rule="survivors" the top range_max + the most rows of one anchor + 1
+    candidates are retrieved (ST 6.3). faiss_batch_size: queries per search block; index: "exact", "ivf", "hnsw" or a
     SearchBackend. cache_folder: embeddings cached by hash of model weights, prompt and texts.
 
     Returns a `datasets.Dataset` in `output_format` ("triplet", "n-tuple", "labeled-pair", "labeled-list"; see
@@ -101,8 +105,8 @@ def mine_from_dataset(
     positives = check_texts(f"dataset[{positive_col!r}]", dataset[positive_col])
     extra = None if corpus is None else check_texts("corpus", corpus)
     texts = TextPairs.from_rows(anchors, positives, extra)
+    most_rows = int(np.bincount(texts.row_query).max())  # ST's max_positives: rows, duplicates counted
     if range_max is None:
-        most_rows = int(np.bincount(texts.row_query).max())
         scored = any(v is not None for v in (absolute_margin, relative_margin, max_score)) or (
             cross_encoder is not None and min_score is not None)
         range_max = range_min + num_negatives * (10 if scored else 1) + most_rows
@@ -120,7 +124,7 @@ def mine_from_dataset(
                                 sampling=sampling_strategy, index=index, metric="cosine",
                                 exclude=texts.identical_to_query() if exclude_anchor_text else None, seed=seed,
                                 batch_size=faiss_batch_size, progress=verbose, range_rule=range_rule,
-                                rescore=rescore)
+                                rescore=rescore, pool_extra=most_rows + 1 if range_rule == "survivors" else None)
     out = Dataset.from_dict(st_columns(mined.indices, mined.scores, mined.positives, mined.positive_pair_scores,
                                        texts.queries, texts.corpus, output_format, anchor_col, positive_col,
                                        output_scores))

@@ -44,6 +44,7 @@ def mine_hard_negatives(
     group: Any = None,
     range_rule: str = "ranks",
     rescore: Rescorer | None = None,
+    pool_extra: int | None = None,
 ) -> MinedNegatives:
     """Mine `num_negatives` hard negatives per query from a corpus, never holding a full [Q, C] score matrix.
 
@@ -57,7 +58,9 @@ def mine_hard_negatives(
     survivors, "random" a uniform sample of them seeded by `seed`. Queries short of survivors are padded with -1.
     range_rule "ranks" (hardmine's rule, above) counts the window before the score filters; "survivors"
     (sentence-transformers' rule) retrieves the top range_max + (most positives and excluded ids of any query),
-    applies the filters to them, and counts the window [range_min, range_max) over the survivors.
+    applies the filters to them, and counts the window [range_min, range_max) over the survivors. pool_extra
+    ("survivors" only): retrieve the top range_max + pool_extra instead (mine_from_dataset passes ST 6.3's depth,
+    the most rows of one anchor + 1).
 
     rescore: optional rescore(query_ids, corpus_ids) -> scores (int64 [M] each in, float [M] out, finite),
     e.g. a cross-encoder. The retrieved candidates and every query's positives are re-scored; ranking, window,
@@ -77,6 +80,10 @@ def mine_hard_negatives(
         checked = _check_arguments(query_emb, corpus_emb, num_negatives, range_min, range_max, max_score,
                                    min_score, absolute_margin, relative_margin, sampling, index, metric, seed,
                                    batch_size, recall_sample, range_rule, rescore)
+        if pool_extra is not None:
+            if range_rule != "survivors":
+                raise ValueError(f"pool_extra only applies to range_rule='survivors', got range_rule={range_rule!r}")
+            pool_extra = check_int("pool_extra", pool_extra, minimum=0)
     num_negatives, range_min, batch_size, recall_sample, filters, key, backend, queries, matrix, rescore = checked
     cosine = metric == "cosine"
     shard = corpus_shard(len(matrix), corpus_sharded, group)
@@ -91,7 +98,7 @@ def mine_hard_negatives(
             q = int(np.flatnonzero(pos.counts == 0)[0])
             raise ValueError(f"positives[{q}] is empty: a margin needs at least one positive per query")
     return _mine(queries, corpus, shard, pos, removed, filters, num_negatives, sampling, backend, key, batch_size,
-                 progress, recall_sample, metric, range_rule, rescore)
+                 progress, recall_sample, metric, range_rule, rescore, pool_extra)
 
 
 def _check_arguments(query_emb: Any, corpus_emb: Any, num_negatives: int, range_min: int, range_max: int | None,
@@ -124,11 +131,11 @@ def _check_arguments(query_emb: Any, corpus_emb: Any, num_negatives: int, range_
 def _mine(queries: Embeddings, corpus: Embeddings, shard: Shard, pos: IdLists, removed: IdLists,
           filters: CandidateFilters, num_negatives: int, sampling: str, backend: SearchBackend, key: int,
           batch_size: int, progress: bool, recall_sample: int, metric: str, range_rule: str,
-          rescore: Rescorer | None) -> MinedNegatives:
+          rescore: Rescorer | None, pool_extra: int | None = None) -> MinedNegatives:
     """The search, filtering and sampling of checked inputs (collectives only from here on)."""
     num_queries, total = len(queries), shard.global_size
     window_end = min(filters.range_max, total)
-    most_removed = int(removed.counts.max(initial=0))
+    most_removed = int(removed.counts.max(initial=0)) if pool_extra is None else pool_extra
     blocks: list[Block] = []
     for start in range(0, num_queries, batch_size):
         stop = min(start + batch_size, num_queries)
