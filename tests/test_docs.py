@@ -69,11 +69,24 @@ def test_readme_has_the_integrations_and_the_two_commands():
     assert len(text.splitlines()) <= 300
 
 
+def slug(heading: str) -> str:
+    """GitHub's anchor of a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def anchors(page: Path) -> set[str]:
+    text = FENCE.sub("", page.read_text())
+    return {slug(h) for h in re.findall(r"^#+ (.*)$", text, re.M)}
+
+
 def test_docs_links_resolve():
-    """Relative links between the pages point at files that exist."""
+    """Relative links between the pages point at files, and at headings, that exist."""
     missing = []
     for page in PAGES:
-        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
-            if "://" not in target and not (page.parent / target).exists():
-                missing.append(f"{page.relative_to(ROOT)} -> {target}")
+        for target, anchor in re.findall(r"\]\(([^)#\s]*)(?:#([^)\s]*))?\)", page.read_text()):
+            if "://" in target:
+                continue
+            linked = (page.parent / target) if target else page
+            if not linked.exists() or (anchor and linked.suffix == ".md" and anchor not in anchors(linked)):
+                missing.append(f"{page.relative_to(ROOT)} -> {target}#{anchor}")
     assert not missing
