@@ -14,7 +14,7 @@ margin get a uniformly drawn corpus lemma instead, so every condition trains on 
 Results are appended to --out (JSON) after every run.
 
     python examples/wordnet_hard_negatives.py --wordnet /usr/share/wordnet --out build/finetune.json
-    # the README's table: these defaults (4,000 synsets, 1,000 training pairs, 600 held out, seeds 0 1 2,
+    # the table in docs/retrieval.md: these defaults (4,000 synsets, 1,000 training pairs, 600 held out, seeds 0 1 2,
     # refresh every 12 steps); seed 2 was run as a second process (--seeds 2) to finish in time
 """
 
