@@ -12,7 +12,7 @@ from hardmine.sampling.policies import POLICIES
 
 @pytest.mark.parametrize("name", sorted(POLICIES) + sorted(LOSSES))
 def test_every_registered_strategy_builds_by_name(name):
-    strategy = build_strategy(parse_spec(name))
+    strategy = build_strategy(parse_spec(name), class_counts=[50, 5, 1])
     assert strategy.label == name
     assert (strategy.loss_mean is not None) == (name in LOSSES)
 
@@ -20,6 +20,10 @@ def test_every_registered_strategy_builds_by_name(name):
 @pytest.mark.parametrize("guard", sorted(GUARDS))
 def test_every_guard_builds_on_a_policy_and_on_a_loss(guard):
     for base in ("importance", "ohem"):
+        if base == "ohem" and guard == "class_balance":  # the loss is then sampled by "class_balanced"
+            strategy = build_strategy(parse_spec(f"{base}+{guard}"))
+            assert strategy.policy.name == "class_balanced" and strategy.guards == ()
+            continue
         if base == "ohem" and not POLICIES["uniform"].affected_by(GUARDS[guard]):  # a loss is sampled by "uniform"
             with pytest.raises(ValueError, match=f"{guard} has no effect on the 'uniform' policy"):
                 build_strategy(parse_spec(f"{base}+{guard}"))

@@ -68,6 +68,11 @@ class ClassBalance(Guard):
         self._state = {"factor": np.zeros(0, dtype=np.float64), "base": np.zeros(0, dtype=np.float64)}
         self._labels: np.ndarray | None = None  # the memory's, set at each epoch's start (the memory saves them)
 
+    @property
+    def power(self) -> float:
+        """The exponent of the class quotas (0: equal shares)."""
+        return self._config["power"]
+
     def start_epoch(self, epoch: int, memory: ScoreMemory, difficulty: np.ndarray) -> None:
         """A clear error when the memory has no labels; else remember them for `adjust_subset`."""
         if memory.labels is None:
