@@ -55,7 +55,8 @@ class ClassBalance(Guard):
     classes of each class's mean loss. A policy's uniform floor `mix` stays uniform over samples.
     Subset policies: a policy that takes a fraction of the data takes it within each class (`strata`), then the
     epoch's subset is resampled to the quotas at its own size (`adjust_subset`: a class short of its quota
-    repeats its members evenly), each sample keeping its weight. Needs a ScoreMemory built with labels.
+    repeats its members evenly), each sample keeping its weight; a class the policy left out of the epoch gets no
+    share (self-paced learning may admit no sample of a class that looks hard). Needs a ScoreMemory with labels.
     """
 
     name = "class_balance"

@@ -28,7 +28,8 @@ class ClassBalancedPolicy(SubsetPolicy):
     uniform (that would undo it, up to variance). The difficulty is not read; scores are still recorded.
     power: in [0, 1]; 0.5 is square-root sampling, 1 keeps each class's share of the data.
     Needs a ScoreMemory built with labels. An in-batch loss with `+class_balance` in compare draws its batches
-    with this policy.
+    with this policy. Guards: coverage adds left-out samples, weight_cap caps, noise_guard leaves its suspects out
+    of an in-batch loss's selection; a class_balance guard's quotas replace the policy's (same power: no change).
     """
 
     name = "class_balanced"
