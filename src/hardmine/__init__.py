@@ -5,7 +5,9 @@ The public names are listed in `__all__`; see the README for the three touch poi
 
 from hardmine import scores
 from hardmine.checkpoint import load_state, save_state
+from hardmine.inbatch.class_weighted import ClassWeightedLoss
 from hardmine.inbatch.detection import mine_negatives_ssd, ohem_rois
+from hardmine.inbatch.logit_adjusted import LogitAdjustedLoss
 from hardmine.inbatch.losses import LOSSES, FocalLoss, MisclassifiedUpweight, OHEMLoss
 from hardmine.inbatch.reduction import reduce
 from hardmine.inbatch.select import SELECTORS, Selection, Stochastic, Threshold, TopK
@@ -26,6 +28,7 @@ from hardmine.sampling.policies import (
     AntiCurriculumPolicy,
     BatchPolicy,
     CandidatePolicy,
+    ClassBalancedPolicy,
     CurriculumPolicy,
     ImportancePolicy,
     OnlineTopLossPolicy,
@@ -56,6 +59,8 @@ __all__ = [
     "BatchPolicy",
     "CandidatePolicy",
     "ClassBalance",
+    "ClassBalancedPolicy",
+    "ClassWeightedLoss",
     "Column",
     "CoverageGuard",
     "CurriculumPolicy",
@@ -63,6 +68,7 @@ __all__ = [
     "Guard",
     "HardExampleSampler",
     "ImportancePolicy",
+    "LogitAdjustedLoss",
     "MisclassifiedUpweight",
     "NoiseGuard",
     "OHEMLoss",

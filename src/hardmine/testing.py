@@ -3,11 +3,13 @@
     from hardmine.testing import check_policy, check_guard
     check_policy(MyPolicy)                      # a class (built with `params`) or an instance (copied per run)
     check_guard(MyGuard(), policies=["importance"])
+    check_inbatch_loss(MyLoss, params={"keep": 0.5})
 
 Each check raises AssertionError naming what failed: parameter errors (unknown parameters refused by name, a bad
 warm-up, a guard that is not a Guard), seeding (same seed same batches, another seed other batches, int64 indices
 in range), exact resumption through a checkpoint file, epochs under a DataLoader, and state purity
-(`state_dict()` twice gives the same and changes no later draw). The helpers `fake_loss` and `run_steps` drive a
+(`state_dict()` twice gives the same and changes no later draw); for an in-batch loss, its reductions, gradients
+and refusals. The helpers `fake_loss` and `run_steps` drive a
 sampler like a training loop.
 """
 
@@ -218,3 +220,43 @@ def check_guard(guard: type[Guard] | Guard, *, policies: Sequence[str] | None = 
         else:
             _raises(ValueError, "has no effect", f"policy {name!r} without a hook of the guard",
                     lambda cls=cls: cls(guards=[copy.deepcopy(guard)]))
+
+
+def check_inbatch_loss(loss: type[torch.nn.Module], *, params: dict[str, Any] | None = None,
+                       num_classes: int = 4) -> None:
+    """Check an in-batch loss class (an `nn.Module` with a `reduction` argument, built with `params`; a
+    `base_loss` it requires is cross-entropy) on logits [B, num_classes] and int64 targets [B]: "none" gives
+    one finite loss per sample and "sum" their sum, "mean" a finite scalar, the same inputs give the same loss
+    and stay unchanged, the gradient of "mean" is finite and reaches the logits, and a bad `reduction`, an
+    unknown parameter and non-finite logits are refused by name."""
+    import inspect
+
+    params = dict(params or {})
+    accepted = inspect.signature(loss.__init__).parameters
+    if "base_loss" in accepted and accepted["base_loss"].default is inspect.Parameter.empty:
+        params.setdefault("base_loss", torch.nn.CrossEntropyLoss(reduction="none"))
+    name = getattr(loss, "__name__", repr(loss))
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(12, num_classes, generator=generator, dtype=torch.float64) * 2
+    targets = torch.arange(12) % num_classes
+    before = logits.clone()
+    none = loss(**params, reduction="none")(logits, targets)
+    assert none.shape == targets.shape and bool(torch.isfinite(none).all()), \
+        f"{name}: reduction='none' must give one finite loss per sample {tuple(targets.shape)}, got {none}"
+    total = loss(**params, reduction="sum")(logits, targets)
+    assert torch.allclose(total, none.sum()), \
+        f"{name}: reduction='sum' gave {total}, the per-sample sum is {none.sum()}"
+    again = loss(**params, reduction="none")(logits, targets)
+    assert torch.equal(none, again), f"{name}: the same inputs gave another loss"
+    assert torch.equal(logits, before), f"{name}: changed its input in place"
+    leaf = logits.clone().requires_grad_(True)
+    mean = loss(**params, reduction="mean")(leaf, targets)
+    assert mean.dim() == 0 and bool(torch.isfinite(mean)), f"{name}: reduction='mean' must give a finite scalar"
+    mean.backward()
+    assert leaf.grad is not None and bool(torch.isfinite(leaf.grad).all()) and bool(leaf.grad.abs().sum() > 0), \
+        f"{name}: the gradient of the mean loss must be finite and reach the logits"
+    _raises(ValueError, "reduction", "reduction='average'", lambda: loss(**params, reduction="average"))
+    _raises(TypeError, "no_such_parameter", "an unknown parameter", lambda: loss(**params, no_such_parameter=1))
+    bad = logits.clone()
+    bad[0, 0] = float("nan")
+    _raises(ValueError, "non-finite", "NaN logits", lambda: loss(**params, reduction="mean")(bad, targets))

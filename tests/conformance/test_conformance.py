@@ -3,9 +3,11 @@
 DataLoader, state purity; and every guard's refusal by the policies it has no effect on."""
 
 import pytest
+import torch
 
 import hardmine as hm
 from hardmine import testing
+from hardmine.inbatch.losses import LOSSES
 from hardmine.sampling.guards import GUARDS, NoiseGuard
 from hardmine.sampling.policies import POLICIES
 
@@ -62,6 +64,32 @@ def test_epochs_end_under_dataloader(policy, guard):
 @pytest.mark.parametrize("policy, guard", CASES)
 def test_state_dict_is_pure(policy, guard):
     testing.check_purity(**args(policy, guard))
+
+
+LOSS_PARAMS = {"ohem": {"keep": 0.5}, "class_weighted": {"class_counts": [40, 9, 3, 1]},
+               "logit_adjusted": {"class_counts": [40, 9, 3, 1]}}
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_every_in_batch_loss_passes_check_inbatch_loss(name):
+    testing.check_inbatch_loss(LOSSES[name], params=LOSS_PARAMS.get(name))
+
+
+def test_check_inbatch_loss_catches_a_broken_loss():
+    class InPlace(torch.nn.Module):
+        """Clamps the caller's logits in place."""
+
+        def __init__(self, reduction="mean"):
+            super().__init__()
+            self.reduction = reduction
+
+        def forward(self, logits, target):
+            logits.clamp_(max=1.0)
+            loss = torch.nn.functional.cross_entropy(logits, target, reduction=self.reduction)
+            return loss
+
+    with pytest.raises(AssertionError, match="changed its input in place"):
+        testing.check_inbatch_loss(InPlace)
 
 
 @pytest.mark.parametrize("name", sorted(GUARDS))

@@ -23,7 +23,10 @@ def torchvision_sigmoid_focal_loss(inputs, targets, alpha, gamma):
 
 
 def test_registry():
-    assert LOSSES == {"ohem": OHEMLoss, "focal": FocalLoss, "misclassified": MisclassifiedUpweight}
+    from hardmine import ClassWeightedLoss, LogitAdjustedLoss
+
+    assert LOSSES == {"ohem": OHEMLoss, "focal": FocalLoss, "misclassified": MisclassifiedUpweight,
+                      "class_weighted": ClassWeightedLoss, "logit_adjusted": LogitAdjustedLoss}
 
 
 @pytest.mark.parametrize("alpha, gamma", [(0.25, 2.0), (0.5, 0.0), (-1.0, 1.5), (0.9, 3.0)])

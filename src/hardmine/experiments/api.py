@@ -147,8 +147,6 @@ def compare(make_model: Callable[[int], nn.Module], train_set: Any, test_set: An
     seed_list = _seed_list(seeds)
     text = strategies if isinstance(strategies, str) else ",".join(strategies)
     specs = parse_specs(text)
-    for spec in specs:
-        build_strategy(spec, loss)
     notes = []
     if BASELINE not in [s.label for s in specs]:
         specs.insert(0, parse_spec(BASELINE))
@@ -174,6 +172,8 @@ def compare(make_model: Callable[[int], nn.Module], train_set: Any, test_set: An
     if imbalance is not None:
         data = subsample_geometric(data, imbalance, data_seed)
     splits = split_validation(data, validation, data_seed)
+    for spec in specs:  # every strategy builds, with the class counts of the data it trains on
+        build_strategy(spec, loss, np.bincount(splits.train.y_train, minlength=splits.train.num_classes))
     _check_model(make_model, data.x_train, data.num_classes, "--model" if model_label else "make_model")
     if make_optimizer is not None:
         params = list(make_model(0).parameters())

@@ -87,7 +87,8 @@ def _reference_slices(comparison: Comparison, start_run: StartRun) -> tuple[np.n
     found = store.load(BASELINE, None)
     if found is None:
         data, _ = comparison.noise.apply(comparison.data, REFERENCE_SEED)
-        output = train_run(data, build_strategy(parse_spec(BASELINE), comparison.base_loss), REFERENCE_SEED,
+        counts = np.bincount(data.train.y_train, minlength=data.train.num_classes)
+        output = train_run(data, build_strategy(parse_spec(BASELINE), comparison.base_loss, counts), REFERENCE_SEED,
                            comparison.config, comparison.make_model, comparison.base_loss, comparison.make_optimizer,
                            on_epoch=start_run("reference (uniform)", REFERENCE_SEED))
         logits = predict(output.model, torch.from_numpy(test.x_test))
@@ -118,7 +119,8 @@ def run_comparison(comparison: Comparison, start_run: StartRun, argv: list[str] 
             data, flips = noisy[seed]
             found = store.load(spec.label, seed)
             if found is None:
-                strategy = build_strategy(spec, comparison.base_loss)
+                counts = np.bincount(data.train.y_train, minlength=data.train.num_classes)
+                strategy = build_strategy(spec, comparison.base_loss, counts)
                 output = train_run(data, strategy, seed, comparison.config, comparison.make_model,
                                    comparison.base_loss, comparison.make_optimizer, slices,
                                    on_epoch=start_run(spec.label, seed), flipped=flips)

@@ -4,12 +4,15 @@ A name in `hardmine.sampling.policies.POLICIES` decides which samples are drawn 
 a name in `hardmine.inbatch.losses.LOSSES` keeps uniform shuffling and mines inside each batch. Guards come from
 `hardmine.sampling.guards.GUARDS` and are given to the policy (for an in-batch loss, to its uniform sampler). An
 in-batch loss also leaves the noise guard's suspects out of the batch loss: OHEM would otherwise pick exactly them.
+An in-batch loss with `+class_balance` (e.g. `ohem+class_balance`: OHEM inside class-balanced batches) is sampled
+by the `class_balanced` policy at the guard's power instead of uniformly. A loss that takes `class_counts`
+(class_weighted, logit_adjusted) gets the training class counts given to `build_strategy`.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,14 +24,15 @@ from torch import nn
 from hardmine.experiments.reference import ReferenceSpec
 from hardmine.experiments.spec import Part, StrategySpec, format_value
 from hardmine.inbatch.losses import LOSSES, OHEMLoss
-from hardmine.sampling.guards import GUARDS
+from hardmine.sampling.guards import GUARDS, ClassBalance
 from hardmine.sampling.policies import IRREDUCIBLE_LOSS, POLICIES, Policy, build_policy
 
 PerSampleLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (logits [B, C], targets [B]) -> loss [B]
 
 _LOSS_DEFAULTS: dict[str, dict[str, Any]] = {"focal": {"alpha": None}}  # alpha=0.25 would scale every class by 1/4
 _OHEM_DEFAULT_KEEP = 0.5
-_NOT_FROM_TEXT = ("base_loss", "memory", "reduction", "guards")
+_NOT_FROM_TEXT = ("base_loss", "memory", "reduction", "guards", "class_counts")
+_BALANCED_SAMPLER = "class_balanced"  # the sampler of an in-batch loss given +class_balance
 
 
 def _parameters(cls: type) -> dict[str, inspect.Parameter]:
@@ -90,7 +94,7 @@ class Strategy:
 
     def suspects(self) -> np.ndarray | None:
         """Indices (int64) the guards suspect of wrong labels, or None when no guard looks for them."""
-        found = [g.suspects() for g in self.guards if hasattr(g, "suspects")]
+        found = [s for s in (g.suspects() for g in self.guards if hasattr(g, "suspects")) if s is not None]
         if not found:
             return None
         return np.unique(np.concatenate(found)).astype(np.int64)
@@ -137,11 +141,13 @@ def known_strategies() -> dict[str, list[str]]:
     return {"policies": sorted(POLICIES), "in-batch losses": sorted(LOSSES), "guards": sorted(GUARDS)}
 
 
-def build_strategy(spec: StrategySpec, base_loss: PerSampleLoss | None = None) -> Strategy:
+def build_strategy(spec: StrategySpec, base_loss: PerSampleLoss | None = None,
+                   class_counts: Sequence[int] | np.ndarray | None = None) -> Strategy:
     """The policy, guards and in-batch loss of `spec`; ValueError naming the unknown name or bad parameter.
 
     base_loss: the per-sample loss `(logits, targets) -> [B]` an in-batch loss such as OHEM wraps (default:
-    cross-entropy)."""
+    cross-entropy). class_counts: the training samples per class [C] (`np.bincount(y_train, minlength=C)`),
+    required by a loss that takes them (class_weighted, logit_adjusted) and refused by no other."""
     name = spec.strategy.name
     guards = []
     for part in spec.guards:
@@ -154,20 +160,38 @@ def build_strategy(spec: StrategySpec, base_loss: PerSampleLoss | None = None) -
         policy = _construct("strategy", part, POLICIES[name], extra)
         return Strategy(spec, build_policy(policy), tuple(guards), reference=reference)
     if name in LOSSES:
-        policy = build_policy("uniform", **extra)
         cls = LOSSES[name]
+        policy = _loss_sampler(spec, cls, guards)
         params = {**_LOSS_DEFAULTS.get(name, {}), **spec.strategy.params}
         if name == "ohem" and "keep" not in params and "threshold" not in params:
             params["keep"] = _OHEM_DEFAULT_KEEP
         part = Part(name, params)
         wrapped = base_loss if base_loss is not None else nn.CrossEntropyLoss(reduction="none")
         base = {"base_loss": wrapped} if "base_loss" in _accepted(cls) else {}
+        if "class_counts" in _accepted(cls):
+            if class_counts is None:
+                raise ValueError(f"strategy {name!r} needs the training class counts: build_strategy(spec, "
+                                 "class_counts=np.bincount(y_train, minlength=num_classes))")
+            base["class_counts"] = class_counts
         loss_mean = _construct("strategy", part, cls, {**base, "reduction": "mean"})
         loss_none = _construct("strategy", part, cls, {**base, "reduction": "none"})
-        return Strategy(spec, policy, tuple(guards), loss_mean, loss_none)
+        return Strategy(spec, policy, tuple(policy.guards), loss_mean, loss_none)
     known = known_strategies()
     raise ValueError(f"unknown strategy {name!r}; policies: {known['policies']}, in-batch losses: "
                      f"{known['in-batch losses']}")
+
+
+def _loss_sampler(spec: StrategySpec, cls: type, guards: list[Any]) -> Policy:
+    """The sampler policy of an in-batch loss: uniform with the guards, or class_balanced at the power of a
+    class_balance guard (with the other guards)."""
+    balance = [g for g in guards if isinstance(g, ClassBalance)]
+    if not balance:
+        return build_policy("uniform", guards=guards)
+    if "class_counts" in _accepted(cls):
+        raise ValueError(f"strategy {spec.strategy.name!r} already balances the classes; with +class_balance each "
+                         "class would be corrected twice: drop one of them")
+    rest = [g for g in guards if not isinstance(g, ClassBalance)]
+    return build_policy(_BALANCED_SAMPLER, power=balance[0].power, guards=rest)
 
 
 def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

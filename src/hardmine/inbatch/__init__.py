@@ -1,12 +1,18 @@
 """Inside one batch, no memory needed: per-sample losses, a selector, and the reduction to one loss.
 
 select.py (TopK, Threshold, Stochastic), reduction.py (reduce), losses.py (OHEM, focal, misclassified; the LOSSES
-registry), detection.py (SSD negatives, RoI OHEM). Every module here is imported with the package, so an in-batch
-loss in a new file registers itself.
+registry), class_weighted.py and logit_adjusted.py (the practitioner's answers to class imbalance, built from the
+training class counts), detection.py (SSD negatives, RoI OHEM). Every module here is imported with the package,
+so an in-batch loss in a new file registers itself.
 """
 
 import importlib
 import pkgutil
+
+from hardmine.inbatch.class_weighted import ClassWeightedLoss
+from hardmine.inbatch.logit_adjusted import LogitAdjustedLoss
+
+__all__ = ["ClassWeightedLoss", "LogitAdjustedLoss"]
 
 
 def _import_every_module() -> None:

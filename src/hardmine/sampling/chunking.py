@@ -49,13 +49,14 @@ def _philox(seed: int, epoch: int, k: int) -> np.random.Generator:
 
 
 def draw_by_priority(tree: SumTree, policy: PriorityPolicy, num_samples: int, seed: int, epoch: int, first: int,
-                     sizes: list[int], stride: int, forced: np.ndarray) -> Chunk:
+                     sizes: list[int], stride: int, forced: np.ndarray, labels: np.ndarray | None = None) -> Chunk:
     """Batches first .. first + len(sizes) - 1 drawn with replacement: a `policy.floor` fraction uniformly, the
     rest from `tree`, after the guards' `forced` samples due in each (batch k's start at k * stride of them).
 
     All draws come from one stream and one tree descent; with several batches they are shuffled across batches
     (the tree returns them nearly sorted). Importance weights are computed per batch (a batch's maximum may
-    normalise them), from the mixture probability of each draw.
+    normalise them), from the mixture probability of each draw, through the guards' `adjust_probabilities`
+    (`labels` [N]: the memory's, or None).
     """
     n = num_samples
     taken = [forced[(first + b) * stride: (first + b) * stride + size] for b, size in enumerate(sizes)]
@@ -73,8 +74,11 @@ def draw_by_priority(tree: SumTree, policy: PriorityPolicy, num_samples: int, se
     if len(sizes) > 1:
         order = rng.permutation(total_free)
         drawn, probabilities = drawn[order], probabilities[order]
+    relative = policy.guards_implement("adjust_probabilities")
     if (policy.weights_rows and len(set(sizes)) == 1 and not any(t.size for t in taken)
             and not policy.guards_implement("adjust_weights")):
+        if relative:
+            probabilities = policy.relative_probabilities(probabilities, drawn, labels)
         rows = policy.weights(probabilities.reshape(len(sizes), sizes[0]), n)  # every batch in one call
         return Chunk(first, list(drawn.reshape(len(sizes), sizes[0])), list(rows))
     indices, weights, at = [], [], 0
@@ -85,7 +89,7 @@ def draw_by_priority(tree: SumTree, policy: PriorityPolicy, num_samples: int, se
             own = np.concatenate([t, own])
             p = np.concatenate([np.full(t.size, 1.0 / n), p])  # forced: as if uniform
         indices.append(own)
-        weights.append(policy.weights(p, n))
+        weights.append(policy.weights(policy.relative_probabilities(p, own, labels) if relative else p, n))
     return Chunk(first, indices, weights)
 
 

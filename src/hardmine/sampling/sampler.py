@@ -284,7 +284,7 @@ class HardExampleSampler:
                 self._tree = SumTree(self.policy.priorities(self.memory))
             sizes = [self._global_batch_size(j, self.memory.num_samples) for j in ks]
             return draw_by_priority(self._tree, self.policy, self.memory.num_samples, self.seed, self._epoch, k,
-                                    sizes, stride, state["forced"])
+                                    sizes, stride, state["forced"], self.memory.labels)
         if state["mode"] == "candidates":  # each batch from its own stream, independent of the memory
             drawn = [self._draw_candidates(j) for j in ks]
             return Chunk(k, [d[0] for d in drawn], [d[1] for d in drawn])

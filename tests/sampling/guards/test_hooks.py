@@ -10,7 +10,8 @@ from hardmine.sampling.guards import GUARDS, HOOKS, Guard
 
 def test_each_guard_implements_the_hooks_of_its_own_file():
     assert GUARDS["noise_guard"].hooks() == {"adjust_difficulty", "adjust_selection"}
-    assert GUARDS["class_balance"].hooks() == {"start_priorities", "adjust_priorities", "strata"}
+    assert GUARDS["class_balance"].hooks() == {"start_priorities", "adjust_priorities", "adjust_probabilities",
+                                               "strata", "adjust_subset"}
     assert GUARDS["coverage"].hooks() == {"adjust_mix", "forced", "adjust_subset"}
     assert GUARDS["weight_cap"].hooks() == {"adjust_weights"}
     for policy in hm.POLICIES.values():
@@ -18,7 +19,7 @@ def test_each_guard_implements_the_hooks_of_its_own_file():
 
 
 @pytest.mark.parametrize("policy, guard", [("uniform", "coverage"), ("selective_backprop", "coverage"),
-                                           ("uniform", "class_balance"), ("self_paced", "class_balance")])
+                                           ("uniform", "class_balance"), ("selective_backprop", "class_balance")])
 def test_refusal_lists_the_guards_hooks_and_the_policys(policy, guard):
     with pytest.raises(ValueError, match=rf"{guard} has no effect on the '{policy}' policy: the guard implements "
                                          r"\[.*\], the policy calls \[.*'adjust_weights'.*\]"):

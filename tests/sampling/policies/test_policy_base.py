@@ -9,7 +9,7 @@ from hardmine import POLICIES, HardExampleSampler, ImportancePolicy, ScoreMemory
 @pytest.mark.parametrize("name", sorted(set(POLICIES) - {"uniform"}))
 def test_warmup_epochs_are_plain_shuffles(name):
     n = 60
-    memory = ScoreMemory(n)
+    memory = ScoreMemory(n, labels=np.arange(n) % 3)  # labels for class_balanced
     memory.update(np.arange(n), np.linspace(0, 5, n))
     sampler = HardExampleSampler(memory, batch_size=6, policy=build_policy(name, warmup=2), seed=0)
     for _ in range(2):

@@ -12,6 +12,9 @@ Effect hooks (HOOKS):
 - forced(): indices [M] a priority policy must draw this epoch;
 - strata(labels): group ids [N] within which a subset policy takes its fraction;
 - adjust_subset(subset, weights, num_samples, rng): an epoch's subset [M] and weights [M];
+- adjust_probabilities(probabilities, indices, labels): a priority policy's draw probabilities [B] as its
+  importance correction should see them: divided by N x the probability under the distribution the guard makes
+  the target, so that the weights correct toward that distribution instead of toward uniform;
 - adjust_weights(weights): importance weights [B] as the loss should use them;
 - adjust_selection(keep, indices): which samples [B] of a batch an in-batch loss may use.
 Report hooks: stats() for logging, suspects() for samples that look mislabeled (None: not looked for).
@@ -28,7 +31,7 @@ from hardmine.registry import Registered, Registry
 from hardmine.state import Field, check_fields, check_state, compare_config, from_saved, to_saved
 
 HOOKS = ("adjust_difficulty", "start_priorities", "adjust_priorities", "adjust_mix", "forced", "strata",
-         "adjust_subset", "adjust_weights", "adjust_selection")
+         "adjust_subset", "adjust_probabilities", "adjust_weights", "adjust_selection")
 
 GUARDS = Registry("guard")
 """Every guard class with a `name`, registered by subclassing: `GUARDS["noise_guard"]`."""
@@ -94,6 +97,12 @@ class Guard(Registered):
                       rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """An epoch's subset [M] (sorted int64) and weights [M]; `rng` is the epoch's seeded generator."""
         return subset, weights
+
+    def adjust_probabilities(self, probabilities: np.ndarray, indices: np.ndarray,
+                             labels: np.ndarray | None) -> np.ndarray:
+        """Draw probabilities [B] of samples `indices` [B] (labels [B], None without) as a priority policy's importance
+        correction should see them; uniform (1/N) is the target distribution unless a guard changes it."""
+        return probabilities
 
     def adjust_weights(self, weights: np.ndarray) -> np.ndarray:
         """Importance weights [B] as the loss should use them."""

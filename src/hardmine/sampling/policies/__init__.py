@@ -19,6 +19,7 @@ from hardmine.sampling.policies.base import (
     SubsetPolicy,
 )
 from hardmine.sampling.policies.candidates import CandidatePolicy
+from hardmine.sampling.policies.class_balanced import ClassBalancedPolicy
 from hardmine.sampling.policies.importance import ImportancePolicy
 from hardmine.sampling.policies.online_top_loss import OnlineTopLossPolicy
 from hardmine.sampling.policies.pacing import (
@@ -51,8 +52,8 @@ def build_policy(policy: str | Policy, **params: Any) -> Policy:
 
 
 __all__ = ["IRREDUCIBLE_LOSS", "POLICIES", "AntiCurriculumPolicy", "BatchPolicy", "CandidatePolicy",
-           "CurriculumPolicy", "ImportancePolicy", "OnlineTopLossPolicy", "PacingPolicy", "Policy", "PriorityPolicy",
-           "PruneEasyPolicy", "RankPolicy", "RhoLossPolicy", "SelectiveBackpropPolicy",
+           "ClassBalancedPolicy", "CurriculumPolicy", "ImportancePolicy", "OnlineTopLossPolicy", "PacingPolicy",
+           "Policy", "PriorityPolicy", "PruneEasyPolicy", "RankPolicy", "RhoLossPolicy", "SelectiveBackpropPolicy",
            "SelfPacedPolicy", "SubsetPolicy", "TopKFractionPolicy", "UniformPolicy", "build_policy"]
 
 

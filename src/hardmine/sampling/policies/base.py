@@ -304,7 +304,7 @@ class PriorityPolicy(Policy):
     """
 
     calls = frozenset({"adjust_difficulty", "adjust_priorities", "adjust_mix", "forced", "adjust_weights",
-                       "start_priorities"})
+                       "start_priorities", "adjust_probabilities"})
     mix: float = 0.0
     weights_rows: ClassVar[bool] = False
     """Whether `weights` also takes probabilities [K, B] (K batches of B drawn together, each row normalised on
@@ -412,6 +412,16 @@ class PriorityPolicy(Policy):
         super()._assign_parsed(parsed)
         self._checked_range = None  # checked against the state replaced
 
+    def relative_probabilities(self, probabilities: np.ndarray, indices: np.ndarray,
+                               labels: np.ndarray | None) -> np.ndarray:
+        """Draw probabilities [B] of samples `indices` [B] through each guard's `adjust_probabilities` (`labels`:
+        the memory's [N], or None), as `weights` should see them: a class_balance guard makes its weights
+        correct toward the class-balanced distribution instead of toward uniform."""
+        own = None if labels is None else labels[indices]
+        for guard in self.guards:
+            probabilities = guard.adjust_probabilities(probabilities, indices, own)
+        return probabilities
+
     @property
     def floor(self) -> float:
         """The uniform fraction of each batch: the policy's `mix` through each guard's `adjust_mix`."""
@@ -445,10 +455,13 @@ class SubsetPolicy(Policy):
 
     def guarded_subset(self, memory: ScoreMemory,
                        rng: np.random.Generator) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """`epoch_subset`, then each guard's `adjust_subset` (a coverage guard adds left-out samples)."""
+        """`epoch_subset`, then each guard's `adjust_subset` (a coverage guard adds left-out samples, a class_balance
+        guard resamples to its quotas); an epoch over all the data is then the subset of every sample."""
         subset, weights = self.epoch_subset(memory, rng)
         if subset is None:
-            return subset, weights
+            if not self.guards_implement("adjust_subset"):
+                return subset, weights
+            subset, weights = np.arange(memory.num_samples, dtype=np.int64), np.ones(memory.num_samples)
         for guard in self.guards:
             subset, weights = guard.adjust_subset(subset, weights, memory.num_samples, rng)
         return subset, weights
