@@ -89,11 +89,11 @@ def diff_text(row: dict[str, Any]) -> str:
 
 
 def _cell(row: dict[str, Any], key: str, fmt: str, terminal: bool = False) -> str:
-    if key == "diff":
-        return diff_text(row).replace(" within noise", "") if terminal else diff_text(row)
+    if key == "diff":  # in a terminal, without spaces inside the interval: it wraps before it, not inside
+        return diff_text(row).replace(" within noise", "").replace(", ", ",") if terminal else diff_text(row)
     if key == "metric":
         return _fmt(row.get("metric_mean"), "{:.4f}") + " ± " + _fmt(row.get("metric_std"), "{:.4f}")
-    if key == "lr" and row.get("lr_factor") not in (None, 1.0):
+    if key == "lr" and row.get("lr_factor") not in (None, 1.0) and not terminal:
         return f"{row['lr']:.4g} (x{row['lr_factor']:g})"
     if key in ("compute_to_target", "compute_vs_uniform") and row.get(key) is None:
         return "not reached"
@@ -143,16 +143,48 @@ def caption(results: dict[str, Any]) -> str:
             f"at least that.")
 
 
-def rich_table(results: dict[str, Any]) -> Table:
-    """The summary's key columns as a rich Table, one row per strategy, that wraps to the console's width (the
-    wide columns are in report.html)."""
+_COMPACT_HEADERS = {"vs uniform (95% CI)": "vs uniform\n(95% CI)", "compute to target": "compute\nto target",
+                    "time to target": "time to\ntarget", "collapsed": "col-\nlapsed", "diverged": "di-\nverged"}
+
+
+def _compact(key: str, text: str) -> str:
+    """A terminal cell on two lines: the diff's mean above its interval, the metric's std below its mean."""
+    if key == "diff" and " " in text:
+        return text.replace(" ", "\n", 1)
+    if key == "metric":
+        return text.replace(" ± ", "\n±")
+    if text == "not reached":
+        return "not\nreached"
+    return text
+
+
+def _width(texts: list[str]) -> int:
+    return max(len(line) for text in texts for line in text.split("\n"))
+
+
+def rich_table(results: dict[str, Any], width: int = 120) -> Table:
+    """The summary's key columns as a rich Table, one row per strategy, at most `width` characters wide (the
+    console's; the wide columns are in report.html): cells go on two lines, then strategy names fold, as needed."""
     columns = _columns(results, terminal=True)
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("strategy", overflow="fold")
-    for key, header, _, _ in columns:
-        table.add_column(header, justify="right", no_wrap=key not in ("diff", "lr"))
-    for row in results["summary"]:
-        table.add_row(Text(row["strategy"]), *(Text(_cell(row, key, fmt, terminal=True)) for key, _, fmt, _ in columns))
+    rows = results["summary"]
+    cells = [[_cell(row, key, fmt, terminal=True) for key, _, fmt, _ in columns] for row in rows]
+    headers = [header for _, header, _, _ in columns]
+    names = [row["strategy"] for row in rows]
+
+    def widths(grid: list[list[str]], heads: list[str]) -> list[int]:
+        return [_width([h, *(r[j] for r in grid)]) for j, h in enumerate(heads)]
+
+    gap = 3 * len(columns)  # between two columns: a padding space either side of the (blank) divider
+    if _width(["strategy", *names]) + sum(widths(cells, headers)) + gap > width:
+        cells = [[_compact(key, c) for (key, *_), c in zip(columns, r)] for r in cells]
+        headers = [_COMPACT_HEADERS.get(h, h.replace(" ± ", "\n± ")) for h in headers]
+    room = max(8, width - sum(widths(cells, headers)) - gap)
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    table.add_column("strategy", overflow="fold", width=min(_width(["strategy", *names]), room))
+    for head, size in zip(headers, widths(cells, headers)):
+        table.add_column(head, justify="right", no_wrap=True, width=size)
+    for name, row in zip(names, cells):
+        table.add_row(Text(name), *(Text(c, justify="right") for c in row))
     return table
 
 
@@ -230,6 +262,6 @@ def print_summary(results: dict[str, Any], console: Console) -> None:
         console.print(f"note: {note}", markup=False)
     console.print()
     console.print(caption(results), markup=False)
-    console.print(rich_table(results))
+    console.print(rich_table(results, console.width))
     for sentence in findings(results):
         console.print(sentence, markup=False)

@@ -29,7 +29,8 @@ def _read(path: Path) -> tuple[np.ndarray, np.ndarray]:
             raise ValueError(f"{_OPTION} {path.name} must hold arrays x (or X) and y; it has {sorted(arrays.files)}")
         x, y = np.asarray(arrays[key]), np.asarray(arrays["y"]).ravel()
     if x.ndim < 2 or x.shape[0] != y.shape[0] or x.shape[0] == 0:
-        raise ValueError(f"{_OPTION} {path.name}: x {x.shape} and y {y.shape} must hold one row per label, at least one")
+        raise ValueError(f"{_OPTION} {path.name}: x {x.shape} and y {y.shape} must hold one row per label, at least "
+                         "one")
     if not np.issubdtype(x.dtype, np.number) or not np.isfinite(x).all():
         raise ValueError(f"{_OPTION} {path.name}: x must be finite numbers, got dtype {x.dtype}")
     if np.issubdtype(y.dtype, np.floating) and np.all(y == np.round(y)):
@@ -72,8 +73,9 @@ def load_validation_file(path: str | Path, data: LabeledData, dataset: str, labe
     unknown = [n for n in names if n not in index]
     missing = sorted(present - set(names), key=lambda n: index[n])
     if unknown or missing:
-        raise ValueError(f"{_OPTION} {path.name}: its classes differ from the training data's {sorted(present, key=index.get)}"
-                         f" (not in the training data: {unknown}; missing: {missing})")
+        known = sorted(present, key=index.get)
+        raise ValueError(f"{_OPTION} {path.name}: its classes differ from the training data's {known} (not in the "
+                         f"training data: {unknown}; missing: {missing})")
     ids = np.array([index[str(v)] for v in y], dtype=np.int64)
     if Path(dataset).suffix.lower() in _FILE_SUFFIXES:
         mean, std = _file_statistics(dataset, label_column, test_fraction, seed)
