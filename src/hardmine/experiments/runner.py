@@ -115,7 +115,7 @@ class _Runs:
     judged: list[dict] = field(default_factory=list)
     tuning: list[dict] = field(default_factory=list)
     chosen: dict[str, dict[str, float]] = field(default_factory=dict)
-    scores: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    scores: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def _run(comparison: Comparison, spec: StrategySpec, seed: int, factor: float, context: dict[str, Any],
@@ -149,20 +149,22 @@ def _strategy(comparison: Comparison, spec: StrategySpec, context: dict[str, Any
     first, *rest = comparison.seeds
     factors = comparison.tuning.factors()
     key = curve_key("val", comparison.metric)
-    by_factor, scores = {}, {}
+    by_factor, scores, failed = {}, {}, []
     for factor in factors:
         record = _run(comparison, spec, first, factor, context, start_run, len(factors) > 1)
         by_factor[factor] = record
-        failed = record.get("diverged") is not None or record.get("collapsed")
-        scores[factor] = math.nan if failed else last_epoch_accuracy(record["curve"],
-                                                                     comparison.config.evals_per_epoch, key)
-    chosen = choose_factor(scores)
+        scores[factor] = last_epoch_accuracy(record["curve"], comparison.config.evals_per_epoch, key)
+        if record.get("diverged") is not None or record.get("collapsed"):
+            failed.append(factor)
+    chosen = choose_factor({f: math.nan if f in failed else v for f, v in scores.items()})
     runs.judged.append(by_factor[chosen])
     runs.judged += [_run(comparison, spec, seed, chosen, context, start_run, False) for seed in rest]
     runs.tuning += [record for factor, record in by_factor.items() if factor != chosen]
     runs.chosen[spec.label] = {"lr": comparison.config.lr * chosen, "factor": chosen}
     runs.scores[spec.label] = {f"{comparison.config.lr * f:.6g}": (v if math.isfinite(v) else None)
                                for f, v in scores.items()}
+    if failed:
+        runs.scores[spec.label]["failed"] = [f"{comparison.config.lr * f:.6g}" for f in failed]
 
 
 def run_comparison(comparison: Comparison, start_run: StartRun, argv: list[str] | None = None) -> dict[str, Any]:
