@@ -189,7 +189,8 @@ def rich_table(results: dict[str, Any], width: int = 120) -> Table:
 
 
 _PLOT_TEXT = {
-    "accuracy.png": "Validation accuracy (left) and test accuracy (right) against compute, in uniform epochs "
+    "accuracy.png": "The target metric (accuracy by default) on validation (left) and test (right) against compute, "
+                    "in uniform epochs "
                     "(forwards + 2 x backwards, over 3N), mean over seeds with a band from the lowest to "
                     "the highest seed. The dashed line is the target; a curve that crosses it further left got "
                     "there with less compute, and the dots mark where each seed reached it.",
@@ -205,6 +206,27 @@ _PLOT_TEXT = {
                        "(mean true-class probability when seen) against variability (its spread over epochs). "
                        "Flipped labels are red and sit at low confidence; the noise guard's suspects are circled.",
 }
+
+
+def tuning_html(results: dict[str, Any]) -> str:
+    """The learning rates tried per strategy and the validation metric each reached (the chosen one in bold), as an
+    HTML section; empty without tuning."""
+    tuning = results.get("tuning", {})
+    if not tuning.get("enabled"):
+        return ""
+    scores = tuning["validation_scores"]
+    rates = sorted({lr for found in scores.values() for lr in found if lr != "failed"}, key=float)
+    head = "".join(f"<th>lr {html.escape(lr)}</th>" for lr in rates)
+    body = []
+    for label, found in scores.items():
+        chosen = f"{tuning['chosen'][label]['lr']:.6g}"
+        cells = []
+        for lr in rates:
+            text = _fmt(found.get(lr), "{:.4f}") + (" (collapsed or diverged)" if lr in found.get("failed", []) else "")
+            cells.append(f"<td><b>{html.escape(text)}</b></td>" if lr == chosen else f"<td>{html.escape(text)}</td>")
+        body.append(f"<tr><td>{html.escape(label)}</td>{''.join(cells)}</tr>")
+    return (f"<h3>Learning rates tried (seed {tuning['seed']}: validation {html.escape(metric_name(results))} over "
+            f"the last epoch; chosen in bold)</h3><table><tr><th>strategy</th>{head}</tr>{''.join(body)}</table>")
 
 
 def write_html(out: Path, results: dict[str, Any]) -> Path:
@@ -238,6 +260,7 @@ dt{{font-weight:bold;margin-top:.4em}}img{{max-width:100%}}</style></head><body>
 <p>{html.escape(caption(results))}</p>
 <table><tr><th>strategy</th>{head}</tr>{body}</table>
 <h3>What the columns mean</h3><dl>{legend}</dl>
+{tuning_html(results)}
 {''.join(images)}
 <p>Command: <code>{html.escape(' '.join(map(str, results['command'])))}</code><br>{html.escape(versions)}</p>
 </body></html>
@@ -263,5 +286,6 @@ def print_summary(results: dict[str, Any], console: Console) -> None:
     console.print()
     console.print(caption(results), markup=False)
     console.print(rich_table(results, console.width))
+    console.print()
     for sentence in findings(results):
         console.print(sentence, markup=False)
