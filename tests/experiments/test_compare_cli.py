@@ -350,3 +350,21 @@ def test_report_of_results_from_an_older_compare_says_so(app, tmp_path):
                                                               "config": {"evals_per_epoch": 4}}))
     result = invoke(app, "report", tmp_path / "old")
     assert result.exit_code == 2 and "older hardmine compare" in result.stderr
+
+
+def test_a_run_that_stops_early_still_gets_its_line():
+    import io
+
+    from rich.console import Console
+
+    from hardmine.experiments.progress import RunProgress
+
+    stream = io.StringIO()
+    with RunProgress(3, console=Console(file=io.StringIO()), stream=stream) as bars:
+        bars.start("uniform lr=10", 0)(0, 0.1)  # diverged during its second epoch
+        bars.start("uniform lr=20", 0)  # diverged during its first
+        bars.start("ohem", 1)(2, 0.9)
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "[1] uniform lr=10 seed 0: 1 epochs, validation acc 0.1000, 0.0 s (stopped: 3 epochs planned, " \
+                       "diverged)"
+    assert lines[1].startswith("[2] uniform lr=20 seed 0: stopped") and lines[2].startswith("[3] ohem seed 1: 3 epochs")

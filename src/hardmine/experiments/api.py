@@ -197,6 +197,8 @@ def compare(make_model: Callable[[int], nn.Module], train_set: Any, test_set: An
     if not isinstance(tune, bool):
         raise TypeError(f"tune must be True or False, got {tune!r}")
     tuning = Tuning(tuple(lr_grid) if isinstance(lr_grid, (list, tuple)) else lr_grid, tune)
+    if not tune and tuning.grid != DEFAULT_GRID:
+        notes.append(f"lr_grid {list(tuning.grid)} not used: tuning is off")
     if metric is not None:
         check_metric(metric)
     if optimizer_name not in DEFAULT_LR:

@@ -37,6 +37,7 @@ class RunProgress:
         self.bars = enabled and self.console.is_terminal
         self.stream = stream
         self.count = 0
+        self.pending: list[str] = []  # without a terminal: the line of a run that stopped before its last epoch
         self.progress = Progress(TextColumn("{task.description:<40}"), TextColumn("seed {task.fields[seed]}"),
                                  TextColumn("epoch"), MofNCompleteColumn(), BarColumn(),
                                  TextColumn("acc {task.fields[acc]}"), TimeElapsedColumn(),
@@ -47,13 +48,20 @@ class RunProgress:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._flush()
         self.progress.stop()
+
+    def _flush(self) -> None:
+        for line in self.pending:
+            print(line, file=self.stream or sys.stderr, flush=True)
+        self.pending.clear()
 
     def start(self, label: str, seed: int | None) -> EpochCallback:
         """A new bar (or, without a terminal, a line when it ends) for run (label, seed); the returned callback
         advances it after each epoch."""
         self.count += 1
         if not self.bars:
+            self._flush()
             return self._line(label, seed, self.count)
         task = self.progress.add_task(label[:40], total=self.epochs, seed=seed, acc="-")
 
@@ -64,11 +72,17 @@ class RunProgress:
 
     def _line(self, label: str, seed: int | None, number: int) -> EpochCallback:
         started = time.perf_counter()
+        if self.enabled:
+            self.pending = [f"[{number}] {label} seed {seed}: stopped before its first epoch ended (diverged)"]
 
         def on_epoch(epoch: int, accuracy: float) -> None:
-            if self.enabled and epoch + 1 == self.epochs:
-                stream = self.stream or sys.stderr
-                print(f"[{number}] {label} seed {seed}: {epoch + 1} epochs, validation acc {accuracy:.4f}, "
-                      f"{time.perf_counter() - started:.1f} s", file=stream, flush=True)
+            if not self.enabled:
+                return
+            done = epoch + 1 == self.epochs
+            text = (f"[{number}] {label} seed {seed}: {epoch + 1} epochs, validation acc {accuracy:.4f}, "
+                    f"{time.perf_counter() - started:.1f} s")
+            self.pending = [] if done else [text + f" (stopped: {self.epochs} epochs planned, diverged)"]
+            if done:
+                print(text, file=self.stream or sys.stderr, flush=True)
 
         return on_epoch

@@ -115,7 +115,7 @@ def warnings(results: dict[str, Any]) -> list[str]:
         found.append("collapsed runs (test predictions of one class, or at chance): " + ", ".join(collapsed))
     tuning = results.get("tuning", {})
     grid = tuning.get("grid", [])
-    if tuning.get("enabled") and len(grid) > 1:
+    if tuning.get("enabled") and len(grid) > 2:
         edge = [label for label, c in tuning.get("chosen", {}).items() if c["factor"] in (min(grid), max(grid))]
         if edge:
             found.append(f"learning rate chosen at the edge of the grid for {', '.join(edge)}: a wider --lr-grid "
