@@ -81,6 +81,9 @@ def test_ranking_above_beyond_noise_first_then_compute():
     assert [r["strategy"] for r in candidates(results(rows)["summary"])] == ["surer", "sure", "fast"]
     text = recommendation(results(rows))
     assert text.startswith("use surer: does not reach uniform's tuned accuracy in the median seed (1/3 seeds)")
+    # a surer interval loses to one that ends higher with less compute (the interval's bound alone does not decide)
+    rows = [row("ohem", 0.1307, 0.1105, 0.1509, compute=0.38), row("sb", 0.1494, 0.1078, 0.1911, compute=0.22)]
+    assert recommendation(results(rows)).startswith("use sb: reaches uniform's tuned accuracy with 4.5x less")
 
 
 def test_untuned_collapsed_and_slower_strategies():

@@ -104,7 +104,9 @@ def _reference_slices(comparison: Comparison, start_run: StartRun) -> tuple[np.n
         record, arrays = found
         loss = arrays["test_loss"]
     slices = difficulty_slices(loss)
-    record = {**record, "slice_loss_edges": [float(np.max(loss[slices == k])) for k in range(slices.max() + 1)]}
+    record = {**record, "what": f"{REFERENCE_NAME}: a separate uniform run at the given lr whose test losses define "
+                                "the difficulty slices; not compared",
+              "slice_loss_edges": [float(np.max(loss[slices == k])) for k in range(slices.max() + 1)]}
     return slices, record
 
 

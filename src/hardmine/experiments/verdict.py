@@ -3,8 +3,9 @@
 The recommendation names one strategy. A candidate is any strategy but uniform that neither collapsed nor diverged
 in any seed and does not end worse than uniform beyond noise (with one seed: not worse at all), and that pays: it
 ends above uniform beyond noise, or it reaches uniform's target in the median seed with less compute than uniform
-needs to reach it. Candidates that end above beyond noise come first (the largest lower bound of the interval
-first), then the others by compute to target. The practitioner's alternatives (ALTERNATIVES: class-balanced
+needs to reach it. Candidates that end above beyond noise come first (those that no other such candidate beats on
+both final metric and compute to target, then the largest lower bound of the interval first), then the others by
+compute to target. The practitioner's alternatives (ALTERNATIVES: class-balanced
 sampling, class-weighted and logit-adjusted losses) compete as candidates but are not mining: when one wins, or no
 candidate pays, the recommendation reads "mining does not pay on this data: use Y".
 """
@@ -48,11 +49,22 @@ def _saves(row: dict[str, Any]) -> bool:
     return ratio is not None and ratio < 1.0
 
 
+def _dominated(row: dict[str, Any], others: list[dict[str, Any]]) -> bool:
+    """True when another row ends at least as high and reaches the target with at most the compute, one of them
+    strictly (a row that does not reach it in the median seed counts as infinite compute)."""
+    def cost(r: dict[str, Any]) -> float:
+        return math.inf if r.get("compute_vs_uniform") is None else r["compute_vs_uniform"]
+
+    return any(o is not row and o["diff_vs_uniform"] >= row["diff_vs_uniform"] and cost(o) <= cost(row)
+               and (o["diff_vs_uniform"] > row["diff_vs_uniform"] or cost(o) < cost(row)) for o in others)
+
+
 def candidates(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The rows that may be recommended, best first (see the module's docstring)."""
     found = [r for r in rows if r["strategy"] != BASELINE and not r.get("collapsed") and not r.get("diverged")
              and not _worse_beyond_noise(r) and (_above_beyond_noise(r) or _saves(r))]
-    above = sorted((r for r in found if _above_beyond_noise(r)), key=lambda r: -r["diff_low"])
+    above = [r for r in found if _above_beyond_noise(r)]
+    above = sorted(above, key=lambda r: (_dominated(r, above), -r["diff_low"]))
     saving = sorted((r for r in found if not _above_beyond_noise(r)), key=lambda r: r["compute_vs_uniform"])
     return above + saving
 
