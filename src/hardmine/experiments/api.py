@@ -182,9 +182,9 @@ def compare(make_model: Callable[[int], nn.Module], train_set: Any, test_set: An
     test_curve=False evaluates the test set at the end of each run only (the validation curve is always kept).
     verbose: print the recommendation, warnings, table and findings to stdout, and a line per finished run to
     stderr (bars on a terminal). on_run_start(label, seed) -> on_epoch(epoch, validation accuracy): progress
-    callbacks instead. argv: the command recorded in results.json. extra_setup: more JSON that a rerun must match
-    to resume (the CLI's data options). The returned dict holds `recommendation` (one sentence), `warnings`, the
-    `summary` rows, `tuning` and every run.
+    callbacks instead of those lines. argv: the command recorded in results.json. extra_setup: more JSON that a
+    rerun must match to resume (the CLI's data options). The returned dict holds `recommendation` (one sentence),
+    `warnings`, the `summary` rows, `tuning` and every run.
     """
     make_optimizer = None
     if callable(optimizer):
@@ -255,15 +255,15 @@ def compare(make_model: Callable[[int], nn.Module], train_set: Any, test_set: An
     store.check()
     comparison = Comparison(splits, make_model, specs, seed_list, config, NoiseOptions(label_noise, noise_seed_mode,
                             data_seed), store, setup, loss, make_optimizer, notes, metric, tuning)
-    if on_run_start is not None or not verbose:
+    if not verbose:
         return run_comparison(comparison, on_run_start or _no_progress, argv)
     from rich.console import Console
 
     from hardmine.experiments.progress import RunProgress
     from hardmine.experiments.report import print_summary
 
-    with RunProgress(epochs) as bars:
-        results = run_comparison(comparison, bars.start, argv)
+    with RunProgress(epochs, enabled=on_run_start is None) as bars:
+        results = run_comparison(comparison, on_run_start or bars.start, argv)
     print_summary(results, Console())
     return results
 
