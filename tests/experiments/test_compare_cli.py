@@ -1,6 +1,7 @@
 """`compare` and `report` through a typer app, and `hm.compare` on a user's model: files, resuming, bad input."""
 
 import csv
+import html
 import json
 import struct
 from pathlib import Path
@@ -84,7 +85,68 @@ def test_compare_writes_consistent_files(compared):
     for header in ("compute to target", "reached", "vs uniform (95% CI)", "hardmine time"):
         assert f"<dt>{header}</dt>" in page
     assert "compute to target" in result.output and "Target: validation accuracy" in result.output
+    assert result.stdout.startswith("recommendation: ") and "too few seeds (2)" in result.stdout
+    assert page.index("<strong>" + html.escape(results["recommendation"])) < page.index("<table")
+    assert "tuning compute" in page and "<dt>lr</dt>" in page
     assert not [p for p in out.rglob("*.tmp")]
+
+
+@pytest.mark.parametrize("columns", [80, 100])
+def test_the_terminal_output_fits_columns(app, compared, columns):
+    out, _ = compared
+    result = CliRunner().invoke(app, ["compare", "--out", str(out), *map(str, ARGS)], env={"COLUMNS": str(columns)})
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("recommendation: ")  # one line, first
+    table = lines[lines.index(next(line for line in lines if line.startswith("strategy"))):]
+    assert len(table) > 4 and all(len(line) <= columns for line in lines[1:]), max(lines[1:], key=len)
+    assert any("ohem:keep=0.5" in line for line in table)
+
+
+def test_progress_without_a_terminal_is_one_whole_line_per_run():
+    import io
+
+    from rich.console import Console
+
+    from hardmine.experiments.progress import RunProgress
+
+    stream = io.StringIO()
+    with RunProgress(3, console=Console(file=io.StringIO()), stream=stream) as bars:
+        for label in ("difficulty reference for the slices (uniform)", "importance:normalize=none lr=0.1 (lr grid)"):
+            on_epoch = bars.start(label, 0)
+            for epoch in range(3):
+                on_epoch(epoch, 0.9 + epoch / 100)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2 and "…" not in stream.getvalue()
+    assert lines[1].startswith("[2] importance:normalize=none lr=0.1 (lr grid) seed 0: 3 epochs, validation acc 0.9200")
+
+
+def test_a_validation_file(app, tmp_path):
+    digits = load_digits()
+    np.savez(tmp_path / "val.npz", x=digits.x_test, y=digits.y_test)
+    out = tmp_path / "out"
+    result = invoke(app, "compare", "--out", out, "--strategies", "uniform", "--seeds", 1, "--epochs", 1,
+                    "--no-progress", "--no-tune", "--validation-file", tmp_path / "val.npz", "--metric", "macro_f1")
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "results.json").read_text())
+    assert results["dataset"]["n_val"] == digits.y_test.size and results["setup"]["validation"] == "val_set"
+    assert results["dataset"]["n_train"] == digits.y_train.size and results["target"]["metric"] == "macro_f1"
+    assert "(untuned: differences may be learning-rate effects)" in result.stdout.splitlines()[0]
+
+
+def test_a_validation_file_of_a_file_data_set_is_standardised_like_its_training_part(tmp_path):
+    from hardmine.experiments.data import load_dataset
+    from hardmine.experiments.validation import load_validation_file
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(5.0, 3.0, size=(60, 4)), np.array(["a", "b", "c"] * 20)
+    np.savez(tmp_path / "data.npz", X=x, y=y)
+    data = load_dataset(str(tmp_path / "data.npz"), test_fraction=0.25, seed=0)
+    np.savez(tmp_path / "val.npz", x=x, y=y)  # the same raw rows
+    x_val, y_val = load_validation_file(tmp_path / "val.npz", data, str(tmp_path / "data.npz"), None, 0.25, 0)
+    rows = [i for i in range(60) if any(np.allclose(x_val[i], t, atol=1e-5) for t in data.x_train)]
+    assert len(rows) == data.y_train.size  # the training rows come out exactly as the loader standardised them
+    assert [data.classes[c] for c in y_val] == list(y)
 
 
 def test_rerun_resumes_and_extends(app, compared):
@@ -132,6 +194,10 @@ def test_a_truncated_file_is_named(app, compared, tmp_path):
 
 
 def bad_inputs(tmp):
+    digits = load_digits()
+    np.savez(tmp / "val_classes.npz", x=digits.x_test[digits.y_test < 9], y=digits.y_test[digits.y_test < 9])
+    np.savez(tmp / "val_shape.npz", x=np.ones((10, 64), np.float32), y=np.arange(10))
+    np.savez(tmp / "val_extra.npz", x=digits.x_test[:20], y=np.arange(20))
     pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0], "y": [0, 1, 0, 1]}).to_csv(tmp / "ok.csv", index=False)
     np.savez(tmp / "one.npz", X=np.ones((10, 2)), y=np.zeros(10))
     pd.DataFrame({"a": [1.0, 2.0], "y": [0, 1]}).to_csv(tmp / "two.csv", index=False)
@@ -169,6 +235,19 @@ def bad_inputs(tmp):
         (["--model", "no_such_module_xyz:factory"], "--model 'no_such_module_xyz:factory': cannot import"),
         (["--model", "tests_helpers:missing"], "has no callable 'missing'"),
         (["--model", "tests_helpers:not_a_module"], "must return a torch.nn.Module, got str"),
+        (["--lr-grid", "0,1,2"], "--lr-grid values must be finite numbers > 0 (factors of the given lr), got 0.0"),
+        (["--lr-grid", "-0.5,1"], "--lr-grid values must be finite numbers > 0 (factors of the given lr), got -0.5"),
+        (["--lr-grid", "1,nan"], "--lr-grid values must be finite numbers > 0 (factors of the given lr), got nan"),
+        (["--lr-grid", "1,inf"], "got inf"),
+        (["--lr-grid", "x2"], "--lr-grid must be comma-separated numbers (factors of --lr), got 'x2'"),
+        (["--metric", "top5"], "--metric must be one of ['accuracy', 'balanced_accuracy', 'macro_f1'], got 'top5'"),
+        (["--validation-file", tmp / "val_classes.npz"], "--validation-file val_classes.npz: its classes differ from "
+                                                         "the training data's"),
+        (["--validation-file", tmp / "val_shape.npz"], "--validation-file val_shape.npz: samples have shape (64,) "
+                                                       "but the training samples (1, 8, 8)"),
+        (["--validation-file", tmp / "val_extra.npz"], "(not in the training data: ['10', '11'"),
+        (["--validation-file", tmp / "none.npz"], "--validation-file"),
+        (["--validation-file", tmp / "ok.csv"], "--validation-file must be an .npz file"),
     ]
 
 
@@ -271,3 +350,21 @@ def test_report_of_results_from_an_older_compare_says_so(app, tmp_path):
                                                               "config": {"evals_per_epoch": 4}}))
     result = invoke(app, "report", tmp_path / "old")
     assert result.exit_code == 2 and "older hardmine compare" in result.stderr
+
+
+def test_a_run_that_stops_early_still_gets_its_line():
+    import io
+
+    from rich.console import Console
+
+    from hardmine.experiments.progress import RunProgress
+
+    stream = io.StringIO()
+    with RunProgress(3, console=Console(file=io.StringIO()), stream=stream) as bars:
+        bars.start("uniform lr=10", 0)(0, 0.1)  # diverged during its second epoch
+        bars.start("uniform lr=20", 0)  # diverged during its first
+        bars.start("ohem", 1)(2, 0.9)
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "[1] uniform lr=10 seed 0: 1 epochs, validation acc 0.1000, 0.0 s (stopped: 3 epochs planned, " \
+                       "diverged)"
+    assert lines[1].startswith("[2] uniform lr=20 seed 0: stopped") and lines[2].startswith("[3] ohem seed 1: 3 epochs")

@@ -14,13 +14,18 @@ from hardmine.experiments.data import (
     subsample_geometric,
 )
 from hardmine.experiments.metrics import (
+    check_metric,
+    default_metric,
     first_reach,
+    is_collapsed,
     last_epoch_accuracy,
     noise_scores,
     paired_interval,
+    scores,
     summarize,
 )
-from hardmine.experiments.report import rich_table, verdict
+from hardmine.experiments.report import rich_table
+from hardmine.experiments.verdict import findings
 
 
 def run(strategy, seed, val, compute, test_acc, recall=(0.5, 1.0, 1.0)):
@@ -79,11 +84,10 @@ def test_a_strategy_reaching_in_one_of_three_seeds_is_not_reached():
                "config": {"model": "mlp", "optimizer": "sgd", "lr": 0.1, "schedule": "cosine", "epochs": 3,
                           "batch_size": 4}}
     table = rich_table(results)
-    cells = {c.header: list(c._cells) for c in table.columns}
-    assert cells["compute to target"] == ["1.00x", "not reached", "0.33x"]
-    words = " ".join(verdict(results))
-    assert "steady reaches uniform's accuracy at 0.33x the compute in 3/3 seeds" in words
-    assert "lucky reaches" not in words and "also reaching it" not in words
+    cells = {c.header: [str(cell) for cell in c._cells] for c in table.columns}
+    assert cells["compute to target"] == ["1.00x", "not reached", "0.33x"]  # over uniform's own: 300 here
+    words = " ".join(findings(results))
+    assert "over uniform's own: steady 0.33x (3/3 seeds)." in words and "lucky" not in words.split("Within")[0]
     assert "steady ends 2.00 points above uniform" in words
     assert "Within noise of uniform's test accuracy: lucky" in words
 
@@ -135,3 +139,46 @@ def test_geometric_imbalance():
     full = np.bincount(data.y_train, minlength=10)
     assert counts[0] == full[0] and counts[9] == round(full[9] * 0.1)
     assert np.all(np.diff(counts / full) <= 1e-9)
+
+
+def test_the_default_metric_switches_on_imbalance():
+    assert default_metric([30, 10])[0] == "accuracy"  # a ratio of 3 is not above 3
+    metric, why = default_metric([31, 10, 20])
+    assert metric == "balanced_accuracy" and "ratio is 3.1 (> 3)" in why
+    assert default_metric([50, 0, 50])[0] == "accuracy"  # an absent class is not a count of 0 to divide by
+    with pytest.raises(ValueError, match="--metric must be one of"):
+        check_metric("auc")
+
+
+def test_a_collapsed_model_is_flagged():
+    y = np.array([0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
+    assert is_collapsed(np.zeros(10, dtype=np.int64), y, 3)  # one class
+    assert is_collapsed(np.array([1, 0, 1, 2, 2, 0, 1, 2, 0, 1]), y, 3)  # balanced accuracy 1/3: chance
+    assert not is_collapsed(y.copy(), y, 3)
+    values = scores(np.array([0, 1, 2, 0, 1, 2, 0, 1, 2, 1]), y, 3)
+    assert values["accuracy"] == pytest.approx(0.9) and values["balanced_accuracy"] == pytest.approx((0.75 + 1 + 1) / 3)
+
+
+def test_summarize_targets_the_chosen_metric():
+    runs = synthetic()
+    for r in runs:  # balanced accuracy a tenth below accuracy everywhere
+        r["curve"]["val_balanced_accuracy"] = [v - 0.1 for v in r["curve"]["val_acc"]]
+        r["test_balanced_accuracy"] = r["test_acc"] - 0.1
+    runs[-1]["collapsed"] = True
+    target, baseline, rows = summarize(runs, ["uniform", "lucky", "steady"], [3, 50, 40], 2, "balanced_accuracy")
+    assert target["metric"] == "balanced_accuracy" and target["value"] == pytest.approx(0.70)
+    assert rows[2]["metric_mean"] == pytest.approx(0.72) and rows[2]["test_acc_mean"] == pytest.approx(0.82)
+    assert rows[2]["collapsed"] == 1 and rows[0]["collapsed"] == 0
+    assert baseline["compute_to_target"] == 300 and rows[2]["compute_vs_uniform"] == pytest.approx(1 / 3)
+
+
+def test_compute_to_target_is_stated_against_uniforms_own():
+    runs = synthetic()
+    for r in runs[:3]:  # the target is 0.85; uniform reaches it at 200 of its 300 in every seed
+        r["curve"]["val_acc"] = [0.1, 0.8, 0.9, 0.8]
+    for r in runs[6:]:  # steady at 100
+        r["curve"]["val_acc"] = [0.1, 0.9, 0.9, 0.9]
+    _, baseline, rows = summarize(runs, ["uniform", "lucky", "steady"], [3, 50, 40], 2)
+    assert baseline["compute_to_target"] == 200 and baseline["compute_to_target_share"] == pytest.approx(2 / 3)
+    assert rows[0]["compute_vs_uniform"] == pytest.approx(1.0)
+    assert rows[2]["compute_to_target"] == pytest.approx(100 / 300) and rows[2]["compute_vs_uniform"] == 0.5

@@ -124,3 +124,28 @@ def test_without_a_test_curve_the_test_set_is_evaluated_at_the_start_and_the_end
     assert math.isfinite(test[0]) and test[-1] == record["test_acc"]
     assert all(math.isnan(v) for v in test[1:-1]) and all(math.isfinite(v) for v in record["curve"]["val_acc"])
     assert record["test_acc"] == run(digits, "uniform").record["test_acc"]  # the same training either way
+
+
+def test_a_run_predicting_one_class_is_recorded_as_collapsed(digits):
+    def constant(seed):
+        model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+        with torch.no_grad():
+            model[1].weight.zero_()
+            model[1].bias.copy_(torch.arange(10, dtype=torch.float32) * -10.0)  # class 0 everywhere
+        return model
+
+    output = train_run(digits, build_strategy(parse_spec("uniform")), 0,
+                       TrainConfig(epochs=1, lr=1e-9, momentum=0.0), constant)
+    assert output.record["collapsed"] is True and output.record["diverged"] is None
+    assert output.record["test_balanced_accuracy"] == pytest.approx(0.1)
+    assert run(digits, "uniform").record["collapsed"] is False
+    curve = run(digits, "uniform").record["curve"]
+    for key in ("val_acc", "val_balanced_accuracy", "val_macro_f1", "test_acc", "test_balanced_accuracy",
+                "test_macro_f1"):
+        assert len(curve[key]) == len(curve["compute"])
+
+
+def test_lr_factor_scales_the_peak_learning_rate(digits):
+    slow = run(digits, "uniform", config=TrainConfig(epochs=1, lr=0.5, schedule="constant"), lr_factor=0.0001)
+    fast = run(digits, "uniform", config=TrainConfig(epochs=1, lr=0.00005, schedule="constant"))
+    assert slow.record["curve"]["val_acc"] == fast.record["curve"]["val_acc"]

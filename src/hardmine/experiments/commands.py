@@ -79,7 +79,24 @@ def compare(
     hidden: Annotated[int, typer.Option(help="Hidden units of the built-in MLP.")] = 256,
     batch_size: Annotated[int, typer.Option(help="Samples per batch.")] = 128,
     optimizer: Annotated[str, typer.Option(help=f"One of {', '.join(OPTIMIZERS)}.")] = "sgd",
-    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 0.05,
+    lr: Annotated[float | None, typer.Option(
+        help="Peak learning rate given (default: 0.05 for sgd, 0.001 for adamw); tuning tries --lr-grid around it.",
+        show_default=False)] = None,
+    lr_grid: Annotated[str, typer.Option(
+        help="Learning-rate factors of --lr tried on each strategy's first seed (uniform's too); the best final "
+             "validation metric picks the rate, ties go to --lr; the other seeds run at the chosen rate.")]
+    = "0.5,1,2",
+    tune: Annotated[bool, typer.Option(
+        help="Tune each strategy's learning rate over --lr-grid; --no-tune runs all at --lr (the verdict then says "
+             "'untuned').")] = True,
+    metric: Annotated[str | None, typer.Option(
+        help="accuracy, balanced_accuracy or macro_f1: the target and the table (default: balanced_accuracy when "
+             "the training classes' largest/smallest count ratio exceeds 3, else accuracy).", show_default=False)]
+    = None,
+    validation_file: Annotated[Path | None, typer.Option(
+        help="An .npz with arrays x (or X) and y used as the validation split instead of --validation: the same "
+             "classes and feature shape as the training data, features as loaded (a --dataset file's are "
+             "standardised with its training statistics).")] = None,
     momentum: Annotated[float, typer.Option(help="SGD momentum.")] = 0.9,
     weight_decay: Annotated[float, typer.Option(help="Weight decay (SGD: L2; AdamW: decoupled).")] = 0.0,
     schedule: Annotated[str, typer.Option(
@@ -114,12 +131,19 @@ def compare(
     """Run mining strategies side by side on real data, seeds x strategies, and write tables and plots to OUT."""
     from hardmine.experiments.api import compare as run_compare
     from hardmine.experiments.data import load_dataset, stratified_subset
+    from hardmine.experiments.metrics import check_metric
     from hardmine.experiments.progress import RunProgress
-    from hardmine.experiments.report import rich_table, table_width, verdict
+    from hardmine.experiments.report import print_summary
+    from hardmine.experiments.tuning import parse_lr_grid
+    from hardmine.experiments.validation import load_validation_file
 
     for name, value in (("--lr", lr), ("--weight-decay", weight_decay), ("--label-noise", label_noise),
                         ("--momentum", momentum)):
-        _finite(name, value)
+        if value is not None:
+            _finite(name, value)
+    grid = parse_lr_grid(lr_grid)
+    if metric is not None:
+        check_metric(metric)
     if data_seed < 0:
         raise ValueError(f"--data-seed must be >= 0, got {data_seed}")
     if not 0.0 < test_fraction < 1.0:
@@ -130,25 +154,27 @@ def compare(
     make_model = model_factory(model, data.input_shape, data.num_classes, hidden)
     import torch
 
+    val_set = None
+    if validation_file is not None:
+        x_val, y_val = load_validation_file(validation_file, data, dataset, label_column, test_fraction, data_seed)
+        val_set = torch.utils.data.TensorDataset(torch.from_numpy(x_val), torch.from_numpy(y_val))
     train_set = torch.utils.data.TensorDataset(torch.from_numpy(data.x_train), torch.from_numpy(data.y_train))
     test_set = torch.utils.data.TensorDataset(torch.from_numpy(data.x_test), torch.from_numpy(data.y_test))
-    console = Console()
     with RunProgress(epochs, enabled=progress) as bars:
         results = run_compare(
             make_model, train_set, test_set, strategies=strategies, seeds=seeds, epochs=epochs, out=out,
-            optimizer=optimizer, batch_size=batch_size, lr=lr, momentum=momentum, weight_decay=weight_decay,
+            optimizer=optimizer, batch_size=batch_size, lr=lr, lr_grid=grid, tune=tune, metric=metric,
+            val_set=val_set, momentum=momentum, weight_decay=weight_decay,
             schedule=schedule, warmup_steps=warmup_steps, augment=augment, validation=validation,
             label_noise=label_noise, noise_seed_mode=noise_seed, imbalance=imbalance, data_seed=data_seed,
             classes=data.classes, name=data.name, model_label=model,
             evals_per_epoch=evals_per_epoch, test_curve=test_curve, threads=threads, on_run_start=bars.start,
-            argv=["hardmine", *sys.argv[1:]], extra_setup={"hidden": hidden, "train_subset": train_subset,
-                                                           "test_fraction": test_fraction})
-    for note in results["notes"]:
-        console.print(f"note: {note}")
-    Console(width=max(console.width, table_width(results))).print(rich_table(results))
-    for sentence in verdict(results):
-        console.print(sentence, soft_wrap=True)
-    console.print(f"wrote {out}/results.json, summary.csv, report.html and the plots")
+            verbose=False, argv=["hardmine", *sys.argv[1:]],
+            extra_setup={"hidden": hidden, "train_subset": train_subset, "test_fraction": test_fraction,
+                         "validation_file": None if validation_file is None else str(validation_file)})
+    console = Console()
+    print_summary(results, console)
+    console.print(f"wrote {out}/results.json, summary.csv, report.html and the plots", markup=False)
 
 
 @user_errors_exit_2
@@ -156,7 +182,7 @@ def report(
     out: Annotated[Path, typer.Argument(help="A directory written by `hardmine compare`.")],
 ) -> None:
     """Re-render the table, summary.csv and the plots from OUT/results.json, and write OUT/report.html."""
-    from hardmine.experiments.report import rich_table, table_width, verdict, write_html
+    from hardmine.experiments.report import print_summary, write_html
     from hardmine.experiments.results import read_results, write_results
     from hardmine.experiments.runner import render_plots, resummarize
 
@@ -165,7 +191,5 @@ def report(
     render_plots(out, results)
     path = write_html(out, results)
     console = Console()
-    Console(width=max(console.width, table_width(results))).print(rich_table(results))
-    for sentence in verdict(results):
-        console.print(sentence, soft_wrap=True)
-    console.print(f"wrote {path}")
+    print_summary(results, console)
+    console.print(f"wrote {path}", markup=False)

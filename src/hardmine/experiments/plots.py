@@ -23,7 +23,7 @@ from matplotlib.patches import Patch
 from hardmine.atomic import write_bytes
 from hardmine.diagnostics.cartography import plot_cartography
 from hardmine.diagnostics.evaluation import SLICE_NAMES
-from hardmine.experiments.metrics import first_reach
+from hardmine.experiments.metrics import curve_key, first_reach
 
 PLOTS = ("accuracy.png", "accuracy_time.png", "per_class_recall.png", "slice_accuracy.png", "cartography.png")
 
@@ -70,19 +70,23 @@ def _ylim(ax: Any, values: list[float]) -> None:
 
 
 def plot_accuracy(results: dict[str, Any], path: Path) -> None:
-    """Validation and test accuracy against compute, per strategy, with seed bands, the target and the reaches."""
+    """Validation and test values of the target metric (accuracy by default) against compute, per strategy, with
+    seed bands, the target and the reaches."""
+    chosen = results["target"].get("metric", "accuracy")
+    val_key, test_key = curve_key("val", chosen), curve_key("test", chosen)
+    name_of = chosen.replace("_", " ")
     labels = [row["strategy"] for row in results["summary"]]
     colors = _colors(labels)
     epoch = 3.0 * results["dataset"]["n_train"]
     target = results["target"]["value"]
     fig = Figure(figsize=(12, 4.6))
     axes = fig.subplots(1, 2)
-    shown: dict[str, list[float]] = {"val_acc": [], "test_acc": []}
+    shown: dict[str, list[float]] = {val_key: [], test_key: []}
     for label in labels:
         runs = [r for r in results["runs"] if r["strategy"] == label]
-        for ax, metric in ((axes[0], "val_acc"), (axes[1], "test_acc")):
+        for ax, metric in ((axes[0], val_key), (axes[1], test_key)):
             if not _has_curve(runs, metric):  # the test set was evaluated at the end only: one point per seed
-                ends = [(r["compute"] / epoch, r["test_acc"]) for r in runs]
+                ends = [(r["compute"] / epoch, r["curve"][metric][-1]) for r in runs]
                 ax.plot(*zip(*ends), "o", color=colors[label], ms=4, label=label)
                 shown[metric] += [acc for _, acc in ends]
                 continue
@@ -92,23 +96,23 @@ def plot_accuracy(results: dict[str, Any], path: Path) -> None:
             shown[metric] += list(mean[len(mean) // 3:])
         if target is not None:
             for r in runs:
-                i = first_reach(r["curve"], target)
+                i = first_reach(r["curve"], target, val_key)
                 if i is not None:
                     axes[0].plot(r["curve"]["compute"][i] / epoch, target, "o", color=colors[label], ms=4)
     if target is not None:
         axes[0].axhline(target, color="black", ls="--", lw=0.8)
         axes[0].annotate(f"target {target:.4f}", (0.0, target), xytext=(2, 3), textcoords="offset points", fontsize=8)
-    for ax, metric, name in ((axes[0], "val_acc", "validation"), (axes[1], "test_acc", "test")):
-        _ylim(ax, shown[metric] + ([target] if target is not None and metric == "val_acc" else []))
+    for ax, metric, name in ((axes[0], val_key, "validation"), (axes[1], test_key, "test")):
+        _ylim(ax, shown[metric] + ([target] if target is not None and metric == val_key else []))
         ax.set_xlabel("compute (uniform epochs: forwards + 2 x backwards, over 3N)")
-        ax.set_ylabel(f"{name} accuracy")
+        ax.set_ylabel(f"{name} {name_of}")
         ax.grid(alpha=0.3)
     axes[0].set_title("validation: picks the target; dots = where each seed reaches it", fontsize=9)
     axes[1].set_title("test: reports only (dots: evaluated at the end only, one per seed)"
-                      if not all(_has_curve([r], "test_acc") for r in results["runs"]) else "test: reports only",
+                      if not all(_has_curve([r], test_key) for r in results["runs"]) else "test: reports only",
                       fontsize=9)
     axes[1].legend(fontsize=7, loc="lower right")
-    fig.suptitle(f"{results['dataset']['name']}: accuracy against compute, mean of {len(results['seeds'])} seed(s), "
+    fig.suptitle(f"{results['dataset']['name']}: {name_of} against compute, mean of {len(results['seeds'])} seed(s), "
                  "band = min..max over seeds", fontsize=11)
     _save(fig, path)
 

@@ -2,7 +2,9 @@
 
 Layout of DIR:
   setup.json                 what every run shares (data, corruption, training set-up); a rerun must match it
-  runs/<strategy>__seed<s>.json / .npz   one finished run: its numbers, and per-sample arrays for the plots
+  runs/<strategy>@lr=<lr>__seed<s>.json / .npz   one finished run at one peak learning rate: its numbers, and
+                             per-sample arrays for the plots (a tuning run and a judged run at the same rate are
+                             one file, so a rerun with another grid, metric or --no-tune reuses what exists)
   runs/reference.json / .npz the uniformly trained reference model behind the difficulty slices
   label_noise.npz            the clean training labels and each seed's flipped indices (with --label-noise)
   results.json, summary.csv  every number, and one row per strategy
@@ -31,7 +33,9 @@ SUMMARY_COLUMNS = ("strategy", "test_acc_mean", "test_acc_std", "macro_f1_mean",
                    "diff_low", "diff_high", "within_noise", "reached", "compute_to_target", "compute_total",
                    "forwards", "backwards", "seconds_to_target", "train_seconds", "hardmine_seconds",
                    "hardmine_fraction", "rare2_recall_mean", "noise_precision", "noise_recall",
-                   "selected_flipped_share", "reference_compute", "seeds", "diverged")
+                   "selected_flipped_share", "reference_compute", "seeds", "diverged", "lr", "lr_factor",
+                   "metric_mean", "metric_std", "compute_vs_uniform", "seconds_vs_uniform", "tuning_compute",
+                   "collapsed")
 
 
 def run_key(label: str, seed: int | None) -> str:

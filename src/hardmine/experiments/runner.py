@@ -1,13 +1,15 @@
 """The one comparison runner: prepare (check everything, write nothing), then run every strategy x seed and write.
 
-`hardmine.compare` (the Python API) and `hardmine compare` (the CLI, through that API) both end here. The
-reference model behind the difficulty slices is trained like the uniform baseline, with its own seed
-(REFERENCE_SEED) so that no compared run is scored on slices defined by itself.
+`hardmine.compare` (the Python API) and `hardmine compare` (the CLI, through that API) both end here. Each
+strategy's learning rate is tuned on its first seed (`tuning.py`), then its other seeds run at the chosen rate. The
+difficulty reference behind the test slices is trained like the uniform baseline at the given rate, with its own
+seed (REFERENCE_SEED) so that no compared run is scored on slices defined by itself.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import platform
 import sys
 from collections.abc import Callable
@@ -21,7 +23,7 @@ import torch
 from hardmine.diagnostics.evaluation import difficulty_slices, per_sample_loss, predict
 from hardmine.experiments.config import TrainConfig
 from hardmine.experiments.data import Splits, flip_labels, noise_seed
-from hardmine.experiments.metrics import BASELINE, noise_scores, summarize
+from hardmine.experiments.metrics import BASELINE, curve_key, last_epoch_accuracy, noise_scores, summarize
 from hardmine.experiments.plots import plot_all
 from hardmine.experiments.results import RunStore, write_results
 from hardmine.experiments.spec import StrategySpec, parse_spec
@@ -32,8 +34,10 @@ from hardmine.experiments.train import (
     OptimizerFactory,
     train_run,
 )
+from hardmine.experiments.tuning import Tuning, choose_factor, lr_label, with_horizon
 
 REFERENCE_SEED = 10_000
+REFERENCE_NAME = "difficulty reference for the slices (uniform)"
 StartRun = Callable[[str, int | None], EpochCallback]
 
 
@@ -69,6 +73,8 @@ class Comparison:
     base_loss: PerSampleLoss | None = None
     make_optimizer: OptimizerFactory | None = None
     notes: list[str] = field(default_factory=list)
+    metric: str = "accuracy"
+    tuning: Tuning = field(default_factory=Tuning)
 
 
 def fingerprint(data: Splits) -> str:
@@ -90,7 +96,7 @@ def _reference_slices(comparison: Comparison, start_run: StartRun) -> tuple[np.n
         counts = np.bincount(data.train.y_train, minlength=data.train.num_classes)
         output = train_run(data, build_strategy(parse_spec(BASELINE), comparison.base_loss, counts), REFERENCE_SEED,
                            comparison.config, comparison.make_model, comparison.base_loss, comparison.make_optimizer,
-                           on_epoch=start_run("reference (uniform)", REFERENCE_SEED))
+                           on_epoch=start_run(REFERENCE_NAME, REFERENCE_SEED))
         logits = predict(output.model, torch.from_numpy(test.x_test))
         loss = per_sample_loss(logits, test.y_test)
         record = {"seed": REFERENCE_SEED, "test_acc": output.record["test_acc"]}
@@ -99,8 +105,70 @@ def _reference_slices(comparison: Comparison, start_run: StartRun) -> tuple[np.n
         record, arrays = found
         loss = arrays["test_loss"]
     slices = difficulty_slices(loss)
-    record = {**record, "slice_loss_edges": [float(np.max(loss[slices == k])) for k in range(slices.max() + 1)]}
+    record = {**record, "what": f"{REFERENCE_NAME}: a separate uniform run at the given lr whose test losses define "
+                                "the difficulty slices; not compared",
+              "slice_loss_edges": [float(np.max(loss[slices == k])) for k in range(slices.max() + 1)]}
     return slices, record
+
+
+@dataclass
+class _Runs:
+    """The runs of a comparison so far: judged (each strategy at its chosen rate), tuning (the other rates)."""
+
+    judged: list[dict] = field(default_factory=list)
+    tuning: list[dict] = field(default_factory=list)
+    chosen: dict[str, dict[str, float]] = field(default_factory=dict)
+    scores: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def _run(comparison: Comparison, spec: StrategySpec, seed: int, factor: float, context: dict[str, Any],
+         start_run: StartRun, grid: bool) -> dict:
+    """The record of `spec` with `seed` at `factor` times the given learning rate: loaded when already in the
+    store, else trained and saved."""
+    store = comparison.store
+    lr = comparison.config.lr * factor
+    found = store.load(lr_label(spec.label, lr), seed)
+    if found is not None:
+        return found[0]
+    label = spec.label
+    data, flips = context["noisy"][seed]
+    spec = with_horizon(spec, comparison.config.epochs)
+    strategy = build_strategy(spec, comparison.base_loss,
+                              np.bincount(data.train.y_train, minlength=data.train.num_classes))
+    display = f"{label} lr={lr:.4g}" + (" (lr grid)" if grid else "")
+    output = train_run(data, strategy, seed, comparison.config, comparison.make_model,
+                       comparison.base_loss, comparison.make_optimizer, context["slices"],
+                       on_epoch=start_run(display, seed), flipped=flips, lr_factor=factor)
+    record, arrays = output.record, output.arrays
+    record.update(strategy=label, lr=lr, lr_factor=factor)
+    if flips is not None and "suspects" in arrays:
+        record.update(noise_scores(arrays["suspects"], flips))
+    store.save(lr_label(label, lr), seed, record, arrays)
+    return record
+
+
+def _strategy(comparison: Comparison, spec: StrategySpec, context: dict[str, Any], start_run: StartRun,
+              runs: _Runs) -> None:
+    """Tune `spec`'s learning rate on the first seed, then run the other seeds at the chosen rate."""
+    first, *rest = comparison.seeds
+    factors = comparison.tuning.factors()
+    key = curve_key("val", comparison.metric)
+    by_factor, scores, failed = {}, {}, []
+    for factor in factors:
+        record = _run(comparison, spec, first, factor, context, start_run, len(factors) > 1)
+        by_factor[factor] = record
+        scores[factor] = last_epoch_accuracy(record["curve"], comparison.config.evals_per_epoch, key)
+        if record.get("diverged") is not None or record.get("collapsed"):
+            failed.append(factor)
+    chosen = choose_factor({f: math.nan if f in failed else v for f, v in scores.items()})
+    runs.judged.append(by_factor[chosen])
+    runs.judged += [_run(comparison, spec, seed, chosen, context, start_run, False) for seed in rest]
+    runs.tuning += [record for factor, record in by_factor.items() if factor != chosen]
+    runs.chosen[spec.label] = {"lr": comparison.config.lr * chosen, "factor": chosen}
+    runs.scores[spec.label] = {f"{comparison.config.lr * f:.6g}": (v if math.isfinite(v) else None)
+                               for f, v in scores.items()}
+    if failed:
+        runs.scores[spec.label]["failed"] = [f"{comparison.config.lr * f:.6g}" for f in failed]
 
 
 def run_comparison(comparison: Comparison, start_run: StartRun, argv: list[str] | None = None) -> dict[str, Any]:
@@ -113,25 +181,11 @@ def run_comparison(comparison: Comparison, start_run: StartRun, argv: list[str] 
     noisy = {seed: comparison.noise.apply(comparison.data, seed) for seed in comparison.seeds}
     if comparison.noise.fraction > 0:
         store.save_noise({seed: flips for seed, (_, flips) in noisy.items()}, comparison.data.train.y_train)
-    records = []
+    runs = _Runs()
+    context = {"noisy": noisy, "slices": slices}
     for spec in comparison.specs:
-        for seed in comparison.seeds:
-            data, flips = noisy[seed]
-            found = store.load(spec.label, seed)
-            if found is None:
-                counts = np.bincount(data.train.y_train, minlength=data.train.num_classes)
-                strategy = build_strategy(spec, comparison.base_loss, counts)
-                output = train_run(data, strategy, seed, comparison.config, comparison.make_model,
-                                   comparison.base_loss, comparison.make_optimizer, slices,
-                                   on_epoch=start_run(spec.label, seed), flipped=flips)
-                record, arrays = output.record, output.arrays
-                if flips is not None and "suspects" in arrays:
-                    record.update(noise_scores(arrays["suspects"], flips))
-                store.save(spec.label, seed, record, arrays)
-            else:
-                record = found[0]
-            records.append(record)
-    results = _results(comparison, records, reference, argv)
+        _strategy(comparison, spec, context, start_run, runs)
+    results = _results(comparison, runs, reference, argv)
     write_results(store.out, results)
     render_plots(store.out, results)
     write_html(store.out, results)
@@ -142,9 +196,10 @@ def render_plots(out: Path, results: dict[str, Any]) -> list[Path]:
     """The plots of a results dict, with the cartography arrays of every strategy's first seed read from `out`."""
     store = RunStore(out, {})
     seed = results["seeds"][0]
+    chosen = results.get("tuning", {}).get("chosen", {})
     arrays = {}
     for label in results["strategies"]:
-        found = store.load(label, seed)
+        found = store.load(lr_label(label, chosen[label]["lr"]) if label in chosen else label, seed)
         if found is not None:
             arrays[label] = found[1]
     return plot_all(results, arrays, store.load_noise(seed), Path(out))
@@ -156,19 +211,28 @@ def resummarize(results: dict[str, Any]) -> dict[str, Any]:
     if old or "setup" not in results:
         raise ValueError("results.json was written by an older hardmine compare (no compute accounting or "
                          "validation curve): run `hardmine compare` again into a new --out directory")
+    from hardmine.experiments.verdict import recommendation, warnings
+
     evals = results["config"]["evals_per_epoch"]
+    metric = results["target"].get("metric", "accuracy")
     target, baseline, rows = summarize(results["runs"], results["strategies"],
-                                       results["dataset"]["class_counts_train"], evals)
-    return {**results, "target": target, "baseline": baseline, "summary": rows}
+                                       results["dataset"]["class_counts_train"], evals, metric,
+                                       results.get("tuning_runs", []))
+    results = {**results, "target": target, "baseline": baseline, "summary": rows}
+    return {**results, "recommendation": recommendation(results), "warnings": warnings(results)}
 
 
-def _results(comparison: Comparison, records: list[dict], reference: dict, argv: list[str] | None) -> dict[str, Any]:
+def _results(comparison: Comparison, runs: _Runs, reference: dict, argv: list[str] | None) -> dict[str, Any]:
+    from hardmine.experiments.verdict import recommendation, warnings
+
     data = comparison.data
     train = data.train
     counts = np.bincount(train.y_train, minlength=train.num_classes).tolist()
     labels = [s.label for s in comparison.specs]
-    target, baseline, rows = summarize(records, labels, counts, comparison.config.evals_per_epoch)
-    return {
+    target, baseline, rows = summarize(runs.judged, labels, counts, comparison.config.evals_per_epoch,
+                                       comparison.metric, runs.tuning)
+    tuning_compute = sum(r["compute"] for r in runs.tuning) / baseline["compute"]
+    results = {
         "versions": {"hardmine": sys.modules["hardmine"].__version__, "torch": torch.__version__,
                      "numpy": np.__version__, "python": platform.python_version(), "machine": platform.machine()},
         "command": argv if argv is not None else sys.argv,
@@ -183,8 +247,16 @@ def _results(comparison: Comparison, records: list[dict], reference: dict, argv:
         "strategies": labels,
         "notes": comparison.notes,
         "reference": reference,
+        "tuning": {"enabled": comparison.tuning.enabled, "grid": list(comparison.tuning.factors()),
+                   "seed": comparison.seeds[0], "chosen": runs.chosen, "validation_scores": runs.scores,
+                   "compute": tuning_compute,
+                   "definition": "the first seed of every strategy runs at each grid factor times the given lr; "
+                                 "the best final validation metric picks the rate (ties: the given lr); "
+                                 "compute of the runs at the other rates, over uniform's mean total compute"},
         "target": target,
         "baseline": baseline,
         "summary": rows,
-        "runs": records,
+        "runs": runs.judged,
+        "tuning_runs": runs.tuning,
     }
+    return {**results, "recommendation": recommendation(results), "warnings": warnings(results)}

@@ -34,6 +34,7 @@ from hardmine.experiments.accounting import Cost, backward_set
 from hardmine.experiments.augment import augment_images
 from hardmine.experiments.config import TrainConfig
 from hardmine.experiments.data import Splits
+from hardmine.experiments.metrics import METRICS, curve_key, is_collapsed, scores
 from hardmine.experiments.reference import irreducible_losses
 from hardmine.experiments.strategies import PerSampleLoss, Strategy, cross_entropy
 from hardmine.memory import ScoreMemory
@@ -63,16 +64,20 @@ class _Evaluator:
     def __init__(self, data: Splits, test_curve: bool) -> None:
         self.x_val, self.y_val = torch.from_numpy(data.x_val), data.y_val
         self.x_test, self.y_test = torch.from_numpy(data.train.x_test), data.train.y_test
+        self.num_classes = data.train.num_classes
         self.test_curve = test_curve
 
-    def accuracy(self, model: nn.Module, final: bool = False) -> tuple[float, float]:
-        """(validation accuracy, test accuracy) of `model`; the test accuracy is nan between the start and the
-        end of a run without a test curve."""
-        val = float((predict(model, self.x_val, EVAL_BATCH).argmax(1).numpy() == self.y_val).mean())
-        if not (self.test_curve or final):
-            return val, float("nan")
-        test = float((predict(model, self.x_test, EVAL_BATCH).argmax(1).numpy() == self.y_test).mean())
-        return val, test
+    def evaluate(self, model: nn.Module, final: bool = False) -> dict[str, float]:
+        """Every metric of METRICS on validation and test, keyed as in a curve ("val_acc", "test_macro_f1", ...);
+        the test values are nan between the start and the end of a run without a test curve."""
+        point = {}
+        for split, x, y in (("val", self.x_val, self.y_val), ("test", self.x_test, self.y_test)):
+            if split == "test" and not (self.test_curve or final):
+                point.update({curve_key(split, m): float("nan") for m in METRICS})
+                continue
+            pred = predict(model, x, EVAL_BATCH).argmax(1).numpy()
+            point.update({curve_key(split, m): v for m, v in scores(pred, y, self.num_classes).items()})
+        return point
 
 
 class _Diverged(Exception):
@@ -84,6 +89,11 @@ def build_optimizer(config: TrainConfig, params: object) -> torch.optim.Optimize
     if config.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+
+
+def _val_metrics(curve: dict) -> dict[str, float]:
+    """The last point's validation metrics of a curve, keyed as in the curve."""
+    return {curve_key("val", m): curve[curve_key("val", m)][-1] for m in METRICS}
 
 
 _DIAGNOSTICS = ("true_prob",)  # the run's cartography map reads confidence and variability
@@ -144,27 +154,29 @@ class _Step:
 def train_run(data: Splits, strategy: Strategy, seed: int, config: TrainConfig, make_model: ModelFactory,
               base_loss: PerSampleLoss | None = None, make_optimizer: OptimizerFactory | None = None,
               slices: np.ndarray | None = None, on_epoch: EpochCallback | None = None,
-              flipped: np.ndarray | None = None) -> RunOutput:
+              flipped: np.ndarray | None = None, lr_factor: float = 1.0) -> RunOutput:
     """Train `make_model(seed)` on `data` with `strategy`, seeded by `seed` (torch's generator is seeded before
     the factory is called; the sampler and the augmentation are seeded from it too).
 
     base_loss: per-sample loss (default cross-entropy). make_optimizer(params) -> Optimizer: default from `config`;
     the schedule scales every parameter group's own learning rate. slices: difficulty slice id [M] of each test
     sample. on_epoch(epoch, validation accuracy) is called after each epoch (for a progress bar). flipped: the
-    training indices whose labels the noise option flipped (for `selected_flipped_share`), or None.
+    training indices whose labels the noise option flipped (for `selected_flipped_share`), or None. lr_factor:
+    every peak learning rate (config's, or each of the optimiser's parameter groups') times this (tuning).
     A strategy with a reference (rho_loss) first trains it (`hardmine.experiments.reference`); its cost is counted
     in the run's forwards and backwards (and `reference_compute`) before the first step.
     The record holds: final test accuracy, macro-F1, per-class recall, slice accuracy; the curve of validation and
     test accuracy against epochs, forwards, backwards, compute (forwards + 2 backwards), training seconds and
-    hardmine's seconds; the totals; the number of the guards' label-noise suspects; `diverged`: None, or the epoch
-    and loss where training blew up.
+    hardmine's seconds (the curve also holds balanced accuracy and macro-F1 on both splits: "val_balanced_accuracy",
+    "test_macro_f1", ...); the totals; the number of the guards' label-noise suspects; `diverged`: None, or the
+    epoch and loss where training blew up; `collapsed`: the final test predictions are all one class or at chance.
     """
     torch.set_num_threads(config.threads)
     torch.manual_seed(seed)
     model = make_model(seed)
     optimizer = (make_optimizer or (lambda p: build_optimizer(config, p)))(model.parameters())
     for group in optimizer.param_groups:
-        group["hardmine_peak_lr"] = group["lr"]
+        group["hardmine_peak_lr"] = group["lr"] * lr_factor
     train = data.train
     x_train, y_train = torch.from_numpy(train.x_train), torch.from_numpy(train.y_train)
     memory = ScoreMemory(len(y_train), labels=train.y_train)
@@ -182,8 +194,7 @@ def train_run(data: Splits, strategy: Strategy, seed: int, config: TrainConfig, 
     sampler = HardExampleSampler(memory, config.batch_size, policy=strategy.policy, seed=seed)
     generator = torch.Generator().manual_seed(seed + 7_777)
     evaluator = _Evaluator(data, config.test_curve)
-    val, test = evaluator.accuracy(model, final=True)
-    curve = {"epoch": [0.0], **cost.point(sampler), "val_acc": [val], "test_acc": [test]}
+    curve = {"epoch": [0.0], **cost.point(sampler), **{k: [v] for k, v in evaluator.evaluate(model, True).items()}}
     model.train()
     diverged = None
     mask = None
@@ -196,7 +207,9 @@ def train_run(data: Splits, strategy: Strategy, seed: int, config: TrainConfig, 
     except _Diverged as err:
         diverged = {"epoch": cost.position, "loss": err.args[0]}
     if not config.test_curve:
-        curve["test_acc"][-1] = evaluator.accuracy(step.model, final=True)[1]
+        for key, value in evaluator.evaluate(step.model, final=True).items():
+            if key.startswith("test_"):
+                curve[key][-1] = value
     output = _finish(data, strategy, seed, model, memory, sampler, curve, slices, cost, diverged)
     output.record["reference_compute"] = reference_compute
     output.record["selected_flipped_share"] = step.selected_flipped / step.selected if step.selected else None
@@ -236,12 +249,11 @@ def _epochs(step: _Step, optimizer: torch.optim.Optimizer, x_train: torch.Tensor
                 optimizer.step()
             cost.seconds += time.perf_counter() - started
             if k in eval_at:
-                val, test = evaluator.accuracy(step.model)
                 curve["epoch"].append(epoch + (k + 1) / steps)
                 for key, value in cost.point(sampler).items():
                     curve[key].append(value[0])
-                curve["val_acc"].append(val)
-                curve["test_acc"].append(test)
+                for key, value in evaluator.evaluate(step.model).items():
+                    curve[key].append(value)
             k += 1
             global_step += 1
         if on_epoch is not None:
@@ -257,11 +269,14 @@ def _finish(data: Splits, strategy: Strategy, seed: int, model: nn.Module, memor
     sampler_stats = sampler.stats()
     hardmine_seconds = sampler_stats["mining_seconds"] + cost.statistics_seconds
     suspects = strategy.suspects()
+    balanced = scores(pred, y, train.num_classes)["balanced_accuracy"]
     record = {
         "strategy": strategy.label,
         "seed": seed,
         "test_acc": float((pred == y).mean()),
+        "test_balanced_accuracy": balanced,
         "val_acc": curve["val_acc"][-1],
+        **_val_metrics(curve),
         "macro_f1": macro_f1(pred, y, train.num_classes),
         "per_class_recall": per_class_recall(pred, y, train.num_classes).tolist(),
         "slice_acc": None if slices is None else slice_accuracy(pred, y, slices).tolist(),
@@ -274,6 +289,7 @@ def _finish(data: Splits, strategy: Strategy, seed: int, model: nn.Module, memor
         "hardmine_fraction": hardmine_seconds / cost.seconds if cost.seconds > 0 else float("nan"),
         "num_suspects": None if suspects is None else int(suspects.size),
         "diverged": diverged,
+        "collapsed": is_collapsed(pred, y, train.num_classes),
         "sampler_stats": {k: float(v) for k, v in sampler_stats.items()},
     }
     arrays = {"confidence": memory.get("confidence"), "variability": memory.get("variability")}
