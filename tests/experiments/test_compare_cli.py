@@ -272,7 +272,8 @@ def test_help_lists_the_registered_names_and_the_whole_default(app):
     text = " ".join(invoke(app, "compare", "--help").output.replace("│", " ").split())  # lines wrap in a box
     for name in ("selective_backprop", "prune_easy", "ohem", "focal", "noise_guard", "class_balance", "weight_cap"):
         assert name in text
-    assert "Default: uniform, ohem, focal, importance:normalize=none, selective_backprop, prune_easy." in text
+    assert ("Default: uniform, ohem, focal, importance, selective_backprop, prune_easy; on imbalanced classes also "
+            "class_balanced, class_weighted, logit_adjusted, importance+class_balance.") in text
 
 
 def digits_sets():

@@ -30,7 +30,10 @@ from hardmine.experiments.spec import parse_spec, parse_specs
 from hardmine.experiments.strategies import PerSampleLoss, build_strategy
 from hardmine.experiments.tuning import DEFAULT_GRID, Tuning
 
-DEFAULT_STRATEGIES = "uniform,ohem,focal,importance:normalize=none,selective_backprop,prune_easy"
+DEFAULT_STRATEGIES = "uniform,ohem,focal,importance,selective_backprop,prune_easy"
+# What a practitioner would use on long-tailed classes instead of mining: added to the default strategies when the
+# training classes are imbalanced (largest / smallest count above metrics.IMBALANCED_ABOVE).
+ALTERNATIVES = "class_balanced,class_weighted,logit_adjusted,importance+class_balance"
 DEFAULT_LR = {"sgd": 0.05, "adamw": 1e-3}  # the peak learning rate when none is given: AdamW's usual default
 
 
@@ -149,7 +152,7 @@ def _label(obj: Any) -> str | None:
 
 
 def compare(make_model: Callable[[int], nn.Module], train_set: Any, test_set: Any, *,
-            strategies: str | Sequence[str] = DEFAULT_STRATEGIES, seeds: int | Sequence[int] = 3, epochs: int = 10,
+            strategies: str | Sequence[str] | None = None, seeds: int | Sequence[int] = 3, epochs: int = 10,
             out: str | Path, loss: PerSampleLoss | None = None,
             optimizer: str | Callable[..., torch.optim.Optimizer] = "sgd", batch_size: int = 128,
             lr: float | None = None, lr_grid: Sequence[float] = DEFAULT_GRID, tune: bool = True,
@@ -167,7 +170,8 @@ def compare(make_model: Callable[[int], nn.Module], train_set: Any, test_set: An
     make_model(seed) -> nn.Module mapping x [B, *shape] to logits [B, C] (torch's generator is seeded with `seed`
     first). train_set / test_set: map-style data sets yielding `(x, y)` with integer labels in [0, C); a stratified
     `validation` fraction of train_set picks the target, the test set only reports. strategies: a comma-separated
-    string as on the CLI or a list of specs ('uniform' is added when missing). seeds: a count (0 .. n-1) or a list.
+    string as on the CLI or a list of specs ('uniform' is added when missing); None: DEFAULT_STRATEGIES, plus
+    ALTERNATIVES when the training classes are imbalanced. seeds: a count (0 .. n-1) or a list.
     loss: per-sample loss `(logits, y) -> [B]` (default cross-entropy; OHEM wraps it). optimizer: "sgd", "adamw" or
     `make_optimizer(params) -> Optimizer` (the schedule and the tuning scale its learning rates). lr: the given peak
     learning rate (None: 0.05 for sgd, 1e-3 for adamw, a callable optimizer's own). tune: choose every strategy's
@@ -212,7 +216,8 @@ def compare(make_model: Callable[[int], nn.Module], train_set: Any, test_set: An
                          schedule=schedule, warmup_steps=warmup_steps, augment=augment,
                          evals_per_epoch=evals_per_epoch, test_curve=test_curve, threads=threads)
     seed_list = _seed_list(seeds)
-    text = strategies if isinstance(strategies, str) else ",".join(strategies)
+    defaults = strategies is None
+    text = DEFAULT_STRATEGIES if defaults else strategies if isinstance(strategies, str) else ",".join(strategies)
     specs = parse_specs(text)
     if BASELINE not in [s.label for s in specs]:
         specs.insert(0, parse_spec(BASELINE))
@@ -238,6 +243,11 @@ def compare(make_model: Callable[[int], nn.Module], train_set: Any, test_set: An
     if imbalance is not None:
         data = subsample_geometric(data, imbalance, data_seed)
     splits, validation_setup = _validation_part(data, val_set, validation, data_seed)
+    train_counts = np.bincount(splits.train.y_train, minlength=splits.train.num_classes)
+    if defaults and default_metric(train_counts.tolist())[0] == "balanced_accuracy":
+        specs.extend(parse_specs(ALTERNATIVES))
+        notes.append(f"added the class-imbalance alternatives ({ALTERNATIVES.replace(',', ', ')}): the training "
+                     "classes are imbalanced, and these are what a practitioner would try before mining")
     for spec in specs:  # every strategy builds, with the class counts of the data it trains on
         build_strategy(spec, loss, np.bincount(splits.train.y_train, minlength=splits.train.num_classes))
     _check_model(make_model, data.x_train, data.num_classes, "--model" if model_label else "make_model")

@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 
 from hardmine.cli_errors import user_errors_exit_2
-from hardmine.experiments.api import DEFAULT_STRATEGIES
+from hardmine.experiments.api import ALTERNATIVES, DEFAULT_STRATEGIES
 from hardmine.experiments.config import OPTIMIZERS, SCHEDULES
 from hardmine.experiments.data import NOISE_SEEDS
 from hardmine.experiments.models import MODELS
@@ -29,7 +29,8 @@ _STRATEGIES_HELP = (
     "Comma-separated specs: a policy or in-batch loss name with key=value parameters and +guards, e.g. "
     "'uniform,importance:alpha=0.7,mix=0.2,ohem+noise_guard'. 'uniform' is always added. "
     f"Policies: {', '.join(_KNOWN['policies'])}. In-batch losses: {', '.join(_KNOWN['in-batch losses'])}. "
-    f"Guards: {', '.join(_KNOWN['guards'])}. Default: {', '.join(DEFAULT_STRATEGIES.split(','))}.")
+    f"Guards: {', '.join(_KNOWN['guards'])}. Default: {', '.join(DEFAULT_STRATEGIES.split(','))}; on imbalanced "
+    f"classes also {', '.join(ALTERNATIVES.split(','))}.")
 
 
 def _finite(name: str, value: float) -> float:
@@ -69,7 +70,7 @@ def compare(
     out: Annotated[Path, typer.Option(help="Output directory; a rerun with the same DIR resumes the finished runs.")],
     dataset: Annotated[str, typer.Option(help="digits, fashion-mnist, shuttle, or a .npz/.csv/.parquet file.")]
     = "digits",
-    strategies: Annotated[str, typer.Option(help=_STRATEGIES_HELP, show_default=False)] = DEFAULT_STRATEGIES,
+    strategies: Annotated[str | None, typer.Option(help=_STRATEGIES_HELP, show_default=False)] = None,
     seeds: Annotated[int, typer.Option(help="Number of seeds (0 .. n-1) per strategy; seeds pair across strategies.")]
     = 3,
     epochs: Annotated[int, typer.Option(help="Training epochs per run.")] = 10,
