@@ -87,12 +87,12 @@ def test_compare_refuses_what_cannot_be_built_before_writing(digits, tmp_path):
 
 
 def test_the_default_strategies_add_the_alternatives_only_on_imbalanced_classes(digits, tmp_path):
-    from hardmine.experiments.api import ALTERNATIVES, DEFAULT_STRATEGIES
+    from hardmine.experiments.api import DEFAULT_STRATEGIES, IMBALANCE_STRATEGIES
 
     balanced = run(digits, tmp_path / "balanced", None, tune=False)
     assert balanced["strategies"] == DEFAULT_STRATEGIES.split(",")
     skewed = run(digits, tmp_path / "skewed", None, tune=False, imbalance=0.1)
-    assert skewed["strategies"] == DEFAULT_STRATEGIES.split(",") + ALTERNATIVES.split(",")
+    assert skewed["strategies"] == DEFAULT_STRATEGIES.split(",") + IMBALANCE_STRATEGIES.split(",")
     assert any("class-imbalance alternatives" in note for note in skewed["notes"])
     chosen = run(digits, tmp_path / "chosen", "ohem", tune=False, imbalance=0.1)
     assert chosen["strategies"] == ["uniform", "ohem"]

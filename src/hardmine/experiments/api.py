@@ -33,7 +33,7 @@ from hardmine.experiments.tuning import DEFAULT_GRID, Tuning
 DEFAULT_STRATEGIES = "uniform,ohem,focal,importance,selective_backprop,prune_easy"
 # What a practitioner would use on long-tailed classes instead of mining: added to the default strategies when the
 # training classes are imbalanced (largest / smallest count above metrics.IMBALANCED_ABOVE).
-ALTERNATIVES = "class_balanced,class_weighted,logit_adjusted,importance+class_balance"
+IMBALANCE_STRATEGIES = "class_balanced,class_weighted,logit_adjusted,importance+class_balance"
 DEFAULT_LR = {"sgd": 0.05, "adamw": 1e-3}  # the peak learning rate when none is given: AdamW's usual default
 
 
@@ -171,7 +171,7 @@ def compare(make_model: Callable[[int], nn.Module], train_set: Any, test_set: An
     first). train_set / test_set: map-style data sets yielding `(x, y)` with integer labels in [0, C); a stratified
     `validation` fraction of train_set picks the target, the test set only reports. strategies: a comma-separated
     string as on the CLI or a list of specs ('uniform' is added when missing); None: DEFAULT_STRATEGIES, plus
-    ALTERNATIVES when the training classes are imbalanced. seeds: a count (0 .. n-1) or a list.
+    IMBALANCE_STRATEGIES when the training classes are imbalanced. seeds: a count (0 .. n-1) or a list.
     loss: per-sample loss `(logits, y) -> [B]` (default cross-entropy; OHEM wraps it). optimizer: "sgd", "adamw" or
     `make_optimizer(params) -> Optimizer` (the schedule and the tuning scale its learning rates). lr: the given peak
     learning rate (None: 0.05 for sgd, 1e-3 for adamw, a callable optimizer's own). tune: choose every strategy's
@@ -245,9 +245,9 @@ def compare(make_model: Callable[[int], nn.Module], train_set: Any, test_set: An
     splits, validation_setup = _validation_part(data, val_set, validation, data_seed)
     train_counts = np.bincount(splits.train.y_train, minlength=splits.train.num_classes)
     if defaults and default_metric(train_counts.tolist())[0] == "balanced_accuracy":
-        specs.extend(parse_specs(ALTERNATIVES))
-        notes.append(f"added the class-imbalance alternatives ({ALTERNATIVES.replace(',', ', ')}): the training "
-                     "classes are imbalanced, and these are what a practitioner would try before mining")
+        specs.extend(parse_specs(IMBALANCE_STRATEGIES))
+        notes.append(f"added the class-imbalance alternatives ({IMBALANCE_STRATEGIES.replace(',', ', ')}): the "
+                     "training classes are imbalanced, and these are what a practitioner would try before mining")
     for spec in specs:  # every strategy builds, with the class counts of the data it trains on
         build_strategy(spec, loss, np.bincount(splits.train.y_train, minlength=splits.train.num_classes))
     _check_model(make_model, data.x_train, data.num_classes, "--model" if model_label else "make_model")

@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 
 from hardmine.cli_errors import user_errors_exit_2
-from hardmine.experiments.api import ALTERNATIVES, DEFAULT_STRATEGIES
+from hardmine.experiments.api import DEFAULT_STRATEGIES, IMBALANCE_STRATEGIES
 from hardmine.experiments.config import OPTIMIZERS, SCHEDULES
 from hardmine.experiments.data import NOISE_SEEDS
 from hardmine.experiments.models import MODELS
@@ -30,7 +30,7 @@ _STRATEGIES_HELP = (
     "'uniform,importance:alpha=0.7,mix=0.2,ohem+noise_guard'. 'uniform' is always added. "
     f"Policies: {', '.join(_KNOWN['policies'])}. In-batch losses: {', '.join(_KNOWN['in-batch losses'])}. "
     f"Guards: {', '.join(_KNOWN['guards'])}. Default: {', '.join(DEFAULT_STRATEGIES.split(','))}; on imbalanced "
-    f"classes also {', '.join(ALTERNATIVES.split(','))}.")
+    f"classes also {', '.join(IMBALANCE_STRATEGIES.split(','))}.")
 
 
 def _finite(name: str, value: float) -> float:
