@@ -27,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-COMMON = ["--dataset", "fashion-mnist", "--seeds", "3", "--no-progress", "--no-test-curve"]
+GRID = "0.25,0.5,1,2,4"  # factors of lr 0.05: the default grid (0.5,1,2) chose its edge for most strategies here
+COMMON = ["--dataset", "fashion-mnist", "--seeds", "3", "--no-progress", "--no-test-curve", "--lr-grid", GRID]
 CONFIGS = {
     "longtail": ["--model", "mlp", "--epochs", "10", "--imbalance", "0.01", "--strategies",
                  "uniform,ohem,selective_backprop,importance,focal,prune_easy,class_balanced,class_weighted,"
@@ -58,7 +59,8 @@ def run_logit_adjusted(out: Path) -> None:
             for x, y in ((data.x_train, data.y_train), (data.x_test, data.y_test))]
     hm.compare(lambda seed: build_model("mlp", data.input_shape, data.num_classes), *sets,
                strategies=",".join(LOGIT_ADJUSTED), seeds=3, epochs=10, out=out, loss=loss, test_curve=False,
-               name=data.name, classes=data.classes, model_label="mlp")
+               name=data.name, classes=data.classes, model_label="mlp",
+               lr_grid=tuple(float(f) for f in GRID.split(",")))
 
 
 def _fmt(value: float | None, pattern: str) -> str:
