@@ -23,6 +23,8 @@ class PruneEasyPolicy(SubsetPolicy):
     delta: in (0, 1].
     The realised keep ratio of the epoch is in `stats()`. With a class_balance guard, "below the mean" is
     judged within each class.
+    Trades accuracy for speed: its epochs cost 0.68-0.70x of a full pass, and on Fashion-MNIST it ended 0.18 (MLP) and
+    0.26 (CNN) points below uniform, beyond the seed spread (docs/benchmarks.md).
     """
 
     name = "prune_easy"

