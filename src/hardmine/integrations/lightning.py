@@ -65,7 +65,10 @@ class _DrawnBatches(DistributedSampler):
 class HardMiningCallback(pl.Callback):
     """Owns a ScoreMemory and a HardExampleSampler for a LightningModule's training data.
 
-    policy: a registered policy name or a Policy object (see `hardmine.POLICIES`).
+    policy: a registered policy name or a Policy object (see `hardmine.POLICIES`). The default, "importance",
+        draws hard samples more often with unbiased weights (normalize="none"), so the step size stays the one the
+        optimiser was given; measured within noise of uniform on clean data (docs/benchmarks.md): check yours with
+        `hardmine compare`, and prefer "class_balanced" on long-tailed classes.
     batch_size: B, samples per batch on each process.
     seed: every rank draws from the same seeded streams (give each run its own).
     drop_last, num_batches: as for `HardExampleSampler`.

@@ -88,7 +88,10 @@ def _by_progress(lr_lambda: Callable[[int], float], progress: Callable[[], float
 class HardMiningTrainer(Trainer):
     """A `transformers.Trainer` whose training batches come from a HardExampleSampler over a ScoreMemory.
 
-    hardmine_policy: a registered policy name or a Policy object.
+    hardmine_policy: a registered policy name or a Policy object. The default, "importance", draws hard samples
+        more often with unbiased weights (normalize="none"), so the step size stays the one the optimiser was
+        given; measured within noise of uniform on clean data (docs/benchmarks.md): check yours with
+        `hardmine compare`, and prefer "class_balanced" on long-tailed classes.
     hardmine_batch_size: B per device; defaults to `args.per_device_train_batch_size`.
     per_sample_loss: `(outputs, labels) -> Tensor[B]` with gradient; the default is the cross-entropy of
         `outputs.logits` [B, C] (sequence classification). Labels are taken from the batch (`args.label_names`,
