@@ -126,3 +126,22 @@ def test_two_processes_under_torch_distributed_run_visit_every_sample(tmp_path):
     assert [r["steps"] for r in ranks] == [steps, steps] and [r["world_size"] for r in ranks] == [2, 2]
     visits = np.bincount(np.concatenate([b for r in ranks for b in r["seen"]]), minlength=run.N)
     np.testing.assert_array_equal(visits, np.full(run.N, 2))  # nothing dropped, nothing padded
+
+
+def test_the_memory_gets_the_label_column_and_class_balanced_draws_classes_equally(tmp_path):
+    from transformers import TrainingArguments
+
+    args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to=[], per_device_train_batch_size=8)
+    train = run.data()
+    labels = np.asarray(train["labels"])
+    trainer = HardMiningTrainer(model=run.model(), args=args, train_dataset=train, hardmine_policy="class_balanced")
+    np.testing.assert_array_equal(trainer.hardmine_memory.labels, labels)
+    drawn = np.concatenate(list(trainer.hardmine_sampler))
+    counts = np.bincount(labels[drawn], minlength=2)
+    assert abs(counts[0] - counts[1]) <= 1 and np.bincount(labels).min() < counts.min()
+    given = HardMiningTrainer(model=run.model(), args=args, train_dataset=train, hardmine_labels=1 - labels)
+    np.testing.assert_array_equal(given.hardmine_memory.labels, 1 - labels)
+    with pytest.raises(ValueError, match="hardmine_labels must hold one class id per training sample"):
+        HardMiningTrainer(model=run.model(), args=args, train_dataset=train, hardmine_labels=labels[:3])
+    unlabeled = HardMiningTrainer(model=run.model(), args=args, train_dataset=train.remove_columns("labels"))
+    assert unlabeled.hardmine_memory.labels is None

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from accelerate.data_loader import BatchSamplerShard, DataLoaderDispatcher
@@ -97,6 +98,8 @@ class HardMiningTrainer(Trainer):
         `outputs.logits` [B, C] (sequence classification). Labels are taken from the batch (`args.label_names`,
         "labels" by default) and not passed to the model.
     hardmine_seed: the sampler's seed; defaults to `args.data_seed` or `args.seed`.
+    hardmine_labels: class ids [N] of the training samples, for class_balanced or a class_balance guard; by
+        default read from the data set's label column when it holds one integer per sample.
     hardmine_extra_state: name -> object with `state_dict`/`load_state_dict` (a CrossBatchMemory, a
         NegativePool) saved in `hardmine.pt` with the sampler and restored with it.
 
@@ -112,7 +115,8 @@ class HardMiningTrainer(Trainer):
     def __init__(self, *args: Any, hardmine_policy: str | hm.Policy = "importance",
                  hardmine_batch_size: int | None = None,
                  per_sample_loss: Callable[[Any, torch.Tensor], torch.Tensor] = cross_entropy_per_sample,
-                 hardmine_seed: int | None = None, hardmine_extra_state: Any = None, **kwargs: Any) -> None:
+                 hardmine_seed: int | None = None, hardmine_extra_state: Any = None, hardmine_labels: Any = None,
+                 **kwargs: Any) -> None:
         train = kwargs.get("train_dataset", args[3] if len(args) > 3 else None)
         if train is None or isinstance(train, torch.utils.data.IterableDataset) or not hasattr(train, "__len__"):
             raise TypeError(f"train_dataset must be a map-style data set with __len__ (hardmine keeps a score per "
@@ -135,7 +139,7 @@ class HardMiningTrainer(Trainer):
             self.args.data_seed if self.args.data_seed is not None else self.args.seed)
         batch_size = hardmine_batch_size if hardmine_batch_size is not None else \
             self.args.per_device_train_batch_size
-        self.hardmine_memory = hm.ScoreMemory(len(train))
+        self.hardmine_memory = hm.ScoreMemory(len(train), labels=self._hardmine_labels(train, hardmine_labels))
         self.hardmine_sampler = hm.HardExampleSampler(self.hardmine_memory, batch_size, policy=policy, seed=seed,
                                                       drop_last=self.args.dataloader_drop_last)
         self.per_sample_loss = per_sample_loss
@@ -143,6 +147,21 @@ class HardMiningTrainer(Trainer):
         self._hardmine_label = (self.args.label_names or ["labels"])[0]
         self._hardmine_resumed = self._hardmine_rng_after_iter = False
         self._hardmine_rng_pending: str | None = None
+
+    def _hardmine_labels(self, train: Any, labels: Any) -> Any:
+        """The class labels [N] the memory keeps: `labels` when given, else the data set's label column
+        (`args.label_names[0]`, "labels" by default) when it has one with one integer per sample, else None."""
+        if labels is not None:
+            if len(labels) != len(train):
+                raise ValueError(f"hardmine_labels must hold one class id per training sample ({len(train)}), got "
+                                 f"{len(labels)}")
+            return labels
+        column = (self.args.label_names or ["labels"])[0]
+        names = getattr(train, "column_names", None)
+        if not names or column not in names:
+            return None
+        values = np.asarray(train[column])
+        return values if values.ndim == 1 and values.dtype.kind in "iu" else None
 
     def _hardmine_policy(self, policy: str | hm.Policy) -> hm.Policy:
         """The policy; a named one that anneals over the run's epochs (prune_easy) gets `num_train_epochs`."""
