@@ -9,6 +9,7 @@ number, missing file, one-class data, a factory that cannot be imported, ...) en
 from __future__ import annotations
 
 import importlib
+import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -34,8 +35,6 @@ _STRATEGIES_HELP = (
 
 
 def _finite(name: str, value: float) -> float:
-    import math
-
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"{name} must be a finite number >= 0, got {value}")
     return value
@@ -138,8 +137,9 @@ def compare(
     from hardmine.experiments.tuning import parse_lr_grid
     from hardmine.experiments.validation import load_validation_file
 
-    for name, value in (("--lr", lr), ("--weight-decay", weight_decay), ("--label-noise", label_noise),
-                        ("--momentum", momentum)):
+    if lr is not None and not (math.isfinite(lr) and lr > 0):
+        raise ValueError(f"--lr must be a finite number > 0, got {lr}")
+    for name, value in (("--weight-decay", weight_decay), ("--label-noise", label_noise), ("--momentum", momentum)):
         if value is not None:
             _finite(name, value)
     grid = parse_lr_grid(lr_grid)
