@@ -52,15 +52,26 @@ def check_finite(name: str, value: Any, minimum: float | None = None) -> float:
     return float(value)
 
 
+def check_not_meta(name: str, value: Any) -> None:
+    """Raise ValueError naming `name` when `value` is a tensor on the meta device (it holds no values)."""
+    if isinstance(value, torch.Tensor) and value.device.type == "meta":
+        raise ValueError(f"{name} is a meta tensor (shape {tuple(value.shape)}): it holds no values; "
+                         "materialise it on a real device first")
+
+
 def check_indices(name: str, indices: Any, num_samples: int) -> np.ndarray:
     """Return `indices` as a 1-D int64 numpy array, or raise if empty, not integer-typed, or out of [0, num_samples)."""
+    check_not_meta(name, indices)
     arr = to_numpy(indices)
+    if arr.size == 0:  # before the dtype: np.array([]) is float64
+        raise ValueError(f"{name} is empty (shape {tuple(arr.shape)}): an update needs at least one index")
     if arr.dtype.kind not in "iu":
         raise TypeError(f"{name} must hold integers (int64 preferred), got dtype {arr.dtype}")
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got shape {tuple(arr.shape)}")
-    if arr.size == 0:
-        raise ValueError(f"{name} is empty: an update needs at least one index")
+    if arr.dtype.kind == "u" and arr.max() > np.iinfo(np.int64).max:  # would wrap to a negative int64
+        where = int(np.argmax(arr))
+        raise ValueError(f"{name} out of range [0, {num_samples}): e.g. {name}[{where}] = {int(arr[where])}")
     arr = arr.astype(np.int64, copy=False)
     if arr.min() < 0 or arr.max() >= num_samples:
         bad = (arr < 0) | (arr >= num_samples)
@@ -77,6 +88,7 @@ def check_values(name: str, values: Any, length: int, indices: np.ndarray | None
 
     `indices`, when given, are the data set indices the values belong to; they are named in the error.
     """
+    check_not_meta(name, values)
     arr = to_numpy(values)
     if arr.dtype.kind not in "fiu":
         raise TypeError(f"{name} must be a real-valued array, got dtype {arr.dtype}")

@@ -8,6 +8,7 @@ policy or guard that needs another one (say a fixed `irreducible_loss`, set once
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -186,6 +187,33 @@ _DERIVED: dict[str, tuple[str, Callable[[ScoreMemory, Any], np.ndarray]]] = {
 _STATE_VERSION = 1
 _MAX_CLASS_ID = 2**20  # labels may exceed N up to this (a subset of a larger label space)
 _META = ("labels", "updates", "num_samples", "ema_decay", "state_version")
+_MAX_STEP = int(np.iinfo(np.int64).max)
+
+
+def _physical_memory() -> int | None:
+    """This machine's physical memory in bytes, or None where the OS does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _check_fits_in_memory(num_samples: int, labels: bool) -> None:
+    """Refuse, naming num_samples and the bytes needed, a memory whose eager columns exceed physical memory
+    (numpy would raise a MemoryError naming none of it, or the OS would kill the process while filling)."""
+    per_sample = sum(np.dtype(c.dtype).itemsize for c in BUILTIN_COLUMNS if not c.lazy) + (8 if labels else 0)
+    needed, available = num_samples * per_sample, _physical_memory()
+    if available is not None and needed > available:
+        raise ValueError(f"num_samples={num_samples} needs {_bytes(needed)} for its columns ({per_sample} bytes per "
+                         f"sample), more than this machine's {_bytes(available)} of memory")
+
+
+def _bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
 
 
 class ScoreMemory:
@@ -207,6 +235,7 @@ class ScoreMemory:
     def __init__(self, num_samples: int, labels: Any = None, ema_decay: float = 0.9) -> None:
         self.num_samples = check_int("num_samples", num_samples)
         self.ema_decay = check_number("ema_decay", ema_decay, 0.0, 1.0, high_inclusive=False)
+        _check_fits_in_memory(self.num_samples, labels is not None)
         self._labels = None if labels is None else self._check_labels(labels)
         self._declared: dict[str, Column] = {}
         self._ranges: dict[str, tuple[float, float]] = {}
@@ -360,6 +389,8 @@ class ScoreMemory:
             if column.source in sources and column.rule not in _IGNORES_VALUES:
                 _check_fits(column, names[column.source], sources[column.source], idx)
         step = check_int("step", self._updates if step is None else step, minimum=0)
+        if step > _MAX_STEP:
+            raise ValueError(f"step must be at most {_MAX_STEP} (it is stored as int64), got {step}")
         return idx, sources, step
 
     def value_range(self, source: str) -> tuple[float, float]:
@@ -463,6 +494,7 @@ class ScoreMemory:
             if missing.any():
                 raise ValueError(f"state[{name!r}] is NaN at {int(missing.sum())} sample(s) with seen > 0, e.g. "
                                  f"index {int(np.flatnonzero(missing)[0])}")
+        self._check_statistics_agree(columns)
         labels = None if state["labels"] is None else self._check_labels(state["labels"])
         updates = check_int("state['updates']", state["updates"], minimum=0)
         ema_decay = check_number("state['ema_decay']", state["ema_decay"], 0.0, 1.0, high_inclusive=False)
@@ -471,6 +503,39 @@ class ScoreMemory:
         order = [name for name in self._declared if name in columns]
         self._columns = {name: columns[name] for name in order}
         self._labels, self._updates, self.ema_decay = labels, updates, ema_decay
+
+    def _check_statistics_agree(self, columns: dict[str, np.ndarray]) -> None:
+        """Raise unless the saved columns of each optional statistic agree: all of them or none, and, where its
+        count column says nothing was observed, every other column at its fill value (NaN where it has one),
+        and values that are not NaN where something was."""
+        groups: dict[str, list[Column]] = {}
+        for column in self._declared.values():
+            if column.lazy and column.checkpointed:
+                groups.setdefault(column.source, []).append(column)
+        for source, group in groups.items():
+            present = [c.name for c in group if c.name in columns]
+            if present and len(present) < len(group):
+                missing = [c.name for c in group if c.name not in columns]
+                raise ValueError(f"state holds {present} but not {missing}: the columns of statistic {source!r} "
+                                 "are saved together")
+            counts = [c for c in group if c.rule is _count]
+            if not present or not counts:
+                continue
+            never = columns[counts[0].name] == 0
+            for column in group:
+                if column is counts[0]:
+                    continue
+                values = columns[column.name].astype(np.float64)
+                fill_nan = np.isnan(column.fill)
+                at_fill = np.isnan(values) if fill_nan else values == column.fill
+                bad = never & ~at_fill
+                if fill_nan:
+                    bad |= ~never & np.isnan(values)
+                if bad.any():
+                    i = int(np.flatnonzero(bad)[0])
+                    raise ValueError(f"state[{column.name!r}] disagrees with state[{counts[0].name!r}] at "
+                                     f"{int(bad.sum())} sample(s), e.g. index {i}: {column.name}={values[i]} with "
+                                     f"{counts[0].name}={int(columns[counts[0].name][i])}")
 
 
 def _check_saved_column(column: Column, value: Any, num_samples: int) -> np.ndarray:
