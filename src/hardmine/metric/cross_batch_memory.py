@@ -83,6 +83,13 @@ class CrossBatchMemory:
         x = _check_embeddings("embeddings", embeddings)
         if x.shape[1] != self.embedding_dim:
             raise ValueError(f"embeddings has dim {x.shape[1]} but the memory holds dim {self.embedding_dim}")
+        limit = torch.finfo(self.embeddings.dtype).max
+        if limit < torch.finfo(x.dtype).max and x.numel():  # a narrower storage dtype: inf would be stored
+            largest = float(x.abs().max())
+            if largest > limit:
+                raise ValueError(f"embeddings hold values up to {largest:.3g} in magnitude, beyond what the memory's "
+                                 f"dtype {self.embeddings.dtype} stores ({limit:.3g}); scale them down or build the "
+                                 "memory with a wider dtype")
         return x, self._check_labels(labels, x.shape[0]).to(x.device), _check_step(step)
 
     def enqueue(self, embeddings: torch.Tensor, labels: Any, step: int) -> None:
