@@ -159,9 +159,10 @@ class BaseMiner:
 
     def _checked_output(self, out: Any, num_query: int, num_ref: int) -> Indices:
         """`_mine`'s output as int64 tensors, checked as pytorch-metric-learning's `output_assertion` does:
-        `_arity` 1-D integer tensors (of one length for triplets, (a1, p) and (a2, n) for pairs), anchors in [0, num_query), the others in [0, num_ref).
-        The ranges are read for miners defined outside hardmine (the built-in ones are tested to keep them,
-        and their output is not read back from an accelerator); on an accelerator a device-side assert."""
+        `_arity` 1-D integer tensors (of one length for triplets; (a1, p) and (a2, n) for pairs), anchors in
+        [0, num_query), the others in [0, num_ref). The ranges are read for miners defined outside hardmine
+        (the built-in ones are tested to keep them, and their output is not read back from an accelerator);
+        on an accelerator a device-side assert."""
         name = f"{type(self).__name__}._mine"
         if not isinstance(out, (tuple, list)) or len(out) != self._arity:
             raise ValueError(f"{name} must return a tuple of {self._arity} index tensors, got "
