@@ -26,6 +26,10 @@ def write_with(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> N
     temporaries of earlier writes of `path` whose process was killed are removed first.
     """
     path = Path(path)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"cannot write {path}: its directory {path.parent} does not exist")
+    if path.is_dir():
+        raise IsADirectoryError(f"cannot write {path}: it is a directory")
     remove_stale_temporaries(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
     try:
