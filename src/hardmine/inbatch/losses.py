@@ -39,11 +39,16 @@ def _check_base_loss(base_loss: PerElementLoss) -> PerElementLoss:
 
 
 def _check_tensors(input: Any, target: Any, input_name: str = "input") -> None:
-    """Both arguments are tensors and the input's values are finite (a NaN would reach the loss and the memory)."""
+    """Both arguments are tensors, the input floating point with finite values (a NaN would reach the loss and the
+    memory)."""
     for name, value in ((input_name, input), ("target", target)):
         if not isinstance(value, torch.Tensor):
             raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
-    if input.is_floating_point() and not bool(torch.isfinite(input).all()):
+    if not input.is_floating_point():
+        raise TypeError(f"{input_name} must be floating point (a loss needs a gradient), got dtype {input.dtype}")
+    if input.device.type == "meta":
+        raise ValueError(f"{input_name} is a meta tensor: it holds no values")
+    if not bool(torch.isfinite(input).all()):
         bad = int((~torch.isfinite(input)).sum())
         raise ValueError(f"{input_name} has {bad} non-finite value(s) (NaN or inf); nothing was computed or recorded")
 

@@ -68,8 +68,6 @@ def mine_negatives(
         raise ValueError(f"--out must end in .parquet or .jsonl, got {out.name!r}")
     if out.is_dir():
         raise ValueError(f"--out {out} is a directory; give a file name ending in .parquet or .jsonl")
-    if not out.parent.is_dir():
-        raise ValueError(f"--out {out}: its directory {out.parent} does not exist")
     for name, value in (("--limit", limit), ("--corpus-limit", corpus_limit), ("--num-negatives", num_negatives),
                         ("--batch-size", batch_size)):
         if value is not None and value < 1:
