@@ -283,7 +283,7 @@ _LOADS: list[tuple[str, Callable[[hm.ScoreMemory], Any], str | None]] = [
 ]
 for _name, _state_of, _expect in _LOADS:
     case(f"memory/load {_name}", "memory",
-         lambda m, _s=_state_of: m.load_state_dict(_s(_seen_memory()) if _s(m) is not None else None), _expect,
+         lambda m, _s=_state_of: m.load_state_dict(_s(m)), _expect,
          make=_seen_memory)
 
 
@@ -791,6 +791,9 @@ case("sampler/load None", "policies and guards", lambda s: s.load_state_dict(Non
 case("sampler/update index 10", "policies and guards", lambda s: s.update(torch.tensor([10]), torch.ones(1)),
      r"indices out of range \[0, 10\).*= 10", make=lambda: hm.HardExampleSampler(hm.ScoreMemory(10), batch_size=2,
                                                                                  seed=0))
+case("sampler/update meta loss", "policies and guards",
+     lambda s: s.update(torch.tensor([1]), torch.ones(1, device="meta")),
+     r"per_sample_loss is a meta tensor", make=lambda: hm.HardExampleSampler(hm.ScoreMemory(10), batch_size=2, seed=0))
 case("sampler/update nan loss", "policies and guards", lambda s: s.update(torch.tensor([1]), torch.tensor([math.nan])),
      r"per_sample_loss has 1 non-finite value", make=lambda: hm.HardExampleSampler(hm.ScoreMemory(10), batch_size=2,
                                                                                    seed=0))
