@@ -246,6 +246,12 @@ _UPDATES: list[tuple[str, Callable[[hm.ScoreMemory], Any], str | None]] = [
     ("step 0", lambda m: m.update([0], [1.0], step=0), None),
     ("step 2**62", lambda m: m.update([0], [1.0], step=2**62), None),
     ("negative score", lambda m: m.update([0], [-3.0]), None),
+    ("declare object dtype", lambda m: m.declare(hm.Column("x", object)),
+     r"column 'x' must have a numeric numpy dtype"),
+    ("declare name 3", lambda m: m.declare(hm.Column(3, np.float32)), r"column.name must be a non-empty string, got 3"),
+    ("declare reserved", lambda m: m.declare(hm.Column("label", np.float32)), r"column name 'label' is reserved"),
+    ("declare a dict", lambda m: m.declare({"name": "x"}), r"column must be a hardmine.memory.Column, got dict"),
+    ("declare ok", lambda m: m.declare(hm.Column("irr", np.float32, 0.0, source=None)), None),
     ("get unknown name", lambda m: m.get("nope"), r"name must be one of .*got 'nope'"),
     ("get index 10", lambda m: m.get("score", [10]), r"indices out of range \[0, 10\).*= 10"),
     ("set unknown column", lambda m: m.set("score", np.ones(10)), r"name must be a declared column .*got 'score'"),
@@ -542,6 +548,12 @@ def _xbm(dtype: torch.dtype = torch.float32, size: int = 8) -> Any:
     return CrossBatchMemory(size, 4, dtype=dtype)
 
 
+def _xbm_with(**kw: Any) -> Any:
+    from hardmine.metric import CrossBatchMemory
+
+    return CrossBatchMemory(4, 2, **kw)
+
+
 def _xbm_filled(dtype: torch.dtype = torch.float32) -> Any:
     memory = _xbm(dtype)
     memory.enqueue(_X[:4], _Y[:4], 0)
@@ -568,8 +580,11 @@ _XBM: list[tuple[str, Callable[[Any], Any], str | None, Callable[[], Any]]] = [
     ("size 0", lambda _: _xbm(size=0), r"size must be >= 1, got 0", lambda: None),
     ("dtype int", lambda _: _xbm(torch.int64),
      r"dtype must be a floating-point torch.dtype.*torch.int64", lambda: None),
-    ("device meta", lambda _: __import__("hardmine.metric", fromlist=["x"]).CrossBatchMemory(4, 2, device="meta"),
+    ("device meta", lambda _: _xbm_with(device="meta"),
      r"device='meta': a meta device holds no data", lambda: None),
+    ("label_shape 3", lambda _: _xbm_with(label_shape=3), r"label_shape must be a tuple of ints.*got 3", lambda: None),
+    ("label_shape (0,)", lambda _: _xbm_with(label_shape=(0,)), r"label_shape must be >= 1, got 0", lambda: None),
+    ("max_age -1", lambda _: _xbm_with(max_age=-1), r"max_age must be >= 0, got -1", lambda: None),
     ("f16 enqueue 1e6", lambda m: m.enqueue(torch.full((1, 4), 1e6), _t(0), 1),
      r"embeddings hold values up to 1e\+06 .* torch.float16 stores \(6.55e\+04\)", lambda: _xbm_filled(torch.float16)),
     ("f16 mine 1e6", lambda m: m.mine(_miner("batch_hard"), torch.full((2, 4), 1e6), _t(0, 0), 1),
@@ -701,6 +716,11 @@ _FILES: list[tuple[str, Callable[[], Any], str | None, bool]] = [
     ("save meta tensor", lambda: hm.save_state({"t": torch.ones(2, device="meta")}, _tmp() / "x.pt"),
      r"cannot save state\['t'\] .* a meta tensor", False),
     ("save bool key", lambda: hm.save_state({True: 1}, _tmp() / "x.pt"), r"key True is a bool", False),
+    ("load NUL in path", lambda: hm.load_state("a\0b.pt"), r"path must not contain a NUL character", False),
+    ("save NUL in path", lambda: hm.save_state({"a": 1}, "a\0b.pt"), r"path must not contain a NUL character", False),
+    ("save under a file", lambda: hm.save_state({"a": 1}, _file(b"x") / "x.pt"),
+     r"cannot write .*state.pt/x.pt: .*state.pt is not a directory", False),
+    ("load bytes path", lambda: hm.load_state(b"x.pt"), r"path must be a str or an os.PathLike, got b'x.pt'", False),
     ("round trip", lambda: hm.load_state(_file(_checkpoint_bytes())), None, False),
     ("shared (not cyclic) sub-dict", lambda: hm.save_state({"a": (s := {"x": 1}), "b": s}, _tmp() / "x.pt"), None,
      False),

@@ -68,8 +68,11 @@ def _check_path(path: Any) -> Path:
     """`path` as a Path, or TypeError naming the argument (None, a number, an open file...)."""
     if isinstance(path, bool) or not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a str or an os.PathLike, got {path!r} of type {type(path).__name__}")
-    if isinstance(path, str) and not path:
+    text = os.fspath(path)
+    if not text:
         raise ValueError("path must not be empty")
+    if (b"\0" if isinstance(text, bytes) else "\0") in text:
+        raise ValueError(f"path must not contain a NUL character, got {text!r}")
     return Path(path)
 
 

@@ -266,6 +266,15 @@ class ScoreMemory:
         """Add `column` (allocated now unless it is lazy); declaring the same column again does nothing."""
         if not isinstance(column, Column):
             raise TypeError(f"column must be a hardmine.memory.Column, got {type(column).__name__}")
+        if not isinstance(column.name, str) or not column.name:
+            raise TypeError(f"column.name must be a non-empty string, got {column.name!r}")
+        try:
+            kind = np.dtype(column.dtype).kind
+        except TypeError:
+            kind = None
+        if kind not in ("b", "i", "u", "f"):
+            raise TypeError(f"column {column.name!r} must have a numeric numpy dtype (bool, integer or float), got "
+                            f"{column.dtype!r}")
         known = self._declared.get(column.name)
         if known is not None:
             if known != column:

@@ -52,6 +52,8 @@ class CrossBatchMemory:
         self.size = check_int("size", size)
         self.embedding_dim = check_int("embedding_dim", embedding_dim)
         self.max_age = None if max_age is None else check_int("max_age", max_age, minimum=0)
+        if not isinstance(label_shape, (tuple, list)):
+            raise TypeError(f"label_shape must be a tuple of ints, () for class ids, got {label_shape!r}")
         self.label_shape = tuple(check_int("label_shape", n) for n in label_shape)
         self.gather_distributed = bool(gather_distributed)
         if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
