@@ -389,6 +389,12 @@ _INBATCH: list[tuple[str, Callable[[], Any], str | None]] = [
     ("Threshold(nan)", lambda: hm.Threshold(math.nan), r"value must be .*nan"),
     ("Threshold keep='x'", lambda: hm.Threshold(0.5, keep="x"), r"keep must be .*'x'"),
     ("Stochastic(beta=-1)", lambda: hm.Stochastic(beta=-1), r"beta must be .*-1"),
+    ("Stochastic history_size 1e30", lambda: hm.Stochastic(history_size=10**30),
+     r"history_size must be at most \d+.*got 10{30}"),
+    ("Stochastic seed 2**64", lambda: hm.Stochastic(seed=2**64),
+     r"seed must be in \[0, 2\*\*64\), got 18446744073709551616"),
+    ("Stochastic seed -1", lambda: hm.Stochastic(seed=-1), r"seed must be in \[0, 2\*\*64\), got -1"),
+    ("selective_backprop load seed 1e30", lambda: _selective_seed(10**30), r"seed must be in .*got 10{30}"),
     ("TopK int scores", lambda: hm.TopK(1)(torch.ones(4, dtype=torch.int64)), r"scores must be floating point"),
     ("TopK empty scores", lambda: hm.TopK(1)(torch.ones(0)), r"scores is empty"),
     ("TopK list scores", lambda: hm.TopK(1)([1.0, 2.0]), r"scores must be a torch.Tensor, got list"),
@@ -419,6 +425,12 @@ _INBATCH: list[tuple[str, Callable[[], Any], str | None]] = [
 ]
 for _name, _call, _expect in _INBATCH:
     case(f"inbatch/{_name}", "inbatch", lambda _, f=_call: f(), _expect)
+
+
+def _selective_seed(seed: int) -> None:
+    state = hm.build_policy("selective_backprop").state_dict()
+    state["config"]["seed"] = seed
+    hm.build_policy("selective_backprop").load_state_dict(state, use_saved_config=True)
 
 
 def _stochastic() -> hm.Stochastic:
@@ -485,6 +497,7 @@ _MINERS: list[tuple[str, Callable[[], Any], str | None]] = [
     ("type 'x'", lambda: _miner("triplet_margin", type_of_triplets="x"), r"type_of_triplets must be .*'x'"),
     ("max_triplets 0", lambda: _miner("triplet_margin", max_triplets=0), r"max_triplets must be >= 1, got 0"),
     ("seed 'a'", lambda: _miner("triplet_margin", seed="a"), r"seed must be an int.*'a'"),
+    ("seed -5", lambda: _miner("triplet_margin", seed=-5), r"seed must be in \[0, 2\*\*64\), got -5"),
     ("distance 'x'", lambda: _miner("triplet_margin", distance="x"), r"distance"),
     ("max_block_bytes 0", lambda: _miner("batch_hard", max_block_bytes=0), r"max_block_bytes must be >= 1, got 0"),
     ("embeddings list", lambda: _miner("triplet_margin")([[1.0]], [0]), r"embeddings must be a torch.Tensor, got list"),

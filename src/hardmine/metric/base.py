@@ -34,6 +34,8 @@ def as_torch_generator(seed: int | torch.Generator | None) -> torch.Generator:
         return generator
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"seed must be an int, a torch.Generator or None, got {seed!r}")
+    if not 0 <= seed < 2**64:
+        raise ValueError(f"seed must be in [0, 2**64), got {seed}")
     return generator.manual_seed(int(seed))
 
 
