@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 import numpy as np
@@ -155,5 +156,34 @@ def as_generator(seed: int | np.random.Generator | None) -> np.random.Generator:
     if isinstance(seed, np.random.Generator):
         return seed
     if seed is None or (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool)):
+        if seed is not None and seed < 0:
+            raise ValueError(f"seed must be >= 0, got {seed}")
         return np.random.default_rng(seed)
     raise TypeError(f"seed must be an int, a numpy.random.Generator or None, got {seed!r}")
+
+
+def physical_memory() -> int | None:
+    """This machine's physical memory in bytes, or None where the OS does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_fits_in_memory(what: str, needed: int, purpose: str) -> None:
+    """Raise ValueError "`what` needs N GiB `purpose`, more than this machine's M GiB of memory" when `needed`
+    bytes exceed physical memory: numpy would raise a MemoryError naming no argument, or the OS would kill the
+    process while the pages are filled."""
+    available = physical_memory()
+    if available is not None and needed > available:
+        raise ValueError(f"{what} needs {format_bytes(needed)} {purpose}, more than this machine's "
+                         f"{format_bytes(available)} of memory")
+
+
+def format_bytes(n: float) -> str:
+    """`n` bytes as "1.5 GiB"."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024:
+            return f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"

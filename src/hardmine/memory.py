@@ -8,7 +8,6 @@ policy or guard that needs another one (say a fixed `irreducible_loss`, set once
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +15,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from hardmine._checks import check_indices, check_int, check_number, check_values, last_occurrence, to_numpy
+from hardmine._checks import (
+    check_fits_in_memory,
+    check_indices,
+    check_int,
+    check_number,
+    check_values,
+    last_occurrence,
+    to_numpy,
+)
 from hardmine.state import check_state, compare_config, to_saved
 
 Rule = Callable[["ScoreMemory", np.ndarray, np.ndarray, np.ndarray, "int | np.ndarray"], None]
@@ -190,30 +197,12 @@ _META = ("labels", "updates", "num_samples", "ema_decay", "state_version")
 _MAX_STEP = int(np.iinfo(np.int64).max)
 
 
-def _physical_memory() -> int | None:
-    """This machine's physical memory in bytes, or None where the OS does not say."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):
-        return None
-
-
 def _check_fits_in_memory(num_samples: int, labels: bool) -> None:
     """Refuse, naming num_samples and the bytes needed, a memory whose eager columns exceed physical memory
     (numpy would raise a MemoryError naming none of it, or the OS would kill the process while filling)."""
     per_sample = sum(np.dtype(c.dtype).itemsize for c in BUILTIN_COLUMNS if not c.lazy) + (8 if labels else 0)
-    needed, available = num_samples * per_sample, _physical_memory()
-    if available is not None and needed > available:
-        raise ValueError(f"num_samples={num_samples} needs {_bytes(needed)} for its columns ({per_sample} bytes per "
-                         f"sample), more than this machine's {_bytes(available)} of memory")
-
-
-def _bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
+    check_fits_in_memory(f"num_samples={num_samples}", num_samples * per_sample,
+                         f"for its columns ({per_sample} bytes per sample)")
 
 
 class ScoreMemory:
