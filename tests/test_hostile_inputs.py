@@ -554,6 +554,20 @@ for _name, _call, _expect in _MINERS:
     case(f"miner/{_name}", "miners", lambda _, f=_call: f(), _expect)
 
 
+def _same_output_at_scale(name: str, scale: float) -> None:
+    seeded = {"seed": 0} if name in ("triplet_margin", "batch_all", "distance_weighted") else {}
+    x, y = _miner_inputs()
+    a, b = _miner(name, **seeded)(x, y), _miner(name, **seeded)(x * scale, y)
+    assert len(a) == len(b) and all(torch.equal(u, v) for u, v in zip(a, b)), [len(t) for t in (*a, *b)]
+
+
+for _name in ("batch_hard", "easy_positive_hard_negative", "distance_weighted", "multi_similarity", "pair_margin",
+              "semi_hard", "batch_all"):
+    for _scale in (1e20, 1e-40):
+        case(f"miner/{_name} X*{_scale:g} same output", "miners",
+             lambda _, n=_name, k=_scale: _same_output_at_scale(n, k), None)
+
+
 # ------------------------------------------------------------------------------------------------ cross-batch memory
 def _xbm(dtype: torch.dtype = torch.float32, size: int = 8) -> Any:
     from hardmine.metric import CrossBatchMemory
