@@ -802,6 +802,44 @@ for _name, _edit, _saved, _expect in _POLICY_LOADS:
          lambda p, e=_edit, u=_saved: p.load_state_dict(_policy_state(_guarded(), e), use_saved_config=u), _expect,
          make=_guarded)
 
+def _guard_load(guard: Callable[[], Any], edit: Callable[[dict[str, Any]], None]) -> Callable[[Any], None]:
+    def load(target: Any) -> None:
+        state = copy.deepcopy(target.state_dict())
+        edit(state)
+        target.load_state_dict(state, num_samples=10)
+
+    return load
+
+
+_GUARD_LOADS: list[tuple[str, Callable[[], Any], Callable[[dict[str, Any]], None], str | None]] = [
+    ("coverage overdue -1", hm.CoverageGuard, _set(("state", "overdue"), torch.tensor([-1])),
+     r"\['overdue'\] must hold values >= 0, got -1"),
+    ("coverage overdue 10", hm.CoverageGuard, _set(("state", "overdue"), torch.tensor([10])),
+     r"\['overdue'\] must hold values < 10, got 10"),
+    ("coverage overdue float", hm.CoverageGuard, _set(("state", "overdue"), torch.tensor([1.5])),
+     r"\['overdue'\] must hold int64, got float32"),
+    ("coverage starts [[1]]", hm.CoverageGuard, _set(("state", "starts"), [[1]]),
+     r"\['starts'\] must be a list of \[int, int\] pairs, got \[\[1\]\]"),
+    ("coverage mix nan", hm.CoverageGuard, _set(("config", "mix"), math.nan), r"mix: saved nan"),
+    ("noise median nan", hm.NoiseGuard, _set(("state", "median"), math.nan), r"\['median'\] must be finite, got nan"),
+    ("noise suspect int", hm.NoiseGuard, _set(("state", "suspect"), torch.tensor([1, 2])),
+     r"\['suspect'\] must hold bool, got int64"),
+    ("noise suspect length 3", hm.NoiseGuard, _set(("state", "suspect"), torch.tensor([True, False, True])),
+     r"\['suspect'\] must have length 10 \(or 0\), got shape \(3,\)"),
+    ("class_balance factor -1", hm.ClassBalance, _set(("state", "factor"), torch.tensor([-1.0])),
+     r"\['factor'\] must hold values >= 0.0, got -1"),
+    ("class_balance factor nan", hm.ClassBalance, _set(("state", "factor"), torch.tensor([math.nan])),
+     r"\['factor'\] must be finite"),
+    ("weight_cap named coverage", hm.WeightCap, _set(("name",), "coverage"),
+     r"state is not a 'weight_cap' guard's state: got a dict named 'coverage'"),
+    ("weight_cap extra state key", hm.WeightCap, _set(("state", "x"), 1),
+     r"\['state'\] has keys \['x'\], expected \[\]"),
+    ("weight_cap state_version 0", hm.WeightCap, _set(("state_version",), 0), r"state_version 0, expected 1"),
+    ("weight_cap round trip", hm.WeightCap, lambda s: None, None),
+]
+for _name, _guard, _edit, _expect in _GUARD_LOADS:
+    case(f"guard/load {_name}", "policies and guards", _guard_load(_guard, _edit), _expect, make=_guard)
+
 case("policy/load None", "policies and guards", lambda p: p.load_state_dict(None),
      r"state must be a dict, got NoneType",
      make=_guarded)
