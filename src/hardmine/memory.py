@@ -208,7 +208,7 @@ def _check_fits_in_memory(num_samples: int, labels: bool) -> None:
 class ScoreMemory:
     """Per-sample difficulty memory for a data set of `num_samples` examples.
 
-    num_samples: N, the data set's length.
+    num_samples: N, the data set's length (refused when the columns would not fit in this machine's memory).
     labels: optional int array [N] of class labels, kept so that guards can balance classes.
     ema_decay: weight of the old value in the moving average: ema <- decay * ema + (1 - decay) * score.
 
@@ -418,7 +418,7 @@ class ScoreMemory:
     def update(self, indices: Any, scores: Any, step: int | None = None, **stats: Any) -> None:
         """Record the difficulty `scores` [B] (higher = harder) of the samples `indices` [B] (int64).
 
-        step: the training step of this observation; defaults to the number of updates so far.
+        step: the training step of this observation, in [0, 2**63); defaults to the number of updates so far.
         stats: optional [B] statistics of the same samples, by source name: `true_prob`, `correct`, `margin`
         (`hardmine.scores.statistics`) and the sources of declared columns. A duplicated index takes its last
         values. Raises ValueError, naming how many and which indices, when a score or statistic is NaN or inf or

@@ -256,9 +256,9 @@ class MisclassifiedUpweight(nn.Module):
         memory's own column "misclassified_exponent", declared here and checkpointed with the memory), raised by
         1 each time it is misclassified and lowered by 1 (not below 0) each time it is right, and weighs
         min(factor ** e, max_weight); build the loss before loading the memory's state, so that the column is
-        declared. `forward` then needs the data set `indices` [B] of the batch. An index
-        that appears several times in one batch counts each time, in batch order (as if the occurrences came
-        one after the other); each occurrence weighs by its own exponent.
+        declared. `forward` then needs the data set `indices` [B] of the batch. An index that appears several
+        times in one batch counts each time, in batch order (as if the occurrences came one after the other);
+        each occurrence weighs by its own exponent.
     max_weight: the cap of a weight with memory, so that a mislabeled sample cannot take over the batch.
     reduction: "mean" is the weighted mean sum(w * loss) / sum(w), "sum" is sum(w * loss), "none" is w * loss.
     """
