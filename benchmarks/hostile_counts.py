@@ -4,7 +4,8 @@
 
 Outcomes: refused cleanly (an error naming the argument and the value, state unchanged), accepted (valid) (a valid
 edge input that worked), unclear (refused, but the error does not name what the case expects), accepted silently
-(a bad input taken, or a wrong result), state changed (refused after changing state), wrongly refused (a valid
+(a bad input taken, or a wrong result), state changed (refused after changing state; a refused save that changed
+a file on disk, a partial write, counts here), wrongly refused (a valid
 input refused), hangs (past the time limit), crashes (an internal error: RecursionError, MemoryError, KeyError...,
 or a child process that died). Cases marked `isolate` run in a child process with a memory limit.
 """

@@ -753,6 +753,28 @@ _FILES: list[tuple[str, Callable[[], Any], str | None, bool]] = [
      False),
     ("nested 50 ok", lambda: hm.save_state({"deep": _nested(50)}, _tmp() / "x.pt"), None, False),
 ]
+class _Folder:
+    """A folder holding a good checkpoint `state.pt`; its `state_dict()` is every file's bytes, so that a refused
+    save that left a partial or temporary file shows as a changed state."""
+
+    def __init__(self) -> None:
+        self.root = _tmp()
+        self.path = self.root / "state.pt"
+        hm.save_state({"a": torch.ones(3)}, self.path)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {p.name: p.read_bytes() for p in sorted(self.root.iterdir())}
+
+
+_OVERWRITES: list[tuple[str, Callable[[Any], Any], str]] = [
+    ("an object", lambda f: hm.save_state({"o": _Opaque()}, f.path), r"cannot save state\['o'\]"),
+    ("a cycle", lambda f: hm.save_state(_self_reference(), f.path), r"it contains itself"),
+    ("a meta tensor", lambda f: hm.save_state({"t": torch.ones(1, device="meta")}, f.path), r"a meta tensor"),
+    ("a list state", lambda f: hm.save_state([1, 2], f.path), r"the state must be a dict, got list"),
+]
+for _name, _call, _expect in _OVERWRITES:
+    case(f"files/refused save over a checkpoint: {_name}", "checkpoint files", _call, _expect, make=_Folder)
+
 for _name, _call, _expect, _isolate in _FILES:
     case(f"files/{_name}", "checkpoint files", lambda _, f=_call: f(), _expect, isolate=_isolate)
 
