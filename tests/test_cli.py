@@ -45,9 +45,27 @@ def test_embeddings_to_parquet_ids(npy_inputs):
     ({"--queries": "missing.npy"}, "error: queries file not found"),
     ({"--out": "out.csv"}, "error: --out must end in .parquet or .jsonl"),
     ({"--relative-margin": "2"}, "error: relative_margin must be in [0.0, 1.0], got 2.0"),
+    ({"--queries": "q1.npy"}, "error: --queries q1.npy must hold a non-empty 2-D [n, d] array of numbers, got dtype "
+                              "float32 of shape (6,)"),
+    ({"--queries": "trunc.npy"}, "error: --queries trunc.npy cannot be read as a .npy array"),
+    ({"--queries": "objects.npy"}, "error: --queries objects.npy cannot be read as a .npy array"),
+    ({"--num-negatives": "0"}, "error: --num-negatives must be >= 1, got 0"),
+    ({"--seed": "-1"}, "error: --seed must be >= 0, got -1"),
+    ({"--out": "a_directory.parquet"}, "error: --out a_directory.parquet is a directory"),
 ])
 def test_user_errors_exit_2_with_one_line(npy_inputs, monkeypatch, override, message):
+    """Each user error is refused in one line before anything is mined."""
+    import hardmine.retrieval.mining
+
+    def never(*args, **kwargs):
+        raise AssertionError("mined before the inputs were checked")
+
+    monkeypatch.setattr(hardmine.retrieval.mining, "mine_hard_negatives", never)
     monkeypatch.chdir(npy_inputs)
+    np.save(npy_inputs / "q1.npy", np.zeros(6, dtype=np.float32))
+    (npy_inputs / "trunc.npy").write_bytes((npy_inputs / "q.npy").read_bytes()[:100])
+    np.save(npy_inputs / "objects.npy", np.array([{"a": 1}] * 6, dtype=object), allow_pickle=True)
+    (npy_inputs / "a_directory.parquet").mkdir()
     options = {"--queries": "q.npy", "--corpus": "c.npy", "--qrels": "qrels.tsv", "--out": "out.parquet", **override}
     result = invoke(*[x for pair in options.items() for x in pair])
     assert result.exit_code == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 import numpy as np
@@ -52,15 +53,26 @@ def check_finite(name: str, value: Any, minimum: float | None = None) -> float:
     return float(value)
 
 
+def check_not_meta(name: str, value: Any) -> None:
+    """Raise ValueError naming `name` when `value` is a tensor on the meta device (it holds no values)."""
+    if isinstance(value, torch.Tensor) and value.device.type == "meta":
+        raise ValueError(f"{name} is a meta tensor (shape {tuple(value.shape)}): it holds no values; "
+                         "materialise it on a real device first")
+
+
 def check_indices(name: str, indices: Any, num_samples: int) -> np.ndarray:
     """Return `indices` as a 1-D int64 numpy array, or raise if empty, not integer-typed, or out of [0, num_samples)."""
+    check_not_meta(name, indices)
     arr = to_numpy(indices)
+    if arr.size == 0:  # before the dtype: np.array([]) is float64
+        raise ValueError(f"{name} is empty (shape {tuple(arr.shape)}): an update needs at least one index")
     if arr.dtype.kind not in "iu":
         raise TypeError(f"{name} must hold integers (int64 preferred), got dtype {arr.dtype}")
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got shape {tuple(arr.shape)}")
-    if arr.size == 0:
-        raise ValueError(f"{name} is empty: an update needs at least one index")
+    if arr.dtype.kind == "u" and arr.max() > np.iinfo(np.int64).max:  # would wrap to a negative int64
+        where = int(np.argmax(arr))
+        raise ValueError(f"{name} out of range [0, {num_samples}): e.g. {name}[{where}] = {int(arr[where])}")
     arr = arr.astype(np.int64, copy=False)
     if arr.min() < 0 or arr.max() >= num_samples:
         bad = (arr < 0) | (arr >= num_samples)
@@ -77,6 +89,7 @@ def check_values(name: str, values: Any, length: int, indices: np.ndarray | None
 
     `indices`, when given, are the data set indices the values belong to; they are named in the error.
     """
+    check_not_meta(name, values)
     arr = to_numpy(values)
     if arr.dtype.kind not in "fiu":
         raise TypeError(f"{name} must be a real-valued array, got dtype {arr.dtype}")
@@ -143,5 +156,34 @@ def as_generator(seed: int | np.random.Generator | None) -> np.random.Generator:
     if isinstance(seed, np.random.Generator):
         return seed
     if seed is None or (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool)):
+        if seed is not None and seed < 0:
+            raise ValueError(f"seed must be >= 0, got {seed}")
         return np.random.default_rng(seed)
     raise TypeError(f"seed must be an int, a numpy.random.Generator or None, got {seed!r}")
+
+
+def physical_memory() -> int | None:
+    """This machine's physical memory in bytes, or None where the OS does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_fits_in_memory(what: str, needed: int, purpose: str) -> None:
+    """Raise ValueError "`what` needs N GiB `purpose`, more than this machine's M GiB of memory" when `needed`
+    bytes exceed physical memory: numpy would raise a MemoryError naming no argument, or the OS would kill the
+    process while the pages are filled."""
+    available = physical_memory()
+    if available is not None and needed > available:
+        raise ValueError(f"{what} needs {format_bytes(needed)} {purpose}, more than this machine's "
+                         f"{format_bytes(available)} of memory")
+
+
+def format_bytes(n: float) -> str:
+    """`n` bytes as "1.5 GiB"."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024:
+            return f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"

@@ -15,6 +15,7 @@ import json
 import os
 import pickle
 import re
+import stat
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,8 @@ def save_state(state: dict[str, Any], path: str | os.PathLike) -> None:
     (an object, a function, a dataclass) is refused, naming where it is in the state, before the file is touched.
     The file is written beside its destination and renamed over it, so a crash leaves the old file intact.
     """
-    path = Path(path)
+    path = _check_path(path)
+    _check_acyclic(state, "state", path)
     saved = to_saved(state)
     if not isinstance(saved, dict):
         raise CheckpointError(f"cannot save to {path}: the state must be a dict, got {type(state).__name__}")
@@ -57,6 +59,36 @@ def save_state(state: dict[str, Any], path: str | os.PathLike) -> None:
         f.write(payload)
 
     write_with(path, write)
+
+
+_MAX_DEPTH = 64
+
+
+def _check_path(path: Any) -> Path:
+    """`path` as a Path, or TypeError naming the argument (None, a number, an open file...)."""
+    if isinstance(path, bool) or not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or an os.PathLike, got {path!r} of type {type(path).__name__}")
+    text = os.fspath(path)
+    if not text:
+        raise ValueError("path must not be empty")
+    if (b"\0" if isinstance(text, bytes) else "\0") in text:
+        raise ValueError(f"path must not contain a NUL character, got {text!r}")
+    return Path(path)
+
+
+def _check_acyclic(value: Any, where: str, path: Path, inside: frozenset[int] = frozenset(), depth: int = 0) -> None:
+    """Raise CheckpointError when a dict, list or tuple of the state contains itself or nests deeper than
+    `_MAX_DEPTH` levels (either would end in a RecursionError)."""
+    if not isinstance(value, (dict, list, tuple)):
+        return
+    if id(value) in inside:
+        raise CheckpointError(f"cannot save {where} to {path}: it contains itself (a reference cycle)")
+    if depth >= _MAX_DEPTH:
+        raise CheckpointError(f"cannot save {where} to {path}: it nests deeper than {_MAX_DEPTH} levels")
+    inside = inside | {id(value)}
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    for key, item in items:
+        _check_acyclic(item, f"{where}[{key!r}]", path, inside, depth + 1)
 
 
 def _check_loadable(value: Any, where: str, path: Path) -> None:
@@ -87,9 +119,10 @@ def _check_loadable(value: Any, where: str, path: Path) -> None:
 def load_state(path: str | os.PathLike) -> dict[str, Any]:
     """Read a state written by `save_state`, verifying its checksum, with `torch.load(weights_only=True)`: no
     arbitrary code runs. Raises CheckpointError naming the file and saying whether it is truncated, corrupted
-    or not a hardmine checkpoint (FileNotFoundError when it does not exist)."""
-    path = Path(path)
-    data = path.read_bytes()
+    or not a hardmine checkpoint (FileNotFoundError when it does not exist). Only a regular file is read (a
+    FIFO or a device is refused), and no more bytes than its size when it was opened."""
+    path = _check_path(path)
+    data = _read_regular(path)
     if data.startswith(MAGIC):
         payload = _verified_payload(data, path)
     elif data.startswith(_TORCH_ZIP):
@@ -113,6 +146,34 @@ def load_state(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(state, dict):
         raise CheckpointError(f"{path} is not a hardmine checkpoint: it holds a {type(state).__name__}, not a dict")
     return state
+
+
+def _read_regular(path: Path) -> bytes:
+    """The bytes of the regular file `path` (symbolic links followed), read up to its size at opening: a FIFO,
+    a device (/dev/zero), a socket or a directory is refused before anything is read, so nothing blocks or
+    reads without end."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO opens without waiting for a writer
+    except IsADirectoryError:
+        raise CheckpointError(f"{path} is a directory, not a regular checkpoint file") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = ("a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
+                    else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+                    else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
+            raise CheckpointError(f"{path} is {kind}, not a regular checkpoint file")
+        size = os.fstat(fd).st_size
+        chunks, left = [], size
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 26))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def _verified_payload(data: bytes, path: Path) -> bytes:

@@ -15,7 +15,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from hardmine._checks import check_indices, check_int, check_number, check_values, last_occurrence, to_numpy
+from hardmine._checks import (
+    check_fits_in_memory,
+    check_indices,
+    check_int,
+    check_number,
+    check_values,
+    last_occurrence,
+    to_numpy,
+)
 from hardmine.state import check_state, compare_config, to_saved
 
 Rule = Callable[["ScoreMemory", np.ndarray, np.ndarray, np.ndarray, "int | np.ndarray"], None]
@@ -186,12 +194,21 @@ _DERIVED: dict[str, tuple[str, Callable[[ScoreMemory, Any], np.ndarray]]] = {
 _STATE_VERSION = 1
 _MAX_CLASS_ID = 2**20  # labels may exceed N up to this (a subset of a larger label space)
 _META = ("labels", "updates", "num_samples", "ema_decay", "state_version")
+_MAX_STEP = int(np.iinfo(np.int64).max)
+
+
+def _check_fits_in_memory(num_samples: int, labels: bool) -> None:
+    """Refuse, naming num_samples and the bytes needed, a memory whose eager columns exceed physical memory
+    (numpy would raise a MemoryError naming none of it, or the OS would kill the process while filling)."""
+    per_sample = sum(np.dtype(c.dtype).itemsize for c in BUILTIN_COLUMNS if not c.lazy) + (8 if labels else 0)
+    check_fits_in_memory(f"num_samples={num_samples}", num_samples * per_sample,
+                         f"for its columns ({per_sample} bytes per sample)")
 
 
 class ScoreMemory:
     """Per-sample difficulty memory for a data set of `num_samples` examples.
 
-    num_samples: N, the data set's length.
+    num_samples: N, the data set's length (refused when the columns would not fit in this machine's memory).
     labels: optional int array [N] of class labels, kept so that guards can balance classes.
     ema_decay: weight of the old value in the moving average: ema <- decay * ema + (1 - decay) * score.
 
@@ -207,6 +224,7 @@ class ScoreMemory:
     def __init__(self, num_samples: int, labels: Any = None, ema_decay: float = 0.9) -> None:
         self.num_samples = check_int("num_samples", num_samples)
         self.ema_decay = check_number("ema_decay", ema_decay, 0.0, 1.0, high_inclusive=False)
+        _check_fits_in_memory(self.num_samples, labels is not None)
         self._labels = None if labels is None else self._check_labels(labels)
         self._declared: dict[str, Column] = {}
         self._ranges: dict[str, tuple[float, float]] = {}
@@ -237,6 +255,15 @@ class ScoreMemory:
         """Add `column` (allocated now unless it is lazy); declaring the same column again does nothing."""
         if not isinstance(column, Column):
             raise TypeError(f"column must be a hardmine.memory.Column, got {type(column).__name__}")
+        if not isinstance(column.name, str) or not column.name:
+            raise TypeError(f"column.name must be a non-empty string, got {column.name!r}")
+        try:
+            kind = np.dtype(column.dtype).kind
+        except TypeError:
+            kind = None
+        if kind not in ("b", "i", "u", "f"):
+            raise TypeError(f"column {column.name!r} must have a numeric numpy dtype (bool, integer or float), got "
+                            f"{column.dtype!r}")
         known = self._declared.get(column.name)
         if known is not None:
             if known != column:
@@ -360,6 +387,8 @@ class ScoreMemory:
             if column.source in sources and column.rule not in _IGNORES_VALUES:
                 _check_fits(column, names[column.source], sources[column.source], idx)
         step = check_int("step", self._updates if step is None else step, minimum=0)
+        if step > _MAX_STEP:
+            raise ValueError(f"step must be at most {_MAX_STEP} (it is stored as int64), got {step}")
         return idx, sources, step
 
     def value_range(self, source: str) -> tuple[float, float]:
@@ -389,7 +418,7 @@ class ScoreMemory:
     def update(self, indices: Any, scores: Any, step: int | None = None, **stats: Any) -> None:
         """Record the difficulty `scores` [B] (higher = harder) of the samples `indices` [B] (int64).
 
-        step: the training step of this observation; defaults to the number of updates so far.
+        step: the training step of this observation, in [0, 2**63); defaults to the number of updates so far.
         stats: optional [B] statistics of the same samples, by source name: `true_prob`, `correct`, `margin`
         (`hardmine.scores.statistics`) and the sources of declared columns. A duplicated index takes its last
         values. Raises ValueError, naming how many and which indices, when a score or statistic is NaN or inf or
@@ -463,6 +492,7 @@ class ScoreMemory:
             if missing.any():
                 raise ValueError(f"state[{name!r}] is NaN at {int(missing.sum())} sample(s) with seen > 0, e.g. "
                                  f"index {int(np.flatnonzero(missing)[0])}")
+        self._check_statistics_agree(columns)
         labels = None if state["labels"] is None else self._check_labels(state["labels"])
         updates = check_int("state['updates']", state["updates"], minimum=0)
         ema_decay = check_number("state['ema_decay']", state["ema_decay"], 0.0, 1.0, high_inclusive=False)
@@ -471,6 +501,39 @@ class ScoreMemory:
         order = [name for name in self._declared if name in columns]
         self._columns = {name: columns[name] for name in order}
         self._labels, self._updates, self.ema_decay = labels, updates, ema_decay
+
+    def _check_statistics_agree(self, columns: dict[str, np.ndarray]) -> None:
+        """Raise unless the saved columns of each optional statistic agree: all of them or none, and, where its
+        count column says nothing was observed, every other column at its fill value (NaN where it has one),
+        and values that are not NaN where something was."""
+        groups: dict[str, list[Column]] = {}
+        for column in self._declared.values():
+            if column.lazy and column.checkpointed:
+                groups.setdefault(column.source, []).append(column)
+        for source, group in groups.items():
+            present = [c.name for c in group if c.name in columns]
+            if present and len(present) < len(group):
+                missing = [c.name for c in group if c.name not in columns]
+                raise ValueError(f"state holds {present} but not {missing}: the columns of statistic {source!r} "
+                                 "are saved together")
+            counts = [c for c in group if c.rule is _count]
+            if not present or not counts:
+                continue
+            never = columns[counts[0].name] == 0
+            for column in group:
+                if column is counts[0]:
+                    continue
+                values = columns[column.name].astype(np.float64)
+                fill_nan = np.isnan(column.fill)
+                at_fill = np.isnan(values) if fill_nan else values == column.fill
+                bad = never & ~at_fill
+                if fill_nan:
+                    bad |= ~never & np.isnan(values)
+                if bad.any():
+                    i = int(np.flatnonzero(bad)[0])
+                    raise ValueError(f"state[{column.name!r}] disagrees with state[{counts[0].name!r}] at "
+                                     f"{int(bad.sum())} sample(s), e.g. index {i}: {column.name}={values[i]} with "
+                                     f"{counts[0].name}={int(columns[counts[0].name][i])}")
 
 
 def _check_saved_column(column: Column, value: Any, num_samples: int) -> np.ndarray:

@@ -1,10 +1,12 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+import hardmine as hm
 from hardmine.inbatch.losses import LOSSES, FocalLoss, MisclassifiedUpweight, OHEMLoss, misclassified
 from hardmine.memory import ScoreMemory
 
@@ -208,10 +210,38 @@ def test_misclassified_adaboost_weights_grow_shrink_and_cap():
         per = nn.functional.cross_entropy(logits, target, reduction="none")
         weights.append((loss(logits, target, idx) / per)[0].item())
     assert weights == pytest.approx([2.0, 4.0, 5.0, 4.0, 2.0, 1.0])
-    assert memory.get("score", idx).tolist() == [0.0, 0.0]
-    assert memory.get("seen").tolist() == [0, 6, 0, 6]
+    assert memory.get("misclassified_exponent", idx).tolist() == [0.0, 0.0]
+    assert memory.get("seen").tolist() == [0, 0, 0, 0]  # the memory's own scores are not touched
     with pytest.raises(ValueError, match="indices are required"):
         loss(wrong, target)
+
+
+def test_misclassified_shares_a_samplers_memory_without_touching_its_scores():
+    memory = ScoreMemory(20)
+    sampler = hm.HardExampleSampler(memory, batch_size=4, policy="uniform", seed=0)
+    memory.update(np.arange(4), np.full(4, 5.0))
+    loss = MisclassifiedUpweight(nn.CrossEntropyLoss(reduction="none"), 2.0, memory=sampler.memory)
+    logits = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    loss(logits, torch.tensor([1, 1, 1, 1]), torch.arange(4))
+    assert memory.get("score")[:4].tolist() == [5.0] * 4
+    assert memory.get("seen")[:4].tolist() == [1] * 4
+    assert memory.get("misclassified_exponent")[:4].tolist() == [1.0, 1.0, 0.0, 0.0]
+    restored = ScoreMemory(20)
+    MisclassifiedUpweight(nn.CrossEntropyLoss(reduction="none"), memory=restored)
+    restored.load_state_dict(memory.state_dict())  # the exponents are checkpointed with the memory
+    assert restored.get("misclassified_exponent")[:4].tolist() == [1.0, 1.0, 0.0, 0.0]
+
+
+def test_misclassified_duplicate_indices_count_each_occurrence_in_order():
+    memory = ScoreMemory(5)
+    loss = MisclassifiedUpweight(nn.CrossEntropyLoss(reduction="none"), 2.0, memory=memory)
+    weights = loss.weights(torch.tensor([True, True, False, True]), torch.tensor([0, 0, 1, 0]))
+    assert weights.tolist() == [2.0, 4.0, 1.0, 8.0]
+    assert memory.get("misclassified_exponent").tolist() == [3.0, 0.0, 0.0, 0.0, 0.0]
+    weights = loss.weights(torch.tensor([False, False, False, False]), torch.tensor([0, 0, 0, 0]))
+    assert weights.tolist() == [4.0, 2.0, 1.0, 1.0]  # lowered once per occurrence, not below 0
+    with pytest.raises(TypeError, match="memory must be a hardmine.ScoreMemory"):
+        MisclassifiedUpweight(nn.CrossEntropyLoss(reduction="none"), memory=np.zeros(3))
 
 
 def test_misclassified_bad_arguments():

@@ -108,3 +108,29 @@ def test_start_from_given_negatives_without_mining():
     for bad in (np.zeros((2, 2), np.int64), np.array([[10, 0], [0, 0], [0, 0]]), np.zeros((3, 2))):
         with pytest.raises(ValueError, match="indices"):
             pool.start_from(bad)
+
+
+def test_history_is_bounded_with_refresh_every_1_and_seeds_keep_counting(monkeypatch):
+    monkeypatch.setattr(NegativePool, "MAX_HISTORY", 3)
+    enc = Encoder()
+    seeds = []
+
+    def mine(q, c, seed):
+        seeds.append(seed)
+        return mine_hard_negatives(q, c, positives=[[i] for i in range(30)], num_negatives=2, progress=False)
+
+    pool = NegativePool(enc.queries, enc.corpus, mine, num_queries=30, corpus_size=200, refresh_every=1)
+    for step in range(8):
+        pool.step(step)
+    assert [r.step for r in pool.history] == [5, 6, 7] and pool.refreshes == 8
+    assert len(set(seeds)) == 8  # a bounded history does not repeat a seed
+    state = pool.state_dict()
+    resumed = NegativePool(enc.queries, enc.corpus, mine, num_queries=30, corpus_size=200, refresh_every=1)
+    resumed.load_state_dict(state)
+    assert resumed.refreshes == 8 and [r.step for r in resumed.history] == [5, 6, 7]
+    state["refreshes"] = 2
+    with pytest.raises(ValueError, match=r"state\['refreshes'\] must be an integer >= 3"):
+        resumed.load_state_dict(state)
+    del state["refreshes"]  # a state saved before the count: every refresh is in its history
+    resumed.load_state_dict(state)
+    assert resumed.refreshes == 3

@@ -6,20 +6,18 @@ Each is a `torch.nn.Module` with a `reduction` argument like torch's own ("mean"
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hardmine._checks import check_finite, check_int, check_number
+from hardmine._checks import check_finite, check_indices, check_int, check_number
 from hardmine.inbatch.reduction import reduce
 from hardmine.inbatch.select import Threshold, TopK
+from hardmine.memory import Column, ScoreMemory
 from hardmine.registry import Registry
-
-if TYPE_CHECKING:
-    from hardmine.memory import ScoreMemory
 
 Reduction = Literal["mean", "sum", "none"]
 PerElementLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -41,11 +39,16 @@ def _check_base_loss(base_loss: PerElementLoss) -> PerElementLoss:
 
 
 def _check_tensors(input: Any, target: Any, input_name: str = "input") -> None:
-    """Both arguments are tensors and the input's values are finite (a NaN would reach the loss and the memory)."""
+    """Both arguments are tensors, the input floating point with finite values (a NaN would reach the loss and the
+    memory)."""
     for name, value in ((input_name, input), ("target", target)):
         if not isinstance(value, torch.Tensor):
             raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
-    if input.is_floating_point() and not bool(torch.isfinite(input).all()):
+    if not input.is_floating_point():
+        raise TypeError(f"{input_name} must be floating point (a loss needs a gradient), got dtype {input.dtype}")
+    if input.device.type == "meta":
+        raise ValueError(f"{input_name} is a meta tensor: it holds no values")
+    if not bool(torch.isfinite(input).all()):
         bad = int((~torch.isfinite(input)).sum())
         raise ValueError(f"{input_name} has {bad} non-finite value(s) (NaN or inf); nothing was computed or recorded")
 
@@ -238,16 +241,24 @@ def misclassified(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
                      f"{tuple(target.shape)} (dtype {target.dtype})")
 
 
+EXPONENT_COLUMN = Column("misclassified_exponent", np.float32, 0.0, source=None)
+"""MisclassifiedUpweight's per-sample exponent, a column of its memory that nothing else writes."""
+
+
 @LOSSES.register("misclassified")
 class MisclassifiedUpweight(nn.Module):
     """Up-weight the misclassified examples: weight `factor` where the prediction is wrong, 1 elsewhere.
 
     base_loss: (logits, target) -> per-element loss (reduction='none') of the targets' shape.
     factor: >= 1, the weight of a misclassified element.
-    memory: optional ScoreMemory over the data set (one used for nothing else). Then the weights are
-        AdaBoost-style and persist across steps: each sample has an exponent e (stored as its "score"), raised by 1
-        each time it is misclassified and lowered by 1 (not below 0) each time it is right, and weighs
-        min(factor ** e, max_weight). `forward` then needs the data set `indices` [B] of the batch.
+    memory: optional ScoreMemory over the data set (a sampler's may be shared: nothing else in it changes).
+        Then the weights are AdaBoost-style and persist across steps: each sample has an exponent e (in the
+        memory's own column "misclassified_exponent", declared here and checkpointed with the memory), raised by
+        1 each time it is misclassified and lowered by 1 (not below 0) each time it is right, and weighs
+        min(factor ** e, max_weight); build the loss before loading the memory's state, so that the column is
+        declared. `forward` then needs the data set `indices` [B] of the batch. An index that appears several
+        times in one batch counts each time, in batch order (as if the occurrences came one after the other);
+        each occurrence weighs by its own exponent.
     max_weight: the cap of a weight with memory, so that a mislabeled sample cannot take over the batch.
     reduction: "mean" is the weighted mean sum(w * loss) / sum(w), "sum" is sum(w * loss), "none" is w * loss.
     """
@@ -257,6 +268,10 @@ class MisclassifiedUpweight(nn.Module):
         super().__init__()
         self.base_loss = _check_base_loss(base_loss)
         self.factor, self.max_weight = check_finite("factor", factor, 1), check_finite("max_weight", max_weight, 1)
+        if memory is not None:
+            if not isinstance(memory, ScoreMemory):
+                raise TypeError(f"memory must be a hardmine.ScoreMemory or None, got {type(memory).__name__}")
+            memory.declare(EXPONENT_COLUMN)
         self.memory = memory
         self.reduction = _check_reduction(reduction)
 
@@ -268,13 +283,24 @@ class MisclassifiedUpweight(nn.Module):
             raise ValueError("indices are required when MisclassifiedUpweight has a memory")
         if wrong.dim() != 1:
             raise ValueError(f"with memory the loss must be per sample [B], got shape {tuple(wrong.shape)}")
-        old = torch.as_tensor(self.memory.get("score", indices), dtype=torch.float32)
-        if old.shape != wrong.shape:
-            raise ValueError(f"indices have shape {tuple(old.shape)} but the batch has shape {tuple(wrong.shape)}")
-        step = torch.where(wrong.cpu(), 1.0, -1.0)
-        exponent = (torch.nan_to_num(old, nan=0.0) + step).clamp_min(0.0)
-        self.memory.update(indices, exponent)
-        weight = torch.pow(self.factor, exponent).clamp_max(self.max_weight)
+        idx = check_indices("indices", indices, self.memory.num_samples)
+        if idx.shape != tuple(wrong.shape):
+            raise ValueError(f"indices have shape {idx.shape} but the batch has shape {tuple(wrong.shape)}")
+        step = np.where(wrong.detach().cpu().numpy(), 1.0, -1.0)
+        distinct, inverse = np.unique(idx, return_inverse=True)
+        current = self.memory.get(EXPONENT_COLUMN.name, distinct).astype(np.float64)
+        exponent = np.empty(idx.size)
+        order = np.argsort(inverse, kind="stable")  # occurrences of one index, in batch order
+        grouped = inverse[order]
+        first = np.r_[0, np.flatnonzero(grouped[1:] != grouped[:-1]) + 1]
+        occurrence = np.empty(idx.size, dtype=np.int64)
+        occurrence[order] = np.arange(idx.size) - np.repeat(first, np.diff(np.r_[first, idx.size]))
+        for r in range(int(occurrence.max()) + 1):
+            at = np.flatnonzero(occurrence == r)
+            current[inverse[at]] = np.maximum(current[inverse[at]] + step[at], 0.0)
+            exponent[at] = current[inverse[at]]
+        self.memory.set(EXPONENT_COLUMN.name, current, distinct)
+        weight = torch.pow(self.factor, torch.from_numpy(exponent).float()).clamp_max(self.max_weight)
         return weight.to(wrong.device)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor, indices: Any = None) -> torch.Tensor:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import numpy as np
@@ -26,15 +27,30 @@ def _as_weight(w: torch.Tensor | np.ndarray, like: torch.Tensor, position: int) 
     if not (t.is_floating_point() or t.dtype in (torch.bool, torch.int32, torch.int64)):
         raise TypeError(f"weights[{position}] must be real-valued or a boolean mask, got dtype {t.dtype}")
     t = t.to(like.dtype)
-    try:
-        torch.broadcast_shapes(t.shape, like.shape)
-    except RuntimeError:
-        raise ValueError(
-            f"weights[{position}] has shape {tuple(t.shape)}, which does not broadcast to the loss shape "
-            f"{tuple(like.shape)}"
-        ) from None
+    _check_weight_shape(tuple(t.shape), tuple(like.shape), position)
     _check_finite_nonnegative(t, position)
     return t
+
+
+def _check_weight_shape(shape: tuple[int, ...], loss: tuple[int, ...], position: int) -> None:
+    """Raise unless a weight of `shape` broadcasts to the loss shape without changing it (the same shape, a
+    scalar, [B, 1] for a loss [B, T], class weights [C] for a loss [B, C]). Broadcasting that would grow the
+    loss ([B] against [B, 1] gives [B, B]: every sample times every weight) is refused: it is silently wrong."""
+    if shape == loss:
+        return
+    try:
+        grown = tuple(torch.broadcast_shapes(shape, loss)) != loss
+    except RuntimeError:
+        grown = True
+    if not grown:
+        return
+    hint = ""
+    if math.prod(shape) == math.prod(loss):
+        hint = f"; reshape them to {loss} (e.g. weights.reshape(per_sample_loss.shape))"
+    elif len(shape) == 1 and len(loss) > 1 and shape[0] == loss[0]:
+        hint = f"; per-sample weights of a loss {loss} need shape ({loss[0]}{', 1' * (len(loss) - 1)})"
+    raise ValueError(f"weights[{position}] has shape {shape} but per_sample_loss has shape {loss}: the shapes must "
+                     f"match (a weight may only repeat along the loss, never enlarge it){hint}")
 
 
 def _check_finite_nonnegative(t: torch.Tensor, position: int) -> None:
@@ -98,7 +114,9 @@ def reduce(per_sample_loss: torch.Tensor, *weights: torch.Tensor | np.ndarray | 
     """Weighted reduction of a loss of any shape [B, ...] to a scalar; never changes its inputs in place.
 
     per_sample_loss: the unreduced loss (e.g. `F.cross_entropy(..., reduction="none")`), shape [B] or [B, ...].
-    weights: any number of non-negative weight arrays broadcastable to that shape, multiplied together
+    weights: any number of non-negative weight arrays of that shape, or that broadcast to it without enlarging it
+        ([B, 1] for a loss [B, T], class weights [C] for [B, C]; a [B] weight for a [B, 1] loss, which would
+        give [B, B], is refused), multiplied together
         (importance weights from a sampler, boolean or 0/1 masks, class weights, ...), and at most one
         `Selection` from a selector of `hardmine.inbatch.select` (made from scores of exactly the loss's shape).
         With a Selection only the selected elements are gathered, so the gradient is exactly 0 elsewhere and a
@@ -141,6 +159,21 @@ def reduce(per_sample_loss: torch.Tensor, *weights: torch.Tensor | np.ndarray | 
     return weighted.sum() / denom.clamp_min(torch.finfo(per_sample_loss.dtype).tiny)
 
 
+def _check_selection_weight(weight: torch.Tensor) -> None:
+    """Raise ValueError (a device-side assert on an accelerator) unless a Selection's weights are finite and
+    non-negative: a negative weight would make the loss to minimise negative."""
+    message = "the Selection's weight must be finite and non-negative"
+    if weight.numel() == 0:
+        return
+    ok = torch.isfinite(weight).all() & (weight >= 0).all()
+    if weight.device.type == "cpu":
+        if not ok:
+            bad = ~(torch.isfinite(weight) & (weight >= 0))
+            raise ValueError(f"{message}: {int(bad.sum())} are not, e.g. {float(weight[bad][0])}")
+    else:
+        torch._assert_async(ok, message)
+
+
 def _reduce_selected(loss: torch.Tensor, selection: Selection, other: torch.Tensor,
                      normalize: Normalize) -> torch.Tensor:
     """`reduce` over the elements of `selection` only, each weighted by its selection weight times `other`."""
@@ -149,6 +182,7 @@ def _reduce_selected(loss: torch.Tensor, selection: Selection, other: torch.Tens
                          f"{tuple(loss.shape)}")
     index = selection.index.to(loss.device)
     weight = selection.weight.to(loss.device, loss.dtype)
+    _check_selection_weight(weight)
     if other.dim() > 0:
         weight = weight * other.expand_as(loss).reshape(-1)[index]
     weighted = (loss.reshape(-1)[index] * weight).sum()

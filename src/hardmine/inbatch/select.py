@@ -18,6 +18,7 @@ from hardmine.registry import Registry
 from hardmine.state import Array, Float, Int, check_fields, check_state, compare_config
 
 _STOCHASTIC_VERSION = 1
+_MAX_HISTORY = 2**27
 
 SELECTORS = Registry("selector")
 """Short names for the CLI and the experiment runner: `SELECTORS["top_k"](k=0.25)`."""
@@ -186,9 +187,14 @@ class Stochastic:
     def __init__(self, beta: float = 1.0, history_size: int = 1024, seed: int | torch.Generator = 0) -> None:
         self.beta = check_finite("beta", beta, minimum=0)
         self.history_size = check_int("history_size", history_size)
+        if self.history_size > _MAX_HISTORY:
+            raise ValueError(f"history_size must be at most {_MAX_HISTORY} (a float64 ring buffer of that many "
+                             f"scores), got {self.history_size}")
         if isinstance(seed, torch.Generator):
             self.generator = seed
         elif isinstance(seed, int) and not isinstance(seed, bool):
+            if not 0 <= seed < 2**64:
+                raise ValueError(f"seed must be in [0, 2**64), got {seed}")
             self.generator = torch.Generator().manual_seed(seed)
         else:
             raise TypeError(f"seed must be an int or a torch.Generator, got {seed!r}")

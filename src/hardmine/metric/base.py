@@ -34,6 +34,8 @@ def as_torch_generator(seed: int | torch.Generator | None) -> torch.Generator:
         return generator
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"seed must be an int, a torch.Generator or None, got {seed!r}")
+    if not 0 <= seed < 2**64:
+        raise ValueError(f"seed must be in [0, 2**64), got {seed}")
     return generator.manual_seed(int(seed))
 
 
@@ -153,9 +155,48 @@ class BaseMiner:
             out = batch.empty(self._arity)
         else:
             with torch.no_grad():
-                out = tuple(t if t.dtype == torch.int64 else t.to(torch.int64) for t in self._mine(batch))
+                out = self._checked_output(self._mine(batch), batch.num_query, batch.num_ref)
         self._count(out, batch.num_ref)
         return out
+
+    def _checked_output(self, out: Any, num_query: int, num_ref: int) -> Indices:
+        """`_mine`'s output as int64 tensors, checked as pytorch-metric-learning's `output_assertion` does:
+        `_arity` 1-D integer tensors (of one length for triplets; (a1, p) and (a2, n) for pairs), anchors in
+        [0, num_query), the others in [0, num_ref). The ranges are read for miners defined outside hardmine
+        (the built-in ones are tested to keep them, and their output is not read back from an accelerator);
+        on an accelerator a device-side assert."""
+        name = f"{type(self).__name__}._mine"
+        if not isinstance(out, (tuple, list)) or len(out) != self._arity:
+            raise ValueError(f"{name} must return a tuple of {self._arity} index tensors, got "
+                             f"{type(out).__name__}{f' of {len(out)}' if isinstance(out, (tuple, list)) else ''}")
+        tensors = []
+        for i, t in enumerate(out):
+            if not isinstance(t, torch.Tensor) or t.dtype.is_floating_point or t.dtype == torch.bool \
+                    or t.is_complex() or t.ndim != 1:
+                what = f"{t.dtype} of shape {tuple(t.shape)}" if isinstance(t, torch.Tensor) else type(t).__name__
+                raise ValueError(f"{name} output[{i}] must be a 1-D integer tensor, got {what}")
+            tensors.append(t if t.dtype == torch.int64 else t.to(torch.int64))
+        groups = ((0, 1), (2, 3)) if self._arity == 4 else ((0, 1, 2),)  # pairs: (a1, p) and (a2, n)
+        for group in groups:
+            if len({tensors[i].shape[0] for i in group}) != 1:
+                raise ValueError(f"{name} returned index tensors {list(group)} of different lengths "
+                                 f"{[tensors[i].shape[0] for i in group]}")
+        if type(self).__module__.startswith("hardmine."):
+            return tuple(tensors)
+        anchors = (0, 2) if self._arity == 4 else (0,)
+        for i, t in enumerate(tensors):
+            size = num_query if i in anchors else num_ref
+            if not t.numel():
+                continue
+            role = "an anchor (a row of embeddings)" if i in anchors else "a row of the reference"
+            if t.device.type != "cpu":
+                torch._assert_async(((t >= 0) & (t < size)).all(), f"{name} output[{i}] out of range [0, {size})")
+                continue
+            bad = (t < 0) | (t >= size)
+            if bool(bad.any()):
+                raise ValueError(f"{name} output[{i}] must index {role} in [0, {size}): {int(bad.sum())} do not, "
+                                 f"e.g. {int(t[bad][0])}")
+        return tuple(tensors)
 
     def _count(self, out: Indices, num_ref: int) -> None:
         self._last = (out, num_ref)  # counted when read, so that mining itself waits for no device value

@@ -52,6 +52,8 @@ class CrossBatchMemory:
         self.size = check_int("size", size)
         self.embedding_dim = check_int("embedding_dim", embedding_dim)
         self.max_age = None if max_age is None else check_int("max_age", max_age, minimum=0)
+        if not isinstance(label_shape, (tuple, list)):
+            raise TypeError(f"label_shape must be a tuple of ints, () for class ids, got {label_shape!r}")
         self.label_shape = tuple(check_int("label_shape", n) for n in label_shape)
         self.gather_distributed = bool(gather_distributed)
         if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
@@ -83,6 +85,13 @@ class CrossBatchMemory:
         x = _check_embeddings("embeddings", embeddings)
         if x.shape[1] != self.embedding_dim:
             raise ValueError(f"embeddings has dim {x.shape[1]} but the memory holds dim {self.embedding_dim}")
+        limit = torch.finfo(self.embeddings.dtype).max
+        if limit < torch.finfo(x.dtype).max and x.numel():  # a narrower storage dtype: inf would be stored
+            largest = float(x.abs().max())
+            if largest > limit:
+                raise ValueError(f"embeddings hold values up to {largest:.3g} in magnitude, beyond what the memory's "
+                                 f"dtype {self.embeddings.dtype} stores ({limit:.3g}); scale them down or build the "
+                                 "memory with a wider dtype")
         return x, self._check_labels(labels, x.shape[0]).to(x.device), _check_step(step)
 
     def enqueue(self, embeddings: torch.Tensor, labels: Any, step: int) -> None:

@@ -42,10 +42,20 @@ class BaseDistance:
 
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
         """The embeddings as the distance sees them: L2-normalised rows when `normalize` is set (the operations
-        of `F.normalize(x, dim=1)`, bit for bit, without its Python wrappers)."""
+        of `F.normalize(x, dim=1)`, bit for bit, without its Python wrappers), scale-invariant: a row whose norm
+        overflows or underflows the dtype is divided by its largest entry first."""
         if not self.normalize:
             return x
-        return x / torch.linalg.vector_norm(x, 2.0, 1, True).clamp_min_(1e-12)
+        norm = torch.linalg.vector_norm(x, 2.0, 1, True)
+        out = x / norm.clamp_min(1e-12)
+        # a norm that overflows (|x| ~ 1e20 in float32) or underflows would give rows of 0: those rows are
+        # normalised again after dividing by their largest entry, so the direction does not depend on the scale
+        redo = ~torch.isfinite(norm) | (norm < 1e-12)
+        scale = x.abs().amax(1, keepdim=True)
+        scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+        scaled = x / scale
+        safe = scaled / torch.linalg.vector_norm(scaled, 2.0, 1, True).clamp_min(1e-12)
+        return torch.where(redo, safe, out)
 
     def factors(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Prepared rows `x` [B, D] and `y` [M, D] -> (xa [B, K], ya [M, K]) with xa @ ya.T ordered as the

@@ -66,9 +66,14 @@ def mine_negatives(
 
     if out.suffix not in (".parquet", ".jsonl"):
         raise ValueError(f"--out must end in .parquet or .jsonl, got {out.name!r}")
-    for name, value in (("--limit", limit), ("--corpus-limit", corpus_limit)):
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a directory; give a file name ending in .parquet or .jsonl")
+    for name, value in (("--limit", limit), ("--corpus-limit", corpus_limit), ("--num-negatives", num_negatives),
+                        ("--batch-size", batch_size)):
         if value is not None and value < 1:
             raise ValueError(f"{name} must be >= 1, got {value}")
+    if seed < 0:
+        raise ValueError(f"--seed must be >= 0, got {seed}")
     rel = relative_margin if margin else None
     _filters(num_negatives, range_min, range_max, max_score, min_score, absolute_margin, rel)
     if wordnet is not None:

@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from hardmine._checks import check_not_meta
+
 _FLOAT_TORCH = (torch.float16, torch.float32, torch.float64)
 
 
@@ -17,6 +19,7 @@ def as_embedding_matrix(name: str, value: Any) -> np.ndarray:
     Raises TypeError for other dtypes and ValueError for a shape that is not a non-empty [n, d] matrix.
     """
     if isinstance(value, torch.Tensor):
+        check_not_meta(name, value)
         if value.dtype not in _FLOAT_TORCH:
             raise TypeError(f"{name} must hold float32 or float16 embeddings, got torch dtype {value.dtype}")
         value = value.detach().cpu().numpy()

@@ -41,7 +41,15 @@ def read_table(path: Path, what: str) -> dict[str, list[Any]]:
 def read_embeddings_or_texts(path: Path, what: str, column: str) -> np.ndarray | list[str]:
     """A memory-mapped [n, d] array from .npy, or the texts of `column` from .parquet / .jsonl."""
     if path.suffix == ".npy":
-        return np.load(_existing(path, what), mmap_mode="r")
+        _existing(path, what)
+        try:
+            array = np.load(path, mmap_mode="r")
+        except (ValueError, OSError, EOFError) as err:  # truncated, not .npy, object dtype (pickles refused)
+            raise ValueError(f"--{what} {path} cannot be read as a .npy array of embeddings ({err})") from None
+        if array.ndim != 2 or array.dtype.kind not in "fiu" or 0 in array.shape:
+            raise ValueError(f"--{what} {path} must hold a non-empty 2-D [n, d] array of numbers, got dtype "
+                             f"{array.dtype} of shape {array.shape}")
+        return array
     table = read_table(path, what)
     if column not in table:
         raise ValueError(f"{what} {path} has no column {column!r} (columns: {', '.join(table) or 'none'})")

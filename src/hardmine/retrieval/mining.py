@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from hardmine._checks import as_generator, check_int, check_number
+from hardmine._checks import as_generator, check_fits_in_memory, check_int, check_number
 from hardmine.distributed import agree_on_errors
 from hardmine.retrieval.backends import Block, ExactSearch, SearchBackend, make_backend
 from hardmine.retrieval.distributed import Shard, corpus_shard, merge_across_ranks, reduce_across_ranks
@@ -125,6 +125,8 @@ def _check_arguments(query_emb: Any, corpus_emb: Any, num_negatives: int, range_
     backend = make_backend(index, seed=key % 2**31)
     queries = Embeddings("query_emb", query_emb, metric == "cosine")
     matrix = as_embedding_matrix("corpus_emb", corpus_emb)
+    check_fits_in_memory(f"num_negatives={num_negatives}", len(queries) * num_negatives * 12,
+                         f"for the negatives of {len(queries)} queries (12 bytes each)")
     return num_negatives, range_min, batch_size, recall_sample, filters, key, backend, queries, matrix, rescore
 
 

@@ -41,7 +41,11 @@ class NegativePool:
     Re-mining happens in `step(step)` when `refresh_every` steps have passed since the last one, or, with
     `drift_threshold`, when every `drift_check_every` steps the mean cosine distance between `num_probe` corpus
     rows re-encoded now and at the last mining exceeds the threshold. Construction does no encoding or mining.
+    `history` keeps the reports of the last `MAX_HISTORY` (1,000) re-minings, so that a run that re-mines every
+    step keeps a bounded state; `refreshes` counts them all.
     """
+
+    MAX_HISTORY = 1000
 
     def __init__(self, encode_queries: Encoder, encode_corpus: Encoder, mine: Miner, num_queries: int,
                  corpus_size: int, refresh_every: int | None = 1000, drift_threshold: float | None = None,
@@ -62,6 +66,7 @@ class NegativePool:
         self._last_refresh = -1
         self._last_check = -1
         self.history: list[RefreshReport] = []
+        self.refreshes = 0
 
     @property
     def mined(self) -> bool:
@@ -101,18 +106,24 @@ class NegativePool:
         step = check_int("step", step, minimum=0)
         query_emb = self.encode_queries(np.arange(self.num_queries, dtype=np.int64))
         corpus_emb = self.encode_corpus(np.arange(self.corpus_size, dtype=np.int64))
-        mined = self.mine(query_emb, corpus_emb, seed=self._seed_key + len(self.history))
+        mined = self.mine(query_emb, corpus_emb, seed=self._seed_key + self.refreshes)
         new = np.asarray(mined.indices, dtype=np.int64)
         if new.shape[0] != self.num_queries:
             raise ValueError(f"mine returned negatives for {new.shape[0]} queries, expected {self.num_queries}")
         changed = _changed_slots(self._indices, new)
-        rng = np.random.default_rng(self._seed_key + len(self.history))
+        rng = np.random.default_rng(self._seed_key + self.refreshes)
         self._probe_ids = np.sort(rng.choice(self.corpus_size, min(self.num_probe, self.corpus_size), replace=False))
         self._probe_emb = np.asarray(corpus_emb[self._probe_ids], dtype=np.float32)
         self._indices, self._last_refresh, self._last_check = new, step, step
         report = RefreshReport(step, reason, float(drift), changed, int((new >= 0).sum()))
-        self.history.append(report)
+        self._record(report)
         return report
+
+    def _record(self, report: RefreshReport) -> None:
+        """Append `report` to the history, keeping the last MAX_HISTORY."""
+        self.history.append(report)
+        del self.history[:-self.MAX_HISTORY]
+        self.refreshes += 1
 
     def start_from(self, indices: Any, step: int = 0) -> RefreshReport:
         """Take negatives mined elsewhere (int [num_queries, n], -1 = none) as the pool's first ones, without
@@ -125,13 +136,13 @@ class NegativePool:
         if new.size and (new.min() < -1 or new.max() >= self.corpus_size):
             raise ValueError(f"indices must be corpus ids in [0, {self.corpus_size}) or -1")
         new = new.astype(np.int64)
-        rng = np.random.default_rng(self._seed_key + len(self.history))
+        rng = np.random.default_rng(self._seed_key + self.refreshes)
         probe_ids = np.sort(rng.choice(self.corpus_size, min(self.num_probe, self.corpus_size), replace=False))
         self._probe_emb = np.asarray(self.encode_corpus(probe_ids), dtype=np.float32)
         self._probe_ids = probe_ids
         self._indices, self._last_refresh, self._last_check = new, step, step
         report = RefreshReport(step, "given", float("nan"), int((new >= 0).sum()), int((new >= 0).sum()))
-        self.history.append(report)
+        self._record(report)
         return report
 
     def state_dict(self) -> dict[str, Any]:
@@ -145,6 +156,7 @@ class NegativePool:
             "last_check": self._last_check,
             "seed_key": self._seed_key,
             "history": [asdict(r) for r in self.history],
+            "refreshes": self.refreshes,
             "config": self._config(),
             "state_version": _STATE_VERSION,
         })
@@ -170,7 +182,7 @@ class NegativePool:
         compare_config("NegativePool", {k: config.get(k) for k in settings}, {k: mine[k] for k in settings},
                        use_saved_config)
         checked = NegativePool(self.encode_queries, self.encode_corpus, self.mine, **{k: config.get(k) for k in mine})
-        values = check_fields({k: v for k, v in state.items() if k not in ("config", "state_version")},
+        values = check_fields({k: v for k, v in state.items() if k not in ("config", "state_version", "refreshes")},
                               _POOL_SCHEMA, "NegativePool state", {"Q": self.num_queries, "C": self.corpus_size})
         indices, probe_ids, probe_emb = values["indices"], values["probe_ids"], values["probe_emb"]
         if indices is not None and indices.ndim != 2:
@@ -179,11 +191,19 @@ class NegativePool:
             raise ValueError(f"NegativePool state['probe_emb'] must be [{probe_ids.shape[0]}, d], got shape "
                              f"{probe_emb.shape}")
         history = _check_history(state["history"])
+        if len(history) > self.MAX_HISTORY:
+            raise ValueError(f"NegativePool state['history'] holds {len(history)} reports, more than the "
+                             f"{self.MAX_HISTORY} a pool keeps")
+        refreshes = state.get("refreshes", len(history))  # states saved before the count: every refresh listed
+        if isinstance(refreshes, bool) or not isinstance(refreshes, (int, np.integer)) or refreshes < len(history):
+            raise ValueError(f"NegativePool state['refreshes'] must be an integer >= {len(history)} (the reports in "
+                             f"its history), got {refreshes!r}")
+        refreshes = int(refreshes)
         self.refresh_every, self.drift_threshold = checked.refresh_every, checked.drift_threshold
         self.drift_check_every, self.num_probe = checked.drift_check_every, checked.num_probe
         self._indices, self._probe_ids, self._probe_emb = indices, probe_ids, probe_emb.reshape(probe_ids.size, -1)
         self._last_refresh, self._last_check = values["last_refresh"], values["last_check"]
-        self._seed_key, self.history = values["seed_key"], history
+        self._seed_key, self.history, self.refreshes = values["seed_key"], history, refreshes
 
 
 _STATE_VERSION = 1

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hardmine._checks import check_values, to_numpy
+from hardmine._checks import check_not_meta, check_values, to_numpy
 
 
 class HostValues:
@@ -28,6 +28,7 @@ class HostValues:
     def __init__(self, name: str, values: Any, indices: np.ndarray) -> None:
         self.name, self.indices, self._event, self._array = name, indices, None, None
         if isinstance(values, torch.Tensor):
+            check_not_meta(name, values)
             self.device = values.device
             values = values.detach()
             if values.dtype == torch.bool:

@@ -138,7 +138,10 @@ def as_schedule(name: str, value: ScheduleLike, low: float = -math.inf, high: fl
     """A Schedule from a number (constant) or a Schedule, checked over its whole course: every value it takes at
     any epoch must lie in [low, high] (open ends when not inclusive). `name` is the parameter's, for errors."""
     if isinstance(value, dict):
-        value = schedule_from_state(value)
+        try:
+            value = schedule_from_state(value)
+        except (TypeError, ValueError) as error:
+            raise type(error)(f"{name}: {error} (in the schedule {value!r})") from None
     if not isinstance(value, Schedule):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise TypeError(f"{name} must be a number or a Schedule, got {value!r}")

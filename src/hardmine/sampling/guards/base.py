@@ -129,7 +129,8 @@ class Guard(Registered):
                      use_saved_config: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
         """(config, state) checked from `state_dict()` output against the declared schema; nothing changes."""
         if not isinstance(state, dict) or state.get("name") != self.name:
-            raise ValueError(f"state is not a {self.name!r} guard's state")
+            found = f"a dict named {state.get('name')!r}" if isinstance(state, dict) else type(state).__name__
+            raise ValueError(f"state is not a {self.name!r} guard's state: got {found}")
         owner = f"guard {self.name!r}"
         check_state(state, owner, self.state_version, ("config", "state"))
         if not isinstance(state["config"], dict):
@@ -152,7 +153,8 @@ class Guard(Registered):
     def from_state(cls, state: dict[str, Any]) -> Guard:
         """A guard rebuilt from `state_dict()`, checked before it is returned."""
         if not isinstance(state, dict) or state.get("name") != cls.name or not isinstance(state.get("config"), dict):
-            raise ValueError(f"state is not a {cls.name!r} guard's state")
+            found = f"a dict named {state.get('name')!r}" if isinstance(state, dict) else type(state).__name__
+            raise ValueError(f"state is not a {cls.name!r} guard's state: got {found}")
         guard = cls(**from_saved(state["config"]))
         guard.load_state_dict(state, use_saved_config=True)
         return guard

@@ -84,7 +84,16 @@ class Policy(Registered):
     def __init__(self, *, warmup: int = 0, guards: Sequence[Guard] = (), statistic: str = "score",
                  stale_after: int | None = None) -> None:
         self.warmup = check_int("warmup", warmup, minimum=0)
-        guards = tuple(guards)
+        if isinstance(guards, Guard):
+            guards = (guards,)  # one guard given as itself
+        try:
+            listed = tuple(guards) if not isinstance(guards, (str, bytes, dict)) else None
+        except TypeError:
+            listed = None
+        if listed is None:
+            raise TypeError(f"guards must be a list of Guard objects (or one Guard), got {guards!r} of type "
+                            f"{type(guards).__name__}")
+        guards = listed
         for guard in guards:
             if not isinstance(guard, Guard):
                 raise TypeError(f"guards must hold Guard objects, got {type(guard).__name__}")
