@@ -891,8 +891,7 @@ def _candidate_sampler() -> Any:
 
 case("sampler/online_top_loss weights() before update", "policies and guards",
      lambda s: s.weights(s.hostile_batch), r"weights of a candidate batch are decided by update\(\)",
-     make=_candidate_sampler,
-     known="sampler.weights() counts the batch consumed before refusing: sampler core, issue 23")
+     make=_candidate_sampler)
 case("sampler/load None", "policies and guards", lambda s: s.load_state_dict(None), r"state must be a dict",
      make=lambda: hm.HardExampleSampler(hm.ScoreMemory(10), batch_size=2, seed=0))
 case("sampler/update index 10", "policies and guards", lambda s: s.update(torch.tensor([10]), torch.ones(1)),

@@ -348,20 +348,19 @@ class HardExampleSampler:
         last = self._last_indices
         found = last[1] if last is not None and last[0] is indices else self._pending.get(_key(indices))
         if found is not None:
-            self._consume(indices, found[0])
-            weights = found[1]
+            consumed, weights = found[0], found[1]
             chunk = self._chunk
             if weights.device != self._device and chunk is not None and any(w is weights for w in
                                                                             chunk.local_weights):
                 position = [w is weights for w in chunk.local_weights].index(True)
                 weights = self._adopt(chunk).local_weights[position]
         else:
-            idx = check_indices("indices", indices, self.memory.num_samples)
-            weights = self._lookup_subset(idx)
-            self._consume(indices, idx)
+            consumed = check_indices("indices", indices, self.memory.num_samples)
+            weights = self._lookup_subset(consumed)
         if self._epoch_state["mode"] == "candidates" and bool(torch.isnan(weights).any()):
             raise ValueError("weights of a candidate batch are decided by update(): call sampler.update(indices, "
-                             "losses of all candidates) first")
+                             "losses of all candidates) first")  # before the batch counts as consumed
+        self._consume(indices, consumed)
         if weights.device != self._device:
             valid = marked_valid(weights)  # a policy's own selected weights may not be
             weights = weights.to(self._device, non_blocking=True)
