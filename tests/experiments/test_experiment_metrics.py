@@ -182,3 +182,14 @@ def test_compute_to_target_is_stated_against_uniforms_own():
     assert baseline["compute_to_target"] == 200 and baseline["compute_to_target_share"] == pytest.approx(2 / 3)
     assert rows[0]["compute_vs_uniform"] == pytest.approx(1.0)
     assert rows[2]["compute_to_target"] == pytest.approx(100 / 300) and rows[2]["compute_vs_uniform"] == 0.5
+
+
+def test_uniforms_row_is_its_own_yardstick_when_a_seed_ends_short_of_the_mean():
+    runs = synthetic()
+    for r, values, seconds in zip(runs[:3], ([0.1, 0.8, 0.9, 0.9], [0.1, 0.7, 0.8, 0.8], [0.1, 0.9, 0.9, 0.9]),
+                                  ([0, 5, 9, 13], [0, 4, 8, 12], [0, 30, 60, 90])):
+        r["curve"]["val_acc"], r["curve"]["seconds"] = values, seconds  # seed 1 ends below the seeds' mean
+    _, baseline, rows = summarize(runs, ["uniform", "lucky", "steady"], [3, 50, 40], 2)
+    assert rows[0]["reached"] == "2/3"
+    assert rows[0]["compute_vs_uniform"] == 1.0 and rows[0]["seconds_vs_uniform"] == 1.0
+    assert baseline["seconds_to_target"] == 13  # median of 13, 12 (the short seed: its whole run) and 60
