@@ -16,9 +16,8 @@ from rich.table import Table
 from rich.text import Text
 
 from hardmine.atomic import write_text
-from hardmine.experiments.metrics import BASELINE
 from hardmine.experiments.plots import PLOTS
-from hardmine.experiments.verdict import findings, metric_name
+from hardmine.experiments.verdict import diff_text, findings, metric_name
 
 _COLUMNS = (  # (key, header, format, definition, in the terminal)
     ("lr", "lr", "{:.4g}", (
@@ -72,20 +71,6 @@ def _fmt(value: Any, pattern: str) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "-"
     return pattern.format(value)
-
-
-def diff_text(row: dict[str, Any]) -> str:
-    """'+1.20 [+0.40, +2.00]' points, with 'within noise' when the interval contains 0; '-' for uniform."""
-    if row["strategy"] == BASELINE:
-        return "-"
-    diff, low, high = (100 * row[k] if row.get(k) is not None else math.nan
-                       for k in ("diff_vs_uniform", "diff_low", "diff_high"))
-    if not math.isfinite(diff):
-        return "-"
-    if not math.isfinite(low):
-        return f"{diff:+.2f} (1 seed)"
-    noise = " within noise" if row.get("within_noise") else ""
-    return f"{diff:+.2f} [{low:+.2f}, {high:+.2f}]{noise}"
 
 
 def _cell(row: dict[str, Any], key: str, fmt: str, terminal: bool = False) -> str:

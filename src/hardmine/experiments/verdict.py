@@ -59,6 +59,20 @@ def _dominated(row: dict[str, Any], others: list[dict[str, Any]]) -> bool:
                and (o["diff_vs_uniform"] > row["diff_vs_uniform"] or cost(o) < cost(row)) for o in others)
 
 
+def diff_text(row: dict[str, Any]) -> str:
+    """'+1.20 [+0.40, +2.00]' points, with 'within noise' when the interval contains 0; '-' for uniform."""
+    if row["strategy"] == BASELINE:
+        return "-"
+    diff, low, high = (100 * row[k] if row.get(k) is not None else math.nan
+                       for k in ("diff_vs_uniform", "diff_low", "diff_high"))
+    if not math.isfinite(diff):
+        return "-"
+    if not math.isfinite(low):
+        return f"{diff:+.2f} (1 seed)"
+    noise = " within noise" if row.get("within_noise") else ""
+    return f"{diff:+.2f} [{low:+.2f}, {high:+.2f}]{noise}"
+
+
 def candidates(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The rows that may be recommended, best first (see the module's docstring)."""
     found = [r for r in rows if r["strategy"] != BASELINE and not r.get("collapsed") and not r.get("diverged")
@@ -138,8 +152,6 @@ def warnings(results: dict[str, Any]) -> list[str]:
 def findings(results: dict[str, Any]) -> list[str]:
     """The result in words, one sentence per finding: the target and uniform's own cost to it, who reaches it at
     what compute in how many seeds, who ends above or below uniform beyond the seed spread, who is within noise."""
-    from hardmine.experiments.report import diff_text
-
     rows = {row["strategy"]: row for row in results["summary"]}
     n = len(results["seeds"])
     name = metric_name(results)
