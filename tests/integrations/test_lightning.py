@@ -45,7 +45,7 @@ def test_epochs_stay_in_step_under_limit_train_batches(tmp_path):
     assert model.seen[:4] == first[:4] and model.seen[4:8] != first[4:8]
 
 
-def test_ddp_two_processes_with_the_default_distributed_sampler(tmp_path):
+def test_ddp_two_processes_with_the_default_distributed_sampler_and_a_logger(tmp_path):
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root / "src"), str(root)]), "OMP_NUM_THREADS": "1"}
     done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
@@ -69,6 +69,11 @@ def test_ddp_two_processes_with_the_default_distributed_sampler(tmp_path):
             assert ranks[r][name]["seen"] == full[r]["seen"][done:], (name, r)
             assert ranks[r][name]["score"] == full[r]["score"]
             assert ranks[r][name]["bank"] == full[r]["bank"] == full[0]["bank"]  # gathered: every rank the same
+    for name, epochs in (("full", 3), ("uniform", 2)):  # a CSVLogger got sampler.stats() at each epoch end
+        lines = (tmp_path / "logs" / name / "version_0" / "metrics.csv").read_text().splitlines()
+        column = lines[0].split(",").index("hardmine/epoch")
+        logged = [float(line.split(",")[column]) for line in lines[1:] if line.split(",")[column]]
+        assert logged == [float(e) for e in range(epochs)], name
 
 
 def _free_port() -> int:

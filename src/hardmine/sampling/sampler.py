@@ -425,6 +425,7 @@ class HardExampleSampler:
                 host = {name: v.array() for name, v in values.items()}
                 self._check(local, host)
         self._device = values["scores"].device
+        own = values["scores"]  # this rank's values (stats' loss_variance pairs them with this rank's weights)
         if now:
             idx = local
             if self.world_size > 1:
@@ -445,7 +446,7 @@ class HardExampleSampler:
         self.memory.buffering(self, self.flush)
         if batch_policy:
             found = self._pending.get(local.tobytes())
-        self._last_update = None if found is None else (found[1], values["scores"])
+        self._last_update = None if found is None else (found[1], own)
         self._last_indices = (indices, self._pending.get(local.tobytes()))
         if len(self._buffer) >= self.chunk:
             self.flush(wait=False)
@@ -562,6 +563,11 @@ class HardExampleSampler:
 
     def stats(self) -> dict[str, float]:
         """Numbers for logging (O(N): call once an epoch or every few hundred steps).
+
+        Under torch.distributed it runs no collective (one rank may call it alone, as rank-zero logging does) and
+        its numbers are this rank's, like Lightning's `self.log` without `sync_dist`: those of the memory (scores,
+        ages, seen) are every rank's alike, since every rank writes every update; the per-batch ones (weights,
+        loss_variance, class_share) are of this rank's share of the batches.
 
         epoch, batch, num_batches; fraction_seen; score_mean/max; keep_ratio (policies that keep a part);
         weight_mean/min/max of the last weights asked for; loss_variance: variance of the weighted per-sample
