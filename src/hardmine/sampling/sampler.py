@@ -62,7 +62,8 @@ class HardExampleSampler:
     current epoch with the first batch not consumed, so DataLoader may call it more than once, and batches
     drawn ahead (DataLoader workers, Lightning, accelerate) but not consumed are served again, as they were
     drawn, by the next iterator, also after `load_state_dict`. Once an epoch is consumed (or an
-    iterator drew its last batch), the next iterator starts the next epoch (or the one given to `set_epoch`).
+    iterator drew its last batch), the next iterator starts the next epoch (or the one given to `set_epoch`;
+    `set_epoch` of the current epoch makes it continue that epoch, yielding nothing when it is consumed).
     Rank and world size are read when an epoch starts, so a sampler may be built before
     `torch.distributed.init_process_group`.
     """
@@ -91,6 +92,7 @@ class HardExampleSampler:
         self._epoch = 0
         self._started = False  # whether the current epoch's start (policy, subset, length) happened
         self._drawn_to_end = False  # whether an iterator of this process drew the current epoch's last batch
+        self._hold = False  # set_epoch named the current epoch: the next iterator continues it, even if it ended
         self._consumption = Consumption()
         self._warned_no_group = False
         self._epoch_state = self._fresh_epoch_state()
@@ -173,13 +175,19 @@ class HardExampleSampler:
         return self._epoch
 
     def set_epoch(self, epoch: int) -> None:
-        """Make the next iterator draw epoch `epoch`: from its start, unless it is the current epoch."""
+        """Make the next iterator draw epoch `epoch`: from its start, unless it is the current epoch; then the next
+        iterator continues it (its batches not consumed yet; none once it is consumed), so a loop resumed with
+        `for epoch in range(saved_epoch, E): sampler.set_epoch(epoch)` from a checkpoint taken on an epoch's last
+        batch goes on with the next epoch, not one more."""
         epoch = check_int("epoch", epoch, minimum=0)
         if epoch != self._epoch:
             self._new_epoch(epoch)
+        else:
+            self._hold = True
 
     def _new_epoch(self, epoch: int) -> None:
         self._epoch, self._started, self._drawn_to_end, self._chunk = epoch, False, False, None
+        self._hold = False
         self._consumption.reset()
         self._consumed_by = None
 
@@ -187,7 +195,9 @@ class HardExampleSampler:
         return self._epoch_batches()
 
     def _epoch_batches(self) -> Iterator[np.ndarray]:
-        if self._started and (self._drawn_to_end or self._consumption.consumed >= self._epoch_state["num_batches"]):
+        hold, self._hold = self._hold, False
+        if self._started and not hold and (self._drawn_to_end or
+                                           self._consumption.consumed >= self._epoch_state["num_batches"]):
             self._new_epoch(self._epoch + 1)
         if not self._started:
             started = time.perf_counter()
@@ -636,7 +646,7 @@ class HardExampleSampler:
         self.seed, self._epoch, self._epoch_state, self._started = values
         self._consumption.load(drawn)
         self._consumed_by = None
-        self._drawn_to_end = False
+        self._drawn_to_end = self._hold = False
         self._tree = self._permutation = self._chunk = self._last_indices = None
         self._counted = max([drawn["consumed"], *(p + 1 for p in drawn["records"])])  # as counted before
         self._pending.clear()
