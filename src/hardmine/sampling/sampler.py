@@ -93,6 +93,7 @@ class HardExampleSampler:
         self._started = False  # whether the current epoch's start (policy, subset, length) happened
         self._drawn_to_end = False  # whether an iterator of this process drew the current epoch's last batch
         self._hold = False  # set_epoch named the current epoch: the next iterator continues it, even if it ended
+        self._planned: tuple[int, int, int] | None = None  # (memory updates, rank, world) when len() started it
         self._consumption = Consumption()
         self._warned_no_group = False
         self._epoch_state = self._fresh_epoch_state()
@@ -127,12 +128,19 @@ class HardExampleSampler:
 
     @property
     def num_batches(self) -> int:
-        """Batches of the current epoch; before it starts, of a pass over all N samples at the current world size
-        (a subset policy decides its epoch's length when the epoch starts)."""
-        if self._started:
-            return self._epoch_state["num_batches"]
-        self._sync_world()
-        return self.batches_for(self.memory.num_samples)
+        """Batches the current epoch yields (`len(sampler)`). Asked before the epoch starts (after `set_epoch`, as
+        DataLoader, tqdm, Lightning and the HF Trainer ask), it starts the epoch as the first iterator would: a
+        subset policy (prune_easy, self_paced, ...) decides its subset from the memory as it is now, so the
+        length is the one the epoch yields. If the memory or the world size changes before the first iterator,
+        that iterator decides the epoch again (and may yield another number of batches).
+
+        A score-dependent policy's later epochs cannot be known in advance: their lengths are known when each
+        starts, so a run's total of steps (Lightning's `estimated_stepping_batches`, the HF Trainer's
+        `max_steps`) assumes every epoch has the length of the first; bound such a run by steps (`max_steps`)
+        for a step-based LR schedule that must end exactly."""
+        if not self._started:
+            self._begin_epoch(early=True)
+        return self._epoch_state["num_batches"]
 
     def batches_for(self, samples: int) -> int:
         """Batches of an epoch over `samples` samples at the current world size (`num_batches` if it was fixed)."""
@@ -188,6 +196,7 @@ class HardExampleSampler:
     def _new_epoch(self, epoch: int) -> None:
         self._epoch, self._started, self._drawn_to_end, self._chunk = epoch, False, False, None
         self._hold = False
+        self._planned = None
         self._consumption.reset()
         self._consumed_by = None
 
@@ -199,12 +208,11 @@ class HardExampleSampler:
         if self._started and not hold and (self._drawn_to_end or
                                            self._consumption.consumed >= self._epoch_state["num_batches"]):
             self._new_epoch(self._epoch + 1)
+        if self._planned is not None and self._planned != (self.memory.updates, *rank_and_world()):
+            self._started = False  # len() decided the epoch; the memory or the world changed since: decide again
+        self._planned = None
         if not self._started:
-            started = time.perf_counter()
-            self._sync_world()
-            self._start_epoch()
-            self._started = True
-            self._mining_seconds += time.perf_counter() - started
+            self._begin_epoch()
         k = self._consumption.consumed
         while k < self._epoch_state["num_batches"]:
             chunk = self._chunk
@@ -216,6 +224,15 @@ class HardExampleSampler:
             yield chunk.served[k - chunk.first]
             k += 1
         self._drawn_to_end = True
+
+    def _begin_epoch(self, early: bool = False) -> None:
+        """Start the current epoch (`early`: for `len()`, before an iterator draws from it)."""
+        started = time.perf_counter()
+        self._sync_world()
+        self._start_epoch()
+        self._started = True
+        self._planned = (self.memory.updates, self.rank, self.world_size) if early else None
+        self._mining_seconds += time.perf_counter() - started
 
     def _start_epoch(self) -> None:
         self.flush(wait=True)
@@ -589,10 +606,11 @@ class HardExampleSampler:
         and lookups of `update` and `weights` are not timed (timing them would cost about as much as they do).
         """
         memory = self.memory
+        length = self._epoch_state["num_batches"] if self._started else self.batches_for(memory.num_samples)
         seen = memory.get("seen") > 0
         scores = memory.get("score")[seen]
         out = {"epoch": float(self._epoch), "batch": float(self._consumption.consumed),
-               "num_batches": float(self.num_batches), "fraction_seen": float(seen.mean()),
+               "num_batches": float(length), "fraction_seen": float(seen.mean()),
                "score_mean": float(scores.mean()) if scores.size else float("nan"),
                "score_max": float(scores.max()) if scores.size else float("nan")}
         out.update(self.policy.stats())
@@ -609,7 +627,7 @@ class HardExampleSampler:
         if scores.size:
             age = memory.updates - 1 - memory.get("last_step")[seen]
             out.update(age_median=float(np.median(age)), age_p90=float(np.quantile(age, 0.9)),
-                       age_max=float(age.max()), stale_fraction=float((age > self.num_batches).mean()))
+                       age_max=float(age.max()), stale_fraction=float((age > length).mean()))
         out.update(self.policy.guard_stats())
         drawn = self._drawn_per_class
         if memory.labels is not None and drawn.sum():
@@ -647,6 +665,7 @@ class HardExampleSampler:
         self._consumption.load(drawn)
         self._consumed_by = None
         self._drawn_to_end = self._hold = False
+        self._planned = None
         self._tree = self._permutation = self._chunk = self._last_indices = None
         self._counted = max([drawn["consumed"], *(p + 1 for p in drawn["records"])])  # as counted before
         self._pending.clear()
