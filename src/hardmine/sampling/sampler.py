@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from hardmine._checks import check_indices, check_int, to_numpy
-from hardmine.distributed import agree_on_errors, all_gather_1d, rank_and_world, rank_offset
+from hardmine.distributed import agree_on_config, agree_on_errors, all_gather_1d, rank_and_world, rank_offset
 from hardmine.inbatch.reduction import mark_valid, marked_valid
 from hardmine.memory import ScoreMemory
 from hardmine.sampling.chunking import Chunk, Pending, UpdateBuffer, concatenate, draw_by_priority, draw_from_subset
@@ -65,7 +65,9 @@ class HardExampleSampler:
     iterator drew its last batch), the next iterator starts the next epoch (or the one given to `set_epoch`;
     `set_epoch` of the current epoch makes it continue that epoch, yielding nothing when it is consumed).
     Rank and world size are read when an epoch starts, so a sampler may be built before
-    `torch.distributed.init_process_group`.
+    `torch.distributed.init_process_group`. At each epoch's first draw the ranks agree on their configuration
+    (N, batch size, seed, policy and guards, state version, epoch, consumed batches, memory updates): a difference
+    raises the same `DisagreementError` (a ValueError) on every rank, naming the field and each rank's value.
     """
 
     def __init__(self, memory: ScoreMemory, batch_size: int, num_batches: int | None = None,
@@ -94,6 +96,7 @@ class HardExampleSampler:
         self._drawn_to_end = False  # whether an iterator of this process drew the current epoch's last batch
         self._hold = False  # set_epoch named the current epoch: the next iterator continues it, even if it ended
         self._planned: tuple[int, int, int] | None = None  # (memory updates, rank, world) when len() started it
+        self._agreed: int | None = None  # the epoch whose configuration the ranks agreed on (agree_on_config)
         self._consumption = Consumption()
         self._warned_no_group = False
         self._epoch_state = self._fresh_epoch_state()
@@ -196,7 +199,7 @@ class HardExampleSampler:
     def _new_epoch(self, epoch: int) -> None:
         self._epoch, self._started, self._drawn_to_end, self._chunk = epoch, False, False, None
         self._hold = False
-        self._planned = None
+        self._planned = self._agreed = None
         self._consumption.reset()
         self._consumed_by = None
 
@@ -213,6 +216,9 @@ class HardExampleSampler:
         self._planned = None
         if not self._started:
             self._begin_epoch()
+        if self._agreed != self._epoch:
+            agree_on_config("HardExampleSampler", self._configuration())  # before any data collective
+            self._agreed = self._epoch
         k = self._consumption.consumed
         while k < self._epoch_state["num_batches"]:
             chunk = self._chunk
@@ -224,6 +230,16 @@ class HardExampleSampler:
             yield chunk.served[k - chunk.first]
             k += 1
         self._drawn_to_end = True
+
+    def _configuration(self) -> dict[str, Any]:
+        """What every rank must have alike at an epoch's first draw (`agree_on_config` compares digests)."""
+        policy = self.policy.state_dict()
+        return {"num_samples": self.memory.num_samples, "batch_size": self.batch_size,
+                "num_batches": self.fixed_batches, "drop_last": self.drop_last, "chunk": self.chunk,
+                "seed": self.seed, "epoch": self._epoch, "policy": policy["name"], "policy config": policy["config"],
+                "guards": [(guard["name"], guard["config"]) for guard in policy["guards"]],
+                "state_version": (_STATE_VERSION, policy["state_version"]),
+                "consumed batches": self._consumption.consumed, "memory updates": self.memory.updates}
 
     def _begin_epoch(self, early: bool = False) -> None:
         """Start the current epoch (`early`: for `len()`, before an iterator draws from it)."""
@@ -665,7 +681,7 @@ class HardExampleSampler:
         self._consumption.load(drawn)
         self._consumed_by = None
         self._drawn_to_end = self._hold = False
-        self._planned = None
+        self._planned = self._agreed = None
         self._tree = self._permutation = self._chunk = self._last_indices = None
         self._counted = max([drawn["consumed"], *(p + 1 for p in drawn["records"])])  # as counted before
         self._pending.clear()
