@@ -190,7 +190,7 @@ class HardExampleSampler:
         iterator continues it (its batches not consumed yet; none once it is consumed), so a loop resumed with
         `for epoch in range(saved_epoch, E): sampler.set_epoch(epoch)` from a checkpoint taken on an epoch's last
         batch goes on with the next epoch, not one more."""
-        epoch = check_int("epoch", epoch, minimum=0)
+        epoch = _check_epoch("epoch", epoch)
         if epoch != self._epoch:
             self._new_epoch(epoch)
         else:
@@ -273,12 +273,26 @@ class HardExampleSampler:
         self._drawn_per_class[:] = 0
         self._counted = 0
 
-    def _global_batch_size(self, k: int, samples: int) -> int:
+    def _global_batch_size(self, k: int, samples: int, num_batches: int | None = None) -> int:
         full = self.batch_size * self.world_size
         size = full
-        if self.fixed_batches is None and not self.drop_last and k == self.num_batches - 1 and samples % full:
+        last = (self.num_batches if num_batches is None else num_batches) - 1
+        if self.fixed_batches is None and not self.drop_last and k == last and samples % full:
             size = samples - k * full
         return -(-size // self.world_size) * self.world_size  # every rank gets the same, non-empty share
+
+    def _drawn_size(self, k: int, epoch_state: dict[str, Any], use_saved_config: bool) -> int | None:
+        """The global size of batch k of an epoch decided as `epoch_state` (None: not known before a saved policy
+        configuration is taken)."""
+        n, batches = self.memory.num_samples, epoch_state["num_batches"]
+        if epoch_state["mode"] == "candidates":
+            if use_saved_config:
+                return None
+            size = min(n, self._global_batch_size(k, self.policy.epoch_samples(n), batches) * self.policy.candidates)
+            return size - size % self.world_size
+        subset = epoch_state["subset"]
+        return self._global_batch_size(k, n if subset is None or epoch_state["mode"] != "subset" else subset.size,
+                                       batches)
 
     def _next_chunk(self, k: int) -> Chunk:
         """The chunk that serves batch k: the batches drawn before from k on and not consumed (after a resume, or
@@ -457,7 +471,9 @@ class HardExampleSampler:
             self.flush(wait=True)  # a buffer holds one kind of update at a time
         batch_policy = self._batch_policy and not self.policy.in_warmup(self._epoch)
         with agree_on_errors("HardExampleSampler.update"):  # every rank raises, or none does
-            local = found[0] if found is not None else check_indices("indices", indices, self.memory.num_samples)
+            # the sampler's own array, or a copy: the caller may change theirs before the buffered write
+            local = found[0] if found is not None else \
+                check_indices("indices", indices, self.memory.num_samples).copy()
             self._check_candidates(local)
             values = {"scores": HostValues("per_sample_loss", per_sample_loss, local)}
             if stats:
@@ -655,8 +671,14 @@ class HardExampleSampler:
         return out
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue the exact sequence of batches (the memory has its own state_dict)."""
+        """Everything needed to continue the exact sequence of batches (the memory has its own state_dict).
+
+        Of the batches drawn but not consumed it holds the first `DRAWN_SAVED` (256, as many as DataLoader
+        prefetching could need): a loop that drew more ahead of the last batch it consumed resumes serving those,
+        then draws the rest anew (the same batches for shuffled passes and candidate batches; a priority policy
+        draws them from the priorities of that moment)."""
         return {"seed": self.seed, "epoch": self._epoch, "position": self._consumption.consumed,
+                "num_samples": self.memory.num_samples,
                 "started": self._started, "drawn": self._consumption.state_dict(),
                 "batch_size": self.batch_size, "fixed_batches": self.fixed_batches, "world_size": self.world_size,
                 "epoch_state": to_saved(self._epoch_state), "policy": self.policy.state_dict(),
@@ -693,13 +715,18 @@ class HardExampleSampler:
                 "epoch_state", "policy")
         check_state(state, "HardExampleSampler", _STATE_VERSION, keys)
         for key in ("batch_size", "fixed_batches", "world_size"):
+            if state[key] is not None and (isinstance(state[key], bool) or not isinstance(state[key], int)):
+                raise TypeError(f"state[{key!r}] must be an int, got {state[key]!r}")
             if state.get(key) != getattr(self, key):
                 raise ValueError(f"state[{key!r}] is {state.get(key)!r} but this sampler has {getattr(self, key)!r}")
         seed = _check_seed("state['seed']", state["seed"])
         compare_config("HardExampleSampler", {"seed": seed}, {"seed": self.seed}, use_saved_config)
-        epoch = check_int("state['epoch']", state["epoch"], minimum=0)
+        epoch = _check_epoch("state['epoch']", state["epoch"])
         position = check_int("state['position']", state["position"], minimum=0)
         n = self.memory.num_samples
+        if "num_samples" in state and (isinstance(state["num_samples"], bool) or state["num_samples"] != n):
+            raise ValueError(f"state['num_samples'] is {state['num_samples']!r} but this sampler's memory holds {n} "
+                             "samples: the state belongs to another data set")
         epoch_state = check_fields(state["epoch_state"], _EPOCH_STATE, "state['epoch_state']", {"N": n})
         subset, weights = epoch_state["subset"], epoch_state["subset_weights"]
         if (subset is None) != (weights is None) or (subset is not None and subset.shape != weights.shape):
@@ -711,6 +738,11 @@ class HardExampleSampler:
         if not isinstance(state["started"], bool):
             raise TypeError(f"state['started'] must be a bool, got {state['started']!r}")
         drawn = Consumption.check_state(state["drawn"], epoch_state["num_batches"], n)
+        for k, (indices, _) in drawn["records"].items():
+            size = self._drawn_size(k, epoch_state, use_saved_config)
+            if size is not None and indices.size != size:
+                raise ValueError(f"state['drawn'] holds batch {k} of {indices.size} indices, but a batch there "
+                                 f"holds {size} (batch_size {self.batch_size} x world size {self.world_size})")
         if epoch_state["mode"] != "candidates" and any(np.isnan(w).any() for _, w in drawn["records"].values()):
             raise ValueError("state['drawn'] holds NaN weights, which only candidate batches have (before update() "
                              f"decides them), but the epoch's mode is {epoch_state['mode']!r}")
@@ -728,6 +760,14 @@ _EPOCH_STATE = {"mode": Choice("subset", "priority", "candidates"),
 """The schema of an epoch's state: what its start decided."""
 
 _SEED_LIMIT = 2**64  # numpy's Philox key and SeedSequence entropy take seeds below it
+_EPOCH_LIMIT = 2**63  # an epoch is a 64-bit Philox counter word, and int64 in saved states
+
+
+def _check_epoch(name: str, epoch: Any) -> int:
+    epoch = check_int(name, epoch, minimum=0)
+    if epoch >= _EPOCH_LIMIT:
+        raise ValueError(f"{name} must be below 2**63, got {epoch}")
+    return epoch
 
 
 def _check_seed(name: str, seed: Any) -> int:
