@@ -217,7 +217,8 @@ class HardExampleSampler:
         if not self._started:
             self._begin_epoch()
         if self._agreed != self._epoch:
-            agree_on_config("HardExampleSampler", self._configuration())  # before any data collective
+            if self.world_size > 1:
+                agree_on_config("HardExampleSampler", self._configuration())  # before any data collective
             self._agreed = self._epoch
         k = self._consumption.consumed
         while k < self._epoch_state["num_batches"]:
