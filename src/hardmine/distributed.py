@@ -1,12 +1,15 @@
 """torch.distributed helpers: rank and world size, an all-gather of 1-D tensors of different lengths, and the
-agreement of all ranks on the validity of their inputs before any data collective (`agree_on_errors`)."""
+agreement of all ranks on the validity of their inputs before any data collective (`agree_on_errors`) and on
+their configuration (`agree_on_config`)."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -88,3 +91,68 @@ def agree_on_errors(what: str, group: Any = None, enabled: bool = True) -> Itera
     dist.broadcast_object_list(message, src=source, group=group, device=device)  # only on failure
     others = f" (ranks {bad} failed)" if len(bad) > 1 else ""
     raise AgreedError(f"{what}: rank {bad[0]} had bad input{others}: {message[0]}") from error
+
+
+class DisagreementError(ValueError):
+    """Raised on every rank when the ranks' configurations differ (`agree_on_config`)."""
+
+
+def digest(value: Any) -> int:
+    """A signed 64-bit digest of a configuration value: numbers, strings, None, arrays and tensors (dtype, shape
+    and bytes), and dicts (by sorted key), lists and tuples of them; anything else by its type and repr."""
+    h = hashlib.blake2b(digest_size=8)
+    _feed(h, value)
+    return int.from_bytes(h.digest(), "little", signed=True)
+
+
+def _feed(h: Any, value: Any) -> None:
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    if isinstance(value, np.ndarray):
+        h.update(f"array {value.dtype.str} {value.shape} ".encode())
+        h.update(np.ascontiguousarray(value).tobytes())
+    elif isinstance(value, dict):
+        h.update(f"dict {len(value)} ".encode())
+        for key in sorted(value, key=repr):
+            _feed(h, key)
+            _feed(h, value[key])
+    elif isinstance(value, (list, tuple)):
+        h.update(f"{type(value).__name__} {len(value)} ".encode())
+        for item in value:
+            _feed(h, item)
+    else:
+        h.update(f"{type(value).__name__} {value!r};".encode())
+
+
+def _shown(value: Any) -> str:
+    """A short text of a configuration value for an error message."""
+    if isinstance(value, (np.ndarray, torch.Tensor)) or len(repr(value)) > 120:
+        return f"<{type(value).__name__} digest {digest(value):#x}>"
+    return repr(value)
+
+
+def agree_on_config(what: str, fields: dict[str, Any]) -> None:
+    """Every rank checks that all ranks have the same `fields` (name -> value, the same names on every rank):
+    one all-gather of a 64-bit digest per field ([world, F] int64); when any differs, every rank raises the same
+    `DisagreementError` naming each differing field and each rank's value (gathered only then). Nothing happens
+    without a process group or with one rank. Call it before the data collectives that the fields govern."""
+    _, world = rank_and_world()
+    if world == 1:
+        return
+    names = sorted(fields)
+    device = _collective_device()
+    local = torch.tensor([digest(fields[name]) for name in names] + [digest(names)], dtype=torch.int64,
+                         device=device)
+    gathered = [torch.empty_like(local) for _ in range(world)]
+    dist.all_gather(gathered, local)
+    table = torch.stack(gathered).cpu()
+    differ = [i for i in range(len(names) + 1) if bool((table[:, i] != table[0, i]).any())]
+    if not differ:
+        return
+    shown = {names[i] if i < len(names) else "field names": _shown(fields[names[i]] if i < len(names) else names)
+             for i in differ}
+    every: list[Any] = [None] * world
+    dist.all_gather_object(every, shown)
+    parts = [f"{name}: " + ", ".join(f"rank {r} has {every[r].get(name)}" for r in range(world)) for name in shown]
+    raise DisagreementError(f"{what}: the ranks' configurations differ (every rank must build it alike): "
+                            + "; ".join(parts))

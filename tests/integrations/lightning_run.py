@@ -56,7 +56,7 @@ class Model(pl.LightningModule):
 
 
 def fit(root: str, policy: str = "importance", epochs: int = 3, ckpt_path: str | None = None, num_workers: int = 0,
-        every_n_steps: int | None = None, devices: int = 1, strategy: str = "auto", **trainer_kwargs):
+        every_n_steps: int | None = None, devices: int = 1, strategy: str = "auto", logger=False, **trainer_kwargs):
     """Train; return (model, callback). Checkpoints at every `every_n_steps` steps and each epoch end go to root."""
     bank = CrossBatchMemory(size=20, embedding_dim=CLASSES)
     miner = HardMiningCallback(policy=policy, batch_size=8, seed=3, extra_state={"bank": bank})
@@ -68,7 +68,7 @@ def fit(root: str, policy: str = "importance", epochs: int = 3, ckpt_path: str |
                                                         every_n_train_steps=every_n_steps,
                                                         auto_insert_metric_name=False))
     trainer = pl.Trainer(max_epochs=epochs, accelerator="cpu", devices=devices, strategy=strategy,
-                         callbacks=[miner, *checkpoints], logger=False, enable_progress_bar=False,
+                         callbacks=[miner, *checkpoints], logger=logger, enable_progress_bar=False,
                          enable_model_summary=False, deterministic=True, **trainer_kwargs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -80,7 +80,8 @@ def main(out: str) -> None:
     """The DDP runs: uninterrupted, resumed from a mid-epoch and an end-of-epoch checkpoint; 2 uniform epochs."""
     rank = int(os.environ.get("RANK", "0"))
     result = {}
-    full, miner = fit(out, strategy="ddp", devices=2, every_n_steps=4)
+    logger = pl.loggers.CSVLogger(os.path.join(out, "logs"), name="full", version=0)  # logs sampler.stats()
+    full, miner = fit(out, strategy="ddp", devices=2, every_n_steps=4, logger=logger)
     result["full"] = {"seen": full.seen, "score": miner.memory.get("score").tolist(),
                       "bank": full.bank.embeddings.tolist(),
                       "world_size": miner.sampler.state_dict()["world_size"]}
@@ -89,7 +90,9 @@ def main(out: str) -> None:
                              ckpt_path=os.path.join(out, name))
         result[name] = {"seen": resumed.seen, "score": miner.memory.get("score").tolist(),
                         "bank": resumed.bank.embeddings.tolist()}
-    uniform, miner = fit(os.path.join(out, "uniform"), policy="uniform", epochs=2, strategy="ddp", devices=2)
+    logger = pl.loggers.CSVLogger(os.path.join(out, "logs"), name="uniform", version=0)
+    uniform, miner = fit(os.path.join(out, "uniform"), policy="uniform", epochs=2, strategy="ddp", devices=2,
+                         logger=logger)
     result["uniform"] = {"seen": uniform.seen, "updates": miner.memory.updates, "len": len(miner.sampler)}
     with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
         json.dump(result, f)

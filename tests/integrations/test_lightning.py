@@ -45,7 +45,7 @@ def test_epochs_stay_in_step_under_limit_train_batches(tmp_path):
     assert model.seen[:4] == first[:4] and model.seen[4:8] != first[4:8]
 
 
-def test_ddp_two_processes_with_the_default_distributed_sampler(tmp_path):
+def test_ddp_two_processes_with_the_default_distributed_sampler_and_a_logger(tmp_path):
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root / "src"), str(root)]), "OMP_NUM_THREADS": "1"}
     done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
@@ -69,6 +69,11 @@ def test_ddp_two_processes_with_the_default_distributed_sampler(tmp_path):
             assert ranks[r][name]["seen"] == full[r]["seen"][done:], (name, r)
             assert ranks[r][name]["score"] == full[r]["score"]
             assert ranks[r][name]["bank"] == full[r]["bank"] == full[0]["bank"]  # gathered: every rank the same
+    for name, epochs in (("full", 3), ("uniform", 2)):  # a CSVLogger got sampler.stats() at each epoch end
+        lines = (tmp_path / "logs" / name / "version_0" / "metrics.csv").read_text().splitlines()
+        column = lines[0].split(",").index("hardmine/epoch")
+        logged = [float(line.split(",")[column]) for line in lines[1:] if line.split(",")[column]]
+        assert logged == [float(e) for e in range(epochs)], name
 
 
 def _free_port() -> int:
@@ -125,3 +130,61 @@ def test_stats_are_logged_once_an_epoch(tmp_path):
     trainer.fit(run.Model(miner))
     epochs = [m for m in Logger.logged if "hardmine/epoch" in m]
     assert [m["hardmine/epoch"] for m in epochs] == [0.0, 1.0] and 0.5 < epochs[-1]["hardmine/fraction_seen"] <= 1.0
+
+
+class _Scheduled(run.Model):
+    """A warm memory (scored before training, so prune_easy prunes from epoch 0 on) and a LinearLR to 0 over
+    `trainer.estimated_stepping_batches`, stepped every batch; records each epoch's (num_training_batches, steps)
+    and the learning rate after training."""
+
+    def __init__(self, miner):
+        super().__init__(miner)
+        self.epochs, self.final_lr = [], None
+
+    def train_dataloader(self):
+        loader = self.miner.dataloader(run.data())
+        if self.miner.memory.updates == 0:
+            self.miner.memory.update(np.arange(run.N), np.abs(np.cos(np.arange(run.N))))
+        return loader
+
+    def on_train_epoch_start(self):
+        self.epochs.append([self.trainer.num_training_batches, 0])
+
+    def on_train_batch_end(self, *args):
+        self.epochs[-1][1] += 1
+
+    def on_train_end(self):
+        self.final_lr = self.trainer.optimizers[0].param_groups[0]["lr"]
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.SGD(self.parameters(), lr=0.5)
+        total = self.trainer.estimated_stepping_batches
+        schedule = torch.optim.lr_scheduler.LinearLR(optimizer, 1.0, 0.0, total_iters=total)
+        return [optimizer], [{"scheduler": schedule, "interval": "step"}]
+
+
+def _fit_scheduled(policy, **trainer_kwargs):
+    import pytorch_lightning as pl
+
+    import hardmine as hm
+
+    miner = HardMiningCallback(policy=hm.build_policy(policy, ratio=0.5, epochs=10), batch_size=8, seed=3)
+    model = _Scheduled(miner)
+    trainer = pl.Trainer(accelerator="cpu", callbacks=[miner], logger=False, enable_progress_bar=False,
+                         enable_checkpointing=False, enable_model_summary=False, **trainer_kwargs)
+    trainer.fit(model)
+    return model, trainer
+
+
+def test_prune_easy_epoch_lengths_and_a_linear_lr_that_ends_at_zero():
+    model, trainer = _fit_scheduled("prune_easy", max_epochs=1)
+    (total, steps), = model.epochs
+    assert steps < PER_EPOCH  # pruned
+    assert total == steps == trainer.estimated_stepping_batches == trainer.global_step
+    assert model.final_lr == 0.0
+    model, trainer = _fit_scheduled("prune_easy", max_epochs=3)  # each epoch decides its own length
+    assert all(total == steps for total, steps in model.epochs), model.epochs
+    assert len({steps for _, steps in model.epochs}) > 1
+    assert trainer.global_step == sum(steps for _, steps in model.epochs)
+    model, trainer = _fit_scheduled("prune_easy", max_epochs=-1, max_steps=30)  # bounded by steps: exact
+    assert trainer.global_step == 30 and model.final_lr == 0.0

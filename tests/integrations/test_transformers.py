@@ -145,3 +145,18 @@ def test_the_memory_gets_the_label_column_and_class_balanced_draws_classes_equal
         HardMiningTrainer(model=run.model(), args=args, train_dataset=train, hardmine_labels=labels[:3])
     unlabeled = HardMiningTrainer(model=run.model(), args=args, train_dataset=train.remove_columns("labels"))
     assert unlabeled.hardmine_memory.labels is None
+
+
+def test_stats_reach_the_log_history_and_the_logged_epoch_never_goes_backwards(tmp_path):
+    epochs, at = 3, PER_EPOCH + PER_EPOCH // 2  # a checkpoint in the middle of epoch 1
+    full = run.fit(str(tmp_path / "full"), policy="prune_easy", epochs=epochs, save_at=(at,),
+                   logging_strategy="steps", logging_steps=1)
+    logs = [h for h in full.state.log_history if "loss" in h]
+    assert len(logs) == full.state.global_step
+    assert all("hardmine/score_mean" in h and "hardmine/keep_ratio" in h for h in logs)
+    logged = [h["epoch"] for h in logs]
+    assert logged == sorted(logged) and logged[-1] == pytest.approx(epochs), logged
+    resumed = run.fit(str(tmp_path / "resumed"), policy="prune_easy", epochs=epochs, logging_strategy="steps",
+                      logging_steps=1, resume=str(tmp_path / "full" / f"checkpoint-{at}"))
+    again = [h["epoch"] for h in resumed.state.log_history if "loss" in h]
+    assert again == sorted(again) and again == logged, (again, logged)

@@ -75,9 +75,9 @@ def fit(out: str, policy: str = "importance", epochs: int = 3, resume: str | Non
     """Train `epochs` epochs (batch 8, checkpoints in `out` after the steps `save_at`); return the trainer."""
     hf_logging.set_verbosity_error()
     logging.getLogger("accelerate").setLevel(logging.ERROR)
+    args = {"logging_strategy": "no", **args}
     arguments = TrainingArguments(output_dir=out, per_device_train_batch_size=8, num_train_epochs=epochs,
-                                  learning_rate=1e-2, save_strategy="no",
-                                  logging_strategy="no", report_to=[], use_cpu=True, seed=0,
+                                  learning_rate=1e-2, save_strategy="no", report_to=[], use_cpu=True, seed=0,
                                   disable_tqdm=True, **args)
     trainer = Recording(model=model(), args=arguments, train_dataset=data(), hardmine_policy=policy,
                         callbacks=[SaveAt(save_at)])

@@ -98,3 +98,33 @@ def test_every_sample_visit_is_counted_over_an_epoch():
         sampler.update(idx, fake_loss(idx, memory.updates))
     np.testing.assert_array_equal(visits, np.ones(N))
     np.testing.assert_array_equal(memory.get("seen"), np.ones(N))
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize("policy", ["uniform", "importance", "prune_easy", "selective_backprop"])
+def test_a_checkpoint_at_an_epochs_last_batch_resumes_with_the_natural_loop(policy, workers):
+    """The checkpoint is taken in the loop, after the last batch of epoch 1, with the loop's epoch; the resumed
+    loop is `for epoch in range(saved_epoch, EPOCHS): set_epoch(epoch)`: epoch 1 yields nothing more."""
+    def loop(memory, sampler, loader, start, checkpoints=None):
+        seen = []
+        for epoch in range(start, EPOCHS):
+            sampler.set_epoch(epoch)
+            for step, (idx, _) in enumerate(loader):
+                sampler.update(idx, fake_loss(idx, memory.updates))
+                sampler.weights(idx)
+                seen.append(idx.tolist())
+                if checkpoints is not None and epoch == 1 and step + 1 == len(sampler):
+                    checkpoints.append((epoch, sampler.state_dict(), memory.state_dict(), len(seen)))
+        return seen
+
+    memory, sampler, loader = new_run(policy, workers)
+    checkpoints = []
+    full = loop(memory, sampler, loader, 0, checkpoints)
+    (saved_epoch, sampler_state, memory_state, done), = checkpoints
+    memory2, sampler2, loader2 = new_run(policy, workers)
+    memory2.load_state_dict(memory_state)
+    sampler2.load_state_dict(sampler_state)
+    resumed = loop(memory2, sampler2, loader2, saved_epoch)
+    assert done + len(resumed) == len(full)
+    assert resumed == full[done:]
+    np.testing.assert_array_equal(memory2.get("score"), memory.get("score"))

@@ -62,6 +62,16 @@ class _DrawnBatches(DistributedSampler):
         self.batches.set_epoch(epoch)
 
 
+def _limited(length: int, limit: int | float | None) -> int:
+    """An epoch's batches under `limit_train_batches` (an int caps them, a float takes that part), as Lightning
+    counts them."""
+    if isinstance(limit, int):
+        return min(length, limit)
+    if isinstance(limit, float):
+        return int(length * limit)
+    return length
+
+
 class HardMiningCallback(pl.Callback):
     """Owns a ScoreMemory and a HardExampleSampler for a LightningModule's training data.
 
@@ -82,6 +92,12 @@ class HardMiningCallback(pl.Callback):
     with `torch.load(weights_only=True)`) and restores them on `fit(ckpt_path=...)`, works under `strategy="ddp"`
     with the default `use_distributed_sampler=True`, and logs `sampler.stats()` as `hardmine/<name>` through the
     trainer's logger at each epoch end.
+
+    Each epoch's number of batches is the sampler's `len()` at the epoch's start (the trainer's
+    `num_training_batches` follows it). A policy whose epochs shorten as the model learns (prune_easy, self_paced,
+    the pacing policies) cannot know its later epochs' lengths in advance, so `trainer.estimated_stepping_batches`
+    (the first epoch's length x max_epochs) is then an upper bound; a step-based LR schedule that must end
+    exactly needs a run bounded by steps (`Trainer(max_steps=S, max_epochs=-1)`, S the schedule's length).
     """
 
     def __init__(self, policy: str | hm.Policy = "importance", batch_size: int = 64, seed: int = 0,
@@ -158,8 +174,20 @@ class HardMiningCallback(pl.Callback):
                                "return miner.dataloader(train_set, ...) from train_dataloader()")
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """Keep the sampler's epoch the trainer's (also when `limit_train_batches` ends epochs early)."""
+        """Keep the sampler's epoch the trainer's (also when `limit_train_batches` ends epochs early), and the
+        trainer's batches of this epoch (`num_training_batches`: the progress bar's total, the epoch's end) the
+        sampler's `len()`: Lightning reads the length once, at setup, but a policy such as prune_easy decides
+        each epoch's length when it starts."""
         self.sampler.set_epoch(trainer.current_epoch)
+        loop = trainer.fit_loop
+        combined = getattr(loop, "_combined_loader", None)
+        loaders = getattr(combined, "flattened", [])
+        if len(loaders) != 1 or getattr(loaders[0], "sampler", None) is None or \
+                getattr(loaders[0].sampler, "batches", None) is not self.sampler:
+            return  # several training loaders: Lightning's own totals stand
+        batches = _limited(len(self.sampler), trainer.limit_train_batches)
+        combined.limits = [batches]
+        loop.max_batches = batches
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Log `sampler.stats()` once an epoch through the trainer's logger (global rank 0)."""

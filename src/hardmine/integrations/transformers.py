@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from accelerate.data_loader import BatchSamplerShard, DataLoaderDispatcher
 from torch.utils.data import DataLoader, Dataset
-from transformers import Trainer
+from transformers import Trainer, TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, seed_worker
 
 import hardmine as hm
@@ -86,6 +86,20 @@ def _by_progress(lr_lambda: Callable[[int], float], progress: Callable[[], float
     return by_progress
 
 
+class _EpochFromSampler(TrainerCallback):
+    """After each optimiser step, the Trainer's fractional epoch (what `log` records) is the sampler's: its epoch
+    plus the part of it consumed. The Trainer's own counts steps of a fixed epoch length from where its loop
+    started, which a policy that changes epoch lengths, or a resume inside an epoch, would make go backwards."""
+
+    def __init__(self, sampler: hm.HardExampleSampler) -> None:
+        self.sampler = sampler
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+        sampler = self.sampler
+        state.epoch = sampler.epoch + sampler.position / max(len(sampler), 1)
+        return control
+
+
 class HardMiningTrainer(Trainer):
     """A `transformers.Trainer` whose training batches come from a HardExampleSampler over a ScoreMemory.
 
@@ -108,8 +122,10 @@ class HardMiningTrainer(Trainer):
     restores sampler and memory (`hardmine.pt`, weights_only-loadable) in the Trainer's checkpoints. When the
     policy changes epoch lengths (prune_easy, curricula; gradient accumulation is refused then), an epoch-based
     run drives the learning-rate schedule by the fraction of the configured epochs done, so it ends with the
-    run; a `max_steps` run goes on until `max_steps`, over as many epochs as that takes. Exposes
-    `.hardmine_memory` and `.hardmine_sampler`.
+    run; a `max_steps` run goes on until `max_steps`, over as many epochs as that takes. The logged epoch is the
+    sampler's (its epoch plus the part consumed: it never goes backwards), and each training log (`logging_steps`)
+    carries `sampler.stats()` as `hardmine/<name>` (this rank's, see `HardExampleSampler.stats`), so they reach
+    `state.log_history` and the `report_to` integrations. Exposes `.hardmine_memory` and `.hardmine_sampler`.
     """
 
     def __init__(self, *args: Any, hardmine_policy: str | hm.Policy = "importance",
@@ -147,6 +163,13 @@ class HardMiningTrainer(Trainer):
         self._hardmine_label = (self.args.label_names or ["labels"])[0]
         self._hardmine_resumed = self._hardmine_rng_after_iter = False
         self._hardmine_rng_pending: str | None = None
+        self.add_callback(_EpochFromSampler(self.hardmine_sampler))
+
+    def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
+        """The Trainer's, with the sampler's stats (`hardmine/<name>`) added to each training-loss log."""
+        if "loss" in logs:
+            logs = {**logs, **{f"hardmine/{name}": value for name, value in self.hardmine_sampler.stats().items()}}
+        super().log(logs, *args, **kwargs)
 
     def _hardmine_labels(self, train: Any, labels: Any) -> Any:
         """The class labels [N] the memory keeps: `labels` when given, else the data set's label column

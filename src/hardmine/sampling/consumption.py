@@ -17,6 +17,9 @@ import torch
 
 from hardmine._checks import check_int
 
+DRAWN_SAVED = 256
+"""The most drawn-but-unconsumed batches a state holds (the first ones after the consumed position)."""
+
 
 class Consumption:
     """The consumed count of the current epoch and the drawn-but-unconsumed batches, by position in the epoch.
@@ -74,8 +77,8 @@ class Consumption:
         return None
 
     def state_dict(self) -> dict[str, Any]:
-        """The consumed count and the unconsumed records, as tensors (weights_only-loadable)."""
-        positions = sorted(self._records)
+        """The consumed count and the first `DRAWN_SAVED` unconsumed records, as tensors (weights_only-loadable)."""
+        positions = sorted(self._records)[:DRAWN_SAVED]
         return {"consumed": self.consumed, "positions": torch.tensor(positions, dtype=torch.int64),
                 "indices": [torch.from_numpy(self._records[p][0].copy()) for p in positions],
                 "weights": [torch.from_numpy(self._records[p][1].copy()) for p in positions]}

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from hardmine._checks import check_indices, check_int, to_numpy
-from hardmine.distributed import agree_on_errors, all_gather_1d, rank_and_world, rank_offset
+from hardmine.distributed import agree_on_config, agree_on_errors, all_gather_1d, rank_and_world, rank_offset
 from hardmine.inbatch.reduction import mark_valid, marked_valid
 from hardmine.memory import ScoreMemory
 from hardmine.sampling.chunking import Chunk, Pending, UpdateBuffer, concatenate, draw_by_priority, draw_from_subset
@@ -62,9 +62,12 @@ class HardExampleSampler:
     current epoch with the first batch not consumed, so DataLoader may call it more than once, and batches
     drawn ahead (DataLoader workers, Lightning, accelerate) but not consumed are served again, as they were
     drawn, by the next iterator, also after `load_state_dict`. Once an epoch is consumed (or an
-    iterator drew its last batch), the next iterator starts the next epoch (or the one given to `set_epoch`).
+    iterator drew its last batch), the next iterator starts the next epoch (or the one given to `set_epoch`;
+    `set_epoch` of the current epoch makes it continue that epoch, yielding nothing when it is consumed).
     Rank and world size are read when an epoch starts, so a sampler may be built before
-    `torch.distributed.init_process_group`.
+    `torch.distributed.init_process_group`. At each epoch's first draw the ranks agree on their configuration
+    (N, batch size, seed, policy and guards, state version, epoch, consumed batches, memory updates): a difference
+    raises the same `DisagreementError` (a ValueError) on every rank, naming the field and each rank's value.
     """
 
     def __init__(self, memory: ScoreMemory, batch_size: int, num_batches: int | None = None,
@@ -91,6 +94,9 @@ class HardExampleSampler:
         self._epoch = 0
         self._started = False  # whether the current epoch's start (policy, subset, length) happened
         self._drawn_to_end = False  # whether an iterator of this process drew the current epoch's last batch
+        self._hold = False  # set_epoch named the current epoch: the next iterator continues it, even if it ended
+        self._planned: tuple[int, int, int] | None = None  # (memory updates, rank, world) when len() started it
+        self._agreed: int | None = None  # the epoch whose configuration the ranks agreed on (agree_on_config)
         self._consumption = Consumption()
         self._warned_no_group = False
         self._epoch_state = self._fresh_epoch_state()
@@ -125,12 +131,19 @@ class HardExampleSampler:
 
     @property
     def num_batches(self) -> int:
-        """Batches of the current epoch; before it starts, of a pass over all N samples at the current world size
-        (a subset policy decides its epoch's length when the epoch starts)."""
-        if self._started:
-            return self._epoch_state["num_batches"]
-        self._sync_world()
-        return self.batches_for(self.memory.num_samples)
+        """Batches the current epoch yields (`len(sampler)`). Asked before the epoch starts (after `set_epoch`, as
+        DataLoader, tqdm, Lightning and the HF Trainer ask), it starts the epoch as the first iterator would: a
+        subset policy (prune_easy, self_paced, ...) decides its subset from the memory as it is now, so the
+        length is the one the epoch yields. If the memory or the world size changes before the first iterator,
+        that iterator decides the epoch again (and may yield another number of batches).
+
+        A score-dependent policy's later epochs cannot be known in advance: their lengths are known when each
+        starts, so a run's total of steps (Lightning's `estimated_stepping_batches`, the HF Trainer's
+        `max_steps`) assumes every epoch has the length of the first; bound such a run by steps (`max_steps`)
+        for a step-based LR schedule that must end exactly."""
+        if not self._started:
+            self._begin_epoch(early=True)
+        return self._epoch_state["num_batches"]
 
     def batches_for(self, samples: int) -> int:
         """Batches of an epoch over `samples` samples at the current world size (`num_batches` if it was fixed)."""
@@ -173,13 +186,20 @@ class HardExampleSampler:
         return self._epoch
 
     def set_epoch(self, epoch: int) -> None:
-        """Make the next iterator draw epoch `epoch`: from its start, unless it is the current epoch."""
-        epoch = check_int("epoch", epoch, minimum=0)
+        """Make the next iterator draw epoch `epoch`: from its start, unless it is the current epoch; then the next
+        iterator continues it (its batches not consumed yet; none once it is consumed), so a loop resumed with
+        `for epoch in range(saved_epoch, E): sampler.set_epoch(epoch)` from a checkpoint taken on an epoch's last
+        batch goes on with the next epoch, not one more."""
+        epoch = _check_epoch("epoch", epoch)
         if epoch != self._epoch:
             self._new_epoch(epoch)
+        else:
+            self._hold = True
 
     def _new_epoch(self, epoch: int) -> None:
         self._epoch, self._started, self._drawn_to_end, self._chunk = epoch, False, False, None
+        self._hold = False
+        self._planned = self._agreed = None
         self._consumption.reset()
         self._consumed_by = None
 
@@ -187,14 +207,19 @@ class HardExampleSampler:
         return self._epoch_batches()
 
     def _epoch_batches(self) -> Iterator[np.ndarray]:
-        if self._started and (self._drawn_to_end or self._consumption.consumed >= self._epoch_state["num_batches"]):
+        hold, self._hold = self._hold, False
+        if self._started and not hold and (self._drawn_to_end or
+                                           self._consumption.consumed >= self._epoch_state["num_batches"]):
             self._new_epoch(self._epoch + 1)
+        if self._planned is not None and self._planned != (self.memory.updates, *rank_and_world()):
+            self._started = False  # len() decided the epoch; the memory or the world changed since: decide again
+        self._planned = None
         if not self._started:
-            started = time.perf_counter()
-            self._sync_world()
-            self._start_epoch()
-            self._started = True
-            self._mining_seconds += time.perf_counter() - started
+            self._begin_epoch()
+        if self._agreed != self._epoch:
+            if self.world_size > 1:
+                agree_on_config("HardExampleSampler", self._configuration())  # before any data collective
+            self._agreed = self._epoch
         k = self._consumption.consumed
         while k < self._epoch_state["num_batches"]:
             chunk = self._chunk
@@ -206,6 +231,25 @@ class HardExampleSampler:
             yield chunk.served[k - chunk.first]
             k += 1
         self._drawn_to_end = True
+
+    def _configuration(self) -> dict[str, Any]:
+        """What every rank must have alike at an epoch's first draw (`agree_on_config` compares digests)."""
+        policy = self.policy.state_dict()
+        return {"num_samples": self.memory.num_samples, "batch_size": self.batch_size,
+                "num_batches": self.fixed_batches, "drop_last": self.drop_last, "chunk": self.chunk,
+                "seed": self.seed, "epoch": self._epoch, "policy": policy["name"], "policy config": policy["config"],
+                "guards": [(guard["name"], guard["config"]) for guard in policy["guards"]],
+                "state_version": (_STATE_VERSION, policy["state_version"]),
+                "consumed batches": self._consumption.consumed, "memory updates": self.memory.updates}
+
+    def _begin_epoch(self, early: bool = False) -> None:
+        """Start the current epoch (`early`: for `len()`, before an iterator draws from it)."""
+        started = time.perf_counter()
+        self._sync_world()
+        self._start_epoch()
+        self._started = True
+        self._planned = (self.memory.updates, self.rank, self.world_size) if early else None
+        self._mining_seconds += time.perf_counter() - started
 
     def _start_epoch(self) -> None:
         self.flush(wait=True)
@@ -230,12 +274,26 @@ class HardExampleSampler:
         self._drawn_per_class[:] = 0
         self._counted = 0
 
-    def _global_batch_size(self, k: int, samples: int) -> int:
+    def _global_batch_size(self, k: int, samples: int, num_batches: int | None = None) -> int:
         full = self.batch_size * self.world_size
         size = full
-        if self.fixed_batches is None and not self.drop_last and k == self.num_batches - 1 and samples % full:
+        last = (self.num_batches if num_batches is None else num_batches) - 1
+        if self.fixed_batches is None and not self.drop_last and k == last and samples % full:
             size = samples - k * full
         return -(-size // self.world_size) * self.world_size  # every rank gets the same, non-empty share
+
+    def _drawn_size(self, k: int, epoch_state: dict[str, Any], use_saved_config: bool) -> int | None:
+        """The global size of batch k of an epoch decided as `epoch_state` (None: not known before a saved policy
+        configuration is taken)."""
+        n, batches = self.memory.num_samples, epoch_state["num_batches"]
+        if epoch_state["mode"] == "candidates":
+            if use_saved_config:
+                return None
+            size = min(n, self._global_batch_size(k, self.policy.epoch_samples(n), batches) * self.policy.candidates)
+            return size - size % self.world_size
+        subset = epoch_state["subset"]
+        return self._global_batch_size(k, n if subset is None or epoch_state["mode"] != "subset" else subset.size,
+                                       batches)
 
     def _next_chunk(self, k: int) -> Chunk:
         """The chunk that serves batch k: the batches drawn before from k on and not consumed (after a resume, or
@@ -414,7 +472,9 @@ class HardExampleSampler:
             self.flush(wait=True)  # a buffer holds one kind of update at a time
         batch_policy = self._batch_policy and not self.policy.in_warmup(self._epoch)
         with agree_on_errors("HardExampleSampler.update"):  # every rank raises, or none does
-            local = found[0] if found is not None else check_indices("indices", indices, self.memory.num_samples)
+            # the sampler's own array, or a copy: the caller may change theirs before the buffered write
+            local = found[0] if found is not None else \
+                check_indices("indices", indices, self.memory.num_samples).copy()
             self._check_candidates(local)
             values = {"scores": HostValues("per_sample_loss", per_sample_loss, local)}
             if stats:
@@ -425,6 +485,7 @@ class HardExampleSampler:
                 host = {name: v.array() for name, v in values.items()}
                 self._check(local, host)
         self._device = values["scores"].device
+        own = values["scores"]  # this rank's values (stats' loss_variance pairs them with this rank's weights)
         if now:
             idx = local
             if self.world_size > 1:
@@ -445,7 +506,7 @@ class HardExampleSampler:
         self.memory.buffering(self, self.flush)
         if batch_policy:
             found = self._pending.get(local.tobytes())
-        self._last_update = None if found is None else (found[1], values["scores"])
+        self._last_update = None if found is None else (found[1], own)
         self._last_indices = (indices, self._pending.get(local.tobytes()))
         if len(self._buffer) >= self.chunk:
             self.flush(wait=False)
@@ -563,6 +624,11 @@ class HardExampleSampler:
     def stats(self) -> dict[str, float]:
         """Numbers for logging (O(N): call once an epoch or every few hundred steps).
 
+        Under torch.distributed it runs no collective (one rank may call it alone, as rank-zero logging does) and
+        its numbers are this rank's, like Lightning's `self.log` without `sync_dist`: those of the memory (scores,
+        ages, seen) are every rank's alike, since every rank writes every update; the per-batch ones (weights,
+        loss_variance, class_share) are of this rank's share of the batches.
+
         epoch, batch, num_batches; fraction_seen; score_mean/max; keep_ratio (policies that keep a part);
         weight_mean/min/max of the last weights asked for; loss_variance: variance of the weighted per-sample
         losses of the last updated batch (a gradient-variance proxy: instability shows here first);
@@ -573,10 +639,11 @@ class HardExampleSampler:
         and lookups of `update` and `weights` are not timed (timing them would cost about as much as they do).
         """
         memory = self.memory
+        length = self._epoch_state["num_batches"] if self._started else self.batches_for(memory.num_samples)
         seen = memory.get("seen") > 0
         scores = memory.get("score")[seen]
         out = {"epoch": float(self._epoch), "batch": float(self._consumption.consumed),
-               "num_batches": float(self.num_batches), "fraction_seen": float(seen.mean()),
+               "num_batches": float(length), "fraction_seen": float(seen.mean()),
                "score_mean": float(scores.mean()) if scores.size else float("nan"),
                "score_max": float(scores.max()) if scores.size else float("nan")}
         out.update(self.policy.stats())
@@ -593,7 +660,7 @@ class HardExampleSampler:
         if scores.size:
             age = memory.updates - 1 - memory.get("last_step")[seen]
             out.update(age_median=float(np.median(age)), age_p90=float(np.quantile(age, 0.9)),
-                       age_max=float(age.max()), stale_fraction=float((age > self.num_batches).mean()))
+                       age_max=float(age.max()), stale_fraction=float((age > length).mean()))
         out.update(self.policy.guard_stats())
         drawn = self._drawn_per_class
         if memory.labels is not None and drawn.sum():
@@ -605,8 +672,14 @@ class HardExampleSampler:
         return out
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue the exact sequence of batches (the memory has its own state_dict)."""
+        """Everything needed to continue the exact sequence of batches (the memory has its own state_dict).
+
+        Of the batches drawn but not consumed it holds the first `DRAWN_SAVED` (256, as many as DataLoader
+        prefetching could need): a loop that drew more ahead of the last batch it consumed resumes serving those,
+        then draws the rest anew (the same batches for shuffled passes and candidate batches; a priority policy
+        draws them from the priorities of that moment)."""
         return {"seed": self.seed, "epoch": self._epoch, "position": self._consumption.consumed,
+                "num_samples": self.memory.num_samples,
                 "started": self._started, "drawn": self._consumption.state_dict(),
                 "batch_size": self.batch_size, "fixed_batches": self.fixed_batches, "world_size": self.world_size,
                 "epoch_state": to_saved(self._epoch_state), "policy": self.policy.state_dict(),
@@ -630,7 +703,8 @@ class HardExampleSampler:
         self.seed, self._epoch, self._epoch_state, self._started = values
         self._consumption.load(drawn)
         self._consumed_by = None
-        self._drawn_to_end = False
+        self._drawn_to_end = self._hold = False
+        self._planned = self._agreed = None
         self._tree = self._permutation = self._chunk = self._last_indices = None
         self._counted = max([drawn["consumed"], *(p + 1 for p in drawn["records"])])  # as counted before
         self._pending.clear()
@@ -642,13 +716,18 @@ class HardExampleSampler:
                 "epoch_state", "policy")
         check_state(state, "HardExampleSampler", _STATE_VERSION, keys)
         for key in ("batch_size", "fixed_batches", "world_size"):
+            if state[key] is not None and (isinstance(state[key], bool) or not isinstance(state[key], int)):
+                raise TypeError(f"state[{key!r}] must be an int, got {state[key]!r}")
             if state.get(key) != getattr(self, key):
                 raise ValueError(f"state[{key!r}] is {state.get(key)!r} but this sampler has {getattr(self, key)!r}")
         seed = _check_seed("state['seed']", state["seed"])
         compare_config("HardExampleSampler", {"seed": seed}, {"seed": self.seed}, use_saved_config)
-        epoch = check_int("state['epoch']", state["epoch"], minimum=0)
+        epoch = _check_epoch("state['epoch']", state["epoch"])
         position = check_int("state['position']", state["position"], minimum=0)
         n = self.memory.num_samples
+        if "num_samples" in state and (isinstance(state["num_samples"], bool) or state["num_samples"] != n):
+            raise ValueError(f"state['num_samples'] is {state['num_samples']!r} but this sampler's memory holds {n} "
+                             "samples: the state belongs to another data set")
         epoch_state = check_fields(state["epoch_state"], _EPOCH_STATE, "state['epoch_state']", {"N": n})
         subset, weights = epoch_state["subset"], epoch_state["subset_weights"]
         if (subset is None) != (weights is None) or (subset is not None and subset.shape != weights.shape):
@@ -660,6 +739,11 @@ class HardExampleSampler:
         if not isinstance(state["started"], bool):
             raise TypeError(f"state['started'] must be a bool, got {state['started']!r}")
         drawn = Consumption.check_state(state["drawn"], epoch_state["num_batches"], n)
+        for k, (indices, _) in drawn["records"].items():
+            size = self._drawn_size(k, epoch_state, use_saved_config)
+            if size is not None and indices.size != size:
+                raise ValueError(f"state['drawn'] holds batch {k} of {indices.size} indices, but a batch there "
+                                 f"holds {size} (batch_size {self.batch_size} x world size {self.world_size})")
         if epoch_state["mode"] != "candidates" and any(np.isnan(w).any() for _, w in drawn["records"].values()):
             raise ValueError("state['drawn'] holds NaN weights, which only candidate batches have (before update() "
                              f"decides them), but the epoch's mode is {epoch_state['mode']!r}")
@@ -677,6 +761,14 @@ _EPOCH_STATE = {"mode": Choice("subset", "priority", "candidates"),
 """The schema of an epoch's state: what its start decided."""
 
 _SEED_LIMIT = 2**64  # numpy's Philox key and SeedSequence entropy take seeds below it
+_EPOCH_LIMIT = 2**63  # an epoch is a 64-bit Philox counter word, and int64 in saved states
+
+
+def _check_epoch(name: str, epoch: Any) -> int:
+    epoch = check_int(name, epoch, minimum=0)
+    if epoch >= _EPOCH_LIMIT:
+        raise ValueError(f"{name} must be below 2**63, got {epoch}")
+    return epoch
 
 
 def _check_seed(name: str, seed: Any) -> int:
