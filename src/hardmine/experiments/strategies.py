@@ -18,12 +18,11 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from hardmine.experiments.reference import ReferenceSpec
 from hardmine.experiments.spec import Part, StrategySpec, format_value
-from hardmine.inbatch.losses import LOSSES, OHEMLoss
+from hardmine.inbatch.losses import LOSSES, OHEMLoss, per_sample_cross_entropy
 from hardmine.sampling.guards import GUARDS, ClassBalance
 from hardmine.sampling.policies import IRREDUCIBLE_LOSS, POLICIES, Policy, build_policy
 
@@ -194,6 +193,5 @@ def _loss_sampler(spec: StrategySpec, cls: type, guards: list[Any]) -> Policy:
     return build_policy(_BALANCED_SAMPLER, power=balance[0].power, guards=rest)
 
 
-def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Per-sample cross-entropy [B] of logits [B, C] and int64 targets [B]."""
-    return F.cross_entropy(logits, targets, reduction="none")
+cross_entropy = per_sample_cross_entropy
+"""Per-sample cross-entropy [B] of logits [B, C] and int64 targets [B] (compare's default base loss)."""

@@ -64,6 +64,13 @@ def _per_element(base_loss: PerElementLoss, input: torch.Tensor, target: torch.T
     return loss
 
 
+def per_sample_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy [B, *] of logits [B, C, *] against integer class targets [B, *], one loss per sample, with its
+    gradient: hardmine's one per-sample cross-entropy (compare's default base loss, a reference model's loss, the
+    evaluation's and the loss scorer's)."""
+    return F.cross_entropy(logits, targets.long(), reduction="none")
+
+
 LOSSES = Registry("in-batch loss")
 """Short names for the CLI and the experiment runner: `LOSSES["focal"](gamma=2.0)`."""
 
