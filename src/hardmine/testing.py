@@ -4,6 +4,7 @@
     check_policy(MyPolicy)                      # a class (built with `params`) or an instance (copied per run)
     check_guard(MyGuard(), policies=["importance"])
     check_inbatch_loss(MyLoss, params={"keep": 0.5})
+    check_miner(MyMiner)
 
 Each check raises AssertionError naming what failed: parameter errors (unknown parameters refused by name, a bad
 warm-up, a guard that is not a Guard), seeding (same seed same batches, another seed other batches, int64 indices
@@ -228,10 +229,17 @@ def check_inbatch_loss(loss: type[torch.nn.Module], *, params: dict[str, Any] | 
     `base_loss` it requires is cross-entropy) on logits [B, num_classes] and int64 targets [B]: "none" gives
     one finite loss per sample and "sum" their sum, "mean" a finite scalar, the same inputs give the same loss
     and stay unchanged, the gradient of "mean" is finite and reaches the logits, and a bad `reduction`, an
-    unknown parameter and non-finite logits are refused by name."""
+    unknown parameter and non-finite logits are refused by name. The loss declares whether it selects samples
+    (`selects`, as `hardmine.inbatch.InBatchLoss` asks), and the declaration holds: a loss that does not select
+    gives a nonzero gradient to every sample; one that selects gives none to some and a gradient exactly to the
+    samples whose "none" loss is not 0 (how `hardmine compare` finds the kept samples to count their compute)."""
     import inspect
 
     params = dict(params or {})
+    selects = getattr(loss, "selects", None)
+    assert isinstance(selects, bool), \
+        f"{getattr(loss, '__name__', loss)!r} must declare whether it selects samples: subclass " \
+        f"hardmine.inbatch.InBatchLoss and set selects = True or False (got selects={selects!r})"
     accepted = inspect.signature(loss.__init__).parameters
     if "base_loss" in accepted and accepted["base_loss"].default is inspect.Parameter.empty:
         params.setdefault("base_loss", torch.nn.CrossEntropyLoss(reduction="none"))
@@ -255,6 +263,22 @@ def check_inbatch_loss(loss: type[torch.nn.Module], *, params: dict[str, Any] | 
     mean.backward()
     assert leaf.grad is not None and bool(torch.isfinite(leaf.grad).all()) and bool(leaf.grad.abs().sum() > 0), \
         f"{name}: the gradient of the mean loss must be finite and reach the logits"
+    reached = leaf.grad.abs().sum(dim=1) > 0  # per sample
+
+    def rows(mask: torch.Tensor) -> list[int]:
+        return torch.nonzero(mask).flatten().tolist()
+
+    if selects:
+        assert not bool(reached.all()), \
+            f"{name} declares selects=True but every sample of the batch got a gradient: it keeps them all"
+        kept = none != 0
+        assert torch.equal(reached, kept), \
+            f"{name} declares selects=True: the samples with a gradient {rows(reached)} must " \
+            f"be those whose reduction='none' loss is not 0 {rows(kept)}"
+    else:
+        assert bool(reached.all()), \
+            f"{name} declares selects=False but samples {rows(~reached)} got no gradient: " \
+            "a loss that drops samples declares selects = True (compare then counts only the kept ones' compute)"
     _raises(ValueError, "reduction", "reduction='average'", lambda: loss(**params, reduction="average"))
     _raises(TypeError, "no_such_parameter", "an unknown parameter", lambda: loss(**params, no_such_parameter=1))
     bad = logits.clone()

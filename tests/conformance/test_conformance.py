@@ -7,7 +7,7 @@ import torch
 
 import hardmine as hm
 from hardmine import testing
-from hardmine.inbatch.losses import LOSSES
+from hardmine.inbatch.losses import LOSSES, InBatchLoss
 from hardmine.sampling.guards import GUARDS, NoiseGuard
 from hardmine.sampling.policies import POLICIES
 
@@ -76,12 +76,10 @@ def test_every_in_batch_loss_passes_check_inbatch_loss(name):
 
 
 def test_check_inbatch_loss_catches_a_broken_loss():
-    class InPlace(torch.nn.Module):
+    class InPlace(InBatchLoss):
         """Clamps the caller's logits in place."""
 
-        def __init__(self, reduction="mean"):
-            super().__init__()
-            self.reduction = reduction
+        selects = False
 
         def forward(self, logits, target):
             logits.clamp_(max=1.0)
@@ -90,6 +88,51 @@ def test_check_inbatch_loss_catches_a_broken_loss():
 
     with pytest.raises(AssertionError, match="changed its input in place"):
         testing.check_inbatch_loss(InPlace)
+
+
+class _Trimmed(InBatchLoss):
+    """Cross-entropy of the `keep` highest-loss samples of the batch, 0 elsewhere (a user's trimmed loss)."""
+
+    selects = True
+
+    def __init__(self, keep=3, reduction="mean"):
+        super().__init__(reduction)
+        self.keep = keep
+
+    def forward(self, logits, target):
+        if not bool(torch.isfinite(logits).all()):
+            raise ValueError("logits has non-finite values")
+        loss = torch.nn.functional.cross_entropy(logits, target, reduction="none")
+        kept = torch.zeros_like(loss).index_fill(0, loss.detach().topk(self.keep).indices, 1.0) * loss
+        return {"none": kept, "sum": kept.sum(), "mean": kept.sum() / self.keep}[self.reduction]
+
+
+def test_check_inbatch_loss_holds_a_loss_to_its_selects_declaration():
+    testing.check_inbatch_loss(_Trimmed)  # declares True, keeps 3 of 12: passes
+    lying = type("Lying", (_Trimmed,), {"selects": False})  # drops 9 of 12 but says it keeps every sample
+    with pytest.raises(AssertionError, match="declares selects=False but samples .* got no gradient"):
+        testing.check_inbatch_loss(lying)
+    keeps_all = type("KeepsAll", (_Trimmed,), {})
+    with pytest.raises(AssertionError, match="declares selects=True but every sample .* got a gradient"):
+        testing.check_inbatch_loss(keeps_all, params={"keep": 12})
+
+    class Plain(torch.nn.Module):  # no declaration
+        def __init__(self, reduction="mean"):
+            super().__init__()
+            self.reduction = reduction
+
+        def forward(self, logits, target):
+            return torch.nn.functional.cross_entropy(logits, target, reduction=self.reduction)
+
+    with pytest.raises(AssertionError, match="must declare whether it selects samples"):
+        testing.check_inbatch_loss(Plain)
+
+
+def test_an_in_batch_loss_must_declare_whether_it_selects():
+    with pytest.raises(TypeError, match="Undeclared must declare whether it selects samples"):
+        type("Undeclared", (InBatchLoss,), {})
+    assert {name: LOSSES[name].selects for name in LOSSES} == {
+        "ohem": True, "focal": False, "misclassified": False, "class_weighted": False, "logit_adjusted": False}
 
 
 @pytest.mark.parametrize("name", sorted(GUARDS))
