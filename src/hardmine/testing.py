@@ -284,3 +284,61 @@ def check_inbatch_loss(loss: type[torch.nn.Module], *, params: dict[str, Any] | 
     bad = logits.clone()
     bad[0, 0] = float("nan")
     _raises(ValueError, "non-finite", "NaN logits", lambda: loss(**params, reduction="mean")(bad, targets))
+
+
+def check_miner(miner: Any, *, params: dict[str, Any] | None = None, num_classes: int = 4,
+                per_class: int = 4) -> None:
+    """Check a miner (a `hardmine.metric.BaseMiner` class, built with `params`, or any miner object called as
+    `miner(embeddings, labels, ref_emb=None, ref_labels=None)`) on small real inputs: embeddings [B, 8] of
+    `num_classes` classes with `per_class` samples each, mined against themselves and against a reference of
+    another size. Its output must be `arity` (3: (anchor, positive, negative); 4: (anchor1, positive, anchor2,
+    negative)) 1-D int64 tensors of equal lengths (per pair for pair miners), anchors in [0, B), the others in
+    [0, M), every positive of the anchor's label and never the anchor itself, every negative of another label,
+    and no negative at all in a batch of one class. AssertionError names the first problem (an index out of
+    range included)."""
+    from hardmine.metric.base import BaseMiner, check_mined
+
+    if isinstance(miner, type):
+        if not issubclass(miner, BaseMiner):
+            raise TypeError(f"miner must be a BaseMiner subclass or a miner object, got {miner!r}")
+        miner = miner(**dict(params or {}))
+    elif params:
+        raise ValueError("params go with a miner class; build the miner object with them")
+    if not callable(miner):
+        raise TypeError(f"miner must be a BaseMiner subclass or a callable miner object, got {miner!r}")
+    name = type(miner).__name__
+    generator = torch.Generator().manual_seed(0)
+    size = num_classes * per_class
+    x = torch.nn.functional.normalize(torch.randn(size, 8, generator=generator), dim=1)
+    y = torch.arange(size) % num_classes
+    ref = torch.nn.functional.normalize(torch.randn(size + 5, 8, generator=generator), dim=1)
+    ref_y = torch.arange(size + 5) % num_classes
+    arity = getattr(miner, "arity", None)
+
+    def mined(what: str, *args: Any) -> tuple[torch.Tensor, ...]:
+        nonlocal arity
+        try:
+            out = miner(*args)
+        except Exception as error:  # noqa: BLE001 - reported as a failed check
+            raise AssertionError(f"{name} on {what}: {type(error).__name__}: {error}") from None
+        if arity is None:
+            arity = len(out) if isinstance(out, (tuple, list)) and len(out) in (3, 4) else 3
+        num_ref = (args[2] if len(args) > 2 else args[0]).shape[0]
+        try:
+            return check_mined(out, arity, args[0].shape[0], num_ref, f"{name} on {what}")
+        except ValueError as error:
+            raise AssertionError(str(error)) from None
+
+    for what, args in (("a batch", (x, y)), ("a reference", (x, y, ref, ref_y))):
+        out = mined(what, *args)
+        labels, ref_labels, own = args[1], args[-1], len(args) == 2
+        anchors, positives = out[0], out[1]
+        negative_anchors, negatives = (out[0], out[2]) if arity == 3 else (out[2], out[3])
+        assert bool((labels[anchors] == ref_labels[positives]).all()), \
+            f"{name} on {what}: a positive has another label than its anchor"
+        assert not own or not bool((anchors == positives).any()), f"{name} on {what}: an anchor is its own positive"
+        assert bool((labels[negative_anchors] != ref_labels[negatives]).all()), \
+            f"{name} on {what}: a negative has its anchor's label"
+        assert any(t.numel() for t in out), f"{name} on {what}: mined nothing from {num_classes} classes"
+    one = mined("a batch of one class", x, torch.zeros(size, dtype=torch.int64))
+    assert one[2 if arity == 3 else 3].numel() == 0, f"{name}: found negatives in a batch of one class"

@@ -8,6 +8,7 @@ import torch
 import hardmine as hm
 from hardmine import testing
 from hardmine.inbatch.losses import LOSSES, InBatchLoss
+from hardmine.metric import MINERS, BaseMiner
 from hardmine.sampling.guards import GUARDS, NoiseGuard
 from hardmine.sampling.policies import POLICIES
 
@@ -162,3 +163,59 @@ def test_the_checks_catch_a_broken_policy():
         testing.check_purity(Counting)
     with pytest.raises(AssertionError, match="nothing was raised"):
         testing.check_parameters(type("Lenient", (hm.PriorityPolicy,), {"__init__": lambda self, **kw: None}))
+
+
+@pytest.mark.parametrize("name", sorted(MINERS))
+def test_every_miner_passes_check_miner(name):
+    testing.check_miner(MINERS[name])
+
+
+def _broken_miner(output, base=True):
+    """A miner that returns `output` whatever it is given: a BaseMiner subclass, or a plain callable."""
+    if not base:
+        return lambda *args: output
+
+    class Broken(BaseMiner):
+        def mine(self, batch):
+            return output
+
+    return Broken
+
+
+def _t(*values):
+    return torch.tensor(values, dtype=torch.int64)
+
+
+@pytest.mark.parametrize("base", [True, False])
+@pytest.mark.parametrize("output, message", [
+    ((_t(0, 4), _t(4, 16), _t(1, 2)), r"output\[1\] must index a row of the reference in \[0, 16\).*16"),
+    ((_t(-1), _t(4), _t(1)), r"output\[0\] must index an anchor .*-1"),
+    ((_t(0, 4), _t(4), _t(1, 2, 3), _t(5)),  # lengths [2, 1, 3, 1]: 4 tensors of a pair miner (by its arity)
+     r"must return a tuple of 3 index tensors, got tuple of 4|different lengths \[2, 1\]"),
+    ((_t(0, 4), _t(4), _t(1, 2)), r"different lengths \[2, 1, 2\]"),
+    ((_t(0), _t(1), _t(2)), r"a positive has another label than its anchor"),
+    ((_t(0), _t(0), _t(1)), r"an anchor is its own positive"),
+    ((_t(0), _t(4), _t(8)), r"a negative has its anchor's label"),
+])
+def test_check_miner_refuses_a_broken_miner(output, message, base):
+    miner = _broken_miner(output, base)
+    with pytest.raises(AssertionError, match=message):
+        testing.check_miner(miner)
+
+
+def test_a_miner_writing_the_old_private_hook_still_works_with_a_deprecation_warning():
+    with pytest.warns(DeprecationWarning, match=r"Old\._(mine|arity) is deprecated: name it (mine|arity)"):
+        class Old(BaseMiner):
+            _arity = 3
+
+            def _mine(self, batch):
+                return MINERS["batch_hard"]().mine(batch)
+
+    assert Old.arity == 3
+    testing.check_miner(Old)
+    with pytest.warns(DeprecationWarning):
+        class OutOfRange(BaseMiner):
+            def _mine(self, batch):
+                return _t(0), _t(99), _t(1)
+    with pytest.raises(AssertionError, match=r"OutOfRange on a batch: ValueError: OutOfRange.mine output\[1\]"):
+        testing.check_miner(OutOfRange)
