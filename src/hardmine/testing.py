@@ -198,10 +198,71 @@ def check_policy(policy: PolicyLike, *, params: dict[str, Any] | None = None, gu
         check(policy, params=params, guards=guards)
 
 
-def check_guard(guard: type[Guard] | Guard, *, policies: Sequence[str] | None = None) -> None:
+def _spy(guard: Guard) -> tuple[Guard, dict[str, list[Any]]]:
+    """A copy of `guard` whose hooks record their outputs (hook -> list of outputs, in call order)."""
+    spy, calls = copy.deepcopy(guard), {hook: [] for hook in guard.hooks()}
+
+    def recording(hook: str, original: Any) -> Any:
+        def recorded(*args: Any, **kwargs: Any) -> Any:
+            out = original(*args, **kwargs)
+            calls[hook].append(copy.deepcopy(out))
+            return out
+        return recorded
+
+    for hook in guard.hooks():  # set on the object: `hooks()` reads the class, so the guard's hooks are unchanged
+        setattr(spy, hook, recording(hook, getattr(spy, hook)))
+    return spy, calls
+
+
+def check_guard_effect(guard: Guard, policy: type[Policy], *, params: dict[str, Any] | None = None,
+                       epochs: int = 3) -> None:
+    """Run `policy` (a class accepting `guard`, built with `params`) with a recording copy of the guard through
+    `epochs` epochs of a training loop that also asks for each batch's in-batch `selection`, and check that the
+    guard takes effect: every hook it implements that the policy lists in `calls` is called, no other hook of it
+    is called (the policy's `calls` is what its code calls), the samples its `adjust_selection` leaves out are
+    left out of the batch's selection, and the batches of an epoch are drawn from the subset its
+    `adjust_subset` returns."""
+    spy, calls = _spy(guard)
+    built = policy(**dict(params or {}), guards=[spy])
+    where = f"guard {type(guard).__name__} on policy {policy.name or policy.__name__!r}"
+    memory = ScoreMemory(NUM_SAMPLES, labels=LABELS)
+    sampler = HardExampleSampler(memory, BATCH_SIZE, policy=built, seed=0)
+    step = 0
+    for epoch in range(epochs):
+        sampler.set_epoch(epoch)
+        drawn, subsets = [], len(calls.get("adjust_subset", ()))
+        for batch in sampler:
+            if not drawn and "adjust_subset" in calls and len(calls["adjust_subset"]) > subsets:
+                subsets = len(calls["adjust_subset"])
+            drawn.append(batch.copy())
+            sampler.update(batch, fake_loss(batch, step))
+            sampler.weights(batch)
+            before = len(calls.get("adjust_selection", ()))
+            keep = sampler.selection(batch).numpy()
+            for out in calls.get("adjust_selection", [])[before:]:
+                left_out = batch[~np.asarray(out, dtype=bool) & keep]
+                assert not left_out.size, f"{where}: adjust_selection left out samples {left_out.tolist()}, but the " \
+                                          "batch's selection keeps them"
+            step += 1
+        if "adjust_subset" in calls and calls["adjust_subset"] and subsets:
+            subset = np.asarray(calls["adjust_subset"][subsets - 1][0])
+            outside = np.setdiff1d(np.concatenate(drawn), subset)
+            assert not outside.size, f"{where}: epoch {epoch} drew samples {outside[:10].tolist()} that the " \
+                                     "guard's adjust_subset left out"
+    called = {hook for hook, outs in calls.items() if outs}
+    never = sorted(guard.hooks() & built.calls - called)
+    assert not never, f"{where}: the policy accepts the guard for {never} (its `calls`) but never calls them in " \
+                      f"{epochs} epochs: the guard would do nothing"
+    undeclared = sorted(called - built.calls)
+    assert not undeclared, f"{where}: the policy calls {undeclared}, which its `calls` does not list"
+
+
+def check_guard(guard: type[Guard] | Guard, *,
+                policies: Sequence[str | type[Policy]] | None = None) -> None:
     """Run the checks of `check_policy` for the guard (a class, built without arguments, or an object) on each
-    registered policy it has an effect on (or those named), check that the others refuse it, and that its state
-    round-trips and a foreign state is refused."""
+    registered policy it has an effect on (or those named, or policy classes), check that it takes effect there
+    (`check_guard_effect`: every hook of it the policy lists in `calls` is called, a sample it excludes is
+    excluded), that the others refuse it, and that its state round-trips and a foreign state is refused."""
     if isinstance(guard, type):
         if not issubclass(guard, Guard):
             raise TypeError(f"guard must be a Guard subclass or instance, got {guard!r}")
@@ -215,9 +276,11 @@ def check_guard(guard: type[Guard] | Guard, *, policies: Sequence[str] | None = 
     _raises(ValueError, "guard's state", "a foreign guard state", lambda: type(guard).from_state({"name": other}))
     names = sorted(POLICIES) if policies is None else list(policies)
     for name in names:
-        cls = POLICIES[name]
+        cls = POLICIES[name] if isinstance(name, str) else name
+        params = policy_params(name) if isinstance(name, str) else {}
         if cls.affected_by(guard):
-            check_policy(cls, params=policy_params(name), guards=[guard])
+            check_guard_effect(guard, cls, params=params)
+            check_policy(cls, params=params, guards=[guard])
         else:
             _raises(ValueError, "has no effect", f"policy {name!r} without a hook of the guard",
                     lambda cls=cls: cls(guards=[copy.deepcopy(guard)]))
