@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 import hardmine as hm
-from hardmine._checks import check_number
+from hardmine.checks import check_number
 from hardmine.state import Float
 
 

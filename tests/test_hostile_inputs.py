@@ -475,7 +475,7 @@ def _custom_miner(output: Any) -> Any:
     from hardmine.metric.base import BaseMiner
 
     class Custom(BaseMiner):
-        def _mine(self, batch: Any) -> Any:
+        def mine(self, batch: Any) -> Any:
             return output
 
     return Custom()
@@ -527,16 +527,16 @@ _MINERS: list[tuple[str, Callable[[], Any], str | None]] = [
     ("X*1e-25 same triplets", lambda: _triplets_scale_invariant(1e-25), None),
     ("X*1e6 same triplets", lambda: _triplets_scale_invariant(1e6), None),
     ("custom id 1e6", lambda: _custom_miner((_t(10**6), _t(0), _t(1)))(_X, _Y),
-     r"Custom._mine output\[0\] must index an anchor .* \[0, 16\).*1000000"),
+     r"Custom.mine output\[0\] must index an anchor .* \[0, 16\).*1000000"),
     ("custom negative -1", lambda: _custom_miner((_t(0), _t(1), _t(-1)))(_X, _Y),
-     r"Custom._mine output\[2\] must index a row of the reference in \[0, 16\).*-1"),
+     r"Custom.mine output\[2\] must index a row of the reference in \[0, 16\).*-1"),
     ("custom lengths differ", lambda: _custom_miner((_t(0, 1), _t(1), _t(2)))(_X, _Y),
-     r"Custom._mine returned index tensors \[0, 1, 2\] of different lengths \[2, 1, 1\]"),
+     r"Custom.mine returned index tensors \[0, 1, 2\] of different lengths \[2, 1, 1\]"),
     ("custom float ids", lambda: _custom_miner((_t(0, dtype=torch.float32), _t(1), _t(2)))(_X, _Y),
-     r"Custom._mine output\[0\] must be a 1-D integer tensor, got torch.float32"),
+     r"Custom.mine output\[0\] must be a 1-D integer tensor, got torch.float32"),
     ("custom two tensors", lambda: _custom_miner((_t(0), _t(1)))(_X, _Y),
-     r"Custom._mine must return a tuple of 3 index tensors, got tuple of 2"),
-    ("custom returns None", lambda: _custom_miner(None)(_X, _Y), r"Custom._mine must return a tuple of 3"),
+     r"Custom.mine must return a tuple of 3 index tensors, got tuple of 2"),
+    ("custom returns None", lambda: _custom_miner(None)(_X, _Y), r"Custom.mine must return a tuple of 3"),
     ("custom valid int32", lambda: _custom_miner((_t(0, dtype=torch.int32), _t(1), _t(2)))(_X, _Y), None),
     ("custom valid empty", lambda: _custom_miner((_t(), _t(), _t()))(_X, _Y), None),
     ("batch_hard ok", lambda: _miner("batch_hard")(_X, _Y), None),

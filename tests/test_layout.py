@@ -91,12 +91,13 @@ def test_guards_import_nothing_from_policies_or_the_sampler():
 
 
 def test_a_component_in_a_new_file_of_its_package_registers_without_an_edit():
-    """Policies, guards and in-batch losses are found by importing every module of their package."""
+    """Policies, guards, in-batch losses and miners are found by importing every module of their package."""
     import sys
 
-    import hardmine  # noqa: F401
+    import hardmine
+    import hardmine.metric  # noqa: F401 - loaded on first use
 
-    for package in ("sampling/policies", "sampling/guards", "inbatch"):
+    for package in ("sampling/policies", "sampling/guards", "inbatch", "metric"):
         for path in (PACKAGE / package).glob("*.py"):
             if path.name != "__init__.py":
                 assert module_name(path) in sys.modules, path

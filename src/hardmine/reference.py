@@ -17,18 +17,14 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
 from hardmine._checks import check_int, to_numpy
+from hardmine.inbatch.losses import per_sample_cross_entropy
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """(outputs [B, ...], targets [B]) -> per-sample loss [B]."""
-
-
-def _cross_entropy(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(outputs, targets, reduction="none")
 
 
 def _progress(iterable: Any, total: int, desc: str, enabled: bool) -> Any:
@@ -80,7 +76,7 @@ def reference_losses(model: nn.Module, dataset: Any, *, loss_fn: LossFn | None =
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     size = _check_dataset("dataset", dataset)
     batch_size = check_int("batch_size", batch_size)
-    loss_fn = loss_fn or _cross_entropy
+    loss_fn = loss_fn or per_sample_cross_entropy
     device, was_training = _device(model), model.training
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
     out = np.empty(size, dtype=np.float32)
@@ -117,7 +113,7 @@ def train_reference(make_model: Callable[[], nn.Module], holdout: Any, *, loss_f
     epochs = check_int("epochs", epochs)
     batch_size = check_int("batch_size", batch_size)
     seed = check_int("seed", seed, minimum=0)
-    loss_fn = loss_fn or _cross_entropy
+    loss_fn = loss_fn or per_sample_cross_entropy
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = make_model()

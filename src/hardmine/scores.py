@@ -12,6 +12,8 @@ from collections.abc import Iterable
 import torch
 import torch.nn.functional as F
 
+from hardmine.inbatch.losses import per_sample_cross_entropy
+
 
 def _check(logits: torch.Tensor, targets: torch.Tensor | None) -> None:
     if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
@@ -36,7 +38,7 @@ def _check(logits: torch.Tensor, targets: torch.Tensor | None) -> None:
 def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """-log p_y: the loss itself."""
     _check(logits, targets)
-    return F.cross_entropy(logits.float(), targets.long(), reduction="none")
+    return per_sample_cross_entropy(logits.float(), targets)
 
 
 @torch.no_grad()

@@ -4,6 +4,7 @@
     check_policy(MyPolicy)                      # a class (built with `params`) or an instance (copied per run)
     check_guard(MyGuard(), policies=["importance"])
     check_inbatch_loss(MyLoss, params={"keep": 0.5})
+    check_miner(MyMiner)
 
 Each check raises AssertionError naming what failed: parameter errors (unknown parameters refused by name, a bad
 warm-up, a guard that is not a Guard), seeding (same seed same batches, another seed other batches, int64 indices
@@ -197,10 +198,71 @@ def check_policy(policy: PolicyLike, *, params: dict[str, Any] | None = None, gu
         check(policy, params=params, guards=guards)
 
 
-def check_guard(guard: type[Guard] | Guard, *, policies: Sequence[str] | None = None) -> None:
+def _spy(guard: Guard) -> tuple[Guard, dict[str, list[Any]]]:
+    """A copy of `guard` whose hooks record their outputs (hook -> list of outputs, in call order)."""
+    spy, calls = copy.deepcopy(guard), {hook: [] for hook in guard.hooks()}
+
+    def recording(hook: str, original: Any) -> Any:
+        def recorded(*args: Any, **kwargs: Any) -> Any:
+            out = original(*args, **kwargs)
+            calls[hook].append(copy.deepcopy(out))
+            return out
+        return recorded
+
+    for hook in guard.hooks():  # set on the object: `hooks()` reads the class, so the guard's hooks are unchanged
+        setattr(spy, hook, recording(hook, getattr(spy, hook)))
+    return spy, calls
+
+
+def check_guard_effect(guard: Guard, policy: type[Policy], *, params: dict[str, Any] | None = None,
+                       epochs: int = 3) -> None:
+    """Run `policy` (a class accepting `guard`, built with `params`) with a recording copy of the guard through
+    `epochs` epochs of a training loop that also asks for each batch's in-batch `selection`, and check that the
+    guard takes effect: every hook it implements that the policy lists in `calls` is called, no other hook of it
+    is called (the policy's `calls` is what its code calls), the samples its `adjust_selection` leaves out are
+    left out of the batch's selection, and the batches of an epoch are drawn from the subset its
+    `adjust_subset` returns."""
+    spy, calls = _spy(guard)
+    built = policy(**dict(params or {}), guards=[spy])
+    where = f"guard {type(guard).__name__} on policy {policy.name or policy.__name__!r}"
+    memory = ScoreMemory(NUM_SAMPLES, labels=LABELS)
+    sampler = HardExampleSampler(memory, BATCH_SIZE, policy=built, seed=0)
+    step = 0
+    for epoch in range(epochs):
+        sampler.set_epoch(epoch)
+        drawn, subsets = [], len(calls.get("adjust_subset", ()))
+        for batch in sampler:
+            if not drawn and "adjust_subset" in calls and len(calls["adjust_subset"]) > subsets:
+                subsets = len(calls["adjust_subset"])
+            drawn.append(batch.copy())
+            sampler.update(batch, fake_loss(batch, step))
+            sampler.weights(batch)
+            before = len(calls.get("adjust_selection", ()))
+            keep = sampler.selection(batch).numpy()
+            for out in calls.get("adjust_selection", [])[before:]:
+                left_out = batch[~np.asarray(out, dtype=bool) & keep]
+                assert not left_out.size, f"{where}: adjust_selection left out samples {left_out.tolist()}, but the " \
+                                          "batch's selection keeps them"
+            step += 1
+        if "adjust_subset" in calls and calls["adjust_subset"] and subsets:
+            subset = np.asarray(calls["adjust_subset"][subsets - 1][0])
+            outside = np.setdiff1d(np.concatenate(drawn), subset)
+            assert not outside.size, f"{where}: epoch {epoch} drew samples {outside[:10].tolist()} that the " \
+                                     "guard's adjust_subset left out"
+    called = {hook for hook, outs in calls.items() if outs}
+    never = sorted(guard.hooks() & built.calls - called)
+    assert not never, f"{where}: the policy accepts the guard for {never} (its `calls`) but never calls them in " \
+                      f"{epochs} epochs: the guard would do nothing"
+    undeclared = sorted(called - built.calls)
+    assert not undeclared, f"{where}: the policy calls {undeclared}, which its `calls` does not list"
+
+
+def check_guard(guard: type[Guard] | Guard, *,
+                policies: Sequence[str | type[Policy]] | None = None) -> None:
     """Run the checks of `check_policy` for the guard (a class, built without arguments, or an object) on each
-    registered policy it has an effect on (or those named), check that the others refuse it, and that its state
-    round-trips and a foreign state is refused."""
+    registered policy it has an effect on (or those named, or policy classes), check that it takes effect there
+    (`check_guard_effect`: every hook of it the policy lists in `calls` is called, a sample it excludes is
+    excluded), that the others refuse it, and that its state round-trips and a foreign state is refused."""
     if isinstance(guard, type):
         if not issubclass(guard, Guard):
             raise TypeError(f"guard must be a Guard subclass or instance, got {guard!r}")
@@ -214,9 +276,11 @@ def check_guard(guard: type[Guard] | Guard, *, policies: Sequence[str] | None = 
     _raises(ValueError, "guard's state", "a foreign guard state", lambda: type(guard).from_state({"name": other}))
     names = sorted(POLICIES) if policies is None else list(policies)
     for name in names:
-        cls = POLICIES[name]
+        cls = POLICIES[name] if isinstance(name, str) else name
+        params = policy_params(name) if isinstance(name, str) else {}
         if cls.affected_by(guard):
-            check_policy(cls, params=policy_params(name), guards=[guard])
+            check_guard_effect(guard, cls, params=params)
+            check_policy(cls, params=params, guards=[guard])
         else:
             _raises(ValueError, "has no effect", f"policy {name!r} without a hook of the guard",
                     lambda cls=cls: cls(guards=[copy.deepcopy(guard)]))
@@ -228,10 +292,17 @@ def check_inbatch_loss(loss: type[torch.nn.Module], *, params: dict[str, Any] | 
     `base_loss` it requires is cross-entropy) on logits [B, num_classes] and int64 targets [B]: "none" gives
     one finite loss per sample and "sum" their sum, "mean" a finite scalar, the same inputs give the same loss
     and stay unchanged, the gradient of "mean" is finite and reaches the logits, and a bad `reduction`, an
-    unknown parameter and non-finite logits are refused by name."""
+    unknown parameter and non-finite logits are refused by name. The loss declares whether it selects samples
+    (`selects`, as `hardmine.inbatch.InBatchLoss` asks), and the declaration holds: a loss that does not select
+    gives a nonzero gradient to every sample; one that selects gives none to some and a gradient exactly to the
+    samples whose "none" loss is not 0 (how `hardmine compare` finds the kept samples to count their compute)."""
     import inspect
 
     params = dict(params or {})
+    selects = getattr(loss, "selects", None)
+    assert isinstance(selects, bool), \
+        f"{getattr(loss, '__name__', loss)!r} must declare whether it selects samples: subclass " \
+        f"hardmine.inbatch.InBatchLoss and set selects = True or False (got selects={selects!r})"
     accepted = inspect.signature(loss.__init__).parameters
     if "base_loss" in accepted and accepted["base_loss"].default is inspect.Parameter.empty:
         params.setdefault("base_loss", torch.nn.CrossEntropyLoss(reduction="none"))
@@ -255,8 +326,82 @@ def check_inbatch_loss(loss: type[torch.nn.Module], *, params: dict[str, Any] | 
     mean.backward()
     assert leaf.grad is not None and bool(torch.isfinite(leaf.grad).all()) and bool(leaf.grad.abs().sum() > 0), \
         f"{name}: the gradient of the mean loss must be finite and reach the logits"
+    reached = leaf.grad.abs().sum(dim=1) > 0  # per sample
+
+    def rows(mask: torch.Tensor) -> list[int]:
+        return torch.nonzero(mask).flatten().tolist()
+
+    if selects:
+        assert not bool(reached.all()), \
+            f"{name} declares selects=True but every sample of the batch got a gradient: it keeps them all"
+        kept = none != 0
+        assert torch.equal(reached, kept), \
+            f"{name} declares selects=True: the samples with a gradient {rows(reached)} must " \
+            f"be those whose reduction='none' loss is not 0 {rows(kept)}"
+    else:
+        assert bool(reached.all()), \
+            f"{name} declares selects=False but samples {rows(~reached)} got no gradient: " \
+            "a loss that drops samples declares selects = True (compare then counts only the kept ones' compute)"
     _raises(ValueError, "reduction", "reduction='average'", lambda: loss(**params, reduction="average"))
     _raises(TypeError, "no_such_parameter", "an unknown parameter", lambda: loss(**params, no_such_parameter=1))
     bad = logits.clone()
     bad[0, 0] = float("nan")
     _raises(ValueError, "non-finite", "NaN logits", lambda: loss(**params, reduction="mean")(bad, targets))
+
+
+def check_miner(miner: Any, *, params: dict[str, Any] | None = None, num_classes: int = 4,
+                per_class: int = 4) -> None:
+    """Check a miner (a `hardmine.metric.BaseMiner` class, built with `params`, or any miner object called as
+    `miner(embeddings, labels, ref_emb=None, ref_labels=None)`) on small real inputs: embeddings [B, 8] of
+    `num_classes` classes with `per_class` samples each, mined against themselves and against a reference of
+    another size. Its output must be `arity` (3: (anchor, positive, negative); 4: (anchor1, positive, anchor2,
+    negative)) 1-D int64 tensors of equal lengths (per pair for pair miners), anchors in [0, B), the others in
+    [0, M), every positive of the anchor's label and never the anchor itself, every negative of another label,
+    and no negative at all in a batch of one class. AssertionError names the first problem (an index out of
+    range included)."""
+    from hardmine.metric.base import BaseMiner, check_mined
+
+    if isinstance(miner, type):
+        if not issubclass(miner, BaseMiner):
+            raise TypeError(f"miner must be a BaseMiner subclass or a miner object, got {miner!r}")
+        miner = miner(**dict(params or {}))
+    elif params:
+        raise ValueError("params go with a miner class; build the miner object with them")
+    if not callable(miner):
+        raise TypeError(f"miner must be a BaseMiner subclass or a callable miner object, got {miner!r}")
+    name = type(miner).__name__
+    generator = torch.Generator().manual_seed(0)
+    size = num_classes * per_class
+    x = torch.nn.functional.normalize(torch.randn(size, 8, generator=generator), dim=1)
+    y = torch.arange(size) % num_classes
+    ref = torch.nn.functional.normalize(torch.randn(size + 5, 8, generator=generator), dim=1)
+    ref_y = torch.arange(size + 5) % num_classes
+    arity = getattr(miner, "arity", None)
+
+    def mined(what: str, *args: Any) -> tuple[torch.Tensor, ...]:
+        nonlocal arity
+        try:
+            out = miner(*args)
+        except Exception as error:  # noqa: BLE001 - reported as a failed check
+            raise AssertionError(f"{name} on {what}: {type(error).__name__}: {error}") from None
+        if arity is None:
+            arity = len(out) if isinstance(out, (tuple, list)) and len(out) in (3, 4) else 3
+        num_ref = (args[2] if len(args) > 2 else args[0]).shape[0]
+        try:
+            return check_mined(out, arity, args[0].shape[0], num_ref, f"{name} on {what}")
+        except ValueError as error:
+            raise AssertionError(str(error)) from None
+
+    for what, args in (("a batch", (x, y)), ("a reference", (x, y, ref, ref_y))):
+        out = mined(what, *args)
+        labels, ref_labels, own = args[1], args[-1], len(args) == 2
+        anchors, positives = out[0], out[1]
+        negative_anchors, negatives = (out[0], out[2]) if arity == 3 else (out[2], out[3])
+        assert bool((labels[anchors] == ref_labels[positives]).all()), \
+            f"{name} on {what}: a positive has another label than its anchor"
+        assert not own or not bool((anchors == positives).any()), f"{name} on {what}: an anchor is its own positive"
+        assert bool((labels[negative_anchors] != ref_labels[negatives]).all()), \
+            f"{name} on {what}: a negative has its anchor's label"
+        assert any(t.numel() for t in out), f"{name} on {what}: mined nothing from {num_classes} classes"
+    one = mined("a batch of one class", x, torch.zeros(size, dtype=torch.int64))
+    assert one[2 if arity == 3 else 3].numel() == 0, f"{name}: found negatives in a batch of one class"

@@ -62,3 +62,25 @@ def test_hardmine_compare_runs_it_by_name(tmp_path):
     unknown = subprocess.run(command[:3] + ["--plugin", "no/such/file.py", "compare", "--help"], env=env,
                              capture_output=True, text=True, timeout=120)
     assert unknown.returncode == 2 and "is not a file" in unknown.stdout + unknown.stderr
+
+
+def test_the_examples_use_only_public_modules():
+    """A user's extension needs no private module: the argument checks are public in `hardmine.checks`."""
+    import ast
+
+    for path in sorted(EXAMPLE.parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            private = [n for n in names if n.startswith("hardmine") and any(p.startswith("_") for p in n.split("."))]
+            assert not private, f"{path.name} imports the private {private}"
+
+
+def test_the_public_checks_are_the_library_s_own():
+    import hardmine._checks as private
+    import hardmine.checks as public
+
+    for name in public.__all__:
+        assert getattr(public, name) is getattr(private, name), name
+    with pytest.raises(ValueError, match="temperature"):
+        public.check_number("temperature", 0.0, 0.0, 1.0, low_inclusive=False)

@@ -112,3 +112,68 @@ def test_backward_set_counts_and_normalizes():
     assert loss.item() == pytest.approx(loss_all[:4].mean().item()) and cost.backwards == 2 + 6
     assert backward_set(model, x, y, loss_all, torch.zeros(6), "mean", cross_entropy, cost) is None
     assert cost.totals() == {"forwards": 2, "backwards": 8, "compute": 18}
+
+
+def _user_loss(name, trims):
+    """A user's in-batch loss registered as `name`: cross-entropy of the top quarter of the batch (selects=True),
+    or the same quarter up-weighted 4x with every sample kept (selects=False)."""
+    from hardmine.inbatch import InBatchLoss
+
+    class UserLoss(InBatchLoss):
+        selects = trims
+
+        def __init__(self, base_loss, reduction="mean"):
+            super().__init__(reduction)
+            self.base_loss = base_loss
+
+        def forward(self, logits, target):
+            if not bool(torch.isfinite(logits).all()):
+                raise ValueError("logits has non-finite values")
+            loss = self.base_loss(logits, target)
+            top = torch.zeros_like(loss).index_fill(0, loss.detach().topk(max(1, loss.numel() // 4)).indices, 1.0)
+            out = loss * top if self.selects else loss * (1 + 3 * top)
+            return {"none": out, "sum": out.sum(), "mean": out.sum() / (top.sum() if self.selects else out.numel())
+                    }[self.reduction]
+
+    UserLoss.__qualname__ = f"UserLoss_{name}"
+    return UserLoss
+
+
+@pytest.fixture
+def user_losses():
+    from hardmine.inbatch.losses import LOSSES
+
+    names = {"user_top_quarter": True, "user_upweight_quarter": False}
+    for name, selects in names.items():
+        LOSSES.add(name, _user_loss(name, selects))
+    yield names
+    for name in names:
+        LOSSES._items.pop(name)
+
+
+def test_a_user_loss_declares_whether_it_selects_and_compare_counts_from_it(tiny, user_losses):
+    """compare counts compute from the loss's declaration, not its class: a user's loss that keeps the top
+    quarter (2 of 8 < 2/3) is re-forwarded and only the kept samples back-propagated; one that keeps all is
+    counted in full."""
+    from hardmine import testing
+    from hardmine.inbatch.losses import LOSSES
+
+    for name in user_losses:
+        testing.check_inbatch_loss(LOSSES[name])
+    record, model = run(tiny, "user_top_quarter")
+    assert (record["forwards"], record["backwards"]) == (EPOCHS * N * 5 // 4, EPOCHS * N // 4)
+    assert (model.forwarded, model.backwarded) == (record["forwards"], record["backwards"])
+    record, model = run(tiny, "user_upweight_quarter")
+    assert (record["forwards"], record["backwards"]) == (EPOCHS * N, EPOCHS * N)
+    assert (model.forwarded, model.backwarded) == (record["forwards"], record["backwards"])
+
+
+def test_compare_refuses_a_loss_that_does_not_declare_whether_it_selects():
+    from hardmine.inbatch.losses import LOSSES
+
+    LOSSES.add("user_undeclared", nn.Module)
+    try:
+        with pytest.raises(ValueError, match="does not declare whether it selects samples"):
+            build_strategy(parse_spec("user_undeclared"))
+    finally:
+        LOSSES._items.pop("user_undeclared")

@@ -252,3 +252,33 @@ def test_misclassified_bad_arguments():
         MisclassifiedUpweight(ce, 2.0, max_weight=math.inf)
     with pytest.raises(ValueError, match="cannot compare"):
         MisclassifiedUpweight(ce)(torch.zeros(4, 3), torch.zeros(5, dtype=torch.long))
+
+
+def test_one_per_sample_cross_entropy_helper():
+    """hardmine computes per-sample cross-entropy in one place; compare, the reference model, the evaluation and
+    the loss scorer use it (integrations/transformers.py keeps its own for outputs.logits: listed here)."""
+    import ast
+    from pathlib import Path
+
+    import hardmine
+    from hardmine import scores
+    from hardmine.diagnostics.evaluation import per_sample_loss
+    from hardmine.experiments import strategies
+    from hardmine.inbatch.losses import per_sample_cross_entropy
+
+    allowed = {"inbatch/losses.py", "integrations/transformers.py"}
+    root = Path(hardmine.__file__).parent
+    found = []
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) == \
+                    "cross_entropy" and any(k.arg == "reduction" and getattr(k.value, "value", None) == "none"
+                                            for k in node.keywords):
+                found.append(path.relative_to(root).as_posix())
+    assert set(found) <= allowed, sorted(set(found) - allowed)
+    assert strategies.cross_entropy is per_sample_cross_entropy
+    logits, targets = torch.randn(6, 3, dtype=torch.float64), torch.tensor([0, 1, 2, 0, 1, 2])
+    expected = torch.nn.functional.cross_entropy(logits, targets, reduction="none")
+    torch.testing.assert_close(per_sample_cross_entropy(logits, targets), expected)
+    torch.testing.assert_close(scores.cross_entropy(logits.float(), targets), expected.float())
+    np.testing.assert_allclose(per_sample_loss(logits.float(), targets.numpy()), expected.numpy(), rtol=1e-6)

@@ -38,15 +38,15 @@ def test_output_contract_and_pml_losses(name, random_data):
     x = x.clone().requires_grad_(True)
     miner = build(name)
     out = miner(x, y)
-    check_output(out, y.tolist(), y.tolist(), miner._arity)
+    check_output(out, y.tolist(), y.tolist(), miner.arity)
     assert len(out[0]) > 0
     assert all((u != v).all() for u, v in zip(out[0::2], out[1::2]))  # never an embedding with itself
-    loss_fn = losses.TripletMarginLoss(margin=0.2) if miner._arity == 3 else losses.ContrastiveLoss()
+    loss_fn = losses.TripletMarginLoss(margin=0.2) if miner.arity == 3 else losses.ContrastiveLoss()
     loss = loss_fn(x, y, out)
     loss.backward()
     assert torch.isfinite(loss) and x.grad is not None
     ref_out = miner(x[:10], y[:10], x, y)
-    check_output(ref_out, y[:10].tolist(), y.tolist(), miner._arity)
+    check_output(ref_out, y[:10].tolist(), y.tolist(), miner.arity)
     assert torch.isfinite(loss_fn(x[:10], y[:10], ref_out, x, y))
 
 
@@ -55,10 +55,10 @@ def test_degenerate_batches_give_empty_output(name):
     x = torch.randn(6, 4, generator=torch.Generator().manual_seed(0))
     miner = build(name)
     singletons = miner(x, torch.arange(6))  # no positive anywhere: no triplet, no positive pair
-    assert len(singletons) == miner._arity and all(t.dtype == torch.int64 for t in singletons)
+    assert len(singletons) == miner.arity and all(t.dtype == torch.int64 for t in singletons)
     assert singletons[0].numel() == singletons[1].numel() == 0
     one_class = miner(x, torch.zeros(6, dtype=torch.int64))  # no negative anywhere
-    assert all(t.numel() == 0 for t in (one_class if miner._arity == 3 else one_class[2:]))
+    assert all(t.numel() == 0 for t in (one_class if miner.arity == 3 else one_class[2:]))
     one = miner(x[:1], torch.tensor([3]))
     assert all(t.numel() == 0 for t in one)
     empty_ref = miner(x, torch.zeros(6, dtype=torch.int64), x[:0], torch.zeros(0, dtype=torch.int64))

@@ -64,7 +64,7 @@ def test_counters_after_every_call(name, random_data):
     miner = build(name)
     assert (miner.num_pos_pairs, miner.num_neg_pairs, miner.num_triplets) == (0, 0, 0)
     out = miner(x, y)
-    if miner._arity == 4:
+    if miner.arity == 4:
         assert (miner.num_pos_pairs, miner.num_neg_pairs, miner.num_triplets) == (len(out[0]), len(out[2]), 0)
     else:
         a, p, n = out

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from hardmine.inbatch.losses import per_sample_cross_entropy
 
 SLICE_NAMES = ("easy", "easier", "middle", "harder", "hard")
 
@@ -30,7 +31,7 @@ def predict(model: nn.Module, x: np.ndarray | torch.Tensor, batch_size: int = 40
 @torch.no_grad()
 def per_sample_loss(logits: torch.Tensor, targets: np.ndarray | torch.Tensor) -> np.ndarray:
     """Cross-entropy [M] (float64) of logits [M, C] against int targets [M]."""
-    return F.cross_entropy(logits.float(), torch.as_tensor(targets).long(), reduction="none").double().numpy()
+    return per_sample_cross_entropy(logits.float(), torch.as_tensor(targets)).double().numpy()
 
 
 def per_class_recall(pred: np.ndarray, y: np.ndarray, num_classes: int) -> np.ndarray:

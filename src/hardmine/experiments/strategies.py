@@ -18,12 +18,11 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from hardmine.experiments.reference import ReferenceSpec
 from hardmine.experiments.spec import Part, StrategySpec, format_value
-from hardmine.inbatch.losses import LOSSES, OHEMLoss
+from hardmine.inbatch.losses import LOSSES, InBatchLoss, per_sample_cross_entropy
 from hardmine.sampling.guards import GUARDS, ClassBalance
 from hardmine.sampling.policies import IRREDUCIBLE_LOSS, POLICIES, Policy, build_policy
 
@@ -101,9 +100,10 @@ class Strategy:
 
     @property
     def selects(self) -> bool:
-        """True when the in-batch loss keeps only some samples of each batch (OHEM): the training loop then
-        back-propagates the kept ones alone, through the same mechanism as a sampler's zero weights."""
-        return isinstance(self.loss_mean, OHEMLoss)
+        """True when the in-batch loss declares that it keeps only some samples of each batch (`selects`, e.g.
+        OHEM or a user's trimmed loss): the training loop then back-propagates the kept ones alone (those whose
+        "none" loss is not 0), through the same mechanism as a sampler's zero weights."""
+        return self.loss_mean is not None and type(self.loss_mean).selects
 
     def selection_weights(self, logits: torch.Tensor, targets: torch.Tensor,
                           clean: torch.Tensor | None = None) -> torch.Tensor:
@@ -161,6 +161,10 @@ def build_strategy(spec: StrategySpec, base_loss: PerSampleLoss | None = None,
         return Strategy(spec, build_policy(policy), tuple(guards), reference=reference)
     if name in LOSSES:
         cls = LOSSES[name]
+        if not (isinstance(cls, type) and issubclass(cls, InBatchLoss)):
+            raise ValueError(f"in-batch loss {name!r} ({getattr(cls, '__qualname__', cls)!r}) does not declare whether "
+                             "it selects samples, so its compute cannot be counted: subclass "
+                             "hardmine.inbatch.InBatchLoss and set selects = True or False")
         policy = _loss_sampler(spec, cls, guards)
         params = {**_LOSS_DEFAULTS.get(name, {}), **spec.strategy.params}
         if name == "ohem" and "keep" not in params and "threshold" not in params:
@@ -194,6 +198,5 @@ def _loss_sampler(spec: StrategySpec, cls: type, guards: list[Any]) -> Policy:
     return build_policy(_BALANCED_SAMPLER, power=balance[0].power, guards=rest)
 
 
-def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Per-sample cross-entropy [B] of logits [B, C] and int64 targets [B]."""
-    return F.cross_entropy(logits, targets, reduction="none")
+cross_entropy = per_sample_cross_entropy
+"""Per-sample cross-entropy [B] of logits [B, C] and int64 targets [B] (compare's default base loss)."""

@@ -1,8 +1,9 @@
 """Inside one batch, no memory needed: per-sample losses, a selector, and the reduction to one loss.
 
-select.py (TopK, Threshold, Stochastic), reduction.py (reduce), losses.py (OHEM, focal, misclassified; the LOSSES
-registry), class_weighted.py and logit_adjusted.py (the practitioner's answers to class imbalance, built from the
-training class counts), detection.py (SSD negatives, RoI OHEM). Every module here is imported with the package,
+select.py (TopK, Threshold, Stochastic), reduction.py (reduce), losses.py (the InBatchLoss base, which declares
+whether a loss selects samples; OHEM, focal, misclassified; the LOSSES registry), class_weighted.py and
+logit_adjusted.py (the practitioner's answers to class imbalance, built from the training class counts),
+detection.py (SSD negatives, RoI OHEM). Every module here is imported with the package,
 so an in-batch loss in a new file registers itself.
 """
 
@@ -11,8 +12,9 @@ import pkgutil
 
 from hardmine.inbatch.class_weighted import ClassWeightedLoss
 from hardmine.inbatch.logit_adjusted import LogitAdjustedLoss
+from hardmine.inbatch.losses import LOSSES, InBatchLoss, per_sample_cross_entropy
 
-__all__ = ["ClassWeightedLoss", "LogitAdjustedLoss"]
+__all__ = ["LOSSES", "ClassWeightedLoss", "InBatchLoss", "LogitAdjustedLoss", "per_sample_cross_entropy"]
 
 
 def _import_every_module() -> None:

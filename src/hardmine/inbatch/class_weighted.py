@@ -7,18 +7,16 @@ from torch import nn
 
 from hardmine.inbatch.class_counts import ClassCounts, check_class_counts, check_targets
 from hardmine.inbatch.losses import (
-    LOSSES,
+    InBatchLoss,
     PerElementLoss,
     Reduction,
     _check_base_loss,
-    _check_reduction,
-    _check_tensors,
+        _check_tensors,
     _per_element,
 )
 
 
-@LOSSES.register("class_weighted")
-class ClassWeightedLoss(nn.Module):
+class ClassWeightedLoss(InBatchLoss):
     """Inverse-frequency weighting: the loss of a sample of class c is multiplied by w_c = N / (C' n_c), where n_c
     is class c's count in `class_counts`, N their sum and C' the number of classes with n_c > 0, so that the
     weights' mean over the training distribution is 1 (the loss keeps its scale: no learning-rate effect on
@@ -31,12 +29,14 @@ class ClassWeightedLoss(nn.Module):
     A target of a class outside [0, C) or with n_c = 0 is refused.
     """
 
+    name = "class_weighted"
+    selects = False
+
     def __init__(self, class_counts: ClassCounts, base_loss: PerElementLoss | None = None,
                  reduction: Reduction = "mean") -> None:
-        super().__init__()
+        super().__init__(reduction)
         self.counts = check_class_counts(class_counts)
         self.base_loss = _check_base_loss(base_loss if base_loss is not None else nn.CrossEntropyLoss(reduction="none"))
-        self.reduction = _check_reduction(reduction)
         counts = torch.from_numpy(self.counts).to(torch.float64)
         present = int((counts > 0).sum())
         weight = torch.where(counts > 0, counts.sum() / (present * counts.clamp_min(1)), torch.zeros(()))

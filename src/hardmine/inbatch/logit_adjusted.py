@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from hardmine._checks import check_finite
 from hardmine.inbatch.class_counts import ClassCounts, check_class_counts, check_targets
-from hardmine.inbatch.losses import LOSSES, Reduction, _check_reduction, _check_tensors
+from hardmine.inbatch.losses import InBatchLoss, Reduction, _check_tensors
 
 
-@LOSSES.register("logit_adjusted")
-class LogitAdjustedLoss(nn.Module):
+class LogitAdjustedLoss(InBatchLoss):
     """Cross-entropy on logits + tau * log(prior), prior_c = n_c / N from `class_counts` (Menon et al. 2021, "Long-tail
     learning via logit adjustment"): a frequent class must win by a margin that grows with its prior, so the
     model's own logits (used unadjusted at test time) are calibrated for balanced error. tau = 1 is the
@@ -25,11 +23,13 @@ class LogitAdjustedLoss(nn.Module):
     logits [B, C, *] with C = len(class_counts), integer target [B, *] in [0, C).
     """
 
+    name = "logit_adjusted"
+    selects = False
+
     def __init__(self, class_counts: ClassCounts, tau: float = 1.0, reduction: Reduction = "mean") -> None:
-        super().__init__()
+        super().__init__(reduction)
         self.tau = check_finite("tau", tau, minimum=0)
         self.counts = check_class_counts(class_counts)
-        self.reduction = _check_reduction(reduction)
         counts = torch.from_numpy(self.counts).to(torch.float64)
         if self.tau == 0:
             adjustment = torch.zeros_like(counts)

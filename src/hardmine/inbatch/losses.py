@@ -1,12 +1,13 @@
 """Losses that mine inside the batch: OHEM around any per-element loss, focal loss, misclassified up-weighting.
 
-Each is a `torch.nn.Module` with a `reduction` argument like torch's own ("mean", "sum", "none").
+Each is an `InBatchLoss`: a `torch.nn.Module` with a `reduction` argument like torch's own ("mean", "sum",
+"none") that declares in `selects` whether it keeps only some samples of a batch.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -17,7 +18,7 @@ from hardmine._checks import check_finite, check_indices, check_int, check_numbe
 from hardmine.inbatch.reduction import reduce
 from hardmine.inbatch.select import Threshold, TopK
 from hardmine.memory import Column, ScoreMemory
-from hardmine.registry import Registry
+from hardmine.registry import Registered, Registry
 
 Reduction = Literal["mean", "sum", "none"]
 PerElementLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -64,12 +65,46 @@ def _per_element(base_loss: PerElementLoss, input: torch.Tensor, target: torch.T
     return loss
 
 
+def per_sample_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy [B, *] of logits [B, C, *] against integer class targets [B, *], one loss per sample, with its
+    gradient: hardmine's one per-sample cross-entropy (compare's default base loss, a reference model's loss, the
+    evaluation's and the loss scorer's)."""
+    return F.cross_entropy(logits, targets.long(), reduction="none")
+
+
 LOSSES = Registry("in-batch loss")
-"""Short names for the CLI and the experiment runner: `LOSSES["focal"](gamma=2.0)`."""
+"""Short names for the CLI and the experiment runner: `LOSSES["focal"](gamma=2.0)`; an `InBatchLoss` subclass that
+sets `name` registers itself."""
 
 
-@LOSSES.register("ohem")
-class OHEMLoss(nn.Module):
+class InBatchLoss(Registered, nn.Module):
+    """Base of every in-batch loss: `loss(input, target)` -> the loss, reduced as `reduction` says.
+
+    reduction: "mean", "sum", or "none" (one loss per element, of the targets' shape); anything else is refused
+        (`ValueError` naming `reduction`). "sum" is the sum of "none".
+    selects: a class attribute every subclass declares. True: the loss keeps only some elements of each batch
+        (OHEM, a trimmed loss): with reduction="none" an element it does not keep has a loss of exactly 0 and no
+        gradient, and `hardmine compare` back-propagates only the kept samples and counts only their backward
+        compute. False: every valid element contributes (a reweighting such as focal loss), counted in full.
+    name: set it on a subclass to register it in `LOSSES` (usable by name in `hardmine compare --strategies`).
+    `hardmine.testing.check_inbatch_loss` checks the contract, the declaration included.
+    """
+
+    registry: ClassVar[Registry] = LOSSES
+    selects: ClassVar[bool]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        if not isinstance(getattr(cls, "selects", None), bool):
+            raise TypeError(f"{cls.__name__} must declare whether it selects samples: set the class attribute "
+                            "selects = True (it keeps only some samples of a batch) or selects = False")
+        super().__init_subclass__(**kwargs)
+
+    def __init__(self, reduction: Reduction = "mean") -> None:
+        super().__init__()
+        self.reduction = _check_reduction(reduction)
+
+
+class OHEMLoss(InBatchLoss):
     """Online hard example mining around any per-element loss: back-propagate only the hardest elements.
 
     base_loss: (input, target) -> loss of any shape [B, *] (samples, pixels, anchors, tokens), e.g.
@@ -84,10 +119,13 @@ class OHEMLoss(nn.Module):
         per-element loss with zeros where not kept).
     """
 
+    name = "ohem"
+    selects = True
+
     def __init__(self, base_loss: PerElementLoss, keep: int | float | None = None, min_kept: int = 0,
                  threshold: float | None = None, ignore_index: int | None = None,
                  reduction: Reduction = "mean") -> None:
-        super().__init__()
+        super().__init__(reduction)
         self.base_loss = _check_base_loss(base_loss)
         if (keep is None) == (threshold is None):
             raise ValueError(f"give exactly one of keep and threshold, got keep={keep!r}, threshold={threshold!r}")
@@ -106,7 +144,6 @@ class OHEMLoss(nn.Module):
                                  "keep >= 1 (a count) or a fraction in (0, 1), or min_kept >= 1")
             self.keep = TopK(keep)
         self.ignore_index = ignore_index
-        self.reduction = _check_reduction(reduction)
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """The OHEM loss of `base_loss(input, target)`; the gradient reaches the kept elements only."""
@@ -131,8 +168,7 @@ class OHEMLoss(nn.Module):
         return reduce(loss, selection, normalize="weighted" if self.reduction == "mean" else "sum")
 
 
-@LOSSES.register("focal")
-class FocalLoss(nn.Module):
+class FocalLoss(InBatchLoss):
     """Focal loss (Lin et al. 2017): cross-entropy scaled by (1 - p_t)**gamma so that easy examples fade out.
 
     Binary (sigmoid) when logits and float targets in [0, 1] have the same shape: numerically the formula of
@@ -144,11 +180,13 @@ class FocalLoss(nn.Module):
     reduction: "mean" over the (non-ignored) elements, "sum", or "none" (shape of the targets).
     """
 
+    name = "focal"
+    selects = False
+
     def __init__(self, alpha: float | Sequence[float] | torch.Tensor | None = 0.25, gamma: float = 2.0,
                  reduction: Reduction = "mean", ignore_index: int = -100) -> None:
-        super().__init__()
+        super().__init__(reduction)
         self.gamma = check_finite("gamma", gamma, minimum=0)
-        self.reduction = _check_reduction(reduction)
         self.ignore_index = int(ignore_index)
         self.alpha: float | None = None
         self.register_buffer("class_alpha", None)
@@ -245,8 +283,7 @@ EXPONENT_COLUMN = Column("misclassified_exponent", np.float32, 0.0, source=None)
 """MisclassifiedUpweight's per-sample exponent, a column of its memory that nothing else writes."""
 
 
-@LOSSES.register("misclassified")
-class MisclassifiedUpweight(nn.Module):
+class MisclassifiedUpweight(InBatchLoss):
     """Up-weight the misclassified examples: weight `factor` where the prediction is wrong, 1 elsewhere.
 
     base_loss: (logits, target) -> per-element loss (reduction='none') of the targets' shape.
@@ -263,9 +300,12 @@ class MisclassifiedUpweight(nn.Module):
     reduction: "mean" is the weighted mean sum(w * loss) / sum(w), "sum" is sum(w * loss), "none" is w * loss.
     """
 
+    name = "misclassified"
+    selects = False
+
     def __init__(self, base_loss: PerElementLoss, factor: float = 2.0, memory: ScoreMemory | None = None,
                  max_weight: float = 10.0, reduction: Reduction = "mean") -> None:
-        super().__init__()
+        super().__init__(reduction)
         self.base_loss = _check_base_loss(base_loss)
         self.factor, self.max_weight = check_finite("factor", factor, 1), check_finite("max_weight", max_weight, 1)
         if memory is not None:
@@ -273,7 +313,6 @@ class MisclassifiedUpweight(nn.Module):
                 raise TypeError(f"memory must be a hardmine.ScoreMemory or None, got {type(memory).__name__}")
             memory.declare(EXPONENT_COLUMN)
         self.memory = memory
-        self.reduction = _check_reduction(reduction)
 
     def weights(self, wrong: torch.Tensor, indices: Any = None) -> torch.Tensor:
         """Weights [B, *] for the boolean `wrong` [B, *]; with memory, updates the exponents of `indices` [B]."""

@@ -2,8 +2,11 @@
 
 Every miner is called as `miner(embeddings, labels, ref_emb=None, ref_labels=None)` and returns int64
 `(anchor, positive, negative)` or `(anchor1, positive, anchor2, negative)`; `MINERS` and `DISTANCES` map short
-names to the classes.
+names to the classes. Every module here is imported with the package, so a miner in a new file registers itself.
 """
+
+import importlib
+import pkgutil
 
 from hardmine.metric.base import MINERS, BaseMiner
 from hardmine.metric.batch_hard import BatchHardMiner, EasyPositiveHardNegativeMiner
@@ -41,3 +44,12 @@ __all__ = [
     "SquaredEuclideanDistance",
     "TripletMarginMiner",
 ]
+
+
+def _import_every_module() -> None:
+    """Import every module of this package, so that a miner in a new file registers without an edit here."""
+    for info in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{info.name}")
+
+
+_import_every_module()

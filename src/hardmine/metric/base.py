@@ -1,12 +1,14 @@
 """BaseMiner: validates the inputs at the public boundary (errors name the argument and the value), lists each
-anchor's positives once, and hands the concrete miner a `MiningBatch` to mine block by block."""
+anchor's positives once, hands the concrete miner's public `mine(batch)` a `MiningBatch` to mine block by block,
+and checks what it returns (`check_mined`), as pytorch-metric-learning's `output_assertion` does."""
 
 from __future__ import annotations
 
 import functools
 import math
+import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -21,7 +23,7 @@ MINERS = Registry("miner")
 """Short names of the miners: `MINERS["batch_hard"](margin=0.2)`; a miner registers with `@MINERS.register(name)`."""
 
 PositiveMask = torch.Tensor | Callable[[Any, Any], torch.Tensor]
-__all__ = ["BaseMiner", "Block", "Indices", "MiningBatch", "PositiveMask", "as_torch_generator"]
+__all__ = ["BaseMiner", "Block", "Indices", "MiningBatch", "PositiveMask", "as_torch_generator", "check_mined"]
 
 
 def as_torch_generator(seed: int | torch.Generator | None) -> torch.Generator:
@@ -102,6 +104,49 @@ def _resolve_mask(mask: PositiveMask, labels: Any, ref_labels: Any, shape: tuple
     return value.to(device)
 
 
+def check_mined(out: Any, arity: int, num_query: int, num_ref: int, name: str = "mine",
+                ranges: bool = True) -> Indices:
+    """A miner's output as a tuple of int64 tensors, checked as pytorch-metric-learning's `output_assertion` does:
+    `arity` 1-D integer tensors (3: (anchor, positive, negative) of one length; 4: (anchor1, positive) and
+    (anchor2, negative), each pair of one length); with `ranges`, anchors in [0, num_query) and the others in
+    [0, num_ref), read on the host for CPU tensors (O(output)) and a device-side assert on an accelerator.
+    ValueError naming `name` and the first problem otherwise."""
+    if not isinstance(out, (tuple, list)) or len(out) != arity:
+        raise ValueError(f"{name} must return a tuple of {arity} index tensors, got "
+                         f"{type(out).__name__}{f' of {len(out)}' if isinstance(out, (tuple, list)) else ''}")
+    tensors = []
+    for i, t in enumerate(out):
+        if not isinstance(t, torch.Tensor) or t.dtype.is_floating_point or t.dtype == torch.bool \
+                or t.is_complex() or t.ndim != 1:
+            what = f"{t.dtype} of shape {tuple(t.shape)}" if isinstance(t, torch.Tensor) else type(t).__name__
+            raise ValueError(f"{name} output[{i}] must be a 1-D integer tensor, got {what}")
+        tensors.append(t if t.dtype == torch.int64 else t.to(torch.int64))
+    groups = ((0, 1), (2, 3)) if arity == 4 else ((0, 1, 2),)  # pairs: (a1, p) and (a2, n)
+    for group in groups:
+        if len({tensors[i].shape[0] for i in group}) != 1:
+            raise ValueError(f"{name} returned index tensors {list(group)} of different lengths "
+                             f"{[tensors[i].shape[0] for i in group]}")
+    if not ranges:
+        return tuple(tensors)
+    anchors = (0, 2) if arity == 4 else (0,)
+    for i, t in enumerate(tensors):
+        size = num_query if i in anchors else num_ref
+        if not t.numel():
+            continue
+        role = "an anchor (a row of embeddings)" if i in anchors else "a row of the reference"
+        if t.device.type != "cpu":
+            torch._assert_async(((t >= 0) & (t < size)).all(), f"{name} output[{i}] out of range [0, {size})")
+            continue
+        bad = (t < 0) | (t >= size)
+        if bool(bad.any()):
+            raise ValueError(f"{name} output[{i}] must index {role} in [0, {size}): {int(bad.sum())} do not, "
+                             f"e.g. {int(t[bad][0])}")
+    return tuple(tensors)
+
+
+_RENAMED = (("_mine", "mine"), ("_arity", "arity"), ("_bytes_per_pair", "bytes_per_pair"))
+
+
 class BaseMiner:
     """Base of every miner: `miner(embeddings, labels, ref_emb=None, ref_labels=None)` -> int64 index tuple.
 
@@ -116,12 +161,27 @@ class BaseMiner:
     `num_pos_pairs` / `num_neg_pairs` (pairs returned by pair miners; distinct (anchor, positive) / (anchor,
     negative) pairs within the triplets of triplet miners).
 
-    Subclasses implement `_mine(batch)` and set `_arity` (3: triplets, 4: pairs) and `_bytes_per_pair`, their
-    working memory per matrix entry.
+    A miner subclasses BaseMiner and writes `mine(batch)`: a `MiningBatch` (validated inputs, positives listed
+    per anchor, `batch.blocks(bytes_per_pair)` for row blocks of distances) -> `arity` int64 index tensors. It sets
+    `arity` (3: triplets, 4: pairs) and `bytes_per_pair`, its working memory per matrix entry. What `mine`
+    returns is checked (`check_mined`: count, dtype, equal lengths; index ranges for a `mine` written outside
+    hardmine, whose built-in miners are proved by `hardmine.testing.check_miner` instead, so that their hot path
+    reads nothing back from an accelerator). `_mine`, `_arity` and `_bytes_per_pair` still work for a release,
+    with a DeprecationWarning.
     """
 
-    _arity: int = 3
-    _bytes_per_pair: int = 8
+    arity: ClassVar[int] = 3
+    bytes_per_pair: ClassVar[int] = 8
+    _checks_ranges: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for old, new in _RENAMED:
+            if old in vars(cls) and new not in vars(cls):
+                warnings.warn(f"{cls.__qualname__}.{old} is deprecated: name it {new} (BaseMiner's public hook); "
+                              f"{old} stops working in the next release", DeprecationWarning, stacklevel=2)
+                setattr(cls, new, vars(cls)[old])
+        cls._checks_ranges = not getattr(cls.mine, "__module__", "").startswith("hardmine.")
 
     def __init__(self, distance: BaseDistance | None = None, positive_mask: PositiveMask | None = None,
                  max_block_bytes: int = DEFAULT_MAX_BYTES) -> None:
@@ -152,51 +212,13 @@ class BaseMiner:
         """
         batch = self.validate(embeddings, labels, ref_emb, ref_labels, positive_mask, ref_starts_with_batch)
         if batch.num_query == 0 or batch.num_ref == 0:
-            out = batch.empty(self._arity)
+            out = batch.empty(self.arity)
         else:
             with torch.no_grad():
-                out = self._checked_output(self._mine(batch), batch.num_query, batch.num_ref)
+                out = check_mined(self.mine(batch), self.arity, batch.num_query, batch.num_ref,
+                                  f"{type(self).__name__}.mine", self._checks_ranges)
         self._count(out, batch.num_ref)
         return out
-
-    def _checked_output(self, out: Any, num_query: int, num_ref: int) -> Indices:
-        """`_mine`'s output as int64 tensors, checked as pytorch-metric-learning's `output_assertion` does:
-        `_arity` 1-D integer tensors (of one length for triplets; (a1, p) and (a2, n) for pairs), anchors in
-        [0, num_query), the others in [0, num_ref). The ranges are read for miners defined outside hardmine
-        (the built-in ones are tested to keep them, and their output is not read back from an accelerator);
-        on an accelerator a device-side assert."""
-        name = f"{type(self).__name__}._mine"
-        if not isinstance(out, (tuple, list)) or len(out) != self._arity:
-            raise ValueError(f"{name} must return a tuple of {self._arity} index tensors, got "
-                             f"{type(out).__name__}{f' of {len(out)}' if isinstance(out, (tuple, list)) else ''}")
-        tensors = []
-        for i, t in enumerate(out):
-            if not isinstance(t, torch.Tensor) or t.dtype.is_floating_point or t.dtype == torch.bool \
-                    or t.is_complex() or t.ndim != 1:
-                what = f"{t.dtype} of shape {tuple(t.shape)}" if isinstance(t, torch.Tensor) else type(t).__name__
-                raise ValueError(f"{name} output[{i}] must be a 1-D integer tensor, got {what}")
-            tensors.append(t if t.dtype == torch.int64 else t.to(torch.int64))
-        groups = ((0, 1), (2, 3)) if self._arity == 4 else ((0, 1, 2),)  # pairs: (a1, p) and (a2, n)
-        for group in groups:
-            if len({tensors[i].shape[0] for i in group}) != 1:
-                raise ValueError(f"{name} returned index tensors {list(group)} of different lengths "
-                                 f"{[tensors[i].shape[0] for i in group]}")
-        if type(self).__module__.startswith("hardmine."):
-            return tuple(tensors)
-        anchors = (0, 2) if self._arity == 4 else (0,)
-        for i, t in enumerate(tensors):
-            size = num_query if i in anchors else num_ref
-            if not t.numel():
-                continue
-            role = "an anchor (a row of embeddings)" if i in anchors else "a row of the reference"
-            if t.device.type != "cpu":
-                torch._assert_async(((t >= 0) & (t < size)).all(), f"{name} output[{i}] out of range [0, {size})")
-                continue
-            bad = (t < 0) | (t >= size)
-            if bool(bad.any()):
-                raise ValueError(f"{name} output[{i}] must index {role} in [0, {size}): {int(bad.sum())} do not, "
-                                 f"e.g. {int(t[bad][0])}")
-        return tuple(tensors)
 
     def _count(self, out: Indices, num_ref: int) -> None:
         self._last = (out, num_ref)  # counted when read, so that mining itself waits for no device value
@@ -276,5 +298,7 @@ class BaseMiner:
         cols = safe_padding(cols, valid, exclude_self)
         return MiningBatch(query, ref, exclude_self, self.distance, self.max_block_bytes, lambda: (cols, valid))
 
-    def _mine(self, batch: MiningBatch) -> Indices:
-        raise NotImplementedError
+    def mine(self, batch: MiningBatch) -> Indices:
+        """The hook a miner writes: the index tuple of `batch` (anchors index `batch`'s rows, the rest its
+        reference), `arity` int64 tensors; called without gradient, checked by `check_mined`."""
+        raise NotImplementedError(f"{type(self).__name__} must implement mine(batch)")

@@ -18,15 +18,15 @@ class BatchHardMiner(BaseMiner):
     a [B, M] mask: positives come as per-row column lists, negatives are the rest of each row.
     """
 
-    _bytes_per_pair = 4
+    bytes_per_pair = 4
     _hardest_positive = True
 
-    def _mine(self, batch: MiningBatch) -> Indices:
+    def mine(self, batch: MiningBatch) -> Indices:
         folded = label_fold_extremes(batch, self._hardest_positive)
         if folded is not None:
             return folded
         out: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
-        for block in batch.blocks(self._bytes_per_pair):
+        for block in batch.blocks(self.bytes_per_pair):
             if self._hardest_positive:
                 pos_value, slot = block.positives(block.raw, float("-inf"), finish=True).max(1)
             else:

@@ -40,7 +40,7 @@ class DistanceWeightedMiner(BaseMiner):
     seed: an int, a torch.Generator or None, the only source of randomness.
     """
 
-    _bytes_per_pair = 40
+    bytes_per_pair = 40
 
     def __init__(self, cutoff: float = 0.5, nonzero_loss_cutoff: float = 1.4,
                  seed: int | torch.Generator | None = None, distance: BaseDistance | None = None,
@@ -65,10 +65,10 @@ class DistanceWeightedMiner(BaseMiner):
         column = torch.searchsorted(cdf, target, right=True).clamp_(max=cdf.shape[1] - 1)
         return column, total > 0
 
-    def _mine(self, batch: MiningBatch) -> Indices:
+    def mine(self, batch: MiningBatch) -> Indices:
         dim = batch.query.shape[1]
         out: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
-        for block in batch.blocks(self._bytes_per_pair):
+        for block in batch.blocks(self.bytes_per_pair):
             values = block.mask_non_negatives_(block.finish(block.raw), float("inf"))
             weights = negative_weights(values, dim, self.cutoff, self.nonzero_loss_cutoff)
             del values

@@ -21,8 +21,8 @@ class MultiSimilarityMiner(BaseMiner):
     epsilon: the slack, >= 0 (PML's default 0.1).
     """
 
-    _arity = 4
-    _bytes_per_pair = 6
+    arity = 4
+    bytes_per_pair = 6
 
     def __init__(self, epsilon: float = 0.1, distance: BaseDistance | None = None,
                  positive_mask: PositiveMask | None = None, max_block_bytes: int = DEFAULT_MAX_BYTES) -> None:
@@ -33,9 +33,9 @@ class MultiSimilarityMiner(BaseMiner):
         """Cosine similarity, as in the paper and PML."""
         return CosineSimilarity()
 
-    def _mine(self, batch: MiningBatch) -> Indices:
+    def mine(self, batch: MiningBatch) -> Indices:
         out: list[tuple[torch.Tensor, ...]] = []
-        for block in batch.blocks(self._bytes_per_pair):
+        for block in batch.blocks(self.bytes_per_pair):
             values = block.finish(block.raw)
             d_ap = block.positives(values, float("-inf"))
             farthest_positive = d_ap.amax(1) if d_ap.shape[1] else d_ap.new_full((block.rows,), float("-inf"))

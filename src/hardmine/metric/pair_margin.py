@@ -19,8 +19,8 @@ class PairMarginMiner(BaseMiner):
     pos_margin, neg_margin: finite thresholds in the distance's units (PML's defaults 0.2 and 0.8).
     """
 
-    _arity = 4
-    _bytes_per_pair = 6
+    arity = 4
+    bytes_per_pair = 6
 
     def __init__(self, pos_margin: float = 0.2, neg_margin: float = 0.8, distance: BaseDistance | None = None,
                  positive_mask: PositiveMask | None = None, max_block_bytes: int = DEFAULT_MAX_BYTES) -> None:
@@ -28,11 +28,11 @@ class PairMarginMiner(BaseMiner):
         self.pos_margin = check_number("pos_margin", pos_margin, float("-inf"), float("inf"))
         self.neg_margin = check_number("neg_margin", neg_margin, float("-inf"), float("inf"))
 
-    def _mine(self, batch: MiningBatch) -> Indices:
+    def mine(self, batch: MiningBatch) -> Indices:
         sign = -1.0 if batch.distance.is_similarity else 1.0
         pos_threshold, neg_threshold = sign * self.pos_margin, sign * self.neg_margin
         out: list[tuple[torch.Tensor, ...]] = []
-        for block in batch.blocks(self._bytes_per_pair):
+        for block in batch.blocks(self.bytes_per_pair):
             values = block.finish(block.raw)
             pos_row, slot = torch.nonzero(block.positives(values, float("-inf")) > pos_threshold).unbind(1)
             block.mask_non_negatives_(values, float("inf"))

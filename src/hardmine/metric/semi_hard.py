@@ -23,16 +23,16 @@ class SemiHardMiner(BaseMiner):
     margin: the triplet margin, >= 0 (in the distance's units).
     """
 
-    _bytes_per_pair = 24
+    bytes_per_pair = 24
 
     def __init__(self, margin: float = 0.2, distance: BaseDistance | None = None,
                  positive_mask: PositiveMask | None = None, max_block_bytes: int = DEFAULT_MAX_BYTES) -> None:
         super().__init__(distance, positive_mask, max_block_bytes)
         self.margin = check_number("margin", margin, 0.0, float("inf"))
 
-    def _mine(self, batch: MiningBatch) -> Indices:
+    def mine(self, batch: MiningBatch) -> Indices:
         out: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
-        for block in batch.blocks(self._bytes_per_pair):
+        for block in batch.blocks(self.bytes_per_pair):
             d_ap, sorted_values, order = block.sorted_negatives()
             count = block.negative_counts()[:, None]
             position = _ops.first_position(sorted_values, d_ap, right=True)

@@ -33,7 +33,7 @@ class TripletMarginMiner(BaseMiner):
     The output can hold O(B * M * M) triplets without `max_triplets`; working memory stays O(rows x M).
     """
 
-    _bytes_per_pair = 24
+    bytes_per_pair = 24
 
     def __init__(self, margin: float = 0.2, type_of_triplets: str = "all", max_triplets: int | None = None,
                  seed: int | torch.Generator | None = None, distance: BaseDistance | None = None,
@@ -63,7 +63,7 @@ class TripletMarginMiner(BaseMiner):
     def _ranges(self, batch: MiningBatch) -> Iterator[tuple[Block, torch.Tensor, torch.Tensor, torch.Tensor]]:
         """Per block: the block, and per positive slot [b, W] the first sorted position and the number of its
         triplets, and the sorted order of each row's negatives [b, M]."""
-        for block in batch.blocks(self._bytes_per_pair):
+        for block in batch.blocks(self.bytes_per_pair):
             d_ap, sorted_values, order = block.sorted_negatives()
             count = block.negative_counts()[:, None].expand_as(d_ap)
             search = functools.partial(_ops.first_position, sorted_values)
@@ -87,7 +87,7 @@ class TripletMarginMiner(BaseMiner):
         torch.index_select(order.reshape(-1), 0, base.index_select(0, pair).add_(ids), out=out[2])
         return out
 
-    def _mine(self, batch: MiningBatch) -> Indices:
+    def mine(self, batch: MiningBatch) -> Indices:
         out = []
         if self.max_triplets is None:
             for block, lo, size, order in self._ranges(batch):

@@ -65,3 +65,90 @@ def test_in_batch_selection_leaves_the_noise_suspects_out():
     assert sampler.policy.suspects().tolist() == [4] and sampler.stats()["noise_suspects"] == 1.0
     plain = hm.HardExampleSampler(memory, 6, policy="uniform", seed=0)
     assert plain.selection(next(iter(plain))).all() and plain.policy.suspects() is None
+
+
+class ExcludeMultiplesOf3(Guard):
+    """Leaves the samples whose index is a multiple of 3 out of every batch's in-batch selection."""
+
+    def adjust_selection(self, keep, indices):
+        return keep & (indices % 3 != 0)
+
+
+def test_a_selection_guard_is_accepted_by_every_policy_and_check_guard_proves_it_excludes():
+    """Every policy calls adjust_selection (HardExampleSampler.selection) and lists it in `calls`: such a guard was
+    refused by 11 of 12 policies; check_guard now runs it under each and proves the samples are left out."""
+    from hardmine import testing
+
+    for name, policy in hm.POLICIES.items():
+        assert "adjust_selection" in policy.calls and policy.affected_by(ExcludeMultiplesOf3), name
+    for name in sorted(hm.POLICIES):
+        testing.check_guard_effect(ExcludeMultiplesOf3(), hm.POLICIES[name], params=testing.policy_params(name))
+    testing.check_guard(ExcludeMultiplesOf3(), policies=["uniform", "importance"])
+
+
+def test_check_guard_fails_for_a_guard_whose_hook_is_never_called():
+    from hardmine import testing
+
+    class Deaf(hm.UniformPolicy):
+        """Lists adjust_selection but never calls the guards' hook."""
+
+        name = ""
+
+        def selection(self, keep, indices):
+            return keep
+
+    with pytest.raises(AssertionError, match=r"accepts the guard for \['adjust_selection'\] .* but never calls them"):
+        testing.check_guard(ExcludeMultiplesOf3(), policies=[Deaf])
+
+    class Ignores(hm.UniformPolicy):
+        """Calls the guards' hook but keeps every sample anyway."""
+
+        name = ""
+
+        def selection(self, keep, indices):
+            super().selection(keep, indices)
+            return keep
+
+    with pytest.raises(AssertionError, match="adjust_selection left out samples .* but the batch's selection keeps"):
+        testing.check_guard(ExcludeMultiplesOf3(), policies=[Ignores])
+
+    class Unstratified(hm.TopKFractionPolicy):
+        """Lists strata in `calls` (as its parent) but never asks the guards for them."""
+
+        name = ""
+
+        def strata(self, memory):
+            return None
+
+    with pytest.raises(AssertionError, match=r"accepts the guard for \['strata'\] .* never calls them"):
+        testing.check_guard_effect(hm.ClassBalance(), Unstratified)
+
+
+def test_a_hook_is_called_only_when_the_policy_lists_it():
+    """uniform does not list adjust_subset: a guard accepted for its weights hook gets no adjust_subset call (it
+    was called when the subset was given), and check_guard would name an undeclared call."""
+    from hardmine import testing
+
+    class SubsetAndCap(Guard):
+        def adjust_subset(self, subset, weights, num_samples, rng):
+            return subset[subset % 2 == 0], weights[subset % 2 == 0]
+
+        def adjust_weights(self, weights):
+            return weights
+
+    testing.check_guard_effect(SubsetAndCap(), hm.POLICIES["uniform"])  # adjust_subset not called: not listed
+    testing.check_guard_effect(SubsetAndCap(), hm.POLICIES["topk_fraction"])  # listed: drawn from its subset
+
+    class Careless(hm.UniformPolicy):
+        """Calls adjust_subset though uniform does not list it."""
+
+        name = ""
+
+        def guarded_subset(self, memory, rng):
+            subset, weights = np.arange(memory.num_samples), np.ones(memory.num_samples)
+            for guard in self.guards:
+                subset, weights = guard.adjust_subset(subset, weights, memory.num_samples, rng)
+            return subset, weights
+
+    with pytest.raises(AssertionError, match=r"the policy calls \['adjust_subset'\], which its `calls` does not"):
+        testing.check_guard_effect(SubsetAndCap(), Careless)

@@ -1,7 +1,8 @@
 """The guard interface: hooks that receive arrays, never a policy.
 
-A guard implements any of the hooks below; each policy kind declares in `calls` which of them it calls, and a
-guard that implements none of those is refused when the policy is built (with the lists of both). A guard
+A guard implements any of the hooks below; each policy kind declares in `calls` which of them it calls (and calls
+no other), and a guard that implements none of those is refused when the policy is built (with the lists of both);
+`hardmine.testing.check_guard` proves that every accepted guard takes effect. A guard
 derives what it needs from the memory once an epoch (`start_epoch`, O(N)); per step it only looks things up.
 
 Effect hooks (HOOKS):
@@ -16,7 +17,8 @@ Effect hooks (HOOKS):
   importance correction should see them: divided by N x the probability under the distribution the guard makes
   the target, so that the weights correct toward that distribution instead of toward uniform;
 - adjust_weights(weights): importance weights [B] as the loss should use them;
-- adjust_selection(keep, indices): which samples [B] of a batch an in-batch loss may use.
+- adjust_selection(keep, indices): which samples [B] of a batch an in-batch loss may use (every policy calls it,
+  through `HardExampleSampler.selection`).
 Report hooks: stats() for logging, suspects() for samples that look mislabeled (None: not looked for).
 """
 

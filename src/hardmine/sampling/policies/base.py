@@ -60,8 +60,10 @@ class Policy(Registered):
     """
 
     registry: ClassVar[Registry] = POLICIES
-    calls: ClassVar[frozenset[str]] = frozenset()
-    """The guard hooks this policy calls (see hardmine.sampling.guards.base.HOOKS)."""
+    calls: ClassVar[frozenset[str]] = frozenset({"adjust_selection"})
+    """The guard hooks this policy calls (see hardmine.sampling.guards.base.HOOKS); a hook not listed is never
+    called. Every policy calls `adjust_selection` (`selection`, the sampler's per-batch selection for an in-batch
+    loss); `hardmine.testing.check_guard` checks the list against the hooks a run calls."""
     columns: ClassVar[tuple[Column, ...]] = ()
     """Memory columns this policy reads beyond the built-in ones; the sampler declares them on its memory."""
     state_version: ClassVar[int] = 1
@@ -216,7 +218,9 @@ class Policy(Registered):
 
     def selection(self, keep: np.ndarray, indices: np.ndarray) -> np.ndarray:
         """Boolean [B]: which samples `indices` of a batch an in-batch loss may use, after each guard's
-        `adjust_selection` (a noise guard leaves out its suspects)."""
+        `adjust_selection` (a noise guard leaves out its suspects), when this policy lists it in `calls`."""
+        if "adjust_selection" not in self.calls:
+            return keep
         for guard in self.guards:
             keep = guard.adjust_selection(keep, indices)
         return keep
@@ -312,8 +316,8 @@ class PriorityPolicy(Policy):
     Override `weights` for importance correction (the default is ones, through the guards' caps).
     """
 
-    calls = frozenset({"adjust_difficulty", "adjust_priorities", "adjust_mix", "forced", "adjust_weights",
-                       "start_priorities", "adjust_probabilities"})
+    calls = Policy.calls | {"adjust_difficulty", "adjust_priorities", "adjust_mix", "forced", "adjust_weights",
+                            "start_priorities", "adjust_probabilities"}
     mix: float = 0.0
     weights_rows: ClassVar[bool] = False
     """Whether `weights` also takes probabilities [K, B] (K batches of B drawn together, each row normalised on
@@ -452,7 +456,7 @@ class SubsetPolicy(Policy):
     "strata" to `calls`.
     """
 
-    calls = frozenset({"adjust_difficulty", "adjust_subset", "adjust_weights"})
+    calls = Policy.calls | {"adjust_difficulty", "adjust_subset", "adjust_weights"}
 
     def epoch_subset(self, memory: ScoreMemory,
                      rng: np.random.Generator) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -465,11 +469,12 @@ class SubsetPolicy(Policy):
     def guarded_subset(self, memory: ScoreMemory,
                        rng: np.random.Generator) -> tuple[np.ndarray | None, np.ndarray | None]:
         """`epoch_subset`, then each guard's `adjust_subset` (a coverage guard adds left-out samples, a class_balance
-        guard resamples to its quotas); an epoch over all the data is then the subset of every sample."""
+        guard resamples to its quotas), when this policy lists it in `calls`; an epoch over all the data is then
+        the subset of every sample."""
         subset, weights = self.epoch_subset(memory, rng)
+        if "adjust_subset" not in self.calls or not self.guards_implement("adjust_subset"):
+            return subset, weights
         if subset is None:
-            if not self.guards_implement("adjust_subset"):
-                return subset, weights
             subset, weights = np.arange(memory.num_samples, dtype=np.int64), np.ones(memory.num_samples)
         for guard in self.guards:
             subset, weights = guard.adjust_subset(subset, weights, memory.num_samples, rng)
@@ -487,7 +492,7 @@ class SubsetPolicy(Policy):
 class BatchPolicy(Policy):
     """Shuffled passes over all the data; the losses of each scored batch decide its weights (`select`)."""
 
-    calls = frozenset({"adjust_difficulty", "adjust_weights"})
+    calls = Policy.calls | {"adjust_difficulty", "adjust_weights"}
     valid_weights: ClassVar[bool] = False
     """Whether `select` returns finite, non-negative weights by construction: the sampler then marks them (without
     a guard that adjusts weights) so that `hm.reduce` does not check them again. A subclass that overrides
