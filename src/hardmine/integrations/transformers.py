@@ -20,13 +20,13 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from accelerate.data_loader import BatchSamplerShard, DataLoaderDispatcher
 from torch.utils.data import DataLoader, Dataset
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, seed_worker
 
 import hardmine as hm
+from hardmine.inbatch.losses import per_sample_cross_entropy
 from hardmine.integrations._state import check_extra, restore, state_of
 from hardmine.integrations._step import mined_loss
 
@@ -36,7 +36,7 @@ STATE_FILE = "hardmine.pt"
 
 def cross_entropy_per_sample(outputs: Any, labels: torch.Tensor) -> torch.Tensor:
     """The default `per_sample_loss`: cross-entropy [B] of `outputs.logits` [B, C] against `labels` [B]."""
-    return F.cross_entropy(outputs.logits.float(), labels, reduction="none")
+    return per_sample_cross_entropy(outputs.logits.float(), labels)
 
 
 class _IndexedItems(Dataset):
