@@ -131,12 +131,13 @@ def _shown(value: Any) -> str:
     return repr(value)
 
 
-def agree_on_config(what: str, fields: dict[str, Any]) -> None:
+def agree_on_config(what: str, fields: dict[str, Any], group: Any = None) -> None:
     """Every rank checks that all ranks have the same `fields` (name -> value, the same names on every rank):
     one all-gather of a 64-bit digest per field ([world, F] int64); when any differs, every rank raises the same
     `DisagreementError` naming each differing field and each rank's value (gathered only then). Nothing happens
-    without a process group or with one rank. Call it before the data collectives that the fields govern."""
-    _, world = rank_and_world()
+    without a process group or with one rank. Call it before the data collectives that the fields govern.
+    `group`: the process group whose ranks must agree (default: the default group)."""
+    world = dist.get_world_size(group) if dist.is_available() and dist.is_initialized() else 1
     if world == 1:
         return
     names = sorted(fields)
@@ -144,7 +145,7 @@ def agree_on_config(what: str, fields: dict[str, Any]) -> None:
     local = torch.tensor([digest(fields[name]) for name in names] + [digest(names)], dtype=torch.int64,
                          device=device)
     gathered = [torch.empty_like(local) for _ in range(world)]
-    dist.all_gather(gathered, local)
+    dist.all_gather(gathered, local, group=group)
     table = torch.stack(gathered).cpu()
     differ = [i for i in range(len(names) + 1) if bool((table[:, i] != table[0, i]).any())]
     if not differ:
@@ -152,7 +153,7 @@ def agree_on_config(what: str, fields: dict[str, Any]) -> None:
     shown = {names[i] if i < len(names) else "field names": _shown(fields[names[i]] if i < len(names) else names)
              for i in differ}
     every: list[Any] = [None] * world
-    dist.all_gather_object(every, shown)
+    dist.all_gather_object(every, shown, group=group)
     parts = [f"{name}: " + ", ".join(f"rank {r} has {every[r].get(name)}" for r in range(world)) for name in shown]
     raise DisagreementError(f"{what}: the ranks' configurations differ (every rank must build it alike): "
                             + "; ".join(parts))

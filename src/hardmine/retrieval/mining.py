@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from hardmine._checks import as_generator, check_fits_in_memory, check_int, check_number
-from hardmine.distributed import agree_on_errors
+from hardmine.distributed import agree_on_config, agree_on_errors
 from hardmine.retrieval.backends import Block, ExactSearch, SearchBackend, make_backend
 from hardmine.retrieval.distributed import Shard, corpus_shard, merge_across_ranks, reduce_across_ranks
 from hardmine.retrieval.embeddings import Embeddings, as_embedding_matrix
@@ -74,7 +75,10 @@ def mine_hard_negatives(
     corpus_sharded=False every rank holds the whole corpus and searches 1/world of it; with corpus_sharded=True
     corpus_emb is this rank's shard and global ids follow rank order. All ranks return the same result, and the
     ranks agree on the validity of their inputs before any collective: a bad input on one rank raises the same
-    ValueError, naming that rank, on every rank.
+    ValueError, naming that rank, on every rank. They also agree (`agree_on_config`) on what must match: the query
+    count, dimension and dtype, the corpus size (unsharded), corpus_sharded, num_negatives and the other settings,
+    then the positives and excluded ids; a difference raises the same DisagreementError, naming the field and each
+    rank's value, on every rank (the query embeddings themselves are not compared).
     """
     with agree_on_errors("mine_hard_negatives", group):
         checked = _check_arguments(query_emb, corpus_emb, num_negatives, range_min, range_max, max_score,
@@ -86,6 +90,16 @@ def mine_hard_negatives(
             pool_extra = check_int("pool_extra", pool_extra, minimum=0)
     num_negatives, range_min, batch_size, recall_sample, filters, key, backend, queries, matrix, rescore = checked
     cosine = metric == "cosine"
+    if dist.is_available() and dist.is_initialized():  # before any collective that these govern
+        random = sampling == "random" or backend.approximate
+        agree_on_config("mine_hard_negatives", {
+            "queries": len(queries), "dim": queries.shape[1], "dtype": str(queries.matrix.dtype),
+            "corpus dim": matrix.shape[1], "corpus_sharded": bool(corpus_sharded),
+            "corpus rows": None if corpus_sharded else len(matrix), "num_negatives": num_negatives,
+            "range_rule": range_rule, "pool_extra": pool_extra,
+            "filters": repr(filters), "sampling": sampling, "metric": metric, "index": backend.name,
+            "seed": key if random else None, "batch_size": batch_size, "recall_sample": recall_sample,
+            "rescore": rescore is not None}, group)
     shard = corpus_shard(len(matrix), corpus_sharded, group)
     with agree_on_errors("mine_hard_negatives", group):
         corpus = Embeddings("corpus_emb", matrix[shard.start:shard.stop], cosine)
@@ -97,6 +111,9 @@ def mine_hard_negatives(
         if filters.uses_positive and (pos.counts == 0).any():
             q = int(np.flatnonzero(pos.counts == 0)[0])
             raise ValueError(f"positives[{q}] is empty: a margin needs at least one positive per query")
+    if shard.distributed:  # they decide each block's k and the positive pairs gathered
+        excluded = None if exclude is None else (removed.offsets, removed.ids)
+        agree_on_config("mine_hard_negatives", {"positives": (pos.offsets, pos.ids), "exclude": excluded}, group)
     return _mine(queries, corpus, shard, pos, removed, filters, num_negatives, sampling, backend, key, batch_size,
                  progress, recall_sample, metric, range_rule, rescore, pool_extra)
 
