@@ -59,7 +59,12 @@ def test_alike_mining_ranks_agree(tmp_path, sharded):
 
 def _memory(rank: int, settings: list[dict]) -> list[list[float]]:
     args = {"size": 16, "embedding_dim": 4, **settings[rank]}
+    resume = args.pop("resume", False)
     memory = CrossBatchMemory(**args)
+    if resume:  # a state saved by a rank-local memory after one batch of 3
+        other = CrossBatchMemory(16, 4, gather_distributed=False)
+        other.enqueue(torch.ones(3, 4), torch.zeros(3, dtype=torch.int64), step=0)
+        memory.load_state_dict(other.state_dict())
     for step in range(3):
         emb = torch.randn(6, 4, generator=torch.Generator().manual_seed(10 * rank + step))
         memory.mine(BatchHardMiner(), emb, torch.arange(6) % 3, step=step)
@@ -68,6 +73,7 @@ def _memory(rank: int, settings: list[dict]) -> list[list[float]]:
 
 MEMORY = {"size": ({"size": 8}, {"size": 16}, "size: rank 0 has 8, rank 1 has 16"),
           "max_age": ({"max_age": 1}, {}, "max_age: rank 0 has 1, rank 1 has None"),
+          "loaded state": ({}, {"resume": True}, "cursor: rank 0 has 0, rank 1 has 3"),
           "dtype": ({"dtype": torch.float16}, {}, "dtype: rank 0 has 'torch.float16', rank 1 has 'torch.float32'")}
 
 

@@ -9,7 +9,7 @@ import torch
 import torch.distributed as dist
 
 from hardmine._checks import check_device, check_int
-from hardmine.distributed import agree_on_errors
+from hardmine.distributed import agree_on_config, agree_on_errors
 from hardmine.metric.base import BaseMiner, Indices, _check_embeddings
 from hardmine.state import check_state, compare_config
 
@@ -64,6 +64,7 @@ class CrossBatchMemory:
         self.labels = torch.zeros((self.size, *self.label_shape), dtype=torch.int64, device=device)
         self.steps = torch.full((self.size,), -1, dtype=torch.int64, device=device)
         self.cursor = 0
+        self._agreed = False  # whether the ranks agreed on the configuration and state (`_agree`)
 
     def __len__(self) -> int:
         """How many slots hold an entry (stale or not)."""
@@ -80,6 +81,14 @@ class CrossBatchMemory:
     @property
     def _gathers(self) -> bool:
         return self.gather_distributed and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+    def _agree(self) -> None:
+        """At the first gathering call (and the first after `load_state_dict`) the ranks agree on what must match
+        (`agree_on_config`): the configuration, the cursor and the slots' steps. A difference raises the same
+        DisagreementError, naming the field and each rank's value, on every rank, before any data collective."""
+        if self._gathers and not self._agreed:
+            agree_on_config("CrossBatchMemory", {**self._config(), "cursor": self.cursor, "steps": self.steps})
+            self._agreed = True
 
     def _check_batch(self, embeddings: Any, labels: Any, step: Any) -> tuple[torch.Tensor, torch.Tensor, int]:
         x = _check_embeddings("embeddings", embeddings)
@@ -98,7 +107,9 @@ class CrossBatchMemory:
         """Store a batch [B, embedding_dim] (detached) with its labels as made at `step`; oldest slots go first.
 
         Under torch.distributed (gather_distributed), the ranks agree on the validity of their batches first:
-        a bad batch on any rank raises the same ValueError on every rank, and no rank's memory changes."""
+        a bad batch on any rank raises the same ValueError on every rank, and no rank's memory changes; at the
+        first call the ranks agree on the memory's configuration and state (a difference raises on every rank)."""
+        self._agree()
         with agree_on_errors("CrossBatchMemory.enqueue", enabled=self._gathers):
             x, labels, step = self._check_batch(embeddings, labels, step)
         self._store(x, labels, step)
@@ -133,8 +144,11 @@ class CrossBatchMemory:
         Returns (indices, ref_emb, ref_labels): ref_emb is `embeddings` (with its gradient) followed by the
         memory's fresh entries, so `loss(embeddings, labels, indices, ref_emb, ref_labels)` works with PML
         losses; self pairs of the batch are excluded. Under torch.distributed the ranks agree on the validity of
-        their inputs (and on the miner succeeding) before the batch is gathered: all raise, or none does.
+        their inputs (and on the miner succeeding) before the batch is gathered: all raise, or none does; at the
+        first call they agree on the memory's configuration (size, embedding_dim, max_age, label_shape, dtype) and
+        state (cursor, steps): a difference raises the same DisagreementError on every rank.
         """
+        self._agree()
         with agree_on_errors("CrossBatchMemory.mine", enabled=self._gathers):
             x, labels, step = self._check_batch(embeddings, labels, step)
             memory_emb, memory_labels = self.get(step)
@@ -194,3 +208,4 @@ class CrossBatchMemory:
         for key in ("embeddings", "labels", "steps"):
             getattr(self, key).copy_(state[key])
         self.cursor, self.max_age = cursor, max_age
+        self._agreed = False
