@@ -457,9 +457,10 @@ class HardExampleSampler:
         buffered; the buffered batches are written to the memory and re-prioritised (O(B log N) each) at once
         every `chunk` batches, and before any read of the memory. Values on an accelerator are checked when they
         arrive, before anything is written. Under torch.distributed every rank runs its checks first and all raise
-        or none does (`agree_on_errors`); then the indices (int64) and values (float) of every rank are gathered
-        separately, so every rank's memory and priorities stay identical. Bad input raises before anything
-        changes. The batch counts as consumed.
+        or none does (`agree_on_errors`), and they agree on the statistics' names (`agree_on_config`: given on one
+        rank only, the same DisagreementError on every rank); then the indices (int64) and values (float) of
+        every rank are gathered separately, so every rank's memory and priorities stay identical. Bad input raises
+        before anything changes. The batch counts as consumed.
         """
         key = _key(indices)
         found = self._pending.get(key)
@@ -484,6 +485,8 @@ class HardExampleSampler:
             if now:  # needs the values now (gathered, or selected from), or has them
                 host = {name: v.array() for name, v in values.items()}
                 self._check(local, host)
+        if self.world_size > 1:  # every rank gathers the same statistics, or all raise
+            agree_on_config("HardExampleSampler.update", {"statistics": sorted(set(values) - {"scores"})})
         self._device = values["scores"].device
         own = values["scores"]  # this rank's values (stats' loss_variance pairs them with this rank's weights)
         if now:
