@@ -111,21 +111,49 @@ def test_errors_name_the_argument(tmp_path):
         HardMiningTrainer(model=run.model(), args=args, train_dataset=run.data(), per_sample_loss=3)
 
 
-def test_two_processes_under_torch_distributed_run_visit_every_sample(tmp_path):
+def _torchrun(*args: str) -> None:
+    """`transformers_run.py ARGS` on 2 processes under torch.distributed.run (a 300 s timeout: a hang fails)."""
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root / "src"), str(root)]), "OMP_NUM_THREADS": "1"}
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-                           str(port), str(Path(run.__file__)), str(tmp_path)], env=env, timeout=300,
+                           str(port), str(Path(run.__file__)), *args], env=env, timeout=300,
                           capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_two_processes_under_torch_distributed_run_visit_every_sample(tmp_path):
+    _torchrun(str(tmp_path))
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     steps = 2 * run.N // 16  # 2 epochs of global batches of 2 x 8
     assert [r["steps"] for r in ranks] == [steps, steps] and [r["world_size"] for r in ranks] == [2, 2]
     visits = np.bincount(np.concatenate([b for r in ranks for b in r["seen"]]), minlength=run.N)
     np.testing.assert_array_equal(visits, np.full(run.N, 2))  # nothing dropped, nothing padded
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_two_processes(tmp_path_factory):
+    """The importance run under torch.distributed.run, checkpointed after steps 3 and 6."""
+    out = tmp_path_factory.mktemp("full")
+    _torchrun(str(out), "full")
+    return out
+
+
+@pytest.mark.parametrize("step", [3, 6])  # mid-epoch 0 and mid-epoch 1 of 4 global steps each
+def test_two_processes_resumed_mid_epoch_under_torch_distributed_run_match_the_uninterrupted_run(
+        uninterrupted_two_processes, tmp_path, step):
+    out = uninterrupted_two_processes
+    _torchrun(str(tmp_path), "resume", str(out / f"checkpoint-{step}"))
+    for r in (0, 1):
+        full = json.loads((out / f"rank{r}-full.json").read_text())
+        resumed = json.loads((tmp_path / f"rank{r}-resume.json").read_text())
+        assert resumed["seen"] == full["seen"][step:], r  # this rank's batches, in order
+        assert resumed["steps"] == full["steps"] == 2 * run.N // 16
+        assert resumed["scores"] == full["scores"]  # every rank's memory, identical
+        assert (resumed["epoch"], resumed["position"]) == (full["epoch"], full["position"])
+        assert resumed["state"] == full["state"] and resumed["memory"] == full["memory"]  # the sampler state
 
 
 def test_the_memory_gets_the_label_column_and_class_balanced_draws_classes_equally(tmp_path):

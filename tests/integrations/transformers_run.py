@@ -22,6 +22,7 @@ from transformers import (
 )
 from transformers.utils import logging as hf_logging
 
+from hardmine.distributed import digest
 from hardmine.integrations.transformers import HardMiningTrainer
 
 N, LENGTH, VOCAB = 64, 8, 100
@@ -87,16 +88,32 @@ def fit(out: str, policy: str = "importance", epochs: int = 3, resume: str | Non
     return trainer
 
 
-def main(out: str) -> None:
-    """The 2-process run: every rank writes the batches it trained on."""
-    trainer = fit(out, policy="uniform", epochs=2, ddp_find_unused_parameters=False)
-    with open(os.path.join(out, f"rank{int(os.environ.get('RANK', '0'))}.json"), "w") as f:
-        json.dump({"seen": trainer.seen, "steps": trainer.state.global_step,
-                   "world_size": trainer.hardmine_sampler.world_size}, f)
+def main(out: str, mode: str = "visit", checkpoint: str | None = None) -> None:
+    """The 2-process runs; every rank writes the batches it trained on (rankR.json, or rankR-MODE.json).
+
+    mode "visit": uniform, 2 epochs. "full": importance, 2 epochs, a checkpoint after step 3 (mid-epoch 0) and 6
+    (mid-epoch 1). "resume": the same run resumed from `checkpoint`; both also write the memory's scores and the
+    sampler's final state."""
+    if mode == "visit":
+        trainer = fit(out, policy="uniform", epochs=2, ddp_find_unused_parameters=False)
+    else:
+        trainer = fit(out, policy="importance", epochs=2, ddp_find_unused_parameters=False,
+                      save_at=(3, 6) if mode == "full" else (), resume=checkpoint)
+    rank = int(os.environ.get("RANK", "0"))
+    record = {"seen": trainer.seen, "steps": trainer.state.global_step,
+              "world_size": trainer.hardmine_sampler.world_size}
+    if mode != "visit":
+        state = trainer.hardmine_sampler.state_dict()
+        memory = trainer.hardmine_memory
+        record.update(scores=memory.get("score").tolist(), epoch=state["epoch"], position=state["position"],
+                      state=digest(state), memory=digest(memory.state_dict()))
+    name = f"rank{rank}.json" if mode == "visit" else f"rank{rank}-{mode}.json"
+    with open(os.path.join(out, name), "w") as f:
+        json.dump(record, f)
     if torch.distributed.is_initialized():  # a process group left to interpreter shutdown can abort gloo's threads
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:])
