@@ -91,14 +91,14 @@ def fit(out: str, policy: str = "importance", epochs: int = 3, resume: str | Non
 def main(out: str, mode: str = "visit", checkpoint: str | None = None) -> None:
     """The 2-process runs; every rank writes the batches it trained on (rankR.json, or rankR-MODE.json).
 
-    mode "visit": uniform, 2 epochs. "full": importance, 2 epochs, a checkpoint after step 3 (mid-epoch 0) and 6
-    (mid-epoch 1). "resume": the same run resumed from `checkpoint`; both also write the memory's scores and the
-    sampler's final state."""
+    mode "visit": uniform, 2 epochs. "full": importance, 2 epochs, 2 DataLoader workers (they draw ahead), a
+    checkpoint after step 3 (mid-epoch 0) and 6 (mid-epoch 1). "resume": the same run resumed from `checkpoint`;
+    both also write the memory's scores and digests of the sampler's and the memory's final states."""
     if mode == "visit":
         trainer = fit(out, policy="uniform", epochs=2, ddp_find_unused_parameters=False)
     else:
         trainer = fit(out, policy="importance", epochs=2, ddp_find_unused_parameters=False,
-                      save_at=(3, 6) if mode == "full" else (), resume=checkpoint)
+                      save_at=(3, 6) if mode == "full" else (), resume=checkpoint, dataloader_num_workers=2)
     rank = int(os.environ.get("RANK", "0"))
     record = {"seen": trainer.seen, "steps": trainer.state.global_step,
               "world_size": trainer.hardmine_sampler.world_size}
