@@ -74,6 +74,7 @@ def _memory(rank: int, settings: list[dict]) -> list[list[float]]:
 MEMORY = {"size": ({"size": 8}, {"size": 16}, "size: rank 0 has 8, rank 1 has 16"),
           "max_age": ({"max_age": 1}, {}, "max_age: rank 0 has 1, rank 1 has None"),
           "loaded state": ({}, {"resume": True}, "cursor: rank 0 has 0, rank 1 has 3"),
+          "embedding_dim": ({}, {"embedding_dim": 5}, "embedding_dim: rank 0 has 4, rank 1 has 5"),
           "dtype": ({"dtype": torch.float16}, {}, "dtype: rank 0 has 'torch.float16', rank 1 has 'torch.float32'")}
 
 
@@ -99,7 +100,11 @@ def _update(rank: int, settings: list[dict]) -> list[float]:
         kind = settings[rank]
         if kind == "nan":
             losses[1] = np.nan
-        stats = {"margin": np.linspace(-1.0, 1.0, batch.size)} if kind == "stats" else {}
+        stats = {"margin": np.linspace(-1.0, 1.0, batch.size)} if kind in ("stats", "nan stats") else {}
+        if kind == "nan stats":
+            stats["margin"][0] = np.nan
+        if kind == "out of range":
+            batch = batch + 32
         sampler.update(batch, losses, **stats)
     return sampler.memory.get("score").tolist()
 
@@ -108,7 +113,11 @@ UPDATES = {"statistics on one rank": (("stats", None), "DisagreementError: HardE
                                       "statistics: rank 0 has ['margin'], rank 1 has []"),
            "statistics on the other rank": ((None, "stats"), "DisagreementError: HardExampleSampler.update",
                                             "statistics: rank 0 has [], rank 1 has ['margin']"),
-           "NaN loss on one rank": (("nan", None), "AgreedError: HardExampleSampler.update", "rank 0 had bad input")}
+           "NaN loss on one rank": (("nan", None), "AgreedError: HardExampleSampler.update", "rank 0 had bad input"),
+           "NaN statistic on one rank": (("stats", "nan stats"), "AgreedError: HardExampleSampler.update",
+                                         "rank 1 had bad input"),
+           "indices out of range on one rank": ((None, "out of range"), "AgreedError: HardExampleSampler.update",
+                                                "rank 1 had bad input")}
 
 
 @pytest.mark.parametrize("case", sorted(UPDATES))
@@ -124,3 +133,16 @@ def test_sampler_updates_that_differ_raise_on_every_rank(tmp_path, case):
 def test_statistics_on_every_rank_are_accepted(tmp_path):
     ranks = run_two(tmp_path, _update, ["stats", "stats"], timeout=60)
     assert "value" in ranks[0] and ranks[0]["value"] == ranks[1]["value"], ranks
+
+
+BAD_MINING = {"no queries": {"queries": 0}, "num_negatives 0": {"num_negatives": 0},
+              "positive out of range": {"positives": [[100]] * 9}}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_MINING))
+def test_mining_input_bad_on_one_rank_raises_on_every_rank(tmp_path, case):
+    ranks = run_two(tmp_path, _mine, [{}, BAD_MINING[case]], timeout=60)
+    assert not any(r.get("hung") or "exitcode" in r for r in ranks), ranks
+    errors = [r.get("error") for r in ranks]
+    assert errors[0] is not None and errors[0] == errors[1], ranks
+    assert errors[0].startswith("AgreedError: mine_hard_negatives: rank 1 had bad input"), errors[0]
