@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 from collections.abc import Callable
 from typing import Any
@@ -9,6 +10,9 @@ from typing import Any
 import typer
 
 USER_ERRORS = (ValueError, TypeError, FileNotFoundError, ImportError)
+# The system's answers a user can act on (a full disk, no permission, a read-only or over-quota file system).
+USER_ERRNOS = frozenset({errno.ENOSPC, errno.EACCES, errno.EPERM, errno.EROFS, errno.EDQUOT, errno.ENOTDIR,
+                         errno.EISDIR})
 
 
 def user_errors_exit_2(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -20,6 +24,12 @@ def user_errors_exit_2(command: Callable[..., Any]) -> Callable[..., Any]:
             return command(*args, **kwargs)
         except USER_ERRORS as err:
             typer.echo(f"error: {' '.join(str(err).split())}", err=True)
+            raise typer.Exit(2) from None
+        except OSError as err:
+            if err.errno not in USER_ERRNOS:
+                raise
+            where = f" {err.filename!r}" if err.filename else ""
+            typer.echo(f"error: cannot write or read{where}: {err.strerror or err}", err=True)
             raise typer.Exit(2) from None
 
     return run

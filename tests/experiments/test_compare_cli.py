@@ -202,7 +202,19 @@ def bad_inputs(tmp):
     np.savez(tmp / "one.npz", X=np.ones((10, 2)), y=np.zeros(10))
     pd.DataFrame({"a": [1.0, 2.0], "y": [0, 1]}).to_csv(tmp / "two.csv", index=False)
     np.savez(tmp / "rare.npz", X=np.ones((21, 2)), y=np.array([0] * 10 + [1] * 10 + [2]))
+    (tmp / "dir.npz").mkdir(exist_ok=True)
+    np.savez(tmp / "objects.npz", X=np.array([{"a": 1}] * 10, dtype=object), y=np.arange(10))
+    (tmp / "cut.npz").write_bytes((tmp / "objects.npz").read_bytes()[:50])
+    (tmp / "empty.csv").write_text("")
+    pd.DataFrame({"a": [], "y": []}).to_csv(tmp / "header_only.csv", index=False)
     return [
+        (["--dataset", tmp / "dir.npz"], "is a directory, not a data file"),
+        (["--dataset", tmp / "objects.npz"], "objects.npz: an array holds Python objects"),
+        (["--dataset", tmp / "cut.npz"], "cut.npz cannot be read as .npz"),
+        (["--dataset", tmp / "empty.csv", "--label-column", "y"], "empty.csv cannot be read as a table"),
+        (["--dataset", tmp / "header_only.csv", "--label-column", "y"], "header_only.csv has no rows"),
+        (["--seeds", "1000000000"], "--seeds must be in [1, 100]"),
+        (["--validation-file", tmp / "dir.npz"], "--validation-file"),
         (["--strategies", "uniform,fancy"], "unknown strategy 'fancy'"),
         (["--strategies", "importance:alpah=1"], "unknown parameter 'alpah'"),
         (["--strategies", "ohem+noise_gard"], "unknown guard 'noise_gard'"),
@@ -225,7 +237,7 @@ def bad_inputs(tmp):
         (["--optimizer", "adam"], "--optimizer must be one of ['sgd', 'adamw'], got 'adam'"),
         (["--schedule", "linear"], "--schedule must be one of"),
         (["--noise-seed", "random", "--label-noise", "0.1"], "--noise-seed must be one of"),
-        (["--seeds", "0"], "--seeds must be >= 1, got 0"),
+        (["--seeds", "0"], "--seeds must be in [1, 100] (each seed trains every strategy), got 0"),
         (["--data-seed", "-1"], "--data-seed must be >= 0, got -1"),
         (["--dataset", tmp / "two.csv", "--label-column", "y"], "too few to split"),
         (["--warmup-steps", "-1"], "--warmup-steps must be an integer >= 0"),
@@ -369,3 +381,39 @@ def test_a_run_that_stops_early_still_gets_its_line():
     assert lines[0] == "[1] uniform lr=10 seed 0: 1 epochs, validation acc 0.1000, 0.0 s (stopped: 3 epochs planned, " \
                        "diverged)"
     assert lines[1].startswith("[2] uniform lr=20 seed 0: stopped") and lines[2].startswith("[3] ohem seed 1: 3 epochs")
+
+
+@pytest.mark.parametrize("content, message", [
+    ("[]", "must be a JSON object written by hardmine compare, got a list"),
+    ("{}", "lacks ['config', 'dataset', 'runs', 'strategies', 'target']"),
+    ("edit:nan", "has test_acc=nan"),
+    ("edit:drop", "lacks ['test_acc']"),
+])
+def test_report_refuses_results_that_are_not_a_comparisons_in_one_line(app, compared, tmp_path, content, message):
+    out = tmp_path / "edited"
+    out.mkdir()
+    if content.startswith("edit:"):
+        results = json.loads((compared[0] / "results.json").read_text())
+        if content == "edit:nan":
+            results["runs"][1]["test_acc"] = float("nan")
+        else:
+            del results["runs"][1]["test_acc"]
+        content = json.dumps(results)
+    (out / "results.json").write_text(content)
+    result = invoke(app, "report", out)
+    assert result.exit_code == 2 and message in result.stderr and "Traceback" not in result.output
+
+
+def test_a_full_disk_is_one_line_not_a_traceback(app, tmp_path, monkeypatch):
+    import errno
+
+    import hardmine.experiments.results as results_module
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "o" / "setup.json"))
+
+    monkeypatch.setattr(results_module, "write_json", full)
+    result = invoke(app, "compare", "--out", tmp_path / "o", "--seeds", "1", "--epochs", "1", "--no-tune")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.stderr.strip() == f"error: cannot write or read {str(tmp_path / 'o' / 'setup.json')!r}: No space " \
+        "left on device"

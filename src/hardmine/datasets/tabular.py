@@ -6,8 +6,10 @@ split, and the class names. A file without a test split gets a stratified one, s
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -122,6 +124,46 @@ def _as_features(x: np.ndarray, what: str) -> np.ndarray:
     return x
 
 
+def _check_file(path: Path, option: str) -> None:
+    if path.is_dir():
+        raise ValueError(f"{option} {str(path)!r} is a directory, not a data file")
+    if not path.is_file():
+        raise FileNotFoundError(f"{option} {str(path)!r} does not exist")
+
+
+def read_arrays(path: str | Path, option: str = "--dataset") -> dict[str, np.ndarray]:
+    """Every array of a user's `.npz` file, without pickle; a ValueError naming `option` and the file when it is a
+    directory, cut short or not an archive, or holds Python objects (FileNotFoundError when it does not exist)."""
+    path = Path(path)
+    _check_file(path, option)
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            return {k: arrays[k] for k in arrays.files}
+    except ValueError as err:
+        if "allow_pickle" in str(err):
+            raise ValueError(f"{option} {path.name}: an array holds Python objects (dtype object); save numeric "
+                             "arrays") from None
+        raise ValueError(f"{option} {path.name} cannot be read as .npz ({err})") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as err:
+        raise ValueError(f"{option} {path.name} cannot be read as .npz ({err}): cut short or not an archive") from None
+
+
+def read_frame(path: str | Path, option: str = "--dataset") -> Any:
+    """A user's CSV or parquet file as a pandas DataFrame; a ValueError naming `option` and the file when it is a
+    directory, empty or unreadable (FileNotFoundError when it does not exist)."""
+    import pandas as pd
+
+    path = Path(path)
+    _check_file(path, option)
+    try:
+        frame = pd.read_csv(path) if path.suffix.lower() == ".csv" else pd.read_parquet(path)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, OSError, ValueError) as err:
+        raise ValueError(f"{option} {path.name} cannot be read as a table ({' '.join(str(err).split())})") from None
+    if frame.shape[0] == 0:
+        raise ValueError(f"{option} {path.name} has no rows")
+    return frame
+
+
 def load_table(path: str | Path, label_column: str | None = None, test_fraction: float = 0.25,
                seed: int = 0) -> LabeledData:
     """User data: a `.npz` with arrays X, y (and optional X_test, y_test), or a CSV / parquet file.
@@ -130,22 +172,19 @@ def load_table(path: str | Path, label_column: str | None = None, test_fraction:
     numeric. Features are standardised with the training part's statistics.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"data file {str(path)!r} does not exist")
     suffix = path.suffix.lower()
     if suffix == ".npz":
-        with np.load(path, allow_pickle=False) as arrays:
-            missing = [k for k in ("X", "y") if k not in arrays]
-            if missing:
-                raise ValueError(f"{path.name} lacks array(s) {missing}; it has {sorted(arrays.files)}")
-            parts = {k: arrays[k] for k in ("X", "y", "X_test", "y_test") if k in arrays}
-        return from_arrays(path.stem, parts["X"], parts["y"], parts.get("X_test"), parts.get("y_test"),
+        arrays = read_arrays(path)
+        missing = [k for k in ("X", "y") if k not in arrays]
+        if missing:
+            raise ValueError(f"{path.name} lacks array(s) {missing}; it has {sorted(arrays)}")
+        return from_arrays(path.stem, arrays["X"], arrays["y"], arrays.get("X_test"), arrays.get("y_test"),
                            test_fraction, seed)
     if suffix not in _TABLE_SUFFIXES:
         raise ValueError(f"data file must end in .npz, .csv or .parquet, got {path.name!r}")
     import pandas as pd
 
-    frame = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
+    frame = read_frame(path)
     if label_column is None:
         raise ValueError(f"{path.name} is a table: give its label column (--label-column); columns: "
                          f"{list(frame.columns)}")

@@ -30,6 +30,7 @@ from hardmine.experiments.spec import parse_spec, parse_specs
 from hardmine.experiments.strategies import PerSampleLoss, build_strategy
 from hardmine.experiments.tuning import DEFAULT_GRID, Tuning
 
+MAX_SEEDS = 100  # seeds per strategy: more is a typo, not a comparison (and would build a huge list first)
 DEFAULT_STRATEGIES = "uniform,ohem,focal,importance,selective_backprop,prune_easy"
 # What a practitioner would use on long-tailed classes instead of mining: added to the default strategies when the
 # training classes are imbalanced (largest / smallest count above metrics.IMBALANCED_ABOVE).
@@ -95,10 +96,12 @@ def _seed_list(seeds: int | Sequence[int]) -> list[int]:
     if isinstance(seeds, bool):
         raise TypeError(f"seeds must be a count or a list of ints, got {seeds!r}")
     if isinstance(seeds, (int, np.integer)):
-        if seeds < 1:
-            raise ValueError(f"--seeds must be >= 1, got {seeds}")
+        if not 1 <= seeds <= MAX_SEEDS:
+            raise ValueError(f"--seeds must be in [1, {MAX_SEEDS}] (each seed trains every strategy), got {seeds}")
         return list(range(int(seeds)))
     values = list(seeds)
+    if len(values) > MAX_SEEDS:
+        raise ValueError(f"seeds: at most {MAX_SEEDS} (each seed trains every strategy), got {len(values)}")
     if not values or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0 for s in values):
         raise ValueError(f"seeds must be a non-empty list of ints >= 0, got {values!r}")
     if len(set(values)) != len(values):

@@ -12,22 +12,20 @@ from pathlib import Path
 
 import numpy as np
 
-from hardmine.datasets.tabular import LabeledData, encode_labels, stratified_split
+from hardmine.datasets.tabular import LabeledData, encode_labels, read_arrays, read_frame, stratified_split
 
 _OPTION = "--validation-file"
 _FILE_SUFFIXES = (".npz", ".csv", ".parquet")
 
 
 def _read(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    if not path.is_file():
-        raise FileNotFoundError(f"{_OPTION} {str(path)!r} does not exist")
     if path.suffix.lower() != ".npz":
         raise ValueError(f"{_OPTION} must be an .npz file with arrays x (or X) and y, got {path.name!r}")
-    with np.load(path, allow_pickle=False) as arrays:
-        key = "x" if "x" in arrays.files else "X"
-        if key not in arrays.files or "y" not in arrays.files:
-            raise ValueError(f"{_OPTION} {path.name} must hold arrays x (or X) and y; it has {sorted(arrays.files)}")
-        x, y = np.asarray(arrays[key]), np.asarray(arrays["y"]).ravel()
+    arrays = read_arrays(path, _OPTION)
+    key = "x" if "x" in arrays else "X"
+    if key not in arrays or "y" not in arrays:
+        raise ValueError(f"{_OPTION} {path.name} must hold arrays x (or X) and y; it has {sorted(arrays)}")
+    x, y = np.asarray(arrays[key]), np.asarray(arrays["y"]).ravel()
     if x.ndim < 2 or x.shape[0] != y.shape[0] or x.shape[0] == 0:
         raise ValueError(f"{_OPTION} {path.name}: x {x.shape} and y {y.shape} must hold one row per label, at least "
                          "one")
@@ -43,12 +41,10 @@ def _file_statistics(dataset: str, label_column: str | None, test_fraction: floa
     """The mean and standard deviation a `--dataset` file's training part was standardised with."""
     path = Path(dataset)
     if path.suffix.lower() == ".npz":
-        with np.load(path, allow_pickle=False) as arrays:
-            x, y, split = arrays["X"], arrays["y"], "X_test" not in arrays.files
+        arrays = read_arrays(path)
+        x, y, split = arrays["X"], arrays["y"], "X_test" not in arrays
     else:
-        import pandas as pd
-
-        frame = pd.read_csv(path) if path.suffix.lower() == ".csv" else pd.read_parquet(path)
+        frame = read_frame(path)
         x, y, split = frame.drop(columns=[label_column]).to_numpy(), frame[label_column].to_numpy(), True
     x = np.asarray(x).astype(np.float32)
     x = x.reshape(x.shape[0], -1) if x.ndim == 1 else x
