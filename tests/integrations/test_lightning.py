@@ -134,12 +134,12 @@ def test_stats_are_logged_once_an_epoch(tmp_path):
 
 class _Scheduled(run.Model):
     """A warm memory (scored before training, so prune_easy prunes from epoch 0 on) and a LinearLR to 0 over
-    `trainer.estimated_stepping_batches`, stepped every batch; records each epoch's (num_training_batches, steps)
-    and the learning rate after training."""
+    `trainer.estimated_stepping_batches` (or `schedule(optimizer, total)`), stepped every batch; records each
+    epoch's (num_training_batches, steps), the learning rate each step applied and the one after training."""
 
-    def __init__(self, miner):
+    def __init__(self, miner, schedule=None):
         super().__init__(miner)
-        self.epochs, self.final_lr = [], None
+        self.epochs, self.final_lr, self.lrs, self.schedule = [], None, [], schedule
 
     def train_dataloader(self):
         loader = self.miner.dataloader(run.data())
@@ -150,6 +150,9 @@ class _Scheduled(run.Model):
     def on_train_epoch_start(self):
         self.epochs.append([self.trainer.num_training_batches, 0])
 
+    def on_train_batch_start(self, *args):
+        self.lrs.append(self.trainer.optimizers[0].param_groups[0]["lr"])
+
     def on_train_batch_end(self, *args):
         self.epochs[-1][1] += 1
 
@@ -159,17 +162,21 @@ class _Scheduled(run.Model):
     def configure_optimizers(self):
         optimizer = torch.optim.SGD(self.parameters(), lr=0.5)
         total = self.trainer.estimated_stepping_batches
-        schedule = torch.optim.lr_scheduler.LinearLR(optimizer, 1.0, 0.0, total_iters=total)
+        schedule = (self.schedule or _linear)(optimizer, total)
         return [optimizer], [{"scheduler": schedule, "interval": "step"}]
 
 
-def _fit_scheduled(policy, **trainer_kwargs):
+def _linear(optimizer, total):
+    return torch.optim.lr_scheduler.LinearLR(optimizer, 1.0, 0.0, total_iters=total)
+
+
+def _fit_scheduled(policy, schedule=None, **trainer_kwargs):
     import pytorch_lightning as pl
 
     import hardmine as hm
 
     miner = HardMiningCallback(policy=hm.build_policy(policy, ratio=0.5, epochs=10), batch_size=8, seed=3)
-    model = _Scheduled(miner)
+    model = _Scheduled(miner, schedule)
     trainer = pl.Trainer(accelerator="cpu", callbacks=[miner], logger=False, enable_progress_bar=False,
                          enable_checkpointing=False, enable_model_summary=False, **trainer_kwargs)
     trainer.fit(model)
@@ -188,3 +195,68 @@ def test_prune_easy_epoch_lengths_and_a_linear_lr_that_ends_at_zero():
     assert trainer.global_step == sum(steps for _, steps in model.epochs)
     model, trainer = _fit_scheduled("prune_easy", max_epochs=-1, max_steps=30)  # bounded by steps: exact
     assert trainer.global_step == 30 and model.final_lr == 0.0
+
+
+def _lambda(optimizer, total):
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(0.0, 1 - step / total) ** 2)
+
+
+@pytest.mark.parametrize("schedule", [_linear, _lambda], ids=["LinearLR", "LambdaLR"])
+def test_a_step_schedule_sized_by_estimated_stepping_batches_ends_with_a_pruned_run(schedule):
+    """prune_easy over 3 epochs takes fewer steps than estimated_stepping_batches (first epoch x 3): the schedule
+    follows the run's progress and reaches 0 at its last step, decreasing all the way."""
+    model, trainer = _fit_scheduled("prune_easy", schedule, max_epochs=3)
+    assert trainer.global_step != model.epochs[0][0] * 3  # not what estimated_stepping_batches told
+    lrs = [*model.lrs, model.final_lr]  # the lr each step applied, and the one after the last step
+    assert len(lrs) == trainer.global_step + 1 and lrs[0] == 0.5
+    assert abs(model.final_lr) <= 1e-12, lrs
+    assert all(b <= a for a, b in zip(lrs, lrs[1:])), lrs
+    assert all(b < a for a, b in zip(lrs[:-1], lrs[1:-1])), lrs  # strictly: no step repeats its lr
+
+
+def test_horizon_schedules_follow_the_progress_and_count_schedules_are_named():
+    """CosineAnnealingLR ends at eta_min, OneCycleLR at its total_steps (no "Tried to step" error when a run
+    takes more steps than estimated); a StepLR keeps counting steps, with a warning that names it."""
+    sched = torch.optim.lr_scheduler
+    made = []
+
+    def cosine(optimizer, total):
+        made.append(sched.CosineAnnealingLR(optimizer, T_max=total, eta_min=0.0))
+        return made[-1]
+
+    def one_cycle(optimizer, total):
+        made.append(sched.OneCycleLR(optimizer, max_lr=0.5, total_steps=total))
+        return made[-1]
+
+    model, trainer = _fit_scheduled("prune_easy", cosine, max_epochs=3)
+    assert trainer.global_step != model.epochs[0][0] * 3 and abs(model.final_lr) <= 1e-12
+    assert all(b <= a for a, b in zip(model.lrs, model.lrs[1:]))
+    model, trainer = _fit_scheduled("prune_easy", one_cycle, max_epochs=3)
+    assert made[-1].last_epoch == made[-1].total_steps != trainer.global_step
+    with pytest.warns(UserWarning, match="StepLR follows the number of steps taken"):
+        _fit_scheduled("prune_easy", lambda optimizer, total: sched.StepLR(optimizer, 5), max_epochs=2)
+
+
+def test_a_followed_schedule_resumes_mid_epoch_with_the_same_learning_rates(tmp_path):
+    import pytorch_lightning as pl
+
+    import hardmine as hm
+
+    class Resumable(_Scheduled):
+        def on_train_batch_end(self, *args):  # on_train_epoch_start is not called in a resumed epoch
+            pass
+
+    def fit(root, ckpt_path=None):
+        miner = HardMiningCallback(policy=hm.build_policy("prune_easy", ratio=0.5), batch_size=8, seed=3)
+        model = Resumable(miner)
+        every = pl.callbacks.ModelCheckpoint(dirpath=root, filename="step{step}", every_n_train_steps=5,
+                                             save_top_k=-1, auto_insert_metric_name=False)
+        pl.Trainer(max_epochs=3, accelerator="cpu", callbacks=[miner, every], logger=False, enable_progress_bar=False,
+                   enable_model_summary=False).fit(model, ckpt_path=ckpt_path)
+        return model
+
+    full = fit(tmp_path / "full")
+    resumed = fit(tmp_path / "again", ckpt_path=tmp_path / "full" / "step10.ckpt")  # inside the second epoch
+    assert resumed.lrs == full.lrs[10:] and resumed.final_lr == full.final_lr == 0.0
+    checkpoint = torch.load(tmp_path / "full" / "step10.ckpt", weights_only=True)  # plain values
+    assert checkpoint["lr_schedulers"][0]["total_iters"] == full.epochs[0][0] * 3

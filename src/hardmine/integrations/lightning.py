@@ -13,6 +13,8 @@ Install with the `lightning` extra (`pip install hardmine[lightning]`).
 
 from __future__ import annotations
 
+import warnings
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -72,6 +74,42 @@ def _limited(length: int, limit: int | float | None) -> int:
     return length
 
 
+_SCHED = torch.optim.lr_scheduler
+# Step-based schedules with a horizon, made to follow the run's progress: the attribute that holds the horizon,
+# and whether the lr is recomputed in closed form (the schedule's own `step` chains from the previous value).
+_HORIZONS: dict[type, tuple[str, bool]] = {_SCHED.LinearLR: ("total_iters", True),
+                                           _SCHED.ConstantLR: ("total_iters", True),
+                                           _SCHED.PolynomialLR: ("total_iters", True),
+                                           _SCHED.CosineAnnealingLR: ("T_max", True),
+                                           _SCHED.OneCycleLR: ("total_steps", False)}
+_FOLLOWING: weakref.WeakSet = weakref.WeakSet()  # the schedules made to follow a run's progress
+
+
+def _by_progress(lr_lambda: Callable[[int], float], target: Callable[[], int]) -> Callable[[int], float]:
+    """An LR lambda evaluated at the step `target()` the run's progress reached, not at the step count."""
+    def by_progress(_: int) -> float:
+        return lr_lambda(target())
+    return by_progress
+
+
+def _follow_progress(scheduler: Any, target: Callable[[], int], closed_form: bool) -> None:
+    """Make `scheduler.step()` set the schedule at step `target()` (its `last_epoch`), instead of one further.
+
+    The step is a subclass's (same name), so the scheduler's `state_dict` (its `__dict__`) stays plain values.
+    """
+    base = type(scheduler)
+
+    def step(self: Any, *args: Any, **kwargs: Any) -> None:
+        self.last_epoch = target() - 1
+        base.step(self, *args, **kwargs)  # last_epoch = target(), with the schedule's counters and checks
+        if closed_form:  # its own step chains from the previous lr, one step further
+            for group, lr in zip(self.optimizer.param_groups, self._get_closed_form_lr()):
+                group["lr"] = lr
+            self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
+    scheduler.__class__ = type(base.__name__, (base,), {"step": step, "__module__": base.__module__})
+
+
 class HardMiningCallback(pl.Callback):
     """Owns a ScoreMemory and a HardExampleSampler for a LightningModule's training data.
 
@@ -94,10 +132,18 @@ class HardMiningCallback(pl.Callback):
     trainer's logger at each epoch end.
 
     Each epoch's number of batches is the sampler's `len()` at the epoch's start (the trainer's
-    `num_training_batches` follows it). A policy whose epochs shorten as the model learns (prune_easy, self_paced,
+    `num_training_batches` follows it). A policy whose epoch lengths depend on the scores (prune_easy, self_paced,
     the pacing policies) cannot know its later epochs' lengths in advance, so `trainer.estimated_stepping_batches`
-    (the first epoch's length x max_epochs) is then an upper bound; a step-based LR schedule that must end
-    exactly needs a run bounded by steps (`Trainer(max_steps=S, max_epochs=-1)`, S the schedule's length).
+    (the first epoch's length x max_epochs) is not the number of steps the run takes. In a run bounded by epochs
+    (`max_steps=-1`), the callback then makes the step-interval LR schedules follow the run's progress: the
+    schedule is set at step `round(p * T)` after each step, p the fraction of `max_epochs` done (epochs done plus
+    the consumed part of the current one), so it ends at its final value on the last step. T is the horizon the
+    schedule holds (LinearLR, ConstantLR, PolynomialLR `total_iters`, CosineAnnealingLR `T_max`, OneCycleLR
+    `total_steps`) or, for a LambdaLR (and the transformers schedules built on it), its lambdas evaluated at
+    step `round(p * trainer.estimated_stepping_batches)`: size it with `estimated_stepping_batches`. Other
+    step-interval schedules (StepLR, CyclicLR, SequentialLR, ...) step by count, with a warning naming them;
+    uniform and priority policies (exact epoch lengths), a fixed `num_batches` and `max_steps` runs are left as
+    they are.
     """
 
     def __init__(self, policy: str | hm.Policy = "importance", batch_size: int = 64, seed: int = 0,
@@ -172,6 +218,51 @@ class HardMiningCallback(pl.Callback):
                                             and dl.sampler.batches is self._sampler for dl in loaders):
             raise RuntimeError("the training DataLoader does not draw from this HardMiningCallback's sampler: "
                                "return miner.dataloader(train_set, ...) from train_dataloader()")
+        if len(loaders) == 1 and self._varies(trainer):
+            self._schedules_follow_progress(trainer)
+
+    def _varies(self, trainer: pl.Trainer) -> bool:
+        """Whether the run ends by epochs whose lengths the policy decides as it goes."""
+        policy = self._policy
+        return (isinstance(policy, hm.SubsetPolicy) and not isinstance(policy, hm.UniformPolicy)
+                and self._sampler_args["num_batches"] is None and trainer.max_steps == -1
+                and trainer.max_epochs not in (None, -1))
+
+    def _schedules_follow_progress(self, trainer: pl.Trainer) -> None:
+        """Make each step-interval LR schedule follow the fraction of the run done (see the class docstring)."""
+        sampler, epochs = self.sampler, trainer.max_epochs
+
+        def progress() -> float:
+            batches = trainer.num_training_batches  # this epoch's (on_train_epoch_start sets it)
+            done = min(1.0, sampler.position / batches) if batches else 1.0
+            return min(1.0, (trainer.current_epoch + done) / epochs)
+
+        for config in trainer.lr_scheduler_configs:
+            scheduler = config.scheduler
+            if config.interval != "step" or config.reduce_on_plateau or scheduler in _FOLLOWING:
+                continue
+            name = type(scheduler).__name__
+            if config.frequency != 1:
+                warnings.warn(f"{name} steps every {config.frequency} steps: it follows the steps taken, not the "
+                              "run's progress, and this policy decides each epoch's length as it starts",
+                              stacklevel=2)
+                continue
+            if isinstance(scheduler, _SCHED.LambdaLR):
+                horizon = int(trainer.estimated_stepping_batches)
+                scheduler.lr_lambdas = [_by_progress(f, lambda h=horizon: round(progress() * h))
+                                        for f in scheduler.lr_lambdas]
+            elif type(scheduler) in _HORIZONS:
+                attribute, closed_form = _HORIZONS[type(scheduler)]
+                horizon = int(getattr(scheduler, attribute))
+                _follow_progress(scheduler, lambda h=horizon: round(progress() * h), closed_form)
+            else:
+                warnings.warn(f"{name} follows the number of steps taken, not the run's progress, and this policy "
+                              "decides each epoch's length as it starts: the run takes a number of steps that "
+                              "trainer.estimated_stepping_batches cannot tell (use LinearLR, CosineAnnealingLR, "
+                              "OneCycleLR or a LambdaLR, which the callback makes follow the progress, or "
+                              "max_steps)", stacklevel=2)
+                continue
+            _FOLLOWING.add(scheduler)
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Keep the sampler's epoch the trainer's (also when `limit_train_batches` ends epochs early), and the

@@ -139,8 +139,9 @@ class HardExampleSampler:
 
         A score-dependent policy's later epochs cannot be known in advance: their lengths are known when each
         starts, so a run's total of steps (Lightning's `estimated_stepping_batches`, the HF Trainer's
-        `max_steps`) assumes every epoch has the length of the first; bound such a run by steps (`max_steps`)
-        for a step-based LR schedule that must end exactly."""
+        `max_steps`) assumes every epoch has the length of the first; the integrations (HardMiningCallback,
+        HardMiningTrainer) then drive the step-based LR schedules by the fraction of the run done, so they end
+        with it; elsewhere, bound such a run by steps (`max_steps`) for a schedule that must end exactly."""
         if not self._started:
             self._begin_epoch(early=True)
         return self._epoch_state["num_batches"]
