@@ -206,26 +206,32 @@ def render_plots(out: Path, results: dict[str, Any]) -> list[Path]:
 
 
 _RESULT_KEYS = ("config", "dataset", "runs", "strategies", "target")
-_RUN_KEYS = ("strategy", "seed", "test_acc", "curve")
 
 
 def _check_results(results: Any) -> None:
-    """ValueError unless `results` has the shape `hardmine compare` writes, with finite final numbers."""
+    """ValueError unless `results` has the shape today's `hardmine compare` writes, with finite final numbers."""
     if not isinstance(results, dict):
         raise ValueError(f"results.json must be a JSON object written by hardmine compare, got a "
                          f"{type(results).__name__}")
-    missing = [k for k in _RESULT_KEYS if k not in results]
-    if missing:
-        raise ValueError(f"results.json lacks {missing}: it was not written by hardmine compare, or was edited")
-    runs = results["runs"]
+    runs = results.get("runs")
     if not isinstance(runs, list) or not runs:
         raise ValueError("results.json holds no runs: run `hardmine compare` into that directory first")
     for i, run in enumerate(runs):
-        lacking = [k for k in _RUN_KEYS if not isinstance(run, dict) or k not in run]
+        lacking = [k for k in ("strategy", "curve") if not isinstance(run, dict) or k not in run]
         if lacking:
             raise ValueError(f"results.json run {i} lacks {lacking}: the file was edited or cut; run `hardmine "
                              "compare` again")
-        value = run["test_acc"]
+    if "setup" not in results or any("compute" not in r or "val_acc" not in r["curve"] for r in runs):
+        raise ValueError("results.json was written by an older hardmine compare (no compute accounting or "
+                         "validation curve): run `hardmine compare` again into a new --out directory")
+    missing = [k for k in _RESULT_KEYS if k not in results]
+    if missing:
+        raise ValueError(f"results.json lacks {missing}: it was not written by hardmine compare, or was edited")
+    for i, run in enumerate(runs):
+        if "seed" not in run:
+            raise ValueError(f"results.json run {i} lacks ['seed']: the file was edited or cut; run `hardmine "
+                             "compare` again")
+        value = run.get("test_acc")
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise ValueError(f"results.json run {i} ({run['strategy']} seed {run['seed']}) has test_acc={value!r}: "
                              "not a finite number; the file was edited")
@@ -234,15 +240,6 @@ def _check_results(results: Any) -> None:
 def resummarize(results: dict[str, Any]) -> dict[str, Any]:
     """`results` with its target, baseline and summary rows computed again from its runs (for `hardmine report`);
     a ValueError naming what is wrong when it is not a comparison's results (another JSON, an edited file)."""
-    if not isinstance(results, dict):
-        _check_results(results)
-    runs = results.get("runs")
-    old = [r.get("strategy") for r in runs if isinstance(r, dict) and ("compute" not in r or "val_acc" not in
-                                                                        r.get("curve", {}))] \
-        if isinstance(runs, list) else []
-    if old or (runs and "setup" not in results):
-        raise ValueError("results.json was written by an older hardmine compare (no compute accounting or "
-                         "validation curve): run `hardmine compare` again into a new --out directory")
     _check_results(results)
     from hardmine.experiments.verdict import recommendation, warnings
 
