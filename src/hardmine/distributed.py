@@ -60,31 +60,39 @@ class AgreedError(ValueError):
 
 
 @contextlib.contextmanager
-def agree_on_errors(what: str, group: Any = None, enabled: bool = True) -> Iterator[None]:
+def agree_on_errors(what: str, group: Any = None, enabled: bool = True) -> Iterator[dict[str, Any]]:
     """Run the local checks of a distributed call inside this block; every rank then raises or none does.
 
-    One all-reduce of a status flag per rank ([world] int64) follows the block, before the call's data
-    collectives: when any rank's block raised (a TypeError or ValueError from a check, or any other error), every
-    rank raises the same `AgreedError` (a ValueError) naming the first bad rank and its message, instead of the
-    others waiting forever in a collective or falling out of step. Without a process group (or with one rank, or
-    `enabled=False`) the block's error propagates unchanged. `what` names the call in the message.
+    One all-reduce of a status flag per rank ([world, 2] int64: the flag and a digest) follows the block, before
+    the call's data collectives: when any rank's block raised (a TypeError or ValueError from a check, or any other
+    error), every rank raises the same `AgreedError` (a ValueError) naming the first bad rank and its message,
+    instead of the others waiting forever in a collective or falling out of step. The block may fill the dict it
+    is given (name -> value) with what every rank must have alike (e.g. the names of the statistics it will
+    gather): its digest travels in the same all-reduce, and a difference raises `agree_on_config`'s
+    `DisagreementError` on every rank. Without a process group (or with one rank, or `enabled=False`) the block's
+    error propagates unchanged. `what` names the call in the message.
     """
     world = dist.get_world_size(group) if dist.is_available() and dist.is_initialized() else 1
+    alike: dict[str, Any] = {}
     if not enabled or world == 1:
-        yield
+        yield alike
         return
     error: Exception | None = None
     try:
-        yield
+        yield alike
     except Exception as err:  # any local failure: the other ranks must not wait for this one in a collective
         error = err
     device = _collective_device()
     rank = dist.get_rank(group)
-    flags = torch.zeros(world, dtype=torch.int64, device=device)
-    flags[rank] = int(error is not None)
+    flags = torch.zeros(world, 2, dtype=torch.int64, device=device)
+    flags[rank, 0] = int(error is not None)
+    flags[rank, 1] = digest(sorted(alike.items())) if error is None else 0
     dist.all_reduce(flags, group=group)
-    bad = torch.nonzero(flags.cpu()).flatten().tolist()
+    flags = flags.cpu()
+    bad = torch.nonzero(flags[:, 0]).flatten().tolist()
     if not bad:
+        if bool((flags[:, 1] != flags[0, 1]).any()):  # only then a second collective, to name what differs
+            agree_on_config(what, alike, group)
         return
     message = [f"{type(error).__name__}: {error}" if error is not None else None]
     source = bad[0] if group is None else dist.get_global_rank(group, bad[0])

@@ -105,7 +105,13 @@ def _update(rank: int, settings: list[dict]) -> list[float]:
             stats["margin"][0] = np.nan
         if kind == "out of range":
             batch = batch + 32
+        if kind in ("two stats", "two stats reversed"):  # the same statistics, given in another keyword order
+            pairs = [("margin", np.full(batch.size, -0.5)), ("true_prob", np.full(batch.size, 0.25))]
+            stats = dict(pairs[::-1] if kind == "two stats reversed" else pairs)
         sampler.update(batch, losses, **stats)
+    if kind in ("two stats", "two stats reversed"):
+        seen = sampler.memory.get("seen") > 0
+        return [float(np.unique(sampler.memory.get(name)[seen])[0]) for name in ("aum", "confidence")]
     return sampler.memory.get("score").tolist()
 
 
@@ -128,6 +134,11 @@ def test_sampler_updates_that_differ_raise_on_every_rank(tmp_path, case):
     errors = [r.get("error") for r in ranks]
     assert errors[0] is not None and errors[0] == errors[1], ranks
     assert errors[0].startswith(start) and expected in errors[0], errors[0]
+
+
+def test_statistics_given_in_another_order_on_each_rank_stay_with_their_names(tmp_path):
+    ranks = run_two(tmp_path, _update, ["two stats", "two stats reversed"], timeout=60)
+    assert ranks[0].get("value") == ranks[1].get("value") == [-0.5, 0.25], ranks
 
 
 def test_statistics_on_every_rank_are_accepted(tmp_path):

@@ -458,7 +458,7 @@ class HardExampleSampler:
         buffered; the buffered batches are written to the memory and re-prioritised (O(B log N) each) at once
         every `chunk` batches, and before any read of the memory. Values on an accelerator are checked when they
         arrive, before anything is written. Under torch.distributed every rank runs its checks first and all raise
-        or none does (`agree_on_errors`), and they agree on the statistics' names (`agree_on_config`: given on one
+        or none does (`agree_on_errors`, whose one all-reduce also compares the statistics' names: given on one
         rank only, the same DisagreementError on every rank); then the indices (int64) and values (float) of
         every rank are gathered separately, so every rank's memory and priorities stay identical. Bad input raises
         before anything changes. The batch counts as consumed.
@@ -473,7 +473,7 @@ class HardExampleSampler:
         if self._buffer.sizes:
             self.flush(wait=True)  # a buffer holds one kind of update at a time
         batch_policy = self._batch_policy and not self.policy.in_warmup(self._epoch)
-        with agree_on_errors("HardExampleSampler.update"):  # every rank raises, or none does
+        with agree_on_errors("HardExampleSampler.update") as alike:  # every rank raises, or none does
             # the sampler's own array, or a copy: the caller may change theirs before the buffered write
             local = found[0] if found is not None else \
                 check_indices("indices", indices, self.memory.num_samples).copy()
@@ -481,13 +481,13 @@ class HardExampleSampler:
             values = {"scores": HostValues("per_sample_loss", per_sample_loss, local)}
             if stats:
                 self.memory.check_statistics(stats)
-                values.update((name, HostValues(name, v, local)) for name, v in stats.items() if v is not None)
+                values.update((name, HostValues(name, v, local)) for name, v in sorted(stats.items())
+                              if v is not None)  # sorted: every rank gathers them in one order
+            alike["statistics"] = sorted(set(values) - {"scores"})  # every rank gathers the same ones
             now = self.world_size > 1 or batch_policy or all(v.ready for v in values.values())
             if now:  # needs the values now (gathered, or selected from), or has them
                 host = {name: v.array() for name, v in values.items()}
                 self._check(local, host)
-        if self.world_size > 1:  # every rank gathers the same statistics, or all raise
-            agree_on_config("HardExampleSampler.update", {"statistics": sorted(set(values) - {"scores"})})
         self._device = values["scores"].device
         own = values["scores"]  # this rank's values (stats' loss_variance pairs them with this rank's weights)
         if now:
