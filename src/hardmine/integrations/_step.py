@@ -1,7 +1,9 @@
-"""The one training-step call the integrations share: record the per-sample loss, weight it, reduce it."""
+"""What the integrations share: the training-step call (record the per-sample loss, weight it, reduce it), and
+the LR lambda that follows a run's progress when a policy decides its epochs' lengths as it goes."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -21,3 +23,11 @@ def mined_loss(sampler: hm.HardExampleSampler, indices: Any, per_sample_loss: to
         raise ValueError(f"per_sample_loss must be a 1-D tensor [B] (use reduction='none'), got {shape}")
     sampler.update(indices, per_sample_loss.detach())
     return hm.reduce(per_sample_loss, sampler.weights(indices).to(per_sample_loss.device))
+
+
+def by_progress(lr_lambda: Callable[[int], float], progress: Callable[[], float], total: int) -> Callable[[int], float]:
+    """`lr_lambda` evaluated at step round(progress() * total) of a `total`-step schedule (capped at `total`),
+    not at the scheduler's step count: `progress()` is the fraction of the run done, in [0, 1]."""
+    def at_progress(_: int) -> float:
+        return lr_lambda(min(total, round(progress() * total)))
+    return at_progress

@@ -25,7 +25,7 @@ from torch.utils.data._utils.collate import default_collate
 
 import hardmine as hm
 from hardmine.integrations._state import check_extra, restore, state_of
-from hardmine.integrations._step import mined_loss
+from hardmine.integrations._step import by_progress, mined_loss
 
 
 class _BatchFetch(Dataset):
@@ -83,13 +83,6 @@ _HORIZONS: dict[type, tuple[str, bool]] = {_SCHED.LinearLR: ("total_iters", True
                                            _SCHED.CosineAnnealingLR: ("T_max", True),
                                            _SCHED.OneCycleLR: ("total_steps", False)}
 _FOLLOWING: weakref.WeakSet = weakref.WeakSet()  # the schedules made to follow a run's progress
-
-
-def _by_progress(lr_lambda: Callable[[int], float], target: Callable[[], int]) -> Callable[[int], float]:
-    """An LR lambda evaluated at the step `target()` the run's progress reached, not at the step count."""
-    def by_progress(_: int) -> float:
-        return lr_lambda(target())
-    return by_progress
 
 
 def _follow_progress(scheduler: Any, target: Callable[[], int], closed_form: bool) -> None:
@@ -249,7 +242,7 @@ class HardMiningCallback(pl.Callback):
                 continue
             if isinstance(scheduler, _SCHED.LambdaLR):
                 horizon = int(trainer.estimated_stepping_batches)
-                scheduler.lr_lambdas = [_by_progress(f, lambda h=horizon: round(progress() * h))
+                scheduler.lr_lambdas = [by_progress(f, progress, horizon)
                                         for f in scheduler.lr_lambdas]
             elif type(scheduler) in _HORIZONS:
                 attribute, closed_form = _HORIZONS[type(scheduler)]

@@ -28,7 +28,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, seed_worker
 import hardmine as hm
 from hardmine.inbatch.losses import per_sample_cross_entropy
 from hardmine.integrations._state import check_extra, restore, state_of
-from hardmine.integrations._step import mined_loss
+from hardmine.integrations._step import by_progress, mined_loss
 
 INDEX_COLUMN = "hardmine_index"
 STATE_FILE = "hardmine.pt"
@@ -77,13 +77,6 @@ def leave_sharded(loader: Any, sampler: hm.HardExampleSampler) -> Any:
     elif getattr(loader, "batch_sampler", None) is not sampler:
         raise ValueError(f"the prepared DataLoader draws from {type(shard).__name__}, not the hardmine sampler")
     return loader
-
-
-def _by_progress(lr_lambda: Callable[[int], float], progress: Callable[[], float], total: int) -> Callable:
-    """An LR lambda evaluated at the step `progress()` (a fraction of the run) of a `total`-step schedule."""
-    def by_progress(_: int) -> float:
-        return lr_lambda(min(total, round(progress() * total)))
-    return by_progress
 
 
 class _EpochFromSampler(TrainerCallback):
@@ -270,7 +263,7 @@ class HardMiningTrainer(Trainer):
         def progress() -> float:
             return (sampler.epoch + sampler.position / len(sampler)) / epochs
 
-        scheduler.lr_lambdas = [_by_progress(f, progress, num_training_steps) for f in scheduler.lr_lambdas]
+        scheduler.lr_lambdas = [by_progress(f, progress, num_training_steps) for f in scheduler.lr_lambdas]
         return scheduler
 
     def _save_checkpoint(self, model: torch.nn.Module, trial: Any) -> None:
