@@ -288,10 +288,7 @@ class HardExampleSampler:
         configuration is taken)."""
         n, batches = self.memory.num_samples, epoch_state["num_batches"]
         if epoch_state["mode"] == "candidates":
-            if use_saved_config:
-                return None
-            size = min(n, self._global_batch_size(k, self.policy.epoch_samples(n), batches) * self.policy.candidates)
-            return size - size % self.world_size
+            return None if use_saved_config else self._candidate_size(k, batches)
         subset = epoch_state["subset"]
         return self._global_batch_size(k, n if subset is None or epoch_state["mode"] != "subset" else subset.size,
                                        batches)
@@ -377,10 +374,14 @@ class HardExampleSampler:
 
     # Candidate batches (CandidatePolicy): each step, candidates x the batch, drawn uniformly without replacement
     # within the batch from a stream of its own, a pure function of (seed, epoch, step); `update` selects.
-    def _draw_candidates(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def _candidate_size(self, k: int, num_batches: int | None = None) -> int:
+        """Indices in candidate batch k: candidates x the batch (at most N), a multiple of the world size."""
         n = self.memory.num_samples
-        size = min(n, self._global_batch_size(k, self.policy.epoch_samples(n)) * self.policy.candidates)
-        size -= size % self.world_size
+        size = min(n, self._global_batch_size(k, self.policy.epoch_samples(n), num_batches) * self.policy.candidates)
+        return size - size % self.world_size
+
+    def _draw_candidates(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        n, size = self.memory.num_samples, self._candidate_size(k)
         rng = np.random.Generator(np.random.Philox(key=self.seed, counter=[0, _CANDIDATE_STREAM, k, self._epoch]))
         return rng.choice(n, size, replace=False).astype(np.int64), np.full(size, np.nan)  # update() decides
 
