@@ -26,9 +26,10 @@ def new_run(policy: str, workers: int):
     return memory, sampler, loader
 
 
-def train(memory, sampler, loader, start_epoch: int, checkpoints: dict | None = None) -> list[list[int]]:
+def train(memory, sampler, loader, start_epoch: int, checkpoints: dict | None = None,
+          last_step_of_epoch_1: bool = False) -> list[list[int]]:
     """The user's loop; snapshots of both states go to `checkpoints` at the end of epoch 0 and in the middle of
-    epoch 1 (after its first half, rounded up)."""
+    epoch 1 (after its first half, rounded up; after its last batch with `last_step_of_epoch_1`)."""
     seen = []
     for epoch in range(start_epoch, EPOCHS):
         sampler.set_epoch(epoch)
@@ -36,7 +37,8 @@ def train(memory, sampler, loader, start_epoch: int, checkpoints: dict | None = 
             sampler.update(idx, fake_loss(idx, memory.updates))
             sampler.weights(idx)
             seen.append(idx.tolist())
-            if checkpoints is not None and epoch == 1 and step + 1 == -(-len(sampler) // 2):
+            at = len(sampler) if last_step_of_epoch_1 else -(-len(sampler) // 2)
+            if checkpoints is not None and epoch == 1 and step + 1 == at:
                 checkpoints["mid"] = (sampler.state_dict(), memory.state_dict(), len(seen))
         if checkpoints is not None and epoch == 0:
             checkpoints["epoch_end"] = (sampler.state_dict(), memory.state_dict(), len(seen))
@@ -105,26 +107,14 @@ def test_every_sample_visit_is_counted_over_an_epoch():
 def test_a_checkpoint_at_an_epochs_last_batch_resumes_with_the_natural_loop(policy, workers):
     """The checkpoint is taken in the loop, after the last batch of epoch 1, with the loop's epoch; the resumed
     loop is `for epoch in range(saved_epoch, EPOCHS): set_epoch(epoch)`: epoch 1 yields nothing more."""
-    def loop(memory, sampler, loader, start, checkpoints=None):
-        seen = []
-        for epoch in range(start, EPOCHS):
-            sampler.set_epoch(epoch)
-            for step, (idx, _) in enumerate(loader):
-                sampler.update(idx, fake_loss(idx, memory.updates))
-                sampler.weights(idx)
-                seen.append(idx.tolist())
-                if checkpoints is not None and epoch == 1 and step + 1 == len(sampler):
-                    checkpoints.append((epoch, sampler.state_dict(), memory.state_dict(), len(seen)))
-        return seen
-
     memory, sampler, loader = new_run(policy, workers)
-    checkpoints = []
-    full = loop(memory, sampler, loader, 0, checkpoints)
-    (saved_epoch, sampler_state, memory_state, done), = checkpoints
+    checkpoints = {}
+    full = train(memory, sampler, loader, 0, checkpoints, last_step_of_epoch_1=True)
+    sampler_state, memory_state, done = checkpoints["mid"]
     memory2, sampler2, loader2 = new_run(policy, workers)
     memory2.load_state_dict(memory_state)
     sampler2.load_state_dict(sampler_state)
-    resumed = loop(memory2, sampler2, loader2, saved_epoch)
+    resumed = train(memory2, sampler2, loader2, 1)  # the epoch the checkpoint was taken in
     assert done + len(resumed) == len(full)
     assert resumed == full[done:]
     np.testing.assert_array_equal(memory2.get("score"), memory.get("score"))
