@@ -3,11 +3,14 @@
 Cases: B in 64, 256, 1024 (and 2048 for the batch-hard family); the batch against itself, against a separate
 reference set, against a reference that starts with the batch (cross-batch memory layout), and with a tensor
 positive_mask; Gaussian embeddings (distinct distances) and dyadic unit vectors (every distance exact, many
-ties). Each case stores a SHA-256 of the output tensors and a fingerprint of the inputs' distance matrix: where
-this platform computes a different matrix (another BLAS kernel), the recorded outputs cannot apply and the case
-says so (a skip naming it) instead of passing silently.
+ties). Each case stores a SHA-256 of the output tensors and a fingerprint of the inputs' distance matrix. Gaussian
+distances depend on the BLAS kernel, so a case keeps one recording per platform fingerprint: the original machine's
+(before issue 17's speed work) and, under "platforms", the CI machine's (recorded at main cf16e9c, where 101 of the
+109 Gaussian cases matched the original machine's outputs bit for bit and the 8 others, semi-hard windows, differ
+only through this platform's distances). A platform with neither fingerprint skips with a message naming the case.
 
-Regenerate (only when a change of outputs is intended): `python tests/metric/test_golden_outputs.py --write`.
+Regenerate (only when a change of outputs is intended): `python tests/metric/test_golden_outputs.py --write`; add
+this platform's recording to every case: `... --add-platform`.
 """
 
 from __future__ import annotations
@@ -133,12 +136,19 @@ def golden() -> dict:
 
 @pytest.mark.parametrize("case", list(cases()))
 def test_outputs_bit_identical_to_recorded(golden, case):
-    want = golden[case]
     got_fingerprint, got_hash, got_sizes = run_case(case)
-    if got_fingerprint != want["fingerprint"]:
-        pytest.skip(f"{case}: this platform's distance matrix differs from the recording machine's")
+    want = recording_for(golden[case], got_fingerprint)
+    if want is None:
+        pytest.skip(f"{case}: this platform's distance matrix differs from every recording machine's")
     assert got_sizes == want["sizes"]
     assert got_hash == want["hash"]
+
+
+def recording_for(entry: dict, fingerprint: str) -> dict | None:
+    """The recording of `entry` made on a platform whose distance matrix has this fingerprint, or None."""
+    if entry["fingerprint"] == fingerprint:
+        return entry
+    return entry.get("platforms", {}).get(fingerprint)
 
 
 def test_recorded_cases_cover_every_case(golden):
@@ -154,3 +164,15 @@ if __name__ == "__main__" and sys.argv[1:] == ["--write"]:
         table[case] = {"fingerprint": fp, "hash": h, "sizes": sizes}
     GOLDEN.write_text(json.dumps(table, indent=1, sort_keys=True) + "\n")
     print(f"wrote {len(table)} cases to {GOLDEN}")
+
+if __name__ == "__main__" and sys.argv[1:] == ["--add-platform"]:
+    torch.set_num_threads(1)
+    table = json.loads(GOLDEN.read_text())
+    added = 0
+    for case in cases():
+        fp, h, sizes = run_case(case)
+        if recording_for(table[case], fp) is None:
+            table[case].setdefault("platforms", {})[fp] = {"hash": h, "sizes": sizes}
+            added += 1
+    GOLDEN.write_text(json.dumps(table, indent=1, sort_keys=True) + "\n")
+    print(f"added this platform's recording to {added} cases in {GOLDEN}")
