@@ -35,6 +35,14 @@ def test_bad_grids_are_refused(text, message):
 
 def test_grid_checks():
     assert parse_lr_grid("0.5, 1,2") == (0.5, 1.0, 2.0)
+    tuning = Tuning((0.5, 1.0, 2.0), extend=2)
+    assert tuning.beyond([0.5, 1.0, 2.0], 2.0) == 4.0 and tuning.beyond([0.5, 1.0, 2.0], 0.5) == 0.25
+    assert tuning.beyond([0.5, 1.0, 2.0], 1.0) is None  # inside: nothing to extend
+    assert tuning.beyond([0.5, 1.0, 2.0, 4.0], 4.0) == 8.0 and tuning.beyond([0.5, 1.0, 2.0, 4.0, 8.0], 8.0) is None
+    assert Tuning(enabled=False).beyond([1.0], 1.0) is None and Tuning(extend=0).beyond([0.5, 1.0, 2.0], 2.0) is None
+    for bad in (-1, 9, 1.5, True):
+        with pytest.raises(ValueError, match="lr_extend"):
+            Tuning(extend=bad)
     assert Tuning((1, 3)).factors() == (1.0, 3.0) and Tuning(enabled=False).factors() == (1.0,)
     for bad in ((), (0.0,), (True,), "1,2"):
         with pytest.raises(ValueError, match="lr_grid"):
@@ -61,7 +69,8 @@ def mlp(seed):
 
 @pytest.fixture(scope="module")
 def tuned(tmp_path_factory):
-    """lr 0.002 barely moves in 2 epochs, x50 (0.1) learns: tuning must pick x50 for both strategies."""
+    """lr 0.002 barely moves in 2 epochs, x50 (0.1) learns, and x2500 (lr 5, the grid extended one step past its
+    best edge) diverges or does worse: tuning must pick x50 for both strategies."""
     out = tmp_path_factory.mktemp("tune") / "out"
     train_set, test_set = digits_sets()
     results = hm.compare(mlp, train_set, test_set, strategies="uniform,ohem:keep=0.5", seeds=2, epochs=2, out=out,
@@ -75,12 +84,14 @@ def test_tuning_picks_the_rate_with_the_best_validation_metric(tuned):
     assert tuning["enabled"] and tuning["grid"] == [1.0, 50.0] and tuning["seed"] == 0
     for label in ("uniform", "ohem:keep=0.5"):
         scores = tuning["validation_scores"][label]
-        assert scores["0.1"] > scores["0.002"] + 0.2 and scores.get("failed", ["0.002"]) == ["0.002"]
+        assert scores["0.1"] > scores["0.002"] + 0.2 and "0.002" in scores["failed"]
+        assert scores["5"] is None or scores["5"] < scores["0.1"]  # the extension past the edge did worse
         assert tuning["chosen"][label] == {"lr": pytest.approx(0.1), "factor": 50.0}
     assert {(r["strategy"], r["seed"], round(r["lr"], 9)) for r in results["runs"]} == {
         ("uniform", 0, 0.1), ("uniform", 1, 0.1), ("ohem:keep=0.5", 0, 0.1), ("ohem:keep=0.5", 1, 0.1)}
     assert {(r["strategy"], r["seed"], round(r["lr"], 9)) for r in results["tuning_runs"]} == {
-        ("uniform", 0, 0.002), ("ohem:keep=0.5", 0, 0.002)}
+        ("uniform", 0, 0.002), ("ohem:keep=0.5", 0, 0.002), ("uniform", 0, 5.0), ("ohem:keep=0.5", 0, 5.0)}
+    assert tuning["at_edge"] == [] and tuning["extend"] == 2
     rows = {row["strategy"]: row for row in results["summary"]}
     assert rows["uniform"]["lr"] == pytest.approx(0.1) and rows["ohem:keep=0.5"]["lr_factor"] == 50.0
 
@@ -104,7 +115,7 @@ def test_a_rerun_resumes_and_untuned_reuses_the_given_rates_runs(tuned, tmp_path
     out, results = tuned
     train_set, test_set = digits_sets()
     files = sorted(out.glob("runs/*.json"))
-    assert len(files) == 7 and any("lr=0.002" in p.name for p in files) and any("lr=0.1" in p.name for p in files)
+    assert len(files) == 9 and any("lr=0.002" in p.name for p in files) and any("lr=0.1" in p.name for p in files)
     stamps = {p: p.stat().st_mtime_ns for p in files}
     again = hm.compare(mlp, train_set, test_set, strategies="uniform,ohem:keep=0.5", seeds=2, epochs=2, out=out,
                        lr=0.002, lr_grid=(1, 50), verbose=False)

@@ -119,5 +119,11 @@ def test_warnings(kwargs, expected, absent):
 def test_a_rate_at_the_edge_of_the_grid_is_warned():
     data = results([row("ohem", 0.01, compute=0.5)])
     data["tuning"]["chosen"] = {"uniform": {"lr": 0.1, "factor": 2.0}, "ohem": {"lr": 0.05, "factor": 1.0}}
-    assert warnings(data) == ["learning rate chosen at the edge of the grid for uniform: a wider --lr-grid may do "
-                              "better"]
+    edge = "a wider --lr-grid may do better"
+    assert warnings(data) == [f"learning rate chosen at the edge of the rates tried (grid and 0 extension steps) for "
+                              f"uniform: {edge}"]  # a results.json from before the grid extended: judged by the grid
+    data["tuning"].update(at_edge=["ohem"], extend=2)  # the runner's own record wins
+    assert warnings(data) == [f"learning rate chosen at the edge of the rates tried (grid and 2 extension steps) for "
+                              f"ohem: {edge}"]
+    data["tuning"]["at_edge"] = []
+    assert warnings(data) == []

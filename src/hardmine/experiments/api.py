@@ -28,7 +28,7 @@ from hardmine.experiments.runner import (
 )
 from hardmine.experiments.spec import parse_spec, parse_specs
 from hardmine.experiments.strategies import PerSampleLoss, build_strategy
-from hardmine.experiments.tuning import DEFAULT_GRID, Tuning
+from hardmine.experiments.tuning import DEFAULT_EXTEND, DEFAULT_GRID, Tuning
 
 MAX_SEEDS = 100  # seeds per strategy: more is a typo, not a comparison (and would build a huge list first)
 DEFAULT_STRATEGIES = "uniform,ohem,focal,importance,selective_backprop,prune_easy"
@@ -159,6 +159,7 @@ def compare(make_model: Callable[[int], nn.Module], train_set: Any, test_set: An
             out: str | Path, loss: PerSampleLoss | None = None,
             optimizer: str | Callable[..., torch.optim.Optimizer] = "sgd", batch_size: int = 128,
             lr: float | None = None, lr_grid: Sequence[float] = DEFAULT_GRID, tune: bool = True,
+            lr_extend: int = DEFAULT_EXTEND,
             metric: str | None = None, val_set: Any = None, momentum: float = 0.9, weight_decay: float = 0.0,
             schedule: str = "cosine", warmup_steps: int = 0,
             augment: bool = False, validation: float = 0.1, label_noise: float = 0.0, noise_seed_mode: str = "per-seed",
@@ -179,7 +180,8 @@ def compare(make_model: Callable[[int], nn.Module], train_set: Any, test_set: An
     `make_optimizer(params) -> Optimizer` (the schedule and the tuning scale its learning rates). lr: the given peak
     learning rate (None: 0.05 for sgd, 1e-3 for adamw, a callable optimizer's own). tune: choose every strategy's
     peak rate, uniform's included, on the validation split among `lr_grid` (factors of the given rate) from its
-    first seed's runs (see `hardmine.experiments.tuning`); tune=False runs all at the given rate and the
+    first seed's runs, extending the grid by up to `lr_extend` steps past an edge where the best rate lies (see
+    `hardmine.experiments.tuning`); tune=False runs all at the given rate and the
     recommendation says "untuned". metric: "accuracy", "balanced_accuracy" or "macro_f1" for the target and the
     table (None: balanced accuracy when the training classes' largest/smallest count ratio exceeds 3, else
     accuracy). val_set: a map-style data set used as the validation part (instead of a `validation` fraction of
@@ -203,7 +205,7 @@ def compare(make_model: Callable[[int], nn.Module], train_set: Any, test_set: An
     notes: list[str] = []
     if not isinstance(tune, bool):
         raise TypeError(f"tune must be True or False, got {tune!r}")
-    tuning = Tuning(tuple(lr_grid) if isinstance(lr_grid, (list, tuple)) else lr_grid, tune)
+    tuning = Tuning(tuple(lr_grid) if isinstance(lr_grid, (list, tuple)) else lr_grid, tune, lr_extend)
     if not tune and tuning.grid != DEFAULT_GRID:
         notes.append(f"lr_grid {list(tuning.grid)} not used: tuning is off")
     if metric is not None:

@@ -86,6 +86,9 @@ def compare(
         help="Learning-rate factors of --lr tried on each strategy's first seed (uniform's too); the best final "
              "validation metric picks the rate, ties go to --lr; the other seeds run at the chosen rate.")]
     = "0.5,1,2",
+    lr_extend: Annotated[int, typer.Option(
+        help="When a strategy's best rate is at an edge of --lr-grid, try up to this many more factors past that "
+             "edge (each one grid step further).")] = 2,
     tune: Annotated[bool, typer.Option(
         help="Tune each strategy's learning rate over --lr-grid; --no-tune runs all at --lr (the verdict then says "
              "'untuned').")] = True,
@@ -164,7 +167,8 @@ def compare(
     with RunProgress(epochs, enabled=progress) as bars:
         results = run_compare(
             make_model, train_set, test_set, strategies=strategies, seeds=seeds, epochs=epochs, out=out,
-            optimizer=optimizer, batch_size=batch_size, lr=lr, lr_grid=grid, tune=tune, metric=metric,
+            optimizer=optimizer, batch_size=batch_size, lr=lr, lr_grid=grid, lr_extend=lr_extend,
+            tune=tune, metric=metric,
             val_set=val_set, momentum=momentum, weight_decay=weight_decay,
             schedule=schedule, warmup_steps=warmup_steps, augment=augment, validation=validation,
             label_noise=label_noise, noise_seed_mode=noise_seed, imbalance=imbalance, data_seed=data_seed,

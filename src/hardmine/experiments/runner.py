@@ -117,6 +117,7 @@ class _Runs:
 
     judged: list[dict] = field(default_factory=list)
     tuning: list[dict] = field(default_factory=list)
+    at_edge: list[str] = field(default_factory=list)
     chosen: dict[str, dict[str, float]] = field(default_factory=dict)
     scores: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -154,13 +155,21 @@ def _strategy(comparison: Comparison, spec: StrategySpec, context: dict[str, Any
     factors = comparison.tuning.factors()
     key = curve_key("val", comparison.metric)
     by_factor, scores, failed = {}, {}, []
-    for factor in factors:
+
+    def tune(factor: float) -> float:
         record = _run(comparison, spec, first, factor, context, start_run, len(factors) > 1)
         by_factor[factor] = record
         scores[factor] = last_epoch_accuracy(record["curve"], comparison.config.evals_per_epoch, key)
         if record.get("diverged") is not None or record.get("collapsed"):
             failed.append(factor)
-    chosen = choose_factor({f: math.nan if f in failed else v for f, v in scores.items()})
+        return choose_factor({f: math.nan if f in failed else v for f, v in scores.items()})
+
+    for factor in factors:
+        chosen = tune(factor)
+    while (factor := comparison.tuning.beyond(list(by_factor), chosen)) is not None:
+        chosen = tune(factor)
+    if comparison.tuning.enabled and len(by_factor) > 2 and chosen in (min(by_factor), max(by_factor)):
+        runs.at_edge.append(spec.label)
     runs.judged.append(by_factor[chosen])
     runs.judged += [_run(comparison, spec, seed, chosen, context, start_run, False) for seed in rest]
     runs.tuning += [record for factor, record in by_factor.items() if factor != chosen]
@@ -278,10 +287,14 @@ def _results(comparison: Comparison, runs: _Runs, reference: dict, argv: list[st
         "notes": comparison.notes,
         "reference": reference,
         "tuning": {"enabled": comparison.tuning.enabled, "grid": list(comparison.tuning.factors()),
+                   "extend": comparison.tuning.extend,
                    "seed": comparison.seeds[0], "chosen": runs.chosen, "validation_scores": runs.scores,
+                   "at_edge": runs.at_edge,
                    "compute": tuning_compute,
                    "definition": "the first seed of every strategy runs at each grid factor times the given lr; "
                                  "the best final validation metric picks the rate (ties: the given lr); "
+                                 "a best rate at the edge extends the grid one step past it, up to `extend` "
+                                 "times; "
                                  "compute of the runs at the other rates, over uniform's mean total compute"},
         "target": target,
         "baseline": baseline,

@@ -3,8 +3,11 @@ and the annealing horizon of a policy that has one.
 
 Tuning (on by default): every strategy, uniform included, runs its first seed at each factor of the grid times the
 given learning rate; the factor whose run ends with the best validation metric (mean over its last epoch) is
-chosen, ties going to the given rate (factor 1, else the factor nearest to it); the other seeds run at the chosen
-rate and the first seed's run at that rate is reused. The runs at the other rates are the tuning runs: their
+chosen, ties going to the given rate (factor 1, else the factor nearest to it). When the best factor lies at an
+edge of the factors tried, the grid is extended one step beyond that edge (the step being the ratio of the two
+outermost factors on that side), up to `extend` extra factors, as a practitioner widens a grid whose best value
+is its first or last. The other seeds run at the chosen rate and the first seed's run at that rate is reused. The
+runs at the other rates are the tuning runs: their
 compute is reported apart (`tuning_compute`), never in compute to target. A run that diverged or collapsed
 scores lowest.
 """
@@ -19,6 +22,7 @@ from dataclasses import dataclass
 from hardmine.experiments.spec import Part, StrategySpec
 
 DEFAULT_GRID = (0.5, 1.0, 2.0)
+DEFAULT_EXTEND = 2
 
 
 def check_lr_grid(values: Sequence[float], option: str = "--lr-grid") -> tuple[float, ...]:
@@ -47,13 +51,30 @@ def parse_lr_grid(text: str) -> tuple[float, ...]:
 
 @dataclass(frozen=True)
 class Tuning:
-    """The learning-rate grid, as factors of the given rate; `enabled` False runs every seed at factor 1."""
+    """The learning-rate grid, as factors of the given rate; `enabled` False runs every seed at factor 1; `extend`:
+    how many factors at most are tried beyond the grid's edges when the best one lies at an edge."""
 
     grid: tuple[float, ...] = DEFAULT_GRID
     enabled: bool = True
+    extend: int = DEFAULT_EXTEND
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "grid", check_lr_grid(self.grid, "lr_grid"))
+        if isinstance(self.extend, bool) or not isinstance(self.extend, int) or not 0 <= self.extend <= 8:
+            raise ValueError(f"lr_extend must be an integer in [0, 8], got {self.extend!r}")
+
+    def beyond(self, tried: Sequence[float], chosen: float) -> float | None:
+        """The next factor to try when `chosen`, the best of the `tried` factors, lies at an edge of them: one step
+        past that edge; None when it lies inside, fewer than two factors were tried, or `extend` factors beyond
+        the grid were tried already."""
+        ordered = sorted(tried)
+        if not self.enabled or len(ordered) < 2 or len(ordered) - len(self.grid) >= self.extend:
+            return None
+        if chosen == ordered[-1]:
+            return ordered[-1] * ordered[-1] / ordered[-2]
+        if chosen == ordered[0]:
+            return ordered[0] * ordered[0] / ordered[1]
+        return None
 
     def factors(self) -> tuple[float, ...]:
         """The factors the first seed runs at (only 1.0 without tuning)."""

@@ -141,11 +141,12 @@ def warnings(results: dict[str, Any]) -> list[str]:
         found.append("collapsed runs (test predictions of one class, or at chance): " + ", ".join(collapsed))
     tuning = results.get("tuning", {})
     grid = tuning.get("grid", [])
-    if tuning.get("enabled") and len(grid) > 2:
+    edge = tuning.get("at_edge")
+    if edge is None and tuning.get("enabled") and len(grid) > 2:  # a results.json from before the grid extended
         edge = [label for label, c in tuning.get("chosen", {}).items() if c["factor"] in (min(grid), max(grid))]
-        if edge:
-            found.append(f"learning rate chosen at the edge of the grid for {', '.join(edge)}: a wider --lr-grid "
-                         "may do better")
+    if edge:
+        found.append(f"learning rate chosen at the edge of the rates tried (grid and {tuning.get('extend', 0)} "
+                     f"extension steps) for {', '.join(edge)}: a wider --lr-grid may do better")
     return found
 
 
