@@ -23,8 +23,8 @@ import torch
 
 
 def to_saved(value: Any) -> Any:
-    """numpy arrays become CPU tensors (copies), tensors are copied, numpy scalars Python numbers, dicts and lists are converted item
-    by item, the rest is kept."""
+    """numpy arrays become CPU tensors (copies), tensors are copied, numpy scalars Python numbers, dicts and lists
+    are converted item by item, the rest is kept."""
     if isinstance(value, np.ndarray):
         return torch.from_numpy(value.copy())
     if isinstance(value, torch.Tensor):
@@ -79,9 +79,9 @@ class Field:
         or "any" (checked by its owner).
     low, high: closed bounds of a number or of an array's values. below: an exclusive upper bound of an array's
         values given as a size name ("N", the data set's size) or a number.
-    dtype: an array's numpy dtype ("int64", "float64", "float32", "bool"), a tensor's torch dtype name (None: any
-        floating-point or integer dtype; the owner checks it against its buffers); array values are converted to it only when
-        they are of the same kind (an int array for an int dtype), never from float to int.
+    dtype: an array's numpy dtype ("int64", "float64", "float32", "bool"), a tensor's torch dtype name (None: any;
+        the owner checks it against its buffers); array values are converted to it only when they are of the same
+        kind (an int array for an int dtype), never from float to int.
     length: an array's first dimension: a size name ("N"), a number, or None for any; `empty_ok` also accepts
         an empty array (the state before the first epoch). ndim: an array's number of dimensions.
     choices: the values a "str" may take. optional: None is accepted too. finite: numbers and float arrays
