@@ -50,17 +50,18 @@ def from_saved(value: Any) -> Any:
 
 
 def check_state(state: Any, owner: str, version: int | None, keys: Iterable[str]) -> dict[str, Any]:
-    """`state` checked to be a dict holding `keys` (and `state_version == version` when version is given).
+    """`state` checked to be a dict holding `keys` (and `state_version == version` when version is given; another
+    version is named first, since its keys may differ).
 
     owner names the object in errors ("ScoreMemory", "policy 'importance'").
     """
     if not isinstance(state, dict):
         raise TypeError(f"{owner} state must be a dict, got {type(state).__name__}")
+    if version is not None and "state_version" in state and state["state_version"] != version:
+        raise ValueError(f"{owner} state has state_version {state['state_version']!r}, expected {version}")
     missing = [k for k in (*keys, *(("state_version",) if version is not None else ())) if k not in state]
     if missing:
         raise ValueError(f"{owner} state is missing keys {missing}")
-    if version is not None and state["state_version"] != version:
-        raise ValueError(f"{owner} state has state_version {state['state_version']!r}, expected {version}")
     return state
 
 
@@ -95,7 +96,7 @@ class Field:
     dtype: str | None = None
     length: str | int | None = None
     empty_ok: bool = False
-    ndim: int = 1
+    ndim: int | None = 1
     choices: tuple[str, ...] = ()
     optional: bool = False
     finite: bool = True
@@ -122,9 +123,9 @@ def Array(dtype: str, length: str | int | None = None, **options: Any) -> Field:
     return Field("array", dtype=dtype, length=length, **options)
 
 
-def Tensor(dtype: str | None = None, ndim: int = 1, low: float | None = None) -> Field:  # noqa: N802
+def Tensor(dtype: str | None = None, ndim: int | None = 1, low: float | None = None) -> Field:  # noqa: N802
     """A torch tensor (kept as a tensor, copied, on its device: bfloat16 has no numpy dtype) of torch dtype `dtype`
-    (None: any) with `ndim` dimensions, finite when floating-point, its values >= low."""
+    (None: any) with `ndim` dimensions (None: any), finite when floating-point, its values >= low."""
     return Field("tensor", dtype=dtype, ndim=ndim, low=low)
 
 
@@ -202,7 +203,7 @@ def _check_tensor(name: str, value: Any, field: Field) -> torch.Tensor:
         raise ValueError(f"{name} must be a tensor, got {type(value).__name__}")
     if field.dtype is not None and value.dtype != getattr(torch, field.dtype):
         raise ValueError(f"{name} must hold torch.{field.dtype}, got {value.dtype}")
-    if value.dim() != field.ndim:
+    if field.ndim is not None and value.dim() != field.ndim:
         raise ValueError(f"{name} must have {field.ndim} dimension(s), got shape {tuple(value.shape)}")
     if value.is_floating_point() and field.finite and not bool(torch.isfinite(value).all()):
         bad = ~torch.isfinite(value) if value.dim() < 2 else ~torch.isfinite(value).flatten(1).all(1)
