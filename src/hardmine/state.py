@@ -301,7 +301,8 @@ class Stateful:
     subclass declares only what it adds):
     - `state_fields`: name -> Field (`Int`, `Float`, `Choice`, `Array`, `Tensor`, ...), the values that change
       while the object works; size names in a Field ("N": the data set's size) come from `_state_sizes()` and from
-      `num_samples`.
+      `num_samples` (and "N" is passed on to the children). A schema that depends on the object (columns declared
+      at run time) overrides `state_schema` as a method.
     - `state_version`: bumped when the saved layout changes.
     - `state_in`: None (each field is the attribute of its name, or `_name`) or the name of one dict attribute
       holding them all ("_state"). `state_key`: None (fields at the saved state's top level) or the key they are
@@ -487,6 +488,7 @@ class Stateful:
         rebuilt = self._parse_config(state["config"], use_saved_config) if self.save_config else None
         target = self if rebuilt is None else rebuilt
         sizes = {**target._state_sizes(), **({} if num_samples is None else {"N": num_samples})}
+        num_samples = sizes.get("N")  # the children see the data set's size this object knows
         raw = state[self.state_key] if self.state_key else {name: state[name] for name in schema}
         where = f"{owner} state" + (f"[{self.state_key!r}]" if self.state_key else "")
         values = check_fields(raw, schema, where, sizes)
