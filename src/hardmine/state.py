@@ -78,7 +78,7 @@ class Field:
 
     kind: "int", "float", "str", "array", "tensor" (kept a tensor, on its device), "pairs" (a list of [int, int])
         or "any" (checked by its owner).
-    low, high: closed bounds of a number or of an array's values. below: an exclusive upper bound of an array's
+    low, high: closed bounds of a number (or a size name) or of an array's values. below: an exclusive upper bound of an array's
         values given as a size name ("N", the data set's size) or a number.
     dtype: an array's numpy dtype ("int64", "float64", "float32", "bool"), a tensor's torch dtype name (None: any;
         the owner checks it against its buffers); array values are converted to it only when they are of the same
@@ -90,8 +90,8 @@ class Field:
     """
 
     kind: str
-    low: float | None = None
-    high: float | None = None
+    low: float | str | None = None
+    high: float | str | None = None
     below: str | float | None = None
     dtype: str | None = None
     length: str | int | None = None
@@ -103,8 +103,9 @@ class Field:
     nan_ok: bool = False
 
 
-def Int(low: float | None = None, high: float | None = None, optional: bool = False) -> Field:  # noqa: N802
-    """An integer (bools refused) in [low, high]."""
+def Int(low: float | str | None = None, high: float | str | None = None,  # noqa: N802
+        optional: bool = False) -> Field:
+    """An integer (bools refused) in [low, high]; a bound may be a size name ("N")."""
     return Field("int", low=low, high=high, optional=optional)
 
 
@@ -147,7 +148,7 @@ def _size(value: str | float | None, sizes: dict[str, int], name: str) -> float 
     return value
 
 
-def _check_number(name: str, value: Any, field: Field) -> Any:
+def _check_number(name: str, value: Any, field: Field, sizes: dict[str, int]) -> Any:
     if field.kind == "int":
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
             raise ValueError(f"{name} must be an integer, got {value!r} of type {type(value).__name__}")
@@ -158,8 +159,9 @@ def _check_number(name: str, value: Any, field: Field) -> Any:
         value = float(value)
         if field.finite and not math.isfinite(value):
             raise ValueError(f"{name} must be finite, got {value}")
-    if (field.low is not None and value < field.low) or (field.high is not None and value > field.high):
-        raise ValueError(f"{name} must be in [{field.low}, {field.high}], got {value}")
+    low, high = _size(field.low, sizes, name), _size(field.high, sizes, name)
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ValueError(f"{name} must be in [{low}, {high}], got {value}")
     return value
 
 
@@ -211,7 +213,7 @@ def _check_tensor(name: str, value: Any, field: Field) -> torch.Tensor:
         raise ValueError(f"{name} has non-finite values (NaN or inf) in {rows.numel()} row(s), e.g. rows "
                          f"{rows[:10].tolist()}")
     if field.low is not None and value.numel() and float(value.min()) < field.low:
-        raise ValueError(f"{name} must hold values >= {field.low:g}, got {float(value.min()):g}")
+        raise ValueError(f"{name} must be >= {field.low:g} in every entry, got {float(value.min()):g}")
     return value.detach().clone()
 
 
@@ -221,7 +223,7 @@ def _check_field(name: str, value: Any, field: Field, sizes: dict[str, int]) -> 
             return None
         raise ValueError(f"{name} must not be None")
     if field.kind in ("int", "float"):
-        return _check_number(name, value, field)
+        return _check_number(name, value, field, sizes)
     if field.kind == "str":
         if not isinstance(value, str) or (field.choices and value not in field.choices):
             raise ValueError(f"{name} must be one of {list(field.choices)}, got {value!r}")

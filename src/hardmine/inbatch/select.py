@@ -232,25 +232,21 @@ class Stochastic(Stateful):
         return _selection(keep, scores.shape, scores.dtype)
 
     # state: the history ring, its fill and position, the generator; the configuration: beta and history_size
-    state_fields = {"history": Array("float64", "H"), "count": Int(0), "position": Int(0),
+    state_fields = {"history": Array("float64", "H"), "count": Int(0, "H"), "position": Int(0, "H-1"),
                     "generator": Array("uint8")}
     config_exclude = ("seed",)  # the generator's state is saved instead
     config_fixed = ("history_size",)
     keep_on_load = ("generator",)  # the caller's generator object gets the saved state
 
     def _state_sizes(self) -> dict[str, int]:
-        return {"H": self.history_size}
+        return {"H": self.history_size, "H-1": self.history_size - 1}
 
     def _state_values(self) -> dict[str, Any]:
         return {"history": self._history, "count": self._count, "position": self._position,
                 "generator": self.generator.get_state()}
 
     def _check_state(self, values: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
-        """The fill and position within the ring, and a CPU generator's state."""
-        n = self.history_size
-        if values["count"] > n or values["position"] >= n:
-            raise ValueError(f"Stochastic state['count'] must be in [0, {n}] and state['position'] in [0, {n - 1}], "
-                             f"got {values['count']} and {values['position']}")
+        """A CPU generator's state."""
         try:
             torch.Generator().set_state(torch.from_numpy(values["generator"]))
         except RuntimeError as error:

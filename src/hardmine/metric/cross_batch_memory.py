@@ -11,7 +11,7 @@ import torch.distributed as dist
 from hardmine._checks import check_device, check_int
 from hardmine.distributed import agree_on_config, agree_on_errors
 from hardmine.metric.base import BaseMiner, Indices, _check_embeddings
-from hardmine.state import Stateful, Tensor
+from hardmine.state import Field, Stateful, Tensor
 
 
 def _all_gather_rows(tensor: torch.Tensor) -> torch.Tensor:
@@ -159,7 +159,7 @@ class CrossBatchMemory(Stateful):
     # state: the slots and the cursor, tensors on the memory's device (state_dict() copies them); the saved
     # configuration (size, embedding_dim, max_age, label_shape, dtype) is derived from __init__'s signature
     state_fields = {"embeddings": Tensor(ndim=2), "labels": Tensor("int64", ndim=None),
-                    "steps": Tensor("int64", low=-1), "cursor": Tensor("int64", ndim=0, low=0)}
+                    "steps": Tensor("int64", low=-1), "cursor": Field("any")}
     config_exclude = ("gather_distributed", "device")  # how this process runs, not what the memory holds
     config_fixed = ("size", "embedding_dim", "label_shape", "dtype")
 
@@ -174,9 +174,12 @@ class CrossBatchMemory(Stateful):
             if tuple(theirs.shape) != tuple(mine.shape) or theirs.dtype != mine.dtype:
                 raise ValueError(f"CrossBatchMemory state[{key!r}] has shape {tuple(theirs.shape)} and dtype "
                                  f"{theirs.dtype}, expected {tuple(mine.shape)} and {mine.dtype}")
-        cursor = int(values["cursor"])
-        if cursor >= self.size:
-            raise ValueError(f"CrossBatchMemory state['cursor'] must be in [0, {self.size}), got {cursor}")
+        cursor = values["cursor"]  # saved as a 0-d int64 tensor; an int is read too
+        if isinstance(cursor, torch.Tensor) and cursor.numel() == 1 and not cursor.is_floating_point():
+            cursor = int(cursor)
+        if isinstance(cursor, bool) or not isinstance(cursor, int) or not 0 <= cursor < self.size:
+            raise ValueError(f"CrossBatchMemory state['cursor'] must be an integer in [0, {self.size}), got "
+                             f"{cursor!r}")
         return {**values, "cursor": cursor}
 
     def _assign_state(self, values: dict[str, Any]) -> None:
