@@ -78,8 +78,8 @@ class Field:
 
     kind: "int", "float", "str", "array", "tensor" (kept a tensor, on its device), "pairs" (a list of [int, int])
         or "any" (checked by its owner).
-    low, high: closed bounds of a number (or a size name) or of an array's values. below: an exclusive upper bound of an array's
-        values given as a size name ("N", the data set's size) or a number.
+    low, high: closed bounds of a number (or a size name) or of an array's values. below: an exclusive upper
+        bound of an array's values given as a size name ("N", the data set's size) or a number.
     dtype: an array's numpy dtype ("int64", "float64", "float32", "bool"), a tensor's torch dtype name (None: any;
         the owner checks it against its buffers); array values are converted to it only when they are of the same
         kind (an int array for an int dtype), never from float to int.
