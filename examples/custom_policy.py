@@ -32,7 +32,6 @@ class BoltzmannPolicy(hm.PriorityPolicy):
         check_number("temperature", self._schedule("temperature", temperature)(0.0), 0.0, np.inf,
                        low_inclusive=False, high_inclusive=False)
         self.mix = check_number("mix", mix, 0.0, 1.0)
-        self._config.update(mix=self.mix)
         self._state["top"] = 0.0
 
     def prepare(self, epoch: int, memory: hm.ScoreMemory) -> None:

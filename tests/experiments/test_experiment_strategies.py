@@ -40,7 +40,7 @@ def test_parameters_reach_the_objects():
     strategy = build_strategy(parse_spec("importance:alpha=0.5,normalize=none+noise_guard:min_visits=2"))
     assert strategy.policy.normalize == "none"  # text default: "none" stays text
     assert strategy.policy.value("alpha") == 0.5
-    assert strategy.guards[0]._config["min_visits"] == 2
+    assert strategy.guards[0].min_visits == 2
     focal = build_strategy(parse_spec("focal:gamma=1,alpha=none"))
     assert focal.loss_mean.gamma == 1.0 and focal.loss_mean.alpha is None
 

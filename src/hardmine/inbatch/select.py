@@ -15,9 +15,8 @@ import torch.nn.functional as F
 
 from hardmine._checks import check_finite, check_int, check_number
 from hardmine.registry import Registry
-from hardmine.state import Array, Float, Int, check_fields, check_state, compare_config
+from hardmine.state import Array, Int, Stateful
 
-_STOCHASTIC_VERSION = 1
 _MAX_HISTORY = 2**27
 
 SELECTORS = Registry("selector")
@@ -174,7 +173,7 @@ class Threshold:
 
 
 @SELECTORS.register("stochastic")
-class Stochastic:
+class Stochastic(Stateful):
     """Selective backprop (Jiang et al. 2019): keep each element with probability percentile**beta.
 
     The percentile of a score is the fraction of a running history of recent scores (the last `history_size`,
@@ -232,39 +231,32 @@ class Stochastic:
             keep[valid] = kept
         return _selection(keep, scores.shape, scores.dtype)
 
-    def state_dict(self) -> dict[str, Any]:
-        """History, ring position, generator state and the constructor's beta and history_size; a copy, safe to
-        save with torch.save."""
-        return {"history": self._history.clone(), "count": self._count, "position": self._position,
-                "generator": self.generator.get_state(), "config": {"beta": self.beta,
-                                                                    "history_size": self.history_size},
-                "state_version": _STOCHASTIC_VERSION}
+    # state: the history ring, its fill and position, the generator; the configuration: beta and history_size
+    state_fields = {"history": Array("float64", "H"), "count": Int(0, "H"), "position": Int(0, "H-1"),
+                    "generator": Array("uint8")}
+    config_exclude = ("seed",)  # the generator's state is saved instead
+    config_fixed = ("history_size",)
+    keep_on_load = ("generator",)  # the caller's generator object gets the saved state
 
-    def load_state_dict(self, state: dict[str, Any], *, use_saved_config: bool = False) -> None:
-        """Restore a state from `state_dict()`; the next selections are then identical to the saved run's.
+    def _state_sizes(self) -> dict[str, int]:
+        return {"H": self.history_size, "H-1": self.history_size - 1}
 
-        Everything (the generator's state included) is checked before anything is assigned. A saved beta that
-        differs from this selector's is an error unless `use_saved_config=True` takes it (history_size must match).
-        """
-        check_state(state, "Stochastic", _STOCHASTIC_VERSION, ("config",))
-        config = check_fields(state["config"], {"beta": Float(0.0), "history_size": Int(1)}, "state['config']")
-        if config["history_size"] != self.history_size:
-            raise ValueError(f"state['config']['history_size'] is {config['history_size']}, this selector has "
-                             f"{self.history_size}")
-        compare_config("Stochastic", config, {"beta": self.beta, "history_size": self.history_size},
-                       use_saved_config)
-        n = self.history_size
-        values = check_fields({k: v for k, v in state.items() if k not in ("config", "state_version")},
-                              {"history": Array("float64", n), "count": Int(0, n), "position": Int(0, n - 1),
-                               "generator": Array("uint8")}, "Stochastic state")
-        generator = torch.Generator()
+    def _state_values(self) -> dict[str, Any]:
+        return {"history": self._history, "count": self._count, "position": self._position,
+                "generator": self.generator.get_state()}
+
+    def _check_state(self, values: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
+        """A CPU generator's state."""
         try:
-            generator.set_state(torch.from_numpy(values["generator"]))
+            torch.Generator().set_state(torch.from_numpy(values["generator"]))
         except RuntimeError as error:
             raise ValueError(f"Stochastic state['generator'] is not a CPU generator's state: {error}") from None
-        self.generator.set_state(generator.get_state())
+        return values
+
+    def _assign_state(self, values: dict[str, Any]) -> None:
+        self.generator.set_state(torch.from_numpy(values["generator"]))
         self._history = torch.from_numpy(values["history"])
-        self._count, self._position, self.beta = values["count"], values["position"], config["beta"]
+        self._count, self._position = values["count"], values["position"]
 
 
 def true_class_probability(logits: torch.Tensor, target: torch.Tensor,

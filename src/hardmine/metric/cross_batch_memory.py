@@ -11,10 +11,7 @@ import torch.distributed as dist
 from hardmine._checks import check_device, check_int
 from hardmine.distributed import agree_on_config, agree_on_errors
 from hardmine.metric.base import BaseMiner, Indices, _check_embeddings
-from hardmine.state import check_state, compare_config
-
-_STATE_KEYS = ("embeddings", "labels", "steps", "cursor")
-_STATE_VERSION = 1
+from hardmine.state import Field, Stateful, Tensor
 
 
 def _all_gather_rows(tensor: torch.Tensor) -> torch.Tensor:
@@ -35,7 +32,7 @@ def _check_step(step: Any) -> int:
     return check_int("step", step, minimum=0)
 
 
-class CrossBatchMemory:
+class CrossBatchMemory(Stateful):
     """A ring buffer of `size` past embeddings [size, embedding_dim] with int64 labels and the step of each.
 
     max_age: entries made more than `max_age` steps before the current step are stale and left out
@@ -59,7 +56,8 @@ class CrossBatchMemory:
         if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
             raise TypeError(f"dtype must be a floating-point torch.dtype (embeddings would be truncated), "
                             f"got {dtype!r}")
-        device = check_device("device", device)
+        self.device, self.dtype = check_device("device", device), dtype
+        device = self.device
         self.embeddings = torch.zeros((self.size, self.embedding_dim), dtype=dtype, device=device)
         self.labels = torch.zeros((self.size, *self.label_shape), dtype=torch.int64, device=device)
         self.steps = torch.full((self.size,), -1, dtype=torch.int64, device=device)
@@ -87,7 +85,7 @@ class CrossBatchMemory:
         (`agree_on_config`): the configuration, the cursor and the slots' steps. A difference raises the same
         DisagreementError, naming the field and each rank's value, on every rank, before any data collective."""
         if self._gathers and not self._agreed:
-            agree_on_config("CrossBatchMemory", {**self._config(), "cursor": self.cursor, "steps": self.steps})
+            agree_on_config("CrossBatchMemory", {**self.saved_config(), "cursor": self.cursor, "steps": self.steps})
             self._agreed = True
 
     def _check_batch(self, embeddings: Any, labels: Any, step: Any) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -158,54 +156,36 @@ class CrossBatchMemory:
         self._store(x, labels, step)
         return indices, ref_emb, ref_labels
 
-    def state_dict(self) -> dict[str, Any]:
-        """Plain tensors and values (loadable with torch.load(weights_only=True)): embeddings, labels, steps,
-        cursor, the constructor's arguments under "config", and "state_version"."""
-        return {"embeddings": self.embeddings.clone(), "labels": self.labels.clone(),
-                "steps": self.steps.clone(), "cursor": torch.tensor(self.cursor, dtype=torch.int64),
-                "config": self._config(), "state_version": _STATE_VERSION}
+    # state: the slots and the cursor, tensors on the memory's device (state_dict() copies them); the saved
+    # configuration (size, embedding_dim, max_age, label_shape, dtype) is derived from __init__'s signature
+    state_fields = {"embeddings": Tensor(ndim=2), "labels": Tensor("int64", ndim=None),
+                    "steps": Tensor("int64", low=-1), "cursor": Field("any")}
+    config_exclude = ("gather_distributed", "device")  # how this process runs, not what the memory holds
+    config_fixed = ("size", "embedding_dim", "label_shape", "dtype")
 
-    def _config(self) -> dict[str, Any]:
-        return {"size": self.size, "embedding_dim": self.embedding_dim, "max_age": self.max_age,
-                "label_shape": list(self.label_shape), "dtype": str(self.embeddings.dtype)}
+    def _state_values(self) -> dict[str, Any]:
+        return {"embeddings": self.embeddings, "labels": self.labels, "steps": self.steps,
+                "cursor": torch.tensor(self.cursor, dtype=torch.int64)}
 
-    def load_state_dict(self, state: dict[str, Any], *, use_saved_config: bool = False) -> None:
-        """Restore what `state_dict` returned; everything is checked before anything is assigned.
-
-        The saved size, embedding_dim, label_shape and dtype must be this memory's; a saved max_age that differs
-        is an error unless `use_saved_config=True` takes it. Embeddings must be finite, steps >= -1, the cursor
-        in [0, size).
-        """
-        check_state(state, "CrossBatchMemory", _STATE_VERSION, (*_STATE_KEYS, "config"))
-        config = state["config"]
-        if not isinstance(config, dict):
-            raise ValueError(f"CrossBatchMemory state['config'] must be a dict, got {type(config).__name__}")
-        mine = self._config()
-        fixed = {k: mine[k] for k in mine if k != "max_age"}
-        compare_config("CrossBatchMemory", {k: config.get(k) for k in fixed}, fixed, use_saved_config=False)
-        compare_config("CrossBatchMemory", {"max_age": config.get("max_age")}, {"max_age": self.max_age},
-                       use_saved_config)
-        max_age = config.get("max_age")
-        max_age = None if max_age is None else check_int("state['config']['max_age']", max_age, minimum=0)
+    def _check_state(self, values: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
+        """Each slot tensor of this memory's shape and dtype; the cursor in [0, size)."""
         for key in ("embeddings", "labels", "steps"):
-            mine_t, theirs = getattr(self, key), state[key]
-            if not isinstance(theirs, torch.Tensor):
-                raise ValueError(f"state[{key!r}] must be a tensor, got {type(theirs).__name__}")
-            if tuple(theirs.shape) != tuple(mine_t.shape) or theirs.dtype != mine_t.dtype:
-                raise ValueError(f"state[{key!r}] has shape {tuple(theirs.shape)} and dtype {theirs.dtype}, "
-                                 f"expected {tuple(mine_t.shape)} and {mine_t.dtype}")
-        if not bool(torch.isfinite(state["embeddings"]).all()):
-            rows = torch.nonzero(~torch.isfinite(state["embeddings"]).all(1)).flatten()
-            raise ValueError(f"state['embeddings'] has non-finite values (NaN or inf) in {rows.numel()} row(s), "
-                             f"e.g. rows {rows[:10].tolist()}")
-        if bool((state["steps"] < -1).any()):
-            raise ValueError(f"state['steps'] must be >= -1 (-1: an empty slot), got {int(state['steps'].min())}")
-        cursor = state["cursor"]
+            mine, theirs = getattr(self, key), values[key]
+            if tuple(theirs.shape) != tuple(mine.shape) or theirs.dtype != mine.dtype:
+                raise ValueError(f"CrossBatchMemory state[{key!r}] has shape {tuple(theirs.shape)} and dtype "
+                                 f"{theirs.dtype}, expected {tuple(mine.shape)} and {mine.dtype}")
+        cursor = values["cursor"]  # saved as a 0-d int64 tensor; an int is read too
         if isinstance(cursor, torch.Tensor) and cursor.numel() == 1 and not cursor.is_floating_point():
             cursor = int(cursor)
         if isinstance(cursor, bool) or not isinstance(cursor, int) or not 0 <= cursor < self.size:
-            raise ValueError(f"state['cursor'] must be an integer in [0, {self.size}), got {cursor!r}")
+            raise ValueError(f"CrossBatchMemory state['cursor'] must be an integer in [0, {self.size}), got "
+                             f"{cursor!r}")
+        return {**values, "cursor": cursor}
+
+    def _assign_state(self, values: dict[str, Any]) -> None:
         for key in ("embeddings", "labels", "steps"):
-            getattr(self, key).copy_(state[key])
-        self.cursor, self.max_age = cursor, max_age
-        self._agreed = False
+            getattr(self, key).copy_(values[key])  # into the buffers, on their device
+        self.cursor = values["cursor"]
+
+    def _after_load(self) -> None:
+        self._agreed = False  # the ranks agree again on the loaded state

@@ -10,7 +10,7 @@ import numpy as np
 
 from hardmine._checks import as_generator, check_indices, check_int, check_number
 from hardmine.retrieval.result import MinedNegatives
-from hardmine.state import Array, Field, Int, check_fields, check_state, compare_config, to_saved
+from hardmine.state import Array, Field, Int, Stateful, check_fields
 
 Encoder = Callable[[np.ndarray], Any]
 Miner = Callable[..., MinedNegatives]
@@ -32,7 +32,7 @@ class RefreshReport:
         return self.changed / self.total if self.total else 0.0
 
 
-class NegativePool:
+class NegativePool(Stateful):
     """Hard negatives for every training query, refreshed with the current encoder.
 
     encode_queries / encode_corpus: map int64 ids [m] to embeddings [m, d] with the current model (batching is
@@ -145,72 +145,47 @@ class NegativePool:
         self._record(report)
         return report
 
-    def state_dict(self) -> dict[str, Any]:
-        """Everything needed to resume: negatives, probe rows and their embeddings, step counters, history, the
-        constructor's numbers under "config", and "state_version"; tensors and plain values (save_state-able)."""
-        return to_saved({
-            "indices": None if self._indices is None else self._indices.copy(),
-            "probe_ids": self._probe_ids.copy(),
-            "probe_emb": self._probe_emb.copy(),
-            "last_refresh": self._last_refresh,
-            "last_check": self._last_check,
-            "seed_key": self._seed_key,
-            "history": [asdict(r) for r in self.history],
-            "refreshes": self.refreshes,
-            "config": self._config(),
-            "state_version": _STATE_VERSION,
-        })
+    # state: negatives, probe rows and their embeddings, step counters, the seed, the history; the saved
+    # configuration (the numbers of __init__) is derived from its signature
+    state_fields = {"indices": Array("int64", "Q", ndim=2, low=-1, below="C", optional=True),
+                    "probe_ids": Array("int64", low=0, below="C"),
+                    "probe_emb": Array("float32", ndim=2, empty_ok=True),
+                    "last_refresh": Int(-1), "last_check": Int(-1), "seed_key": Int(0), "history": Field("any"),
+                    "refreshes": Int(0)}
+    config_exclude = ("encode_queries", "encode_corpus", "mine", "seed")  # callables; the seed is in seed_key
+    config_fixed = ("num_queries", "corpus_size")
 
-    def _config(self) -> dict[str, Any]:
-        return {"num_queries": self.num_queries, "corpus_size": self.corpus_size, "refresh_every": self.refresh_every,
-                "drift_threshold": self.drift_threshold, "drift_check_every": self.drift_check_every,
-                "num_probe": self.num_probe}
+    def _state_sizes(self) -> dict[str, int]:
+        return {"Q": self.num_queries, "C": self.corpus_size}
 
-    def load_state_dict(self, state: dict[str, Any], *, use_saved_config: bool = False) -> None:
-        """Restore a state from `state_dict()` (arrays are copied); everything is checked before anything is
-        assigned: negatives int64 [num_queries, n] in [-1, corpus_size), probe ids in [0, corpus_size) with finite
-        embeddings [probes, d], counters >= -1, a well-formed history. num_queries and corpus_size must be this
-        pool's; another saved refresh setting is an error unless `use_saved_config=True` takes it."""
-        check_state(state, "NegativePool", _STATE_VERSION, _POOL_SCHEMA.keys() | {"config"})
-        config = state["config"]
-        if not isinstance(config, dict):
-            raise ValueError(f"NegativePool state['config'] must be a dict, got {type(config).__name__}")
-        mine = self._config()
-        sizes = ("num_queries", "corpus_size")
-        compare_config("NegativePool", {k: config.get(k) for k in sizes}, {k: mine[k] for k in sizes}, False)
-        settings = [k for k in mine if k not in sizes]
-        compare_config("NegativePool", {k: config.get(k) for k in settings}, {k: mine[k] for k in settings},
-                       use_saved_config)
-        checked = NegativePool(self.encode_queries, self.encode_corpus, self.mine, **{k: config.get(k) for k in mine})
-        values = check_fields({k: v for k, v in state.items() if k not in ("config", "state_version", "refreshes")},
-                              _POOL_SCHEMA, "NegativePool state", {"Q": self.num_queries, "C": self.corpus_size})
+    def _state_values(self) -> dict[str, Any]:
+        return {**super()._state_values(), "history": [asdict(r) for r in self.history]}
+
+    def _upgrade_state(self, state: dict[str, Any]) -> dict[str, Any]:
+        """A state saved before the count of refreshes: every refresh is in its history."""
+        if "refreshes" in state or not isinstance(state.get("history"), list):
+            return state
+        return {**state, "refreshes": len(state["history"])}
+
+    def _check_state(self, values: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
+        """Negatives [num_queries, n], probe embeddings [probes, d], a well-formed history of at most
+        MAX_HISTORY reports and at least as many refreshes."""
         indices, probe_ids, probe_emb = values["indices"], values["probe_ids"], values["probe_emb"]
         if indices is not None and indices.ndim != 2:
             raise ValueError(f"NegativePool state['indices'] must be 2-D [num_queries, n], got shape {indices.shape}")
         if probe_emb.shape[0] != probe_ids.shape[0] or (probe_emb.size and probe_emb.ndim != 2):
             raise ValueError(f"NegativePool state['probe_emb'] must be [{probe_ids.shape[0]}, d], got shape "
                              f"{probe_emb.shape}")
-        history = _check_history(state["history"])
+        history = _check_history(values["history"])
         if len(history) > self.MAX_HISTORY:
             raise ValueError(f"NegativePool state['history'] holds {len(history)} reports, more than the "
                              f"{self.MAX_HISTORY} a pool keeps")
-        refreshes = state.get("refreshes", len(history))  # states saved before the count: every refresh listed
-        if isinstance(refreshes, bool) or not isinstance(refreshes, (int, np.integer)) or refreshes < len(history):
+        if values["refreshes"] < len(history):
             raise ValueError(f"NegativePool state['refreshes'] must be an integer >= {len(history)} (the reports in "
-                             f"its history), got {refreshes!r}")
-        refreshes = int(refreshes)
-        self.refresh_every, self.drift_threshold = checked.refresh_every, checked.drift_threshold
-        self.drift_check_every, self.num_probe = checked.drift_check_every, checked.num_probe
-        self._indices, self._probe_ids, self._probe_emb = indices, probe_ids, probe_emb.reshape(probe_ids.size, -1)
-        self._last_refresh, self._last_check = values["last_refresh"], values["last_check"]
-        self._seed_key, self.history, self.refreshes = values["seed_key"], history, refreshes
+                             f"its history), got {values['refreshes']!r}")
+        return {**values, "history": history, "probe_emb": probe_emb.reshape(probe_ids.size, -1)}
 
 
-_STATE_VERSION = 1
-_POOL_SCHEMA = {"indices": Array("int64", "Q", ndim=2, low=-1, below="C", optional=True),
-                "probe_ids": Array("int64", low=0, below="C"),
-                "probe_emb": Array("float32", ndim=2, empty_ok=True),
-                "last_refresh": Int(-1), "last_check": Int(-1), "seed_key": Int(0), "history": Field("any")}
 
 
 def _check_history(history: Any) -> list[RefreshReport]:

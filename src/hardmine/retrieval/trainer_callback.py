@@ -23,12 +23,12 @@ from hardmine.retrieval.encode import encode_side
 from hardmine.retrieval.mining import _filters, mine_hard_negatives
 from hardmine.retrieval.pool import NegativePool, RefreshReport
 from hardmine.retrieval.texts import TextPairs, check_texts
+from hardmine.state import Int, Stateful
 
 STATE_FILE = "hardmine_negatives.pt"
-STATE_VERSION = 1
 
 
-class RefreshNegativesCallback(TrainerCallback):
+class RefreshNegativesCallback(TrainerCallback, Stateful):
     """Pass it to a SentenceTransformerTrainer together with the same `train_dataset`.
 
     train_dataset: a `datasets.Dataset` with anchor, positive and negative columns (e.g. mine_from_dataset(...,
@@ -160,27 +160,26 @@ class RefreshNegativesCallback(TrainerCallback):
             d.reset_format()
         self._targets = []
 
-    def state_dict(self) -> dict[str, Any]:
-        """The pool's state as plain tensors and numbers (loadable with torch.load(weights_only=True))."""
-        import torch
+    # state: the pool's (a child, loaded in the same validate-then-assign step) and the sizes of the training set
+    # it belongs to. No configuration: the callback's arguments are the training set and the mining keywords, given
+    # again when the trainer is rebuilt; the pool's state holds its refresh settings.
+    state_fields = {"num_queries": Int(0), "corpus_size": Int(0)}
+    state_children = {"pool": "pool"}
+    save_config = False
 
-        pool = self.pool.state_dict()
-        arrays = {k: (None if v is None else torch.from_numpy(np.ascontiguousarray(v)))
-                  for k, v in pool.items() if k in ("indices", "probe_ids", "probe_emb")}
-        return {"state_version": STATE_VERSION, "num_queries": len(self.texts.queries),
-                "corpus_size": len(self.texts.corpus), "pool": {**pool, **arrays}}
+    def _state_values(self) -> dict[str, Any]:
+        return {"num_queries": len(self.texts.queries), "corpus_size": len(self.texts.corpus)}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a state_dict(), checked against this training set before anything is assigned."""
-        if state.get("state_version") != STATE_VERSION:
-            raise ValueError(f"state_version must be {STATE_VERSION}, got {state.get('state_version')!r}")
+    def _check_state(self, values: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
+        """The saved sizes are this training set's; the negatives have one column per negative column."""
         for key, want in (("num_queries", len(self.texts.queries)), ("corpus_size", len(self.texts.corpus))):
-            if state.get(key) != want:
-                raise ValueError(f"state has {key} = {state.get(key)!r}, this training set has {want}")
-        pool = dict(state["pool"])
-        indices = pool["indices"]
-        if indices is not None:
-            arr, size = np.asarray(indices), len(self.texts.corpus)
-            if arr.ndim != 2 or arr.shape[1] != len(self.negative_columns) or arr.max(initial=-1) >= size:
-                raise ValueError(f"state negatives have shape {tuple(arr.shape)} or ids beyond the corpus of {size}")
-        self.pool.load_state_dict({k: (np.asarray(v) if hasattr(v, "numpy") else v) for k, v in pool.items()})
+            if values[key] != want:
+                raise ValueError(f"state has {key} = {values[key]!r}, this training set has {want}")
+        indices = state["pool"]["indices"]
+        if indices is not None and np.asarray(indices).shape[1] != len(self.negative_columns):
+            raise ValueError(f"state negatives have shape {tuple(np.asarray(indices).shape)}, this training set has "
+                             f"{len(self.negative_columns)} negative columns")
+        return values
+
+    def _assign_state(self, values: dict[str, Any]) -> None:
+        """Nothing of its own: the sizes were checked, the pool is loaded as a child."""

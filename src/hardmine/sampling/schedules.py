@@ -12,15 +12,22 @@ from typing import Any, ClassVar
 
 from hardmine._checks import check_number
 from hardmine.registry import Registered, Registry
+from hardmine.state import Stateful
 
 SCHEDULES = Registry("schedule")
 """Every Schedule class with a `name`, registered by subclassing."""
 
 
-class Schedule(Registered):
-    """A value as a function of progress in epochs; subclasses implement `__call__` and set `name` to register."""
+class Schedule(Registered, Stateful):
+    """A value as a function of progress in epochs; subclasses implement `__call__` and set `name` to register,
+    and store each constructor argument as the attribute of its name.
+
+    A schedule has no state that changes: its `state_dict()` is its name and configuration (derived from the
+    signature, hardmine.state.Stateful); `to_config()` is the flat form a policy saves among its arguments.
+    """
 
     registry: ClassVar[Registry] = SCHEDULES
+    state_name_key = "schedule"
 
     def __call__(self, epoch: float) -> float:
         raise NotImplementedError
@@ -31,15 +38,16 @@ class Schedule(Registered):
         values = [self(float(epoch)) for epoch in range(10001)]
         return min(values), max(values)
 
-    def state_dict(self) -> dict[str, Any]:
-        """The schedule's parameters, with its registered name under "schedule"."""
-        return {"schedule": self.name, **{k: v for k, v in vars(self).items()}}
+    def to_config(self) -> dict[str, Any]:
+        """The schedule's arguments, with its registered name under "schedule" (`schedule_from_state` reads it)."""
+        return {"schedule": self.name, **self.saved_config()}
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in vars(self).items())})"
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.get_params().items())})"
 
     def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and vars(self) == vars(other)
+        return type(self) is type(other) and self.get_params() == other.get_params()
+
 
 
 class Constant(Schedule):
@@ -161,6 +169,11 @@ def as_schedule(name: str, value: ScheduleLike, low: float = -math.inf, high: fl
 
 
 def schedule_from_state(state: dict[str, Any]) -> Schedule:
-    """Rebuild a Schedule from its `state_dict()`."""
+    """Rebuild a Schedule from its `to_config()` or its `state_dict()`."""
     params = dict(state)
-    return SCHEDULES.lookup(params.pop("schedule", None))(**params)
+    cls = SCHEDULES.lookup(params.pop("schedule", None))
+    if set(params) == {"config", "state_version"} and isinstance(params["config"], dict):  # a state_dict()
+        schedule = cls(**params["config"])
+        schedule.load_state_dict(state)
+        return schedule
+    return cls(**params)

@@ -6,6 +6,7 @@ import pytest
 
 import hardmine as hm
 from hardmine.sampling.guards import GUARDS, HOOKS, Guard
+from hardmine.state import Int
 
 
 def test_each_guard_implements_the_hooks_of_its_own_file():
@@ -30,9 +31,11 @@ def test_a_guard_written_outside_the_library_runs_through_its_hooks():
     class Floor(Guard):
         """Raises every priority to at least `low`, and counts the epochs it saw."""
 
+        state_fields = {"epochs": Int(0)}
+
         def __init__(self, low: float = 0.5) -> None:
             super().__init__()
-            self._config = {"low": low}
+            self.low = low
             self._state = {"epochs": 0}
 
         def start_epoch(self, epoch, memory, difficulty):
@@ -40,7 +43,7 @@ def test_a_guard_written_outside_the_library_runs_through_its_hooks():
             self._state["epochs"] += 1
 
         def adjust_priorities(self, priorities, indices, labels):
-            return np.maximum(priorities, self._config["low"])
+            return np.maximum(priorities, self.low)
 
     memory = hm.ScoreMemory(20)
     memory.update(np.arange(20), np.r_[np.zeros(19), 1.0])
@@ -49,6 +52,8 @@ def test_a_guard_written_outside_the_library_runs_through_its_hooks():
     sampler = hm.HardExampleSampler(memory, 10, policy=policy, seed=0)
     list(sampler)
     assert policy.guards[0]._state["epochs"] == 1 and policy.guard_stats() == {}
+    saved = policy.guards[0].state_dict()  # its argument and its field, saved without writing either out
+    assert saved["config"] == {"low": 0.5} and saved["state"] == {"epochs": 1}
     with pytest.raises(ValueError, match="has no effect on the 'prune_easy' policy"):
         hm.build_policy("prune_easy", guards=[Floor()])
 

@@ -95,7 +95,7 @@ def test_the_stochastic_rule_keeps_exactly_b_and_is_seeded():
                                     {"guards": [hm.NoiseGuard(min_visits=1)]}])
 def test_exact_resume_mid_epoch_gives_the_same_batches_and_selections(params):
     def factory():
-        guards = [type(g)(**g._config) for g in params.get("guards", [])]
+        guards = [type(g)(**g.get_params()) for g in params.get("guards", [])]
         policy = hm.build_policy("rho_loss", irreducible_loss=testing.policy_params("rho_loss")["irreducible_loss"],
                                  candidates=3, **{**params, "guards": guards})
         memory = ScoreMemory(testing.NUM_SAMPLES, labels=testing.LABELS)

@@ -30,7 +30,7 @@ import numpy as np
 
 from hardmine.memory import Column, ScoreMemory
 from hardmine.registry import Registered, Registry
-from hardmine.state import Field, check_fields, check_state, compare_config, from_saved, to_saved
+from hardmine.state import Field, Stateful, from_saved
 
 HOOKS = ("adjust_difficulty", "start_priorities", "adjust_priorities", "adjust_mix", "forced", "strata",
          "adjust_subset", "adjust_probabilities", "adjust_weights", "adjust_selection")
@@ -39,11 +39,12 @@ GUARDS = Registry("guard")
 """Every guard class with a `name`, registered by subclassing: `GUARDS["noise_guard"]`."""
 
 
-class Guard(Registered):
+class Guard(Registered, Stateful):
     """Base of every guard: hooks that change nothing, and state that round-trips.
 
-    Subclasses set `name` to register, store constructor arguments in `self._config` and epoch-derived values
-    in `self._state` (numpy arrays and plain values), and override the hooks they need.
+    Subclasses set `name` to register, store each constructor argument as the attribute of its name (the saved
+    configuration is derived from the signature, see hardmine.state.Stateful) and epoch-derived values in
+    `self._state` (numpy arrays and plain values, declared in `state_fields`), and override the hooks they need.
     """
 
     registry: ClassVar[Registry] = GUARDS
@@ -52,9 +53,11 @@ class Guard(Registered):
     state_version: ClassVar[int] = 1
     state_fields: ClassVar[dict[str, Field]] = {}
     """The schema of `self._state` ("N" is the data set's size), checked by `load_state_dict` before assigning."""
+    state_name_key = "name"
+    state_in = "_state"
+    state_key = "state"
 
     def __init__(self) -> None:
-        self._config: dict[str, Any] = {}
         self._state: dict[str, Any] = {}
 
     @classmethod
@@ -122,34 +125,8 @@ class Guard(Registered):
         """Indices (int64) of samples that look mislabeled, or None when this guard does not look for them."""
         return None
 
-    def state_dict(self) -> dict[str, Any]:
-        """Name, constructor arguments and derived state (tensors and plain values)."""
-        return {"name": self.name, "config": to_saved(dict(self._config)), "state": to_saved(self._state),
-                "state_version": self.state_version}
-
-    def _parse_state(self, state: dict[str, Any], num_samples: int | None = None,
-                     use_saved_config: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
-        """(config, state) checked from `state_dict()` output against the declared schema; nothing changes."""
-        if not isinstance(state, dict) or state.get("name") != self.name:
-            found = f"a dict named {state.get('name')!r}" if isinstance(state, dict) else type(state).__name__
-            raise ValueError(f"state is not a {self.name!r} guard's state: got {found}")
-        owner = f"guard {self.name!r}"
-        check_state(state, owner, self.state_version, ("config", "state"))
-        if not isinstance(state["config"], dict):
-            raise ValueError(f"{owner} state['config'] must be a dict, got {type(state['config']).__name__}")
-        compare_config(owner, state["config"], to_saved(dict(self._config)), use_saved_config)
-        try:
-            fresh = type(self)(**from_saved(state["config"]))
-        except (TypeError, ValueError) as error:
-            raise ValueError(f"state['config'] of guard {self.name!r}: {error}") from None
-        sizes = {} if num_samples is None else {"N": num_samples}
-        return fresh._config, check_fields(state["state"], self.state_fields, f"{owner} state['state']", sizes)
-
-    def load_state_dict(self, state: dict[str, Any], *, num_samples: int | None = None,
-                        use_saved_config: bool = False) -> None:
-        """Restore `state_dict()`: everything is checked against the schema first, then assigned in one step.
-        num_samples and use_saved_config as in `Policy.load_state_dict`."""
-        self._config, self._state = self._parse_state(state, num_samples, use_saved_config)
+    def _state_owner(self) -> str:
+        return f"guard {self.name!r}"
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Guard:
@@ -162,4 +139,4 @@ class Guard(Registered):
         return guard
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self._config.items())})"
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.get_params().items())})"

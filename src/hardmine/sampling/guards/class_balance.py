@@ -65,14 +65,10 @@ class ClassBalance(Guard):
 
     def __init__(self, power: float = 0.0) -> None:
         super().__init__()
-        self._config = {"power": check_number("power", power, 0.0, 1.0)}
+        self.power = check_number("power", power, 0.0, 1.0)
+        """The exponent of the class quotas (0: equal shares)."""
         self._state = {"factor": np.zeros(0, dtype=np.float64), "base": np.zeros(0, dtype=np.float64)}
         self._labels: np.ndarray | None = None  # the memory's, set at each epoch's start (the memory saves them)
-
-    @property
-    def power(self) -> float:
-        """The exponent of the class quotas (0: equal shares)."""
-        return self._config["power"]
 
     def start_epoch(self, epoch: int, memory: ScoreMemory, difficulty: np.ndarray) -> None:
         """A clear error when the memory has no labels; else remember them for `adjust_subset`."""
@@ -86,7 +82,7 @@ class ClassBalance(Guard):
         classes = int(labels.max()) + 1
         counts = np.bincount(labels, minlength=classes).astype(np.float64)
         mass = np.bincount(labels, weights=priorities, minlength=classes)
-        shares = class_shares(counts, self._config["power"])
+        shares = class_shares(counts, self.power)
         quota = shares * mass.sum()
         base = np.divide(labels.size * shares, counts, out=np.zeros_like(shares), where=counts > 0)
         self._state = {"factor": np.divide(quota, mass, out=np.zeros_like(quota), where=mass > 0), "base": base}
@@ -117,6 +113,6 @@ class ClassBalance(Guard):
         entry with its sample's weight."""
         if self._labels is None:
             raise ValueError("class_balance needs class labels: build ScoreMemory(num_samples, labels=...)")
-        shares = class_shares(np.bincount(self._labels), self._config["power"])
+        shares = class_shares(np.bincount(self._labels), self.power)
         positions = quota_positions(self._labels[subset], subset.size, shares, rng)
         return subset[positions], weights[positions]

@@ -24,20 +24,16 @@ class CoverageGuard(Guard):
 
     def __init__(self, mix: float = 0.1, every: int | None = None) -> None:
         super().__init__()
-        self._config = {"mix": check_number("mix", mix, 0.0, 1.0),
-                        "every": None if every is None else check_int("every", every)}
-        self._state = {"starts": [], "overdue": np.zeros(0, dtype=np.int64)}
-
-    @property
-    def mix(self) -> float:
+        self.mix = check_number("mix", mix, 0.0, 1.0)
         """The uniform floor."""
-        return self._config["mix"]
+        self.every = None if every is None else check_int("every", every)
+        self._state = {"starts": [], "overdue": np.zeros(0, dtype=np.int64)}
 
     def start_epoch(self, epoch: int, memory: ScoreMemory, difficulty: np.ndarray) -> None:
         """Remember the step at which this epoch starts; list the samples not scored since epoch e - K + 1."""
         starts = {int(e): int(s) for e, s in self._state["starts"]}
         starts[epoch] = memory.updates
-        every = self._config["every"]
+        every = self.every
         overdue = np.zeros(0, dtype=np.int64)
         if every is not None and epoch - every + 1 in starts:
             overdue = np.flatnonzero(memory.get("last_step") < starts[epoch - every + 1]).astype(np.int64)

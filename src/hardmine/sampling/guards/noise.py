@@ -38,34 +38,33 @@ class NoiseGuard(Guard):
             raise ValueError(f"method must be one of {_NOISE_METHODS}, got {method!r}")
         if threshold is not None:
             threshold = check_number("threshold", threshold)
-        self._config = {"method": method, "threshold": threshold,
-                        "min_visits": check_int("min_visits", min_visits),
-                        "max_variability": check_number("max_variability", max_variability, 0.0, 1.0)}
+        self.method, self.threshold = method, threshold
+        self.min_visits = check_int("min_visits", min_visits)
+        self.max_variability = check_number("max_variability", max_variability, 0.0, 1.0)
         self._state = {"suspect": np.zeros(0, dtype=bool), "median": 0.0}
 
     def sources(self) -> frozenset[str]:
         """"margin" for method="aum", "true_prob" for "cartography", nothing for "loss"."""
-        return frozenset({"aum": ("margin",), "cartography": ("true_prob",)}.get(self._config["method"], ()))
+        return frozenset({"aum": ("margin",), "cartography": ("true_prob",)}.get(self.method, ()))
 
     def start_epoch(self, epoch: int, memory: ScoreMemory, difficulty: np.ndarray) -> None:
         """Decide the suspects from the memory's statistics, and the difficulty they are given."""
-        cfg = self._config
-        visited = memory.get("seen") >= cfg["min_visits"]
-        if cfg["method"] == "loss":
+        visited = memory.get("seen") >= self.min_visits
+        if self.method == "loss":
             classes = max(memory.num_classes, 2)
-            threshold = math.log(classes) if cfg["threshold"] is None else cfg["threshold"]
+            threshold = math.log(classes) if self.threshold is None else self.threshold
             suspect = visited & (memory.get("ema") > threshold)
-        elif memory.updates and not memory.tracks("aum" if cfg["method"] == "aum" else "confidence"):
-            raise ValueError(f"noise_guard(method={cfg['method']!r}) needs "
-                             f"{'margins' if cfg['method'] == 'aum' else 'true-class probabilities'}: pass "
+        elif memory.updates and not memory.tracks("aum" if self.method == "aum" else "confidence"):
+            raise ValueError(f"noise_guard(method={self.method!r}) needs "
+                             f"{'margins' if self.method == 'aum' else 'true-class probabilities'}: pass "
                              "**hardmine.scores.statistics(logits, targets) to update()")
-        elif cfg["method"] == "aum":
-            threshold = 0.0 if cfg["threshold"] is None else cfg["threshold"]
+        elif self.method == "aum":
+            threshold = 0.0 if self.threshold is None else self.threshold
             suspect = visited & (memory.get("aum") < threshold)
         else:
-            threshold = 0.3 if cfg["threshold"] is None else cfg["threshold"]
+            threshold = 0.3 if self.threshold is None else self.threshold
             suspect = visited & (memory.get("confidence") < threshold) & \
-                (memory.get("variability") < cfg["max_variability"])
+                (memory.get("variability") < self.max_variability)
         clean = difficulty[~suspect]
         self._state = {"suspect": suspect, "median": float(np.median(clean)) if clean.size else 0.0}
 

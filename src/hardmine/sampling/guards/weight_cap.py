@@ -17,9 +17,9 @@ class WeightCap(Guard):
 
     def __init__(self, max_weight: float = 10.0) -> None:
         super().__init__()
-        self._config = {"max_weight": check_number("max_weight", max_weight, 0.0, math.inf,
-                                                     low_inclusive=False, high_inclusive=False)}
+        self.max_weight = check_number("max_weight", max_weight, 0.0, math.inf, low_inclusive=False,
+                                       high_inclusive=False)
 
     def adjust_weights(self, weights: np.ndarray) -> np.ndarray:
         """min(w, max_weight) [B]."""
-        return np.minimum(weights, self._config["max_weight"])
+        return np.minimum(weights, self.max_weight)

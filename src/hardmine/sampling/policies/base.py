@@ -34,7 +34,7 @@ from hardmine.memory import Column, ScoreMemory
 from hardmine.registry import Registered, Registry
 from hardmine.sampling.guards.base import Guard
 from hardmine.sampling.schedules import Schedule, ScheduleLike, as_schedule
-from hardmine.state import Field, Float, Int, check_fields, check_state, compare_config, to_saved
+from hardmine.state import Field, Float, Int, Stateful
 
 _STATISTICS = ("score", "ema")
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -43,7 +43,7 @@ POLICIES = Registry("policy")
 """Every policy class with a `name`, registered by subclassing: `POLICIES["importance"]`."""
 
 
-class Policy(Registered):
+class Policy(Registered, Stateful):
     """What every policy shares: the difficulty it reads, warm-up, guards, schedules and state.
 
     warmup: epochs of plain shuffling before the policy starts ("applying hard mining too early" is a pitfall);
@@ -55,8 +55,10 @@ class Policy(Registered):
         it is drawn and re-scored soon): "failing to refresh mined samples" is a pitfall. Judged at epoch starts.
     Scheduled parameters (a number or a hardmine.sampling.schedules.Schedule) are evaluated at each epoch's start.
 
-    Subclass PriorityPolicy, SubsetPolicy or BatchPolicy, set `name` to register, and store constructor
-    arguments in `self._config` and epoch-derived values in `self._state` (numpy arrays and plain values).
+    Subclass PriorityPolicy, SubsetPolicy or BatchPolicy, set `name` to register, store each constructor
+    argument as the attribute of its name (the saved configuration is derived from the signature, see
+    hardmine.state.Stateful) and epoch-derived values in `self._state` (numpy arrays and plain values), declared
+    in `state_fields`.
     """
 
     registry: ClassVar[Registry] = POLICIES
@@ -70,6 +72,11 @@ class Policy(Registered):
     state_fields: ClassVar[dict[str, Field]] = {"unseen_score": Float(), "epoch": Int(-1), "fresh_since": Int()}
     """The schema of what this class adds to `self._state` (subclasses declare only their own entries; "N" is
     the data set's size); `load_state_dict` checks the union over the class hierarchy before assigning."""
+    state_name_key = "name"
+    state_in = "_state"
+    state_key = "state"
+    state_children = {"guards": "guards"}
+    config_exclude = ("guards",)  # each guard saves its own configuration
 
     promises: ClassVar[dict[str, tuple[str, ...]]] = {}
     """Class flags that vouch for what some methods compute (flag -> those methods): a subclass (or a mixin) that
@@ -107,8 +114,6 @@ class Policy(Registered):
             raise ValueError(f"statistic must be one of {_STATISTICS}, got {statistic!r}")
         self.statistic = statistic
         self.stale_after = None if stale_after is None else check_int("stale_after", stale_after)
-        self._config: dict[str, Any] = {"warmup": self.warmup, "statistic": statistic,
-                                        "stale_after": self.stale_after}
         self._state: dict[str, Any] = {"unseen_score": 1.0, "epoch": -1, "fresh_since": -1}
         self._bounds: dict[str, tuple[float, float]] = {}  # scheduled parameter -> (lowest, highest) value
         self._pinned: dict[str, float] = {}  # scheduled values fixed while check_scores tries their extremes
@@ -128,7 +133,7 @@ class Policy(Registered):
         """Store a scheduled constructor argument, checked to stay in [low, high] at every epoch (open ends when
         not inclusive); its value at the current epoch is `self.value(name)`."""
         schedule = as_schedule(name, value, low, high, low_inclusive, high_inclusive)
-        self._config[name] = schedule
+        setattr(self, name, schedule)
         self._bounds[name] = schedule.bounds()
         return schedule
 
@@ -136,7 +141,7 @@ class Policy(Registered):
         """The value of scheduled parameter `name` at the epoch last started (epoch 0 before any)."""
         if name in self._pinned:
             return self._pinned[name]
-        return self._config[name](max(self._state["epoch"], 0))
+        return getattr(self, name)(max(self._state["epoch"], 0))
 
     def check_scores(self, name: str, indices: np.ndarray, values: np.ndarray, memory: ScoreMemory) -> None:
         """Hook run before an update writes anything: raise ValueError, naming `name`, when `values` [B] (the
@@ -243,67 +248,11 @@ class Policy(Registered):
             return None
         return np.unique(np.concatenate(found)).astype(np.int64)
 
-    def state_dict(self) -> dict[str, Any]:
-        """Name, constructor arguments, derived state and the guards' states; tensors and plain values only."""
-        return {
-            "name": self.name,
-            "config": {k: v.state_dict() if isinstance(v, Schedule) else to_saved(v) for k, v in self._config.items()},
-            "state": to_saved(self._state),
-            "guards": [guard.state_dict() for guard in self.guards],
-            "state_version": self.state_version,
-        }
-
-    @classmethod
-    def state_schema(cls) -> dict[str, Field]:
-        """The declared schema of `_state`: every class's `state_fields` in the hierarchy, base first."""
-        schema: dict[str, Field] = {}
-        for klass in reversed(cls.__mro__):
-            schema.update(vars(klass).get("state_fields", {}))
-        return schema
-
-    def _parse_state(self, state: dict[str, Any], num_samples: int | None = None,
-                     use_saved_config: bool = False) -> tuple[Policy, list[tuple[dict, dict]]]:
-        """A throwaway policy built and loaded from `state`, and each guard's (config, state): nothing of `self`
-        changes. Subclasses with more state extend it."""
-        owner = f"policy {self.name!r}"
-        check_state(state, owner, self.state_version, ("name", "config", "state", "guards"))
-        if state["name"] != self.name:
-            raise ValueError(f"state is not a {self.name!r} policy's state (it is {state['name']!r}'s)")
-        if not isinstance(state["config"], dict) or not isinstance(state["guards"], list):
-            raise ValueError(f"{owner} state['config'] must be a dict and state['guards'] a list")
-        if len(state["guards"]) != len(self.guards):
-            raise ValueError(f"state holds {len(state['guards'])} guards, this policy has {len(self.guards)}")
-        compare_config(owner, state["config"], self.state_dict()["config"], use_saved_config)
-        guards = [guard._parse_state(guard_state, num_samples, use_saved_config)
-                  for guard, guard_state in zip(self.guards, state["guards"])]
-        try:
-            fresh = type(self)(**state["config"], guards=self.guards)
-        except (TypeError, ValueError) as error:
-            raise ValueError(f"state['config'] of policy {self.name!r}: {error}") from None
-        sizes = {} if num_samples is None else {"N": num_samples}
-        fresh._state = check_fields(state["state"], self.state_schema(), f"{owner} state['state']", sizes)
-        return fresh, guards
-
-    def load_state_dict(self, state: dict[str, Any], *, num_samples: int | None = None,
-                        use_saved_config: bool = False) -> None:
-        """Restore `state_dict()` into a policy of the same class: everything (the guards' states included) is
-        checked against the declared schemas first, then assigned in one step.
-
-        num_samples: N, when known (the sampler passes its memory's), so that per-sample arrays are checked
-            against it. use_saved_config: take the saved constructor arguments; by default a saved argument
-            that differs from this policy's is an error naming both values.
-        """
-        self._assign_parsed(self._parse_state(state, num_samples, use_saved_config))
-
-    def _assign_parsed(self, parsed: tuple[Policy, list[tuple[dict, dict]]]) -> None:
-        """Assign what `_parse_state` returned (cannot fail)."""
-        fresh, guards = parsed
-        for guard, (config, guard_state) in zip(self.guards, guards):
-            guard._config, guard._state = config, guard_state
-        self.__dict__.update(fresh.__dict__)
+    def _state_owner(self) -> str:
+        return f"policy {self.name!r}"
 
     def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in self._config.items())
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         guards = f", guards={list(self.guards)!r}" if self.guards else ""
         return f"{type(self).__name__}({params}{guards})"
 
@@ -421,8 +370,7 @@ class PriorityPolicy(Policy):
                 return pos, float(p[pos]), corner
         return None
 
-    def _assign_parsed(self, parsed: tuple[Policy, list[tuple[dict, dict]]]) -> None:
-        super()._assign_parsed(parsed)
+    def _after_load(self) -> None:
         self._checked_range = None  # checked against the state replaced
 
     def relative_probabilities(self, probabilities: np.ndarray, indices: np.ndarray,

@@ -59,8 +59,6 @@ class CandidatePolicy(BatchPolicy):
         self.temperature = check_number("temperature", temperature, 0.0, low_inclusive=False)
         self.epoch_fraction = check_number("epoch_fraction", epoch_fraction, 0.0, low_inclusive=False)
         self.seed = check_int("seed", seed, minimum=0)
-        self._config.update(candidates=self.candidates, rule=rule, temperature=self.temperature,
-                            epoch_fraction=self.epoch_fraction, seed=self.seed)
         self._state.update(selections=0, selected=0, scored=0)
 
     def epoch_samples(self, num_samples: int) -> int:

@@ -38,7 +38,6 @@ class ClassBalancedPolicy(SubsetPolicy):
     def __init__(self, power: float = 0.0, **base: Any) -> None:
         super().__init__(**base)
         self.power = check_number("power", power, 0.0, 1.0)
-        self._config.update(power=self.power)
 
     def attach(self, memory: ScoreMemory) -> None:
         """Refuse a memory without labels when the sampler is built."""

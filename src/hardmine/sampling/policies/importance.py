@@ -45,7 +45,6 @@ class ImportancePolicy(PriorityPolicy):
         self.mix = check_number("mix", mix, 0.0, 1.0)
         self.eps = check_number("eps", eps, 0.0, np.inf, low_inclusive=False, high_inclusive=False)
         self.normalize = check_normalize(normalize)
-        self._config.update(mix=self.mix, eps=self.eps, normalize=normalize)
 
     def priority(self, difficulty: np.ndarray) -> np.ndarray:
         """(max(d, 0) + eps)^alpha [B] or [N], float64."""

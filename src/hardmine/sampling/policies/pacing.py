@@ -34,8 +34,6 @@ class PacingPolicy(SubsetPolicy):
         self.start = check_number("start", start, 0.0, 1.0, low_inclusive=False)
         self.growth = check_number("growth", growth, 1.0, math.inf, high_inclusive=False)
         self.step_length = check_int("step_length", step_length)
-        self._config.update(pressure=self.pressure, start=self.start, growth=self.growth,
-                            step_length=self.step_length)
         self._state["fraction"] = self.start
 
     def fraction(self, epoch: int) -> float:

@@ -36,7 +36,6 @@ class PruneEasyPolicy(SubsetPolicy):
         self._schedule("ratio", ratio, 0.0, 1.0, high_inclusive=False)
         self.epochs = check_int("epochs", epochs)
         self.delta = check_number("delta", delta, 0.0, 1.0, low_inclusive=False)
-        self._config.update(epochs=self.epochs, delta=self.delta)
         self._state["keep_ratio"] = 1.0
 
     def epoch_subset(self, memory: ScoreMemory,

@@ -43,7 +43,6 @@ class RankPolicy(PriorityPolicy):
         self._schedule("beta", beta, 0.0, 1.0)
         self.mix = check_number("mix", mix, 0.0, 1.0)
         self.normalize = check_normalize(normalize)
-        self._config.update(mix=self.mix, normalize=normalize)
         self._state["sorted"] = np.zeros(0, dtype=np.float64)
 
     def prepare(self, epoch: int, memory: ScoreMemory) -> None:

@@ -8,7 +8,6 @@ import numpy as np
 
 from hardmine._checks import check_values, to_numpy
 from hardmine.memory import Column, ScoreMemory
-from hardmine.sampling.policies.base import Policy
 from hardmine.sampling.policies.candidates import CandidatePolicy
 
 IRREDUCIBLE_LOSS = Column("irreducible_loss", np.float32, np.nan, source=None)
@@ -43,19 +42,21 @@ class RhoLossPolicy(CandidatePolicy):
 
     name = "rho_loss"
     columns = (IRREDUCIBLE_LOSS,)
+    config_exclude = ("irreducible_loss",)  # data [N]: written into the memory's column, saved with the memory
+    keep_on_load = ("_memory",)  # the memory it reads the irreducible losses from
 
     def __init__(self, irreducible_loss: Any = None, candidates: int = 5, **rest: Any) -> None:
         super().__init__(candidates=candidates, **rest)
-        self._irreducible = None if irreducible_loss is None else check_irreducible_loss(irreducible_loss)
+        self._irreducible_loss = None if irreducible_loss is None else check_irreducible_loss(irreducible_loss)
         self._memory: ScoreMemory | None = None
 
     def attach(self, memory: ScoreMemory) -> None:
         """Check the irreducible losses against the memory's length, declare the column, write them."""
-        if self._irreducible is not None:
-            check_irreducible_loss(self._irreducible, memory.num_samples)
+        if self._irreducible_loss is not None:
+            check_irreducible_loss(self._irreducible_loss, memory.num_samples)
         super().attach(memory)
-        if self._irreducible is not None:
-            memory.set(IRREDUCIBLE_LOSS.name, self._irreducible)
+        if self._irreducible_loss is not None:
+            memory.set(IRREDUCIBLE_LOSS.name, self._irreducible_loss)
         self._memory = memory
 
     def prepare(self, epoch: int, memory: ScoreMemory) -> None:
@@ -75,10 +76,3 @@ class RhoLossPolicy(CandidatePolicy):
         if self._memory is None:
             raise RuntimeError("rho_loss selects only through a HardExampleSampler that took it")
         return losses - self._memory.get(IRREDUCIBLE_LOSS.name, indices).astype(np.float64)
-
-    def _parse_state(self, state: dict[str, Any], num_samples: int | None = None,
-                     use_saved_config: bool = False) -> tuple[Policy, list[tuple[dict, dict]]]:
-        """The base checks; the loaded policy keeps the memory it reads the irreducible losses from."""
-        fresh, guards = super()._parse_state(state, num_samples, use_saved_config)
-        fresh._memory, fresh._irreducible = self._memory, self._irreducible
-        return fresh, guards

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from hardmine.inbatch.select import Stochastic
-from hardmine.sampling.policies.base import BatchPolicy, Policy
+from hardmine.sampling.policies.base import BatchPolicy
 from hardmine.state import Int
 
 
@@ -29,11 +29,12 @@ class SelectiveBackpropPolicy(BatchPolicy):
     name = "selective_backprop"
     valid_weights = True  # 0 or a positive constant
     state_fields = {"kept": Int(0), "scored": Int(0)}
+    state_children = {"selector": "_selector"}  # the selector's history and generator
 
     def __init__(self, beta: float = 1.0, history_size: int = 1024, seed: int = 0, **base: Any) -> None:
         super().__init__(**base)
         self._selector = Stochastic(beta=beta, history_size=history_size, seed=seed)
-        self._config.update(beta=self._selector.beta, history_size=self._selector.history_size, seed=seed)
+        self.beta, self.history_size, self.seed = self._selector.beta, self._selector.history_size, seed
         self._state.update(kept=0, scored=0)
 
     def select(self, losses: np.ndarray, indices: np.ndarray) -> np.ndarray:
@@ -47,16 +48,3 @@ class SelectiveBackpropPolicy(BatchPolicy):
     def stats(self) -> dict[str, float]:
         """The realised keep ratio since the start."""
         return {"keep_ratio": self._state["kept"] / max(self._state["scored"], 1)}
-
-    def state_dict(self) -> dict[str, Any]:
-        """Base state, with the selector's history and generator under "selector"."""
-        return {**super().state_dict(), "selector": self._selector.state_dict()}
-
-    def _parse_state(self, state: dict[str, Any], num_samples: int | None = None,
-                     use_saved_config: bool = False) -> tuple[Policy, list[tuple[dict, dict]]]:
-        """The base checks, and the selector's state loaded into the throwaway policy."""
-        fresh, guards = super()._parse_state(state, num_samples, use_saved_config)
-        if "selector" not in state:
-            raise ValueError("policy 'selective_backprop' state is missing keys ['selector']")
-        fresh._selector.load_state_dict(state["selector"], use_saved_config=True)  # the policy compared it
-        return fresh, guards

@@ -30,7 +30,6 @@ class SelfPacedPolicy(SubsetPolicy):
         super().__init__(**base)
         self._schedule("threshold", threshold, 0.0, math.inf)  # it may grow without bound
         self.min_fraction = check_number("min_fraction", min_fraction, 0.0, 1.0, low_inclusive=False)
-        self._config.update(min_fraction=self.min_fraction)
         self._state["admitted"] = 1.0
 
     def epoch_subset(self, memory: ScoreMemory, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
