@@ -17,6 +17,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, ClassVar
 
+from hardmine._checks import check_choice
+
 
 class UnknownName(KeyError, ValueError):
     """A name that is not registered; a ValueError to callers, a KeyError to Mapping machinery."""
@@ -51,9 +53,8 @@ class Registry(Mapping[str, Any]):
 
     def lookup(self, name: Any) -> Any:
         """The item registered as `name`; ValueError listing the registered names otherwise."""
-        if isinstance(name, str) and name in self._items:
-            return self._items[name]
-        raise UnknownName(f"{self.kind} must be one of {sorted(self._items)}, got {name!r}")
+        check_choice(self.kind, name, sorted(self._items), error=UnknownName)
+        return self._items[name]
 
     def __getitem__(self, name: str) -> Any:
         return self.lookup(name)

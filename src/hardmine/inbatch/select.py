@@ -13,7 +13,7 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
-from hardmine._checks import check_finite, check_int, check_number
+from hardmine._checks import check_choice, check_finite, check_int, check_number
 from hardmine.registry import Registry
 from hardmine.state import Array, Float, Int, check_fields, check_state, compare_config
 
@@ -155,8 +155,7 @@ class Threshold:
 
     def __init__(self, value: float, min_kept: int = 0, keep: Literal["above", "below"] = "above") -> None:
         check_finite("value", value)
-        if keep not in ("above", "below"):
-            raise ValueError(f"keep must be 'above' or 'below', got {keep!r}")
+        check_choice("keep", keep, ("above", "below"))
         self.value = float(value)
         self.min_kept = check_int("min_kept", min_kept, minimum=0)
         self.keep = keep
@@ -186,10 +185,7 @@ class Stochastic:
 
     def __init__(self, beta: float = 1.0, history_size: int = 1024, seed: int | torch.Generator = 0) -> None:
         self.beta = check_finite("beta", beta, minimum=0)
-        self.history_size = check_int("history_size", history_size)
-        if self.history_size > _MAX_HISTORY:
-            raise ValueError(f"history_size must be at most {_MAX_HISTORY} (a float64 ring buffer of that many "
-                             f"scores), got {self.history_size}")
+        self.history_size = check_int("history_size", history_size, maximum=_MAX_HISTORY)  # a float64 ring buffer
         if isinstance(seed, torch.Generator):
             self.generator = seed
         elif isinstance(seed, int) and not isinstance(seed, bool):

@@ -18,7 +18,8 @@ _STATE_VERSION = 1
 
 
 def _check_step(step: Any) -> int:
-    return check_int("step", step, minimum=0)
+    """A step as stored in the int64 `steps` column: an integer in [0, 2^63 - 1]."""
+    return check_int("step", step, minimum=0, maximum=torch.iinfo(torch.int64).max)
 
 
 class CrossBatchMemory:

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-from hardmine._checks import check_int, check_number
+from hardmine._checks import check_choice, check_int, check_number
 from hardmine.metric import _ops
 from hardmine.metric._sampling import sample_ids
 from hardmine.metric.base import MINERS, BaseMiner, Block, Indices, MiningBatch, PositiveMask, as_torch_generator
@@ -39,8 +39,7 @@ class TripletMarginMiner(BaseMiner):
                  seed: int | torch.Generator | None = None, distance: BaseDistance | None = None,
                  positive_mask: PositiveMask | None = None, max_block_bytes: int = DEFAULT_MAX_BYTES) -> None:
         super().__init__(distance, positive_mask, max_block_bytes)
-        if type_of_triplets not in TRIPLET_TYPES:
-            raise ValueError(f"type_of_triplets must be one of {TRIPLET_TYPES}, got {type_of_triplets!r}")
+        check_choice("type_of_triplets", type_of_triplets, TRIPLET_TYPES)
         self.margin = check_number("margin", margin, float("-inf"), float("inf"))
         self.type_of_triplets = type_of_triplets
         self.max_triplets = None if max_triplets is None else check_int("max_triplets", max_triplets)

@@ -8,7 +8,7 @@ import numpy as np
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from hardmine._checks import as_generator, check_fits_in_memory, check_int, check_number
+from hardmine._checks import as_generator, check_choice, check_fits_in_memory, check_int, check_number
 from hardmine.distributed import agree_on_config, agree_on_errors
 from hardmine.retrieval.backends import Block, ExactSearch, SearchBackend, make_backend
 from hardmine.retrieval.distributed import Shard, corpus_shard, merge_across_ranks, reduce_across_ranks
@@ -128,12 +128,9 @@ def _check_arguments(query_emb: Any, corpus_emb: Any, num_negatives: int, range_
     range_min = check_int("range_min", range_min, minimum=0)
     batch_size = check_int("batch_size", batch_size)
     recall_sample = check_int("recall_sample", recall_sample, minimum=0)
-    if sampling not in SAMPLINGS:
-        raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
-    if metric not in METRICS:
-        raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
-    if range_rule not in RANGE_RULES:
-        raise ValueError(f"range_rule must be one of {RANGE_RULES}, got {range_rule!r}")
+    check_choice("sampling", sampling, SAMPLINGS)
+    check_choice("metric", metric, METRICS)
+    check_choice("range_rule", range_rule, RANGE_RULES)
     rescore = check_rescorer("rescore", rescore)
     filters = _filters(num_negatives, range_min, range_max, max_score, min_score, absolute_margin, relative_margin,
                        range_rule)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 
+from hardmine._checks import check_choice
 from hardmine.retrieval.backends.base import BACKENDS, Block, SearchBackend
 from hardmine.retrieval.backends.exact import ExactSearch
 from hardmine.retrieval.backends.hnsw import HNSWSearch
@@ -17,8 +18,6 @@ def make_backend(index: str | SearchBackend, seed: int = 0) -> SearchBackend:
     takes one), or `index` itself."""
     if isinstance(index, SearchBackend):
         return index
-    if not isinstance(index, str) or index not in BACKENDS:
-        raise ValueError(f"index must be one of {sorted(BACKENDS)} or a SearchBackend, got {index!r}")
-    cls = BACKENDS[index]
+    cls = BACKENDS[check_choice("index", index, sorted(BACKENDS), "a SearchBackend")]
     return cls(seed=seed) if "seed" in inspect.signature(cls).parameters else cls()
 

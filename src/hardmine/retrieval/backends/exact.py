@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from hardmine._checks import check_int
+from hardmine._checks import check_choice, check_int
 from hardmine.retrieval.backends.base import Block, SearchBackend, faiss_module
 from hardmine.retrieval.embeddings import Embeddings
 from hardmine.retrieval.topk import empty_topk, merge_topk
@@ -28,8 +28,7 @@ class ExactSearch(SearchBackend):
     approximate: ClassVar[bool] = False
 
     def __init__(self, engine: str = "auto", corpus_batch_size: int = 131072) -> None:
-        if engine not in _ENGINES:
-            raise ValueError(f"engine must be one of {_ENGINES}, got {engine!r}")
+        check_choice("engine", engine, _ENGINES)
         self.engine = engine
         self.corpus_batch_size = check_int("corpus_batch_size", corpus_batch_size)
 

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from hardmine._checks import check_int, check_number
+from hardmine._checks import check_choice, check_int, check_number
 from hardmine.memory import ScoreMemory
 from hardmine.sampling.guards.base import Guard
 from hardmine.state import Array, Float
@@ -34,8 +34,7 @@ class NoiseGuard(Guard):
     def __init__(self, method: str = "loss", threshold: float | None = None, min_visits: int = 3,
                  max_variability: float = 0.2) -> None:
         super().__init__()
-        if method not in _NOISE_METHODS:
-            raise ValueError(f"method must be one of {_NOISE_METHODS}, got {method!r}")
+        check_choice("method", method, _NOISE_METHODS)
         if threshold is not None:
             threshold = check_number("threshold", threshold)
         self._config = {"method": method, "threshold": threshold,
