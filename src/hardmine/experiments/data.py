@@ -63,7 +63,7 @@ def load_dataset(dataset: str, data_dir: Path | None = None, label_column: str |
     """A named data set ("digits", "fashion-mnist", "shuttle"; files from `data_dir`) or a user file (.npz, .csv,
     .parquet; tables need `label_column`). Splits made here are stratified and seeded with `seed`."""
     if dataset in DATASETS:
-        data = DATASETS[dataset](data_dir, test_fraction, seed)
+        data = DATASETS[dataset].load(data_dir, test_fraction, seed)
     elif Path(dataset).suffix.lower() in (".npz", ".csv", ".parquet"):
         from hardmine.datasets.tabular import load_table
 

@@ -14,14 +14,15 @@ import torch
 import torch.nn.functional as F
 
 from hardmine._checks import check_choice, check_finite, check_int, check_number
-from hardmine.registry import Registry
+from hardmine.registry import Registered, Registry
 from hardmine.state import Array, Float, Int, check_fields, check_state, compare_config
 
 _STOCHASTIC_VERSION = 1
 _MAX_HISTORY = 2**27
 
 SELECTORS = Registry("selector")
-"""Short names for the CLI and the experiment runner: `SELECTORS["top_k"](k=0.25)`."""
+"""Short names for the CLI and the experiment runner: `SELECTORS["top_k"](k=0.25)`; a selector registers by
+subclassing `Selector` with a class attribute `name = "..."`."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -112,14 +113,26 @@ def _top_k_mask(flat: torch.Tensor, k: int, valid: torch.Tensor | None = None) -
     return greater | (equal & (torch.cumsum(equal, 0) <= need))
 
 
-@SELECTORS.register("top_k")
-class TopK:
+class Selector(Registered):
+    """Base of the in-batch selectors: `selector(scores, mask=None) -> Selection` over scores of any shape
+    (only where `mask` is True); a subclass with a `name` registers in SELECTORS."""
+
+    registry = SELECTORS
+
+    def __call__(self, scores: torch.Tensor, mask: torch.Tensor | None = None) -> Selection:
+        """Select from `scores` of any shape (optionally only where `mask` is True)."""
+        raise NotImplementedError
+
+
+class TopK(Selector):
     """Keep the k highest-scoring elements.
 
     k: a count (int >= 0; larger than the number of scores is an error) or a fraction in (0, 1) of the valid
         elements (rounded up). With a mask, a count is capped at the number of valid elements.
     Exactly k elements are kept; ties at the k-th largest score keep the lowest flat positions.
     """
+
+    name = "top_k"
 
     def __init__(self, k: int | float) -> None:
         if isinstance(k, float):
@@ -143,8 +156,7 @@ class TopK:
         return _selection(keep, scores.shape, scores.dtype)
 
 
-@SELECTORS.register("threshold")
-class Threshold:
+class Threshold(Selector):
     """Keep every element strictly above `value` (or below, with `keep="below"`), but never fewer than `min_kept`.
 
     When fewer than `min_kept` elements pass, the `min_kept` most extreme valid ones are kept instead (ties as in
@@ -152,6 +164,8 @@ class Threshold:
     true-class probability is below 0.7, at least 100000 of them") is
     `Threshold(0.7, 100000, keep="below")(*true_class_probability(logits, target, ignore_index=255))`.
     """
+
+    name = "threshold"
 
     def __init__(self, value: float, min_kept: int = 0, keep: Literal["above", "below"] = "above") -> None:
         check_finite("value", value)
@@ -172,8 +186,7 @@ class Threshold:
         return _selection(keep, scores.shape, scores.dtype)
 
 
-@SELECTORS.register("stochastic")
-class Stochastic:
+class Stochastic(Selector):
     """Selective backprop (Jiang et al. 2019): keep each element with probability percentile**beta.
 
     The percentile of a score is the fraction of a running history of recent scores (the last `history_size`,
@@ -182,6 +195,8 @@ class Stochastic:
     seed: an int or a torch.Generator (CPU); the only source of randomness.
     State (history and generator) round-trips through state_dict()/load_state_dict().
     """
+
+    name = "stochastic"
 
     def __init__(self, beta: float = 1.0, history_size: int = 1024, seed: int | torch.Generator = 0) -> None:
         self.beta = check_finite("beta", beta, minimum=0)

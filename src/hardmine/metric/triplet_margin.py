@@ -12,7 +12,7 @@ import torch
 from hardmine._checks import check_choice, check_int, check_number
 from hardmine.metric import _ops
 from hardmine.metric._sampling import sample_ids
-from hardmine.metric.base import MINERS, BaseMiner, Block, Indices, MiningBatch, PositiveMask, as_torch_generator
+from hardmine.metric.base import BaseMiner, Block, Indices, MiningBatch, PositiveMask, as_torch_generator
 from hardmine.metric.distances import DEFAULT_MAX_BYTES, BaseDistance
 
 TRIPLET_TYPES = ("all", "hard", "semihard", "easy")
@@ -20,7 +20,6 @@ Search = Callable[[torch.Tensor, bool], torch.Tensor]
 _DECODE_CHUNK = 2**22
 
 
-@MINERS.register("triplet_margin")
 class TripletMarginMiner(BaseMiner):
     """Triplets (a, p, n) selected by their margin d(a,n) - d(a,p) (s(a,p) - s(a,n) for similarities):
 
@@ -32,6 +31,8 @@ class TripletMarginMiner(BaseMiner):
     seed: an int, a torch.Generator or None, the only source of randomness for the sampling.
     The output can hold O(B * M * M) triplets without `max_triplets`; working memory stays O(rows x M).
     """
+
+    name = "triplet_margin"
 
     bytes_per_pair = 24
 
@@ -109,12 +110,13 @@ class TripletMarginMiner(BaseMiner):
         return tuple(torch.cat(part) for part in zip(*out))
 
 
-@MINERS.register("batch_all")
 class BatchAllMiner(TripletMarginMiner):
     """Every triplet (a, p, n) with positive loss: d(a,n) < d(a,p) + margin (Hermans et al. 2017, batch-all).
 
     max_triplets / seed: an optional uniform cap on the output, as in TripletMarginMiner.
     """
+
+    name = "batch_all"
 
     def __init__(self, margin: float = 0.2, max_triplets: int | None = None,
                  seed: int | torch.Generator | None = None, distance: BaseDistance | None = None,
