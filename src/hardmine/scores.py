@@ -94,25 +94,26 @@ def grad_norm_bound(logits: torch.Tensor, targets: torch.Tensor, features: torch
     return bound * features.detach().float().norm(dim=1)
 
 
-STATISTICS = ("true_prob", "correct", "margin")
+SIGNALS = ("true_prob", "correct", "margin")
+"""The per-sample signals `signals()` computes for `update(index, scores, **signals)` (ScoreMemory tracks them)."""
 
 
 @torch.no_grad()
-def statistics(logits: torch.Tensor, targets: torch.Tensor,
-               names: Iterable[str] | None = None) -> dict[str, torch.Tensor]:
-    """What ScoreMemory tracks over time, from one batch's outputs: pass as `update(index, scores, **stats)`.
+def signals(logits: torch.Tensor, targets: torch.Tensor,
+            names: Iterable[str] | None = None) -> dict[str, torch.Tensor]:
+    """What ScoreMemory tracks over time, from one batch's outputs: pass as `update(index, scores, **signals)`.
 
     true_prob: p_y [B] (Dataset Cartography's confidence and variability); correct: argmax == y [B] (bool,
     forgetting events); margin: z_y - max_{j != y} z_j [B] (area under the margin).
     names: which of them to compute (default: all); `sampler.statistics_needed` names those its policy and
     guards read. An empty `names` returns {} at once: asking for none costs nothing.
     """
-    wanted = STATISTICS if names is None else tuple(names)
+    wanted = SIGNALS if names is None else tuple(names)
     if not wanted:
         return {}
-    unknown = sorted(set(wanted) - set(STATISTICS))
+    unknown = sorted(set(wanted) - set(SIGNALS))
     if unknown:
-        raise ValueError(f"names must be among {STATISTICS}, got {unknown}")
+        raise ValueError(f"names must be among {SIGNALS}, got {unknown}")
     _check(logits, targets)
     logits, targets = logits.float(), targets.long()
     out = {}
@@ -123,3 +124,18 @@ def statistics(logits: torch.Tensor, targets: torch.Tensor,
     if "margin" in wanted:
         out["margin"] = _raw_margin(logits, targets)
     return out
+
+
+_RENAMED = {"statistics": "signals", "STATISTICS": "SIGNALS"}  # "statistics" now means nothing else in hardmine
+
+
+def __getattr__(name: str):
+    """`statistics` and `STATISTICS`, the old names of `signals` and `SIGNALS`, with a DeprecationWarning."""
+    if name in _RENAMED:
+        import warnings
+
+        new = _RENAMED[name]
+        warnings.warn(f"hardmine.scores.{name} is deprecated: use hardmine.scores.{new}", DeprecationWarning,
+                      stacklevel=2)
+        return globals()[new]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,17 +11,24 @@ from hardmine.retrieval.encode import default_model_path, encode_texts, load_enc
 from hardmine.retrieval.filters import CandidateFilters
 from hardmine.retrieval.from_dataset import MinedTexts, mine_from_dataset
 from hardmine.retrieval.mining import mine_hard_negatives
-from hardmine.retrieval.pool import NegativePool, RefreshReport
+from hardmine.retrieval.pool import NegativePool, RefreshRecord
 from hardmine.retrieval.result import MinedNegatives
 from hardmine.retrieval.texts import TextPairs, identical_texts
 
 __all__ = ["CandidateFilters", "ExactSearch", "HNSWSearch", "IVFSearch", "MinedNegatives", "MinedTexts",
-           "NegativePool", "RefreshReport", "SearchBackend", "TextPairs", "default_model_path", "encode_texts",
+           "NegativePool", "RefreshRecord", "SearchBackend", "TextPairs", "default_model_path", "encode_texts",
            "identical_texts", "load_encoder", "mine_from_dataset", "mine_hard_negatives", "RefreshNegativesCallback"]
 
 
 def __getattr__(name: str):
-    """RefreshNegativesCallback loads transformers, so it is imported on first use."""
+    """RefreshNegativesCallback loads transformers, so it is imported on first use; `RefreshReport` is the old
+    name of `RefreshRecord` (a DeprecationWarning)."""
+    if name == "RefreshReport":
+        import warnings
+
+        warnings.warn("hardmine.retrieval.RefreshReport is deprecated: use `from hardmine.retrieval import "
+                      "RefreshRecord`", DeprecationWarning, stacklevel=2)
+        return RefreshRecord
     if name == "RefreshNegativesCallback":
         from hardmine.retrieval.trainer_callback import RefreshNegativesCallback
 

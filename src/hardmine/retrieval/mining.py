@@ -10,7 +10,7 @@ from tqdm.auto import tqdm
 
 from hardmine._checks import as_generator, check_choice, check_fits_in_memory, check_int, check_number
 from hardmine.distributed import agree_on_config, agree_on_errors
-from hardmine.retrieval.backends import Block, ExactSearch, SearchBackend, make_backend
+from hardmine.retrieval.backends import ExactSearch, QueryBlock, SearchBackend, make_backend
 from hardmine.retrieval.distributed import Shard, corpus_shard, merge_across_ranks, reduce_across_ranks
 from hardmine.retrieval.embeddings import Embeddings, as_embedding_matrix
 from hardmine.retrieval.filters import RANGE_RULES, CandidateFilters
@@ -152,7 +152,7 @@ def _mine(queries: Embeddings, corpus: Embeddings, shard: Shard, pos: IdLists, r
     num_queries, total = len(queries), shard.global_size
     window_end = min(filters.range_max, total)
     most_removed = int(removed.counts.max(initial=0)) if pool_extra is None else pool_extra
-    blocks: list[Block] = []
+    blocks: list[QueryBlock] = []
     for start in range(0, num_queries, batch_size):
         stop = min(start + batch_size, num_queries)
         extra = most_removed if range_rule == "survivors" else int(removed.counts[start:stop].max(initial=0))
@@ -269,7 +269,7 @@ def _positive_scores(queries: Embeddings, corpus: Embeddings, pos: IdLists, shar
     return np.where(np.isfinite(lowest), lowest, np.nan).astype(np.float32), pairs.astype(np.float32)
 
 
-def _search(backend: SearchBackend, queries: Embeddings, corpus: Embeddings, blocks: list[Block], shard: Shard,
+def _search(backend: SearchBackend, queries: Embeddings, corpus: Embeddings, blocks: list[QueryBlock], shard: Shard,
             progress: bool) -> list[tuple[np.ndarray, np.ndarray]]:
     found = backend.search(queries, corpus, blocks, progress=progress and shard.rank == 0)
     merged = []
@@ -281,7 +281,7 @@ def _search(backend: SearchBackend, queries: Embeddings, corpus: Embeddings, blo
 
 
 def _recall(backend: SearchBackend, found: list[tuple[np.ndarray, np.ndarray]], queries: Embeddings,
-            corpus: Embeddings, blocks: list[Block], shard: Shard, sample: int, key: int) -> float | None:
+            corpus: Embeddings, blocks: list[QueryBlock], shard: Shard, sample: int, key: int) -> float | None:
     """Recall@k of the approximate lists against exact search on a seeded sample of queries (k: the smallest
     block k), computed on every rank alike."""
     if sample == 0:

@@ -5,12 +5,23 @@ from __future__ import annotations
 import inspect
 
 from hardmine._checks import check_choice
-from hardmine.retrieval.backends.base import BACKENDS, Block, SearchBackend
+from hardmine.retrieval.backends.base import BACKENDS, QueryBlock, SearchBackend
 from hardmine.retrieval.backends.exact import ExactSearch
 from hardmine.retrieval.backends.hnsw import HNSWSearch
 from hardmine.retrieval.backends.ivf import IVFSearch
 
-__all__ = ["BACKENDS", "Block", "ExactSearch", "HNSWSearch", "IVFSearch", "SearchBackend", "make_backend"]
+__all__ = ["BACKENDS", "ExactSearch", "HNSWSearch", "IVFSearch", "QueryBlock", "SearchBackend", "make_backend"]
+
+
+def __getattr__(name: str):
+    """`Block`, the old name of `QueryBlock`, with a DeprecationWarning (`hardmine.metric.Block` is another thing)."""
+    if name == "Block":
+        import warnings
+
+        warnings.warn("hardmine.retrieval.backends.Block is deprecated: use `from hardmine.retrieval.backends import "
+                      "QueryBlock`", DeprecationWarning, stacklevel=2)
+        return QueryBlock
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def make_backend(index: str | SearchBackend, seed: int = 0) -> SearchBackend:

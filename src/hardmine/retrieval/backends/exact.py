@@ -10,7 +10,7 @@ import torch
 from tqdm.auto import tqdm
 
 from hardmine._checks import check_choice, check_int
-from hardmine.retrieval.backends.base import Block, SearchBackend, faiss_module
+from hardmine.retrieval.backends.base import QueryBlock, SearchBackend, faiss_module
 from hardmine.retrieval.embeddings import Embeddings
 from hardmine.retrieval.topk import empty_topk, merge_topk
 
@@ -41,7 +41,7 @@ class ExactSearch(SearchBackend):
             return "torch"
         return "faiss"
 
-    def search(self, queries: Embeddings, corpus: Embeddings, blocks: Sequence[Block],
+    def search(self, queries: Embeddings, corpus: Embeddings, blocks: Sequence[QueryBlock],
                progress: bool = False) -> list[tuple[np.ndarray, np.ndarray]]:
         knn = _faiss_knn if self._resolved_engine() == "faiss" else _torch_knn
         results = [empty_topk(stop - start, k) for start, stop, k in blocks]

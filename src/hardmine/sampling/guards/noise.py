@@ -57,7 +57,7 @@ class NoiseGuard(Guard):
         elif memory.updates and not memory.tracks("aum" if cfg["method"] == "aum" else "confidence"):
             raise ValueError(f"noise_guard(method={cfg['method']!r}) needs "
                              f"{'margins' if cfg['method'] == 'aum' else 'true-class probabilities'}: pass "
-                             "**hardmine.scores.statistics(logits, targets) to update()")
+                             "**hardmine.scores.signals(logits, targets) to update()")
         elif cfg["method"] == "aum":
             threshold = 0.0 if cfg["threshold"] is None else cfg["threshold"]
             suspect = visited & (memory.get("aum") < threshold)
