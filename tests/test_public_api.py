@@ -47,10 +47,9 @@ def test_every_old_name_still_imports_with_a_warning_naming_its_new_path(name):
     expected = rf"hardmine\.{name} is deprecated: use `(from|import) hardmine\."
     with pytest.warns(DeprecationWarning, match=expected) as seen:
         value = getattr(hm, name)
-    message = str(seen[0].message)
-    module = message.split("`")[1].split()[1]  # "from M import X" or "import M"
-    target = importlib.import_module(module)
-    assert (getattr(target, name) if message.split("`")[1].startswith("from") else target) is value
+    instead = str(seen[0].message).split("`")[1]  # "from M import X" or "import M"
+    target = importlib.import_module(instead.split()[1])
+    assert (getattr(target, name) if instead.startswith("from") else target) is value
     assert seen[0].filename == __file__  # the warning points at the caller's line
 
 

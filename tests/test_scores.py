@@ -73,7 +73,7 @@ def test_bad_input(logits, targets, error, match):
 
 
 def test_signals_old_names_warn_and_are_the_same():
-    with pytest.warns(DeprecationWarning, match="scores.statistics is deprecated: use hardmine.scores.signals"):
+    with pytest.warns(DeprecationWarning, match="scores.statistics is deprecated: use `hardmine.scores.signals`"):
         assert scores.statistics is scores.signals
-    with pytest.warns(DeprecationWarning, match="use hardmine.scores.SIGNALS"):
+    with pytest.warns(DeprecationWarning, match="use `hardmine.scores.SIGNALS`"):
         assert scores.STATISTICS == ("true_prob", "correct", "margin")

@@ -8,6 +8,7 @@ DeprecationWarning naming its import path.
 """
 
 from hardmine import scores
+from hardmine._deprecated import renamed
 from hardmine.checkpoint import load_state, save_state
 from hardmine.inbatch.class_weighted import ClassWeightedLoss
 from hardmine.inbatch.logit_adjusted import LogitAdjustedLoss
@@ -86,28 +87,26 @@ _MOVED = {  # a name that left the top level -> the module it is imported from n
     "RefreshCallback": "hardmine.sampling.refresh",
     "SumTree": "hardmine.sampling.sumtree",
 }
-_MOVED_MODULES = {"guards": "hardmine.sampling.guards"}
 
 
-def __getattr__(name: str):
-    """Subpackages load on first use (`hm.retrieval`, `hm.metric`, ...), keeping `import hardmine` light;
-    `hm.compare` is `hardmine.experiments.compare`, loaded the same way. A name that left the top level is
-    returned from its module with a DeprecationWarning naming the import to use."""
+def _load(module: str, name: str | None = None):
     import importlib
-    import warnings
 
+    loaded = importlib.import_module(module)
+    return loaded if name is None else getattr(loaded, name)
+
+
+def _lazy(name: str):
+    """Subpackages load on first use (`hm.retrieval`, `hm.metric`, ...), keeping `import hardmine` light;
+    `hm.compare` is `hardmine.experiments.compare`, loaded the same way."""
     if name == "compare":
-        return importlib.import_module("hardmine.experiments.api").compare
+        return _load("hardmine.experiments.api", "compare")
     if name in _SUBPACKAGES:
-        return importlib.import_module(f"hardmine.{name}")
-    if name in _MOVED:
-        module = _MOVED[name]
-        warnings.warn(f"hardmine.{name} is deprecated: use `from {module} import {name}` "
-                      "(it leaves the top level in the next release)", DeprecationWarning, stacklevel=2)
-        return getattr(importlib.import_module(module), name)
-    if name in _MOVED_MODULES:
-        module = _MOVED_MODULES[name]
-        warnings.warn(f"hardmine.{name} is deprecated: use `import {module}` "
-                      "(it leaves the top level in the next release)", DeprecationWarning, stacklevel=2)
-        return importlib.import_module(module)
+        return _load(f"hardmine.{name}")
     raise AttributeError(f"module 'hardmine' has no attribute {name!r}")
+
+
+__getattr__ = renamed(__name__, {
+    **{name: (f"from {module} import {name}", lambda m=module, n=name: _load(m, n)) for name, module in _MOVED.items()},
+    "guards": ("import hardmine.sampling.guards", lambda: _load("hardmine.sampling.guards")),
+}, _lazy)

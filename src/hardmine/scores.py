@@ -12,6 +12,7 @@ from collections.abc import Iterable
 import torch
 import torch.nn.functional as F
 
+from hardmine._deprecated import renamed
 from hardmine.inbatch.losses import per_sample_cross_entropy
 
 
@@ -126,16 +127,6 @@ def signals(logits: torch.Tensor, targets: torch.Tensor,
     return out
 
 
-_RENAMED = {"statistics": "signals", "STATISTICS": "SIGNALS"}  # "statistics" now means nothing else in hardmine
-
-
-def __getattr__(name: str):
-    """`statistics` and `STATISTICS`, the old names of `signals` and `SIGNALS`, with a DeprecationWarning."""
-    if name in _RENAMED:
-        import warnings
-
-        new = _RENAMED[name]
-        warnings.warn(f"hardmine.scores.{name} is deprecated: use hardmine.scores.{new}", DeprecationWarning,
-                      stacklevel=2)
-        return globals()[new]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = renamed(__name__, {  # "statistics" now means nothing else in hardmine
+    "statistics": ("hardmine.scores.signals", lambda: signals),
+    "STATISTICS": ("hardmine.scores.SIGNALS", lambda: SIGNALS)})

@@ -1,6 +1,7 @@
 """Hard negatives for retrieval: mined from large candidate pools, filtered for false negatives, refreshed as
 the encoder learns."""
 
+from hardmine._deprecated import renamed
 from hardmine.retrieval.backends import (
     ExactSearch,
     HNSWSearch,
@@ -20,17 +21,14 @@ __all__ = ["CandidateFilters", "ExactSearch", "HNSWSearch", "IVFSearch", "MinedN
            "identical_texts", "load_encoder", "mine_from_dataset", "mine_hard_negatives", "RefreshNegativesCallback"]
 
 
-def __getattr__(name: str):
-    """RefreshNegativesCallback loads transformers, so it is imported on first use; `RefreshReport` is the old
-    name of `RefreshRecord` (a DeprecationWarning)."""
-    if name == "RefreshReport":
-        import warnings
-
-        warnings.warn("hardmine.retrieval.RefreshReport is deprecated: use `from hardmine.retrieval import "
-                      "RefreshRecord`", DeprecationWarning, stacklevel=2)
-        return RefreshRecord
+def _lazy(name: str):
+    """RefreshNegativesCallback loads transformers, so it is imported on first use."""
     if name == "RefreshNegativesCallback":
         from hardmine.retrieval.trainer_callback import RefreshNegativesCallback
 
         return RefreshNegativesCallback
     raise AttributeError(f"module 'hardmine.retrieval' has no attribute {name!r}")
+
+
+__getattr__ = renamed(__name__, {
+    "RefreshReport": ("from hardmine.retrieval import RefreshRecord", lambda: RefreshRecord)}, _lazy)

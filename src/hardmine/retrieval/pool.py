@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from hardmine._checks import as_generator, check_indices, check_int, check_number
+from hardmine._deprecated import renamed
 from hardmine.retrieval.result import MinedNegatives
 from hardmine.state import Array, Field, Int, check_fields, check_state, compare_config, to_saved
 
@@ -247,12 +248,5 @@ def _changed_slots(old: np.ndarray | None, new: np.ndarray) -> int:
     return int((~np.isin(keys_new, keys_old)).sum())
 
 
-def __getattr__(name: str):
-    """`RefreshReport`, the old name of `RefreshRecord`, with a DeprecationWarning."""
-    if name == "RefreshReport":
-        import warnings
-
-        warnings.warn("hardmine.retrieval.pool.RefreshReport is deprecated: use `from hardmine.retrieval import "
-                      "RefreshRecord`", DeprecationWarning, stacklevel=2)
-        return RefreshRecord
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = renamed(__name__, {
+    "RefreshReport": ("from hardmine.retrieval import RefreshRecord", lambda: RefreshRecord)})

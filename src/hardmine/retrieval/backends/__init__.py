@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 
 from hardmine._checks import check_choice
+from hardmine._deprecated import renamed
 from hardmine.retrieval.backends.base import BACKENDS, QueryBlock, SearchBackend
 from hardmine.retrieval.backends.exact import ExactSearch
 from hardmine.retrieval.backends.hnsw import HNSWSearch
@@ -13,16 +14,7 @@ from hardmine.retrieval.backends.ivf import IVFSearch
 __all__ = ["BACKENDS", "ExactSearch", "HNSWSearch", "IVFSearch", "QueryBlock", "SearchBackend", "make_backend"]
 
 
-def __getattr__(name: str):
-    """`Block`, the old name of `QueryBlock`, with a DeprecationWarning (`hardmine.metric.Block` is another thing)."""
-    if name == "Block":
-        import warnings
-
-        warnings.warn("hardmine.retrieval.backends.Block is deprecated: use `from hardmine.retrieval.backends import "
-                      "QueryBlock`", DeprecationWarning, stacklevel=2)
-        return QueryBlock
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
+__getattr__ = renamed(__name__, {"Block": ("from hardmine.retrieval.backends import QueryBlock", lambda: QueryBlock)})
 
 def make_backend(index: str | SearchBackend, seed: int = 0) -> SearchBackend:
     """A backend from its registered name ("exact", "ivf", "hnsw", ...) with default settings (and `seed` when it
