@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 import hardmine as hm
+from hardmine.sampling.sumtree import SumTree
 
 TORCH_MULTINOMIAL_MAX = 2**24
 
@@ -39,7 +40,7 @@ def bench_row(n: int, batch: int, repeats: int, rng: np.random.Generator) -> dic
     """Time every method at one (N, B); returns the row's numbers."""
     priorities = rng.random(n, dtype=np.float32) + 1e-3
     start = time.perf_counter()
-    tree = hm.SumTree(priorities)
+    tree = SumTree(priorities)
     build_s = time.perf_counter() - start
 
     def tree_step() -> None:

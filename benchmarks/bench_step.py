@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 
 import hardmine as hm
-from hardmine.sampling.policies import CandidatePolicy
+from hardmine.sampling.policies import POLICIES, CandidatePolicy
 
 NUM_SAMPLES = 60_000
 Step = Callable[[], None]
@@ -236,7 +236,7 @@ def run(batch: int, rounds: int, only: set[str] | None, x_all, y_all, blocks_per
     skipped: dict[str, str] = {}
     if only is None or "floor" in only:
         variants["per-sample loss, no sampler"] = per_sample_floor(*fresh(), x_all, y_all, batch)
-    for name in hm.POLICIES:
+    for name in POLICIES:
         if only is None or name in only:
             try:
                 variants[name] = mined(*fresh(), x_all, y_all, batch, name)

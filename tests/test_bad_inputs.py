@@ -228,8 +228,8 @@ def test_what_save_state_writes_load_state_reads(tmp_path):
 
 
 def test_save_state_refuses_what_load_state_cannot_read_before_writing(tmp_path):
-    with pytest.raises(ValueError, match=r"state\['pool'\]\['report'\].*RefreshReport.*load_state cannot read"):
-        hm.save_state({"pool": {"report": hm.retrieval.pool.RefreshReport(0, "initial", 0.0, 1, 1)}},
+    with pytest.raises(ValueError, match=r"state\['pool'\]\['report'\].*RefreshRecord.*load_state cannot read"):
+        hm.save_state({"pool": {"report": hm.retrieval.RefreshRecord(0, "initial", 0.0, 1, 1)}},
                       tmp_path / "c.pt")
     assert os.listdir(tmp_path) == []
 

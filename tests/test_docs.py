@@ -3,6 +3,7 @@ working directory: no fragments. Other fences (```bash, ```text) are not execute
 
 import os
 import re
+import warnings
 from pathlib import Path
 
 import pytest
@@ -27,8 +28,11 @@ BLOCKS = python_blocks()
 
 
 def run(where: str, code: str) -> dict:
+    """Run a block; a hardmine DeprecationWarning (a name the page should import from its new path) fails it."""
     namespace: dict = {"__name__": "__docs__"}
-    exec(compile(code, where, "exec"), namespace)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="hardmine", category=DeprecationWarning)
+        exec(compile(code, where, "exec"), namespace)
     return namespace
 
 

@@ -52,7 +52,7 @@ def test_higher_means_harder_and_no_gradient_flows(batch):
 
 def test_statistics_for_the_memory(batch):
     logits, targets = batch
-    stats = scores.statistics(logits, targets)
+    stats = scores.signals(logits, targets)
     assert stats["correct"].tolist() == [True, False, False]  # argmax of a tie is its first class
     torch.testing.assert_close(stats["margin"], -scores.margin(logits, targets))
     torch.testing.assert_close(stats["true_prob"], 1 - scores.one_minus_confidence(logits, targets))
@@ -70,3 +70,10 @@ def test_statistics_for_the_memory(batch):
 def test_bad_input(logits, targets, error, match):
     with pytest.raises(error, match=match):
         scores.margin(logits, targets)
+
+
+def test_signals_old_names_warn_and_are_the_same():
+    with pytest.warns(DeprecationWarning, match="scores.statistics is deprecated: use `hardmine.scores.signals`"):
+        assert scores.statistics is scores.signals
+    with pytest.warns(DeprecationWarning, match="use `hardmine.scores.SIGNALS`"):
+        assert scores.STATISTICS == ("true_prob", "correct", "margin")

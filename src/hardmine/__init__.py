@@ -1,124 +1,112 @@
 """hardmine: hard example mining for PyTorch training.
 
-The public names are listed in `__all__`; see the README for the three touch points in a training loop.
+The public names are listed in `__all__`: what a training loop and an extension author need (see the README for
+the three touch points in a training loop). Every other component lives in its subpackage
+(`hardmine.sampling.policies`, `hardmine.sampling.guards`, `hardmine.inbatch`, `hardmine.metric`,
+`hardmine.retrieval`, ...); a name that left the top level still works as `hm.X` for a release, with a
+DeprecationWarning naming its import path.
 """
 
 from hardmine import scores
+from hardmine._deprecated import renamed
 from hardmine.checkpoint import load_state, save_state
 from hardmine.inbatch.class_weighted import ClassWeightedLoss
-from hardmine.inbatch.detection import mine_negatives_ssd, ohem_rois
 from hardmine.inbatch.logit_adjusted import LogitAdjustedLoss
-from hardmine.inbatch.losses import LOSSES, FocalLoss, MisclassifiedUpweight, OHEMLoss
+from hardmine.inbatch.losses import FocalLoss, MisclassifiedUpweight, OHEMLoss
 from hardmine.inbatch.reduction import reduce
-from hardmine.inbatch.select import SELECTORS, Selection, Stochastic, Threshold, TopK
+from hardmine.inbatch.select import Stochastic, Threshold, TopK
 from hardmine.memory import Column, ScoreMemory
 from hardmine.reference import cross_fit_losses, reference_losses, train_reference
-from hardmine.sampling import guards, schedules
-from hardmine.sampling.guards import (
-    GUARDS,
-    ClassBalance,
-    CoverageGuard,
-    Guard,
-    NoiseGuard,
-    WeightCap,
-)
+from hardmine.sampling import schedules
+from hardmine.sampling.guards import ClassBalance, CoverageGuard, Guard, NoiseGuard, WeightCap
 from hardmine.sampling.policies import (
-    IRREDUCIBLE_LOSS,
-    POLICIES,
-    AntiCurriculumPolicy,
-    BatchPolicy,
-    CandidatePolicy,
-    ClassBalancedPolicy,
-    CurriculumPolicy,
     ImportancePolicy,
-    OnlineTopLossPolicy,
-    PacingPolicy,
     Policy,
     PriorityPolicy,
-    PruneEasyPolicy,
-    RankPolicy,
-    RhoLossPolicy,
-    SelectiveBackpropPolicy,
-    SelfPacedPolicy,
     SubsetPolicy,
-    TopKFractionPolicy,
     UniformPolicy,
     build_policy,
 )
-from hardmine.sampling.refresh import RefreshCallback
 from hardmine.sampling.sampler import HardExampleSampler, WithIndex
-from hardmine.sampling.sumtree import SumTree
 
 __all__ = [
-    "GUARDS",
-    "IRREDUCIBLE_LOSS",
-    "LOSSES",
-    "POLICIES",
-    "SELECTORS",
-    "AntiCurriculumPolicy",
-    "BatchPolicy",
-    "CandidatePolicy",
-    "ClassBalance",
-    "ClassBalancedPolicy",
-    "ClassWeightedLoss",
+    # the three touch points of a training loop, and checkpoints
+    "ScoreMemory",
     "Column",
-    "CoverageGuard",
-    "CurriculumPolicy",
-    "FocalLoss",
-    "Guard",
     "HardExampleSampler",
+    "WithIndex",
+    "reduce",
+    "save_state",
+    "load_state",
+    # policies: by name (`build_policy("rank")`), the default, and the bases an extension subclasses
+    "build_policy",
     "ImportancePolicy",
-    "LogitAdjustedLoss",
-    "MisclassifiedUpweight",
-    "NoiseGuard",
-    "OHEMLoss",
-    "OnlineTopLossPolicy",
-    "PacingPolicy",
+    "UniformPolicy",
     "Policy",
     "PriorityPolicy",
-    "PruneEasyPolicy",
-    "RankPolicy",
-    "RefreshCallback",
-    "RhoLossPolicy",
-    "ScoreMemory",
-    "Selection",
-    "SelectiveBackpropPolicy",
-    "SelfPacedPolicy",
-    "Stochastic",
     "SubsetPolicy",
-    "SumTree",
-    "Threshold",
-    "TopK",
-    "TopKFractionPolicy",
-    "UniformPolicy",
-    "WeightCap",
-    "WithIndex",
-    "build_policy",
-    "compare",
-    "cross_fit_losses",
-    "guards",
-    "load_state",
-    "mine_negatives_ssd",
-    "ohem_rois",
-    "reduce",
-    "reference_losses",
-    "save_state",
     "schedules",
+    # guards
+    "Guard",
+    "ClassBalance",
+    "CoverageGuard",
+    "NoiseGuard",
+    "WeightCap",
+    # inside one batch
+    "OHEMLoss",
+    "FocalLoss",
+    "MisclassifiedUpweight",
+    "ClassWeightedLoss",
+    "LogitAdjustedLoss",
+    "TopK",
+    "Threshold",
+    "Stochastic",
+    # difficulty signals and RHO-LOSS's reference model
     "scores",
+    "reference_losses",
+    "cross_fit_losses",
     "train_reference",
+    # comparing strategies on a data set
+    "compare",
 ]
 __version__ = "0.1.0"
 
 _SUBPACKAGES = ("metric", "retrieval", "datasets", "experiments", "diagnostics")
 
+_MOVED = {  # a name that left the top level -> the module it is imported from now
+    **dict.fromkeys(("POLICIES", "IRREDUCIBLE_LOSS", "AntiCurriculumPolicy", "BatchPolicy", "CandidatePolicy",
+                     "ClassBalancedPolicy", "CurriculumPolicy", "OnlineTopLossPolicy", "PacingPolicy",
+                     "PruneEasyPolicy", "RankPolicy", "RhoLossPolicy", "SelectiveBackpropPolicy", "SelfPacedPolicy",
+                     "TopKFractionPolicy"), "hardmine.sampling.policies"),
+    "GUARDS": "hardmine.sampling.guards",
+    "LOSSES": "hardmine.inbatch.losses",
+    "SELECTORS": "hardmine.inbatch.select",
+    "Selection": "hardmine.inbatch.select",
+    "mine_negatives_ssd": "hardmine.inbatch.detection",
+    "ohem_rois": "hardmine.inbatch.detection",
+    "RefreshCallback": "hardmine.sampling.refresh",
+    "SumTree": "hardmine.sampling.sumtree",
+}
 
-def __getattr__(name: str):
-    """Subpackages load on first use (`hm.retrieval`, `hm.metric`, ...), keeping `import hardmine` light;
-    `hm.compare` is `hardmine.experiments.compare`, loaded the same way."""
+
+def _load(module: str, name: str | None = None):
     import importlib
 
+    loaded = importlib.import_module(module)
+    return loaded if name is None else getattr(loaded, name)
+
+
+def _lazy(name: str):
+    """Subpackages load on first use (`hm.retrieval`, `hm.metric`, ...), keeping `import hardmine` light;
+    `hm.compare` is `hardmine.experiments.compare`, loaded the same way."""
     if name == "compare":
-        return importlib.import_module("hardmine.experiments.api").compare
+        return _load("hardmine.experiments.api", "compare")
     if name in _SUBPACKAGES:
-        return importlib.import_module(f"hardmine.{name}")
+        return _load(f"hardmine.{name}")
     raise AttributeError(f"module 'hardmine' has no attribute {name!r}")
+
+
+__getattr__ = renamed(__name__, {
+    **{name: (f"from {module} import {name}", lambda m=module, n=name: _load(m, n)) for name, module in _MOVED.items()},
+    "guards": ("import hardmine.sampling.guards", lambda: _load("hardmine.sampling.guards")),
+}, _lazy)

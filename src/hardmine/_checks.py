@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -19,13 +20,31 @@ def to_numpy(x: Any) -> np.ndarray:
     return np.asarray(x)
 
 
-def check_int(name: str, value: Any, minimum: int = 1) -> int:
-    """Return `value` as an int, or raise if it is not an integer >= `minimum` (bools are refused)."""
+def check_int(name: str, value: Any, minimum: int = 1, maximum: int | None = None) -> int:
+    """Return `value` as an int, or raise if it is not an integer >= `minimum` and, with `maximum`, <= it
+    (bools are refused): "history_size must be at most 1048576, got 2000000"."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an integer, got {value!r} of type {type(value).__name__}")
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be at most {maximum}, got {value}")
     return int(value)
+
+
+def check_choice(name: str, value: Any, choices: Iterable[Any], alternative: str = "",
+                 error: type[ValueError] = ValueError) -> Any:
+    """Return `value` when it is one of `choices` (equal and of the same type), or raise ValueError
+    "{name} must be one of [...], got 'x'"; `alternative` names what else the argument takes, after the list:
+    check_choice("index", "annoy", ["exact", "hnsw"], "a SearchBackend") -> "index must be one of ['exact',
+    'hnsw'] or a SearchBackend, got 'annoy'". The one "must be one of" check (registries raise their
+    `UnknownName`, a ValueError, through `error`)."""
+    choices = list(choices)
+    for choice in choices:
+        if type(choice) is type(value) and choice == value:
+            return value
+    other = f" or {alternative}" if alternative else ""
+    raise error(f"{name} must be one of {choices}{other}, got {value!r}")
 
 
 def check_number(name: str, value: Any, low: float = -math.inf, high: float = math.inf,

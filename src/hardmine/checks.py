@@ -7,6 +7,7 @@ components do: `check_number("temperature", t, 0.0, np.inf, low_inclusive=False)
 
 from hardmine._checks import (
     as_generator,
+    check_choice,
     check_finite,
     check_indices,
     check_int,
@@ -16,5 +17,5 @@ from hardmine._checks import (
     to_numpy,
 )
 
-__all__ = ["as_generator", "check_finite", "check_indices", "check_int", "check_not_meta", "check_number",
-           "check_values", "to_numpy"]
+__all__ = ["as_generator", "check_choice", "check_finite", "check_indices", "check_int", "check_not_meta",
+           "check_number", "check_values", "to_numpy"]

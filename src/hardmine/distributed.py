@@ -1,4 +1,5 @@
-"""torch.distributed helpers: rank and world size, an all-gather of 1-D tensors of different lengths, and the
+"""torch.distributed helpers: rank and world size, the one all-gather of tensors of different lengths (on the
+device the group's backend needs), and the
 agreement of all ranks on the validity of their inputs before any data collective (`agree_on_errors`) and on
 their configuration (`agree_on_config`)."""
 
@@ -21,38 +22,59 @@ def rank_and_world() -> tuple[int, int]:
     return 0, 1
 
 
-def _collective_device() -> torch.device:
-    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+def collective_device(group: Any = None) -> torch.device:
+    """The device a collective of `group` (default: the default group) takes its tensors on, chosen from the
+    group's backend: this process's current CUDA device for NCCL, the CPU for gloo (and any other backend)."""
+    if dist.get_backend(group) == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def _lengths(length: int, group: Any, device: torch.device) -> list[int]:
+    """Every rank's `length`, in rank order (one all-gather of an int64 per rank)."""
+    local = torch.tensor([length], dtype=torch.int64, device=device)
+    every = [torch.zeros_like(local) for _ in range(dist.get_world_size(group))]
+    dist.all_gather(every, local, group=group)
+    return [int(n) for n in torch.cat(every).cpu()]
+
+
+def all_gather_parts(tensor: torch.Tensor, group: Any = None) -> list[torch.Tensor]:
+    """The one variable-length all-gather: every rank's `tensor`, in rank order, on the device `tensor` is on.
+
+    The first dimension may differ between ranks; the other dimensions and the dtype must be alike (the dtype
+    is kept: gather int64 indices and float values in separate calls, since a float32 index is wrong above 2^24).
+    The collective runs on `collective_device(group)`. Without a process group, or with one rank, returns
+    `[tensor]`. Two all-gathers: the lengths, then the rows padded to the longest.
+    """
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size(group) == 1:
+        return [tensor]
+    device = collective_device(group)
+    local = tensor.to(device)
+    lengths = _lengths(local.shape[0], group, device)
+    padded = local.new_zeros((max(lengths), *local.shape[1:]))
+    padded[: local.shape[0]] = local
+    parts = [torch.empty_like(padded) for _ in lengths]
+    dist.all_gather(parts, padded, group=group)
+    return [part[:n].to(tensor.device) for part, n in zip(parts, lengths)]
+
+
+def all_gather_rows(tensor: torch.Tensor, group: Any = None) -> torch.Tensor:
+    """Every rank's `tensor` concatenated along the first dimension in rank order (`all_gather_parts`, joined):
+    [sum of the ranks' lengths, *tensor.shape[1:]], same dtype and device as `tensor`."""
+    parts = all_gather_parts(tensor, group)
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
 def all_gather_1d(values: torch.Tensor) -> torch.Tensor:
-    """Concatenate every rank's 1-D tensor in rank order; lengths may differ. Dtype is kept (int64 stays int64)."""
-    _, world = rank_and_world()
-    if world == 1:
-        return values
-    device = _collective_device()
-    local = values.to(device)
-    length = torch.tensor([local.numel()], dtype=torch.int64, device=device)
-    lengths = [torch.zeros_like(length) for _ in range(world)]
-    dist.all_gather(lengths, length)
-    longest = int(max(t.item() for t in lengths))
-    padded = torch.zeros(longest, dtype=local.dtype, device=device)
-    padded[: local.numel()] = local
-    gathered = [torch.empty_like(padded) for _ in range(world)]
-    dist.all_gather(gathered, padded)
-    return torch.cat([g[: int(n.item())] for g, n in zip(gathered, lengths)]).to(values.device)
+    """`all_gather_rows` of a 1-D tensor over the default group (the name the sampler uses)."""
+    return all_gather_rows(values)
 
 
-def rank_offset(local_length: int) -> int:
-    """Where this rank's values start in `all_gather_1d`'s result: the total length of the lower ranks'."""
-    rank, world = rank_and_world()
-    if world == 1:
+def rank_offset(local_length: int, group: Any = None) -> int:
+    """Where this rank's rows start in `all_gather_rows`' result: the total length of the lower ranks'."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size(group) == 1:
         return 0
-    device = _collective_device()
-    length = torch.tensor([local_length], dtype=torch.int64, device=device)
-    lengths = [torch.zeros_like(length) for _ in range(world)]
-    dist.all_gather(lengths, length)
-    return int(sum(t.item() for t in lengths[:rank]))
+    return sum(_lengths(local_length, group, collective_device(group))[: dist.get_rank(group)])
 
 
 class AgreedError(ValueError):
@@ -82,7 +104,7 @@ def agree_on_errors(what: str, group: Any = None, enabled: bool = True) -> Itera
         yield alike
     except Exception as err:  # any local failure: the other ranks must not wait for this one in a collective
         error = err
-    device = _collective_device()
+    device = collective_device(group)
     rank = dist.get_rank(group)
     flags = torch.zeros(world, 2, dtype=torch.int64, device=device)
     flags[rank, 0] = int(error is not None)
@@ -149,7 +171,7 @@ def agree_on_config(what: str, fields: dict[str, Any], group: Any = None) -> Non
     if world == 1:
         return
     names = sorted(fields)
-    device = _collective_device()
+    device = collective_device(group)
     local = torch.tensor([digest(fields[name]) for name in names] + [digest(names)], dtype=torch.int64,
                          device=device)
     gathered = [torch.empty_like(local) for _ in range(world)]

@@ -1,9 +1,10 @@
 """One registry mechanism: components register under a short name by subclassing, and are looked up by name.
 
 A base class creates a `Registry` and inherits from `Registered`; every subclass that sets a non-empty `name`
-registers itself, so adding a component is one file. Objects that are not classes (functions) use
-`registry.register("name")` as a decorator. Lookup errors list the registered names. Components defined outside
-the package register when their file is imported: `load_plugin(path)`, or `hardmine --plugin PATH ...`.
+registers itself, so adding a component is one file. Every registry of the library works this way (policies,
+guards, schedules, in-batch losses, selectors, miners, distances, search backends, data sets, models). Lookup
+errors list the registered names. Components defined outside the package register when their file is imported:
+`load_plugin(path)`, or `hardmine --plugin PATH ...`.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ import hashlib
 import importlib
 import importlib.util
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any, ClassVar
+
+from hardmine._checks import check_choice
 
 
 class UnknownName(KeyError, ValueError):
@@ -36,7 +39,8 @@ class Registry(Mapping[str, Any]):
         self._items: dict[str, Any] = {}
 
     def add(self, name: str, item: Any) -> Any:
-        """Register `item` as `name`; a second, different item under the same name is refused."""
+        """Register `item` as `name` (what `Registered` subclasses call); a second, different item under the same
+        name is refused."""
         if not isinstance(name, str) or not name:
             raise ValueError(f"a {self.kind} name must be a non-empty string, got {name!r}")
         old = self._items.get(name)
@@ -45,15 +49,10 @@ class Registry(Mapping[str, Any]):
         self._items[name] = item
         return item
 
-    def register(self, name: str) -> Callable[[Any], Any]:
-        """A decorator registering a class or function as `name`."""
-        return lambda item: self.add(name, item)
-
     def lookup(self, name: Any) -> Any:
         """The item registered as `name`; ValueError listing the registered names otherwise."""
-        if isinstance(name, str) and name in self._items:
-            return self._items[name]
-        raise UnknownName(f"{self.kind} must be one of {sorted(self._items)}, got {name!r}")
+        check_choice(self.kind, name, sorted(self._items), error=UnknownName)
+        return self._items[name]
 
     def __getitem__(self, name: str) -> Any:
         return self.lookup(name)

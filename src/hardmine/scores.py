@@ -12,6 +12,7 @@ from collections.abc import Iterable
 import torch
 import torch.nn.functional as F
 
+from hardmine._deprecated import renamed
 from hardmine.inbatch.losses import per_sample_cross_entropy
 
 
@@ -94,25 +95,26 @@ def grad_norm_bound(logits: torch.Tensor, targets: torch.Tensor, features: torch
     return bound * features.detach().float().norm(dim=1)
 
 
-STATISTICS = ("true_prob", "correct", "margin")
+SIGNALS = ("true_prob", "correct", "margin")
+"""The per-sample signals `signals()` computes for `update(index, scores, **signals)` (ScoreMemory tracks them)."""
 
 
 @torch.no_grad()
-def statistics(logits: torch.Tensor, targets: torch.Tensor,
-               names: Iterable[str] | None = None) -> dict[str, torch.Tensor]:
-    """What ScoreMemory tracks over time, from one batch's outputs: pass as `update(index, scores, **stats)`.
+def signals(logits: torch.Tensor, targets: torch.Tensor,
+            names: Iterable[str] | None = None) -> dict[str, torch.Tensor]:
+    """What ScoreMemory tracks over time, from one batch's outputs: pass as `update(index, scores, **signals)`.
 
     true_prob: p_y [B] (Dataset Cartography's confidence and variability); correct: argmax == y [B] (bool,
     forgetting events); margin: z_y - max_{j != y} z_j [B] (area under the margin).
     names: which of them to compute (default: all); `sampler.statistics_needed` names those its policy and
     guards read. An empty `names` returns {} at once: asking for none costs nothing.
     """
-    wanted = STATISTICS if names is None else tuple(names)
+    wanted = SIGNALS if names is None else tuple(names)
     if not wanted:
         return {}
-    unknown = sorted(set(wanted) - set(STATISTICS))
+    unknown = sorted(set(wanted) - set(SIGNALS))
     if unknown:
-        raise ValueError(f"names must be among {STATISTICS}, got {unknown}")
+        raise ValueError(f"names must be among {SIGNALS}, got {unknown}")
     _check(logits, targets)
     logits, targets = logits.float(), targets.long()
     out = {}
@@ -123,3 +125,8 @@ def statistics(logits: torch.Tensor, targets: torch.Tensor,
     if "margin" in wanted:
         out["margin"] = _raw_margin(logits, targets)
     return out
+
+
+__getattr__ = renamed(__name__, {  # "statistics" now means nothing else in hardmine
+    "statistics": ("hardmine.scores.signals", lambda: signals),
+    "STATISTICS": ("hardmine.scores.SIGNALS", lambda: SIGNALS)})

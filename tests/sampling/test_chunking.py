@@ -175,11 +175,11 @@ def test_statistics_needed_names_what_guards_read():
     aum = hm.ImportancePolicy(guards=[hm.NoiseGuard(method="aum")])
     assert HardExampleSampler(ScoreMemory(5), 2, policy=aum).statistics_needed == ("margin",)
     logits, targets = torch.randn(6, 3), torch.randint(0, 3, (6,))
-    assert hm.scores.statistics(logits, targets, names=()) == {}
-    assert set(hm.scores.statistics(logits, targets, names=["margin"])) == {"margin"}
-    assert set(hm.scores.statistics(logits, targets)) == {"true_prob", "correct", "margin"}
+    assert hm.scores.signals(logits, targets, names=()) == {}
+    assert set(hm.scores.signals(logits, targets, names=["margin"])) == {"margin"}
+    assert set(hm.scores.signals(logits, targets)) == {"true_prob", "correct", "margin"}
     with pytest.raises(ValueError, match="names"):
-        hm.scores.statistics(logits, targets, names=["nope"])
+        hm.scores.signals(logits, targets, names=["nope"])
 
 
 def test_a_chunk_s_importance_weights_in_one_call_are_those_of_one_call_per_batch():

@@ -1,7 +1,8 @@
 """Real data sets that work offline, one module each, loaded the standard way.
 
-`DATASETS` maps the names `hardmine compare --dataset` accepts to loaders `(data_dir, test_fraction, seed) ->
-LabeledData`; each loader imports its module on first use. Register another with `@DATASETS.register(name)`.
+`DATASETS` maps the names `hardmine compare --dataset` accepts to `DatasetLoader` subclasses, whose
+`load(data_dir, test_fraction, seed) -> LabeledData` imports the data set's module on first use. Register another
+by subclassing `DatasetLoader` with a class attribute `name = "..."`.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hardmine.registry import Registry
+from hardmine.registry import Registered, Registry
 
 if TYPE_CHECKING:
     from hardmine.datasets.tabular import LabeledData
@@ -17,25 +18,52 @@ if TYPE_CHECKING:
 DATASETS = Registry("dataset")
 
 
-@DATASETS.register("digits")
-def digits(data_dir: Path | None, test_fraction: float, seed: int) -> LabeledData:
+class DatasetLoader(Registered):
+    """A named data set: a subclass sets `name` and writes `load(data_dir, test_fraction, seed)`."""
+
+    registry = DATASETS
+
+    @staticmethod
+    def load(data_dir: Path | None, test_fraction: float, seed: int) -> LabeledData:
+        """The data set, with its test split (`test_fraction` of the rows, stratified and seeded, when it has
+        none of its own); files come from `data_dir` where the data set needs files."""
+        raise NotImplementedError
+
+
+class Digits(DatasetLoader):
     """scikit-learn's 8x8 digits (1,797 images, 10 classes), split stratified by `test_fraction` and `seed`."""
-    from hardmine.datasets.digits import load_digits
 
-    return load_digits(test_fraction, seed)
+    name = "digits"
+
+    @staticmethod
+    def load(data_dir: Path | None, test_fraction: float, seed: int) -> LabeledData:
+        """The digits, split stratified by `test_fraction` and `seed` (`data_dir` is not used)."""
+        from hardmine.datasets.digits import load_digits
+
+        return load_digits(test_fraction, seed)
 
 
-@DATASETS.register("fashion-mnist")
-def fashion_mnist(data_dir: Path | None, test_fraction: float, seed: int) -> LabeledData:
+class FashionMNIST(DatasetLoader):
     """Fashion-MNIST's idx files from `data_dir` (or the Debian package's place), with its own test split."""
-    from hardmine.datasets.fashion_mnist import load_fashion_mnist
 
-    return load_fashion_mnist(data_dir)
+    name = "fashion-mnist"
+
+    @staticmethod
+    def load(data_dir: Path | None, test_fraction: float, seed: int) -> LabeledData:
+        """Fashion-MNIST with its own test split (`test_fraction` and `seed` are not used)."""
+        from hardmine.datasets.fashion_mnist import load_fashion_mnist
+
+        return load_fashion_mnist(data_dir)
 
 
-@DATASETS.register("shuttle")
-def shuttle(data_dir: Path | None, test_fraction: float, seed: int) -> LabeledData:
+class Shuttle(DatasetLoader):
     """The Statlog shuttle table (58,000 rows, 7 very unequal classes), split stratified."""
-    from hardmine.datasets.shuttle import load_shuttle
 
-    return load_shuttle(data_dir, test_fraction, seed)
+    name = "shuttle"
+
+    @staticmethod
+    def load(data_dir: Path | None, test_fraction: float, seed: int) -> LabeledData:
+        """The shuttle table from `data_dir`, split stratified by `test_fraction` and `seed`."""
+        from hardmine.datasets.shuttle import load_shuttle
+
+        return load_shuttle(data_dir, test_fraction, seed)

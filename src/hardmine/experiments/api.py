@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from hardmine._checks import check_choice
 from hardmine.datasets.tabular import LabeledData, check_classes
 from hardmine.experiments.config import TrainConfig
 from hardmine.experiments.data import Splits, noise_seed, split_validation, subsample_geometric
@@ -210,8 +211,7 @@ def compare(make_model: Callable[[int], nn.Module], train_set: Any, test_set: An
         notes.append(f"lr_grid {list(tuning.grid)} not used: tuning is off")
     if metric is not None:
         check_metric(metric)
-    if optimizer_name not in DEFAULT_LR:
-        raise ValueError(f"--optimizer must be one of {list(DEFAULT_LR)}, got {optimizer_name!r}")
+    check_choice("--optimizer", optimizer_name, DEFAULT_LR)
     if make_optimizer is not None and lr is not None:
         raise ValueError(f"lr={lr} is for optimizer 'sgd' or 'adamw': a callable optimizer sets its own learning "
                          "rate (tuning scales it); leave lr=None")

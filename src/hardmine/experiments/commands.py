@@ -18,6 +18,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from hardmine._checks import check_choice
 from hardmine.cli_errors import user_errors_exit_2
 from hardmine.experiments.api import DEFAULT_STRATEGIES, IMBALANCE_STRATEGIES
 from hardmine.experiments.config import OPTIMIZERS, SCHEDULES
@@ -51,7 +52,7 @@ def model_factory(model: str, input_shape: tuple[int, ...], num_classes: int,
         return lambda seed: build_model(model, input_shape, num_classes, hidden)
     module_name, sep, attribute = model.partition(":")
     if not sep or not module_name or not attribute:
-        raise ValueError(f"--model must be one of {list(MODELS)} or package.module:factory, got {model!r}")
+        check_choice("--model", model, list(MODELS), "package.module:factory")  # raises: not a name, no ":"
     if "" not in sys.path and str(Path.cwd()) not in sys.path:
         sys.path.insert(0, str(Path.cwd()))
     try:

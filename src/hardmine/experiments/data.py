@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hardmine._checks import check_choice
 from hardmine.datasets import DATASETS
 from hardmine.datasets.tabular import LabeledData, check_classes, stratified_split
 
@@ -53,8 +54,7 @@ def split_validation(data: LabeledData, fraction: float, seed: int) -> Splits:
 
 def noise_seed(mode: str, data_seed: int, seed: int) -> int:
     """The seed of run `seed`'s label noise: `data_seed` when `mode` is "fixed", else one per run seed."""
-    if mode not in NOISE_SEEDS:
-        raise ValueError(f"--noise-seed must be one of {list(NOISE_SEEDS)}, got {mode!r}")
+    check_choice("--noise-seed", mode, NOISE_SEEDS)
     return data_seed if mode == "fixed" else data_seed * 1_000_003 + seed + 1
 
 
@@ -63,13 +63,13 @@ def load_dataset(dataset: str, data_dir: Path | None = None, label_column: str |
     """A named data set ("digits", "fashion-mnist", "shuttle"; files from `data_dir`) or a user file (.npz, .csv,
     .parquet; tables need `label_column`). Splits made here are stratified and seeded with `seed`."""
     if dataset in DATASETS:
-        data = DATASETS[dataset](data_dir, test_fraction, seed)
+        data = DATASETS[dataset].load(data_dir, test_fraction, seed)
     elif Path(dataset).suffix.lower() in (".npz", ".csv", ".parquet"):
         from hardmine.datasets.tabular import load_table
 
         data = load_table(dataset, label_column, test_fraction, seed)
     else:
-        raise ValueError(f"dataset must be one of {list(DATASETS)} or a .npz/.csv/.parquet file, got {dataset!r}")
+        check_choice("dataset", dataset, list(DATASETS), "a .npz/.csv/.parquet file")  # raises: neither
     if data.y_train.size < 2 or data.y_test.size < 1:
         raise ValueError(f"--dataset {dataset}: {data.y_train.size} training and {data.y_test.size} test rows are "
                          f"too few to split (--test-fraction {test_fraction}, then --validation); give more rows")

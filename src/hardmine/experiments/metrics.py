@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from hardmine._checks import check_choice
+
 BASELINE = "uniform"
 CONFIDENCE = 0.95
 TOLERANCE = 1e-9  # accuracies are ratios of counts: a mean equal to the target up to rounding reaches it
@@ -27,8 +29,7 @@ CHANCE_MARGIN = 0.02  # a run whose test balanced accuracy is within this of 1/C
 
 def check_metric(metric: str) -> str:
     """`metric` when it is one of METRICS; ValueError naming --metric otherwise."""
-    if metric not in METRICS:
-        raise ValueError(f"--metric must be one of {list(METRICS)}, got {metric!r}")
+    check_choice("--metric", metric, METRICS)
     return metric
 
 

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from hardmine._checks import check_choice
 from hardmine.reference import cross_fit_losses, reference_losses, train_reference
 
 REFERENCES = ("holdout", "crossfit")
@@ -33,8 +34,7 @@ class ReferenceSpec:
     epochs: int = 5
 
     def __post_init__(self) -> None:
-        if self.kind not in REFERENCES:
-            raise ValueError(f"reference must be one of {list(REFERENCES)}, got {self.kind!r}")
+        check_choice("reference", self.kind, REFERENCES)
         if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
             raise ValueError(f"reference_epochs must be an integer >= 1, got {self.epochs!r}")
 

@@ -1,7 +1,7 @@
 """One run: train a model with one strategy and one seed, counting its compute and measuring accuracy.
 
 The loop is hardmine's three touch points (the sampler draws the indices, `update` records the per-sample loss
-and the statistics of `hardmine.scores.statistics`, the loss is weighted by `sampler.weights`), on tensors
+and the signals of `hardmine.scores.signals`, the loss is weighted by `sampler.weights`), on tensors
 indexed directly by the sampler's batches.
 
 Cost, as a reviewer counts it (see `accounting.py`): every sample passed forward (the scoring pass of each batch and
@@ -40,7 +40,7 @@ from hardmine.experiments.strategies import PerSampleLoss, Strategy, cross_entro
 from hardmine.memory import ScoreMemory
 from hardmine.sampling.policies import IRREDUCIBLE_LOSS, CandidatePolicy
 from hardmine.sampling.sampler import HardExampleSampler
-from hardmine.scores import statistics
+from hardmine.scores import signals
 
 DIVERGED_LOSS = 1e4  # a per-sample cross-entropy above this (true-class probability < e^-10000): training blew up
 EpochCallback = Callable[[int, float], None]
@@ -127,7 +127,7 @@ class _Step:
         if not worst <= DIVERGED_LOSS:
             raise _Diverged(worst)
         started = time.perf_counter()
-        stats = statistics(logits.detach(), y, names={*self.sampler.statistics_needed, *_DIAGNOSTICS})
+        stats = signals(logits.detach(), y, names={*self.sampler.statistics_needed, *_DIAGNOSTICS})
         self.cost.statistics_seconds += time.perf_counter() - started
         self.sampler.update(idx, loss_all.detach(), **stats)
         strategy = self.strategy

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hardmine._checks import check_finite, check_indices, check_int, check_number
+from hardmine._checks import check_choice, check_finite, check_indices, check_int, check_number
 from hardmine.inbatch.reduction import reduce
 from hardmine.inbatch.select import Threshold, TopK
 from hardmine.memory import Column, ScoreMemory
@@ -25,9 +25,7 @@ PerElementLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def _check_reduction(reduction: str) -> str:
-    if reduction not in ("mean", "sum", "none"):
-        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-    return reduction
+    return check_choice("reduction", reduction, ("mean", "sum", "none"))
 
 
 def _check_base_loss(base_loss: PerElementLoss) -> PerElementLoss:

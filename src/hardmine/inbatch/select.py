@@ -13,14 +13,15 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
-from hardmine._checks import check_finite, check_int, check_number
-from hardmine.registry import Registry
+from hardmine._checks import check_choice, check_finite, check_int, check_number
+from hardmine.registry import Registered, Registry
 from hardmine.state import Array, Int, Stateful
 
 _MAX_HISTORY = 2**27
 
 SELECTORS = Registry("selector")
-"""Short names for the CLI and the experiment runner: `SELECTORS["top_k"](k=0.25)`."""
+"""Short names for the CLI and the experiment runner: `SELECTORS["top_k"](k=0.25)`; a selector registers by
+subclassing `Selector` with a class attribute `name = "..."`."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -111,14 +112,26 @@ def _top_k_mask(flat: torch.Tensor, k: int, valid: torch.Tensor | None = None) -
     return greater | (equal & (torch.cumsum(equal, 0) <= need))
 
 
-@SELECTORS.register("top_k")
-class TopK:
+class Selector(Registered):
+    """Base of the in-batch selectors: `selector(scores, mask=None) -> Selection` over scores of any shape
+    (only where `mask` is True); a subclass with a `name` registers in SELECTORS."""
+
+    registry = SELECTORS
+
+    def __call__(self, scores: torch.Tensor, mask: torch.Tensor | None = None) -> Selection:
+        """Select from `scores` of any shape (optionally only where `mask` is True)."""
+        raise NotImplementedError
+
+
+class TopK(Selector):
     """Keep the k highest-scoring elements.
 
     k: a count (int >= 0; larger than the number of scores is an error) or a fraction in (0, 1) of the valid
         elements (rounded up). With a mask, a count is capped at the number of valid elements.
     Exactly k elements are kept; ties at the k-th largest score keep the lowest flat positions.
     """
+
+    name = "top_k"
 
     def __init__(self, k: int | float) -> None:
         if isinstance(k, float):
@@ -142,8 +155,7 @@ class TopK:
         return _selection(keep, scores.shape, scores.dtype)
 
 
-@SELECTORS.register("threshold")
-class Threshold:
+class Threshold(Selector):
     """Keep every element strictly above `value` (or below, with `keep="below"`), but never fewer than `min_kept`.
 
     When fewer than `min_kept` elements pass, the `min_kept` most extreme valid ones are kept instead (ties as in
@@ -152,10 +164,11 @@ class Threshold:
     `Threshold(0.7, 100000, keep="below")(*true_class_probability(logits, target, ignore_index=255))`.
     """
 
+    name = "threshold"
+
     def __init__(self, value: float, min_kept: int = 0, keep: Literal["above", "below"] = "above") -> None:
         check_finite("value", value)
-        if keep not in ("above", "below"):
-            raise ValueError(f"keep must be 'above' or 'below', got {keep!r}")
+        check_choice("keep", keep, ("above", "below"))
         self.value = float(value)
         self.min_kept = check_int("min_kept", min_kept, minimum=0)
         self.keep = keep
@@ -172,8 +185,7 @@ class Threshold:
         return _selection(keep, scores.shape, scores.dtype)
 
 
-@SELECTORS.register("stochastic")
-class Stochastic(Stateful):
+class Stochastic(Selector, Stateful):
     """Selective backprop (Jiang et al. 2019): keep each element with probability percentile**beta.
 
     The percentile of a score is the fraction of a running history of recent scores (the last `history_size`,
@@ -183,12 +195,11 @@ class Stochastic(Stateful):
     State (history and generator) round-trips through state_dict()/load_state_dict().
     """
 
+    name = "stochastic"
+
     def __init__(self, beta: float = 1.0, history_size: int = 1024, seed: int | torch.Generator = 0) -> None:
         self.beta = check_finite("beta", beta, minimum=0)
-        self.history_size = check_int("history_size", history_size)
-        if self.history_size > _MAX_HISTORY:
-            raise ValueError(f"history_size must be at most {_MAX_HISTORY} (a float64 ring buffer of that many "
-                             f"scores), got {self.history_size}")
+        self.history_size = check_int("history_size", history_size, maximum=_MAX_HISTORY)  # a float64 ring buffer
         if isinstance(seed, torch.Generator):
             self.generator = seed
         elif isinstance(seed, int) and not isinstance(seed, bool):

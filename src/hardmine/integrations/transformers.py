@@ -29,6 +29,7 @@ import hardmine as hm
 from hardmine.inbatch.losses import per_sample_cross_entropy
 from hardmine.integrations._state import check_extra, restore, state_of
 from hardmine.integrations._step import by_progress, mined_loss
+from hardmine.sampling.policies import POLICIES
 
 INDEX_COLUMN = "hardmine_index"
 STATE_FILE = "hardmine.pt"
@@ -181,8 +182,8 @@ class HardMiningTrainer(Trainer):
 
     def _hardmine_policy(self, policy: str | hm.Policy) -> hm.Policy:
         """The policy; a named one that anneals over the run's epochs (prune_easy) gets `num_train_epochs`."""
-        if isinstance(policy, str) and policy in hm.POLICIES and self.args.max_steps <= 0 and \
-                "epochs" in inspect.signature(hm.POLICIES[policy].__init__).parameters:
+        if isinstance(policy, str) and policy in POLICIES and self.args.max_steps <= 0 and \
+                "epochs" in inspect.signature(POLICIES[policy].__init__).parameters:
             return hm.build_policy(policy, epochs=math.ceil(self.args.num_train_epochs))
         return hm.build_policy(policy)
 

@@ -17,10 +17,11 @@ from hardmine._checks import check_int
 from hardmine.metric import _ops
 from hardmine.metric._batch import Block, Indices, MiningBatch, safe_padding
 from hardmine.metric.distances import DEFAULT_MAX_BYTES, BaseDistance, EuclideanDistance, as_distance
-from hardmine.registry import Registry
+from hardmine.registry import Registered, Registry
 
 MINERS = Registry("miner")
-"""Short names of the miners: `MINERS["batch_hard"](margin=0.2)`; a miner registers with `@MINERS.register(name)`."""
+"""Short names of the miners: `MINERS["batch_hard"](margin=0.2)`; a miner registers by subclassing `BaseMiner`
+with a class attribute `name = "..."`."""
 
 PositiveMask = torch.Tensor | Callable[[Any, Any], torch.Tensor]
 __all__ = ["BaseMiner", "Block", "Indices", "MiningBatch", "PositiveMask", "as_torch_generator", "check_mined"]
@@ -147,7 +148,7 @@ def check_mined(out: Any, arity: int, num_query: int, num_ref: int, name: str = 
 _RENAMED = (("_mine", "mine"), ("_arity", "arity"), ("_bytes_per_pair", "bytes_per_pair"))
 
 
-class BaseMiner:
+class BaseMiner(Registered):
     """Base of every miner: `miner(embeddings, labels, ref_emb=None, ref_labels=None)` -> int64 index tuple.
 
     distance: a `hardmine.metric.distances` object or an equal pytorch-metric-learning one (LpDistance,
@@ -170,6 +171,7 @@ class BaseMiner:
     with a DeprecationWarning.
     """
 
+    registry = MINERS
     arity: ClassVar[int] = 3
     bytes_per_pair: ClassVar[int] = 8
     _checks_ranges: ClassVar[bool] = False

@@ -7,16 +7,17 @@ import torch
 from hardmine.metric import _ops
 from hardmine.metric._batch import concat_blocks
 from hardmine.metric._label_fold import label_fold_extremes
-from hardmine.metric.base import MINERS, BaseMiner, Indices, MiningBatch
+from hardmine.metric.base import BaseMiner, Indices, MiningBatch
 
 
-@MINERS.register("batch_hard")
 class BatchHardMiner(BaseMiner):
     """Per anchor, the hardest positive (farthest) and the hardest negative (closest): triplets (a, p, n).
 
     Anchors without a positive or without a negative are skipped. Ties go to the smallest index. Never builds
     a [B, M] mask: positives come as per-row column lists, negatives are the rest of each row.
     """
+
+    name = "batch_hard"
 
     bytes_per_pair = 4
     _hardest_positive = True
@@ -39,12 +40,13 @@ class BatchHardMiner(BaseMiner):
         return concat_blocks(out)
 
 
-@MINERS.register("easy_positive_hard_negative")
 class EasyPositiveHardNegativeMiner(BatchHardMiner):
     """Per anchor, the easiest positive (closest) and the hardest negative (closest): triplets (a, p, n).
 
     Xuan et al., "Improved Embeddings with Easy Positive Triplet Mining" (WACV 2020); anchors without a
     positive or a negative are skipped; ties go to the smallest index.
     """
+
+    name = "easy_positive_hard_negative"
 
     _hardest_positive = False

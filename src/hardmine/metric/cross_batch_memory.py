@@ -9,27 +9,14 @@ import torch
 import torch.distributed as dist
 
 from hardmine._checks import check_device, check_int
-from hardmine.distributed import agree_on_config, agree_on_errors
+from hardmine.distributed import agree_on_config, agree_on_errors, all_gather_rows
 from hardmine.metric.base import BaseMiner, Indices, _check_embeddings
 from hardmine.state import Field, Stateful, Tensor
 
 
-def _all_gather_rows(tensor: torch.Tensor) -> torch.Tensor:
-    """Concatenate, in rank order, a tensor whose first dimension may differ between ranks."""
-    world = dist.get_world_size()
-    size = torch.tensor([tensor.shape[0]], dtype=torch.int64, device=tensor.device)
-    sizes = [torch.zeros_like(size) for _ in range(world)]
-    dist.all_gather(sizes, size)
-    counts = [int(s) for s in sizes]
-    padded = tensor.new_zeros((max(counts), *tensor.shape[1:]))
-    padded[: tensor.shape[0]] = tensor
-    parts = [torch.empty_like(padded) for _ in range(world)]
-    dist.all_gather(parts, padded)
-    return torch.cat([part[:n] for part, n in zip(parts, counts)])
-
-
 def _check_step(step: Any) -> int:
-    return check_int("step", step, minimum=0)
+    """A step as stored in the int64 `steps` column: an integer in [0, 2^63 - 1]."""
+    return check_int("step", step, minimum=0, maximum=torch.iinfo(torch.int64).max)
 
 
 class CrossBatchMemory(Stateful):
@@ -114,7 +101,7 @@ class CrossBatchMemory(Stateful):
 
     def _store(self, x: torch.Tensor, labels: torch.Tensor, step: int) -> None:
         if self._gathers:
-            x, labels = _all_gather_rows(x), _all_gather_rows(labels)
+            x, labels = all_gather_rows(x), all_gather_rows(labels)
         x, labels = x[-self.size:], labels[-self.size:]
         slots = (self.cursor + torch.arange(x.shape[0], device=self.steps.device)) % self.size
         self.embeddings[slots] = x.to(self.embeddings.device, self.embeddings.dtype)

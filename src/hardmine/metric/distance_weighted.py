@@ -7,7 +7,7 @@ import torch
 from hardmine._checks import check_number
 from hardmine.metric import _ops
 from hardmine.metric._batch import concat_blocks
-from hardmine.metric.base import MINERS, BaseMiner, Block, Indices, MiningBatch, PositiveMask, as_torch_generator
+from hardmine.metric.base import BaseMiner, Block, Indices, MiningBatch, PositiveMask, as_torch_generator
 from hardmine.metric.distances import DEFAULT_MAX_BYTES, BaseDistance, EuclideanDistance
 
 
@@ -29,7 +29,6 @@ def negative_weights(distances: torch.Tensor, dim: int, cutoff: float, nonzero_l
     return log_w.sub_(row_max.clamp_(min=torch.finfo(torch.float64).min)).exp_()
 
 
-@MINERS.register("distance_weighted")
 class DistanceWeightedMiner(BaseMiner):
     """One triplet (a, p, n) per positive pair, n drawn with probability proportional to `negative_weights`.
 
@@ -39,6 +38,8 @@ class DistanceWeightedMiner(BaseMiner):
     nonzero_loss_cutoff: negatives at or beyond it get weight 0 (PML's default 1.4).
     seed: an int, a torch.Generator or None, the only source of randomness.
     """
+
+    name = "distance_weighted"
 
     bytes_per_pair = 40
 

@@ -15,17 +15,20 @@ from typing import ClassVar
 import torch
 
 from hardmine._checks import check_int
-from hardmine.registry import Registry
+from hardmine.registry import Registered, Registry
 
 DISTANCES = Registry("distance")
-"""Short names of the distances: `DISTANCES["cosine"]()`; a distance registers with `@DISTANCES.register(name)`."""
+"""Short names of the distances: `DISTANCES["cosine"]()`; a distance registers by subclassing `BaseDistance` with
+a class attribute `name = "..."`."""
 
 DEFAULT_MAX_BYTES = 16 * 2**20  # blocks below glibc's 32 MiB mmap threshold reuse heap pages
 
 
-class BaseDistance:
-    """A pairwise distance (`is_similarity=False`) or similarity (`is_similarity=True`) between embeddings."""
+class BaseDistance(Registered):
+    """A pairwise distance (`is_similarity=False`) or similarity (`is_similarity=True`) between embeddings;
+    a subclass with a `name` registers in DISTANCES."""
 
+    registry = DISTANCES
     is_similarity: ClassVar[bool] = False
 
     def __init__(self, normalize: bool) -> None:
@@ -86,9 +89,10 @@ class BaseDistance:
         return blocks[0] if len(blocks) == 1 else torch.cat(blocks)
 
 
-@DISTANCES.register("squared_euclidean")
 class SquaredEuclideanDistance(BaseDistance):
     """Squared L2 distance |x - y|^2 (on L2-normalised embeddings by default, then in [0, 4])."""
+
+    name = "squared_euclidean"
 
     def __init__(self, normalize: bool = True) -> None:
         super().__init__(normalize)
@@ -107,17 +111,19 @@ class SquaredEuclideanDistance(BaseDistance):
         return values.clamp_(min=0.0)
 
 
-@DISTANCES.register("euclidean")
 class EuclideanDistance(SquaredEuclideanDistance):
     """L2 distance |x - y| (on L2-normalised embeddings by default, then in [0, 2]); PML's default distance."""
+
+    name = "euclidean"
 
     def finish_(self, values: torch.Tensor) -> torch.Tensor:
         return values.clamp_(min=0.0).sqrt_()
 
 
-@DISTANCES.register("dot")
 class DotProductSimilarity(BaseDistance):
     """Dot product x . y, a similarity (unnormalised by default)."""
+
+    name = "dot"
 
     is_similarity = True
 
@@ -128,9 +134,10 @@ class DotProductSimilarity(BaseDistance):
         return x, -y
 
 
-@DISTANCES.register("cosine")
 class CosineSimilarity(DotProductSimilarity):
     """Cosine similarity x . y / (|x| |y|), in [-1, 1]: the dot product of L2-normalised embeddings."""
+
+    name = "cosine"
 
     def __init__(self) -> None:
         super().__init__(normalize=True)

@@ -7,11 +7,10 @@ import torch
 from hardmine._checks import check_number
 from hardmine.metric import _ops
 from hardmine.metric._batch import concat_blocks
-from hardmine.metric.base import MINERS, BaseMiner, Indices, MiningBatch, PositiveMask
+from hardmine.metric.base import BaseMiner, Indices, MiningBatch, PositiveMask
 from hardmine.metric.distances import DEFAULT_MAX_BYTES, BaseDistance, CosineSimilarity
 
 
-@MINERS.register("multi_similarity")
 class MultiSimilarityMiner(BaseMiner):
     """Pairs (a1, p, a2, n): positives harder than the anchor's closest negative by less than epsilon, and
     negatives closer than the anchor's farthest positive plus epsilon.
@@ -20,6 +19,8 @@ class MultiSimilarityMiner(BaseMiner):
     s(a,n) + epsilon > min_p s(a,p); with distances the same with d = -s.
     epsilon: the slack, >= 0 (PML's default 0.1).
     """
+
+    name = "multi_similarity"
 
     arity = 4
     bytes_per_pair = 6

@@ -7,17 +7,18 @@ import torch
 from hardmine._checks import check_number
 from hardmine.metric import _ops
 from hardmine.metric._batch import concat_blocks
-from hardmine.metric.base import MINERS, BaseMiner, Indices, MiningBatch, PositiveMask
+from hardmine.metric.base import BaseMiner, Indices, MiningBatch, PositiveMask
 from hardmine.metric.distances import DEFAULT_MAX_BYTES, BaseDistance
 
 
-@MINERS.register("pair_margin")
 class PairMarginMiner(BaseMiner):
     """Pairs (a1, p, a2, n): positives with d(a,p) > pos_margin and negatives with d(a,n) < neg_margin.
 
     With a similarity the comparisons flip, as in PML: s(a,p) < pos_margin and s(a,n) > neg_margin.
     pos_margin, neg_margin: finite thresholds in the distance's units (PML's defaults 0.2 and 0.8).
     """
+
+    name = "pair_margin"
 
     arity = 4
     bytes_per_pair = 6

@@ -8,11 +8,10 @@ import torch
 from hardmine._checks import check_number
 from hardmine.metric import _ops
 from hardmine.metric._batch import concat_blocks
-from hardmine.metric.base import MINERS, BaseMiner, Indices, MiningBatch, PositiveMask
+from hardmine.metric.base import BaseMiner, Indices, MiningBatch, PositiveMask
 from hardmine.metric.distances import DEFAULT_MAX_BYTES, BaseDistance
 
 
-@MINERS.register("semi_hard")
 class SemiHardMiner(BaseMiner):
     """One triplet (a, p, n) per positive pair: the closest negative farther than the positive, d(a,n) > d(a,p);
     when no negative is farther, the farthest negative (the easiest hard one).
@@ -22,6 +21,8 @@ class SemiHardMiner(BaseMiner):
     block, never the B x M x M triplet tensor.
     margin: the triplet margin, >= 0 (in the distance's units).
     """
+
+    name = "semi_hard"
 
     bytes_per_pair = 24
 

@@ -9,10 +9,10 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-from hardmine._checks import check_int, check_number
+from hardmine._checks import check_choice, check_int, check_number
 from hardmine.metric import _ops
 from hardmine.metric._sampling import sample_ids
-from hardmine.metric.base import MINERS, BaseMiner, Block, Indices, MiningBatch, PositiveMask, as_torch_generator
+from hardmine.metric.base import BaseMiner, Block, Indices, MiningBatch, PositiveMask, as_torch_generator
 from hardmine.metric.distances import DEFAULT_MAX_BYTES, BaseDistance
 
 TRIPLET_TYPES = ("all", "hard", "semihard", "easy")
@@ -20,7 +20,6 @@ Search = Callable[[torch.Tensor, bool], torch.Tensor]
 _DECODE_CHUNK = 2**22
 
 
-@MINERS.register("triplet_margin")
 class TripletMarginMiner(BaseMiner):
     """Triplets (a, p, n) selected by their margin d(a,n) - d(a,p) (s(a,p) - s(a,n) for similarities):
 
@@ -33,14 +32,15 @@ class TripletMarginMiner(BaseMiner):
     The output can hold O(B * M * M) triplets without `max_triplets`; working memory stays O(rows x M).
     """
 
+    name = "triplet_margin"
+
     bytes_per_pair = 24
 
     def __init__(self, margin: float = 0.2, type_of_triplets: str = "all", max_triplets: int | None = None,
                  seed: int | torch.Generator | None = None, distance: BaseDistance | None = None,
                  positive_mask: PositiveMask | None = None, max_block_bytes: int = DEFAULT_MAX_BYTES) -> None:
         super().__init__(distance, positive_mask, max_block_bytes)
-        if type_of_triplets not in TRIPLET_TYPES:
-            raise ValueError(f"type_of_triplets must be one of {TRIPLET_TYPES}, got {type_of_triplets!r}")
+        check_choice("type_of_triplets", type_of_triplets, TRIPLET_TYPES)
         self.margin = check_number("margin", margin, float("-inf"), float("inf"))
         self.type_of_triplets = type_of_triplets
         self.max_triplets = None if max_triplets is None else check_int("max_triplets", max_triplets)
@@ -110,12 +110,13 @@ class TripletMarginMiner(BaseMiner):
         return tuple(torch.cat(part) for part in zip(*out))
 
 
-@MINERS.register("batch_all")
 class BatchAllMiner(TripletMarginMiner):
     """Every triplet (a, p, n) with positive loss: d(a,n) < d(a,p) + margin (Hermans et al. 2017, batch-all).
 
     max_triplets / seed: an optional uniform cap on the output, as in TripletMarginMiner.
     """
+
+    name = "batch_all"
 
     def __init__(self, margin: float = 0.2, max_triplets: int | None = None,
                  seed: int | torch.Generator | None = None, distance: BaseDistance | None = None,

@@ -61,7 +61,7 @@ def mine_negatives(
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from hardmine.retrieval.cli_encode import encode_for_cli, say
     from hardmine.retrieval.mining import _filters, mine_hard_negatives
-    from hardmine.retrieval.report import print_summary
+    from hardmine.retrieval.summary import print_mined_summary
     from hardmine.retrieval.texts import dedupe, limit_corpus
 
     if out.suffix not in (".parquet", ".jsonl"):
@@ -122,4 +122,4 @@ def mine_negatives(
                                 index=index, metric=metric, seed=seed, batch_size=batch_size, progress=progress)
     write = mined.to_parquet if out.suffix == ".parquet" else mined.to_jsonl
     rows = write(out, q_in, c_in) if texts[0] else write(out)
-    print_summary(mined, rows, out)
+    print_mined_summary(mined, rows, out)

@@ -1,4 +1,5 @@
-"""Mining across torch.distributed ranks: each rank searches part of the corpus, top-k lists are merged exactly."""
+"""Mining across torch.distributed ranks: each rank searches part of the corpus, top-k lists are merged exactly
+(through `hardmine.distributed`'s one all-gather, on the device the group's backend needs)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from hardmine.distributed import all_gather_parts, all_gather_rows, collective_device
 from hardmine.retrieval.topk import merge_topk
 
 
@@ -52,21 +54,15 @@ def corpus_shard(local_rows: int, corpus_sharded: bool, group: Any = None) -> Sh
 
 def gather_ints(values: list[int], group: Any = None) -> np.ndarray:
     """All-gather a short list of ints from every rank: int64 [world, len(values)]."""
-    local = torch.tensor(values, dtype=torch.int64)
-    out = [torch.empty_like(local) for _ in range(dist.get_world_size(group))]
-    dist.all_gather(out, local, group=group)
-    return torch.stack(out).numpy()
+    return all_gather_rows(torch.tensor([values], dtype=torch.int64), group).numpy()
 
 
 def merge_across_ranks(scores: np.ndarray, ids: np.ndarray, k: int, shard: Shard) -> tuple[np.ndarray, np.ndarray]:
     """Exact global top-k from every rank's top-k over its part: float32 [B, k] scores, int64 [B, k] global ids."""
     if not shard.distributed:
         return scores, ids
-    s, i = torch.from_numpy(np.ascontiguousarray(scores)), torch.from_numpy(np.ascontiguousarray(ids))
-    all_s = [torch.empty_like(s) for _ in range(shard.world)]
-    all_i = [torch.empty_like(i) for _ in range(shard.world)]
-    dist.all_gather(all_s, s, group=shard.group)
-    dist.all_gather(all_i, i, group=shard.group)
+    all_s = all_gather_parts(torch.from_numpy(np.ascontiguousarray(scores)), shard.group)  # floats and int64
+    all_i = all_gather_parts(torch.from_numpy(np.ascontiguousarray(ids)), shard.group)     # ids: separately
     return merge_topk([(a.numpy(), b.numpy()) for a, b in zip(all_s, all_i)], k)
 
 
@@ -74,6 +70,6 @@ def reduce_across_ranks(values: np.ndarray, op: str, shard: Shard) -> np.ndarray
     """Element-wise "min" or "sum" of a float array over ranks."""
     if not shard.distributed:
         return values
-    t = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float64))
+    t = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float64)).to(collective_device(shard.group))
     dist.all_reduce(t, op=dist.ReduceOp.MIN if op == "min" else dist.ReduceOp.SUM, group=shard.group)
-    return t.numpy()
+    return t.cpu().numpy()

@@ -7,14 +7,14 @@ from typing import Any
 
 import numpy as np
 
+from hardmine._checks import check_choice
 from hardmine.retrieval.idlists import IdLists
 
 OUTPUT_FORMATS = ("triplet", "n-tuple", "labeled-pair", "labeled-list")
 
 
 def check_output_format(value: Any) -> str:
-    if value not in OUTPUT_FORMATS:
-        raise ValueError(f"output_format must be one of {OUTPUT_FORMATS}, got {value!r}")
+    check_choice("output_format", value, OUTPUT_FORMATS)
     return value
 
 

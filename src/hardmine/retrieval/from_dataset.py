@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from hardmine._checks import check_int
+from hardmine._checks import check_choice, check_int
 from hardmine.retrieval.cache import cached_embeddings, model_fingerprint, texts_key
 from hardmine.retrieval.encode import check_encoder, encode_side
 from hardmine.retrieval.filters import RANGE_RULES
@@ -93,10 +93,8 @@ def mine_from_dataset(
     anchor_col, positive_col = _columns(dataset, anchor_column_name, positive_column_name)
     check_encoder("model", model)
     check_output_format(output_format)
-    if sampling_strategy not in SAMPLINGS:
-        raise ValueError(f"sampling_strategy must be one of {SAMPLINGS}, got {sampling_strategy!r}")
-    if range_rule not in RANGE_RULES:
-        raise ValueError(f"range_rule must be one of {RANGE_RULES}, got {range_rule!r}")
+    check_choice("sampling_strategy", sampling_strategy, SAMPLINGS)
+    check_choice("range_rule", range_rule, RANGE_RULES)
     num_negatives = check_int("num_negatives", num_negatives)
     range_min = check_int("range_min", range_min, minimum=0)
     batch_size = check_int("batch_size", batch_size)

@@ -8,9 +8,9 @@ import numpy as np
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from hardmine._checks import as_generator, check_fits_in_memory, check_int, check_number
+from hardmine._checks import as_generator, check_choice, check_fits_in_memory, check_int, check_number
 from hardmine.distributed import agree_on_config, agree_on_errors
-from hardmine.retrieval.backends import Block, ExactSearch, SearchBackend, make_backend
+from hardmine.retrieval.backends import ExactSearch, QueryBlock, SearchBackend, make_backend
 from hardmine.retrieval.distributed import Shard, corpus_shard, merge_across_ranks, reduce_across_ranks
 from hardmine.retrieval.embeddings import Embeddings, as_embedding_matrix
 from hardmine.retrieval.filters import RANGE_RULES, CandidateFilters
@@ -128,12 +128,9 @@ def _check_arguments(query_emb: Any, corpus_emb: Any, num_negatives: int, range_
     range_min = check_int("range_min", range_min, minimum=0)
     batch_size = check_int("batch_size", batch_size)
     recall_sample = check_int("recall_sample", recall_sample, minimum=0)
-    if sampling not in SAMPLINGS:
-        raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
-    if metric not in METRICS:
-        raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
-    if range_rule not in RANGE_RULES:
-        raise ValueError(f"range_rule must be one of {RANGE_RULES}, got {range_rule!r}")
+    check_choice("sampling", sampling, SAMPLINGS)
+    check_choice("metric", metric, METRICS)
+    check_choice("range_rule", range_rule, RANGE_RULES)
     rescore = check_rescorer("rescore", rescore)
     filters = _filters(num_negatives, range_min, range_max, max_score, min_score, absolute_margin, relative_margin,
                        range_rule)
@@ -155,7 +152,7 @@ def _mine(queries: Embeddings, corpus: Embeddings, shard: Shard, pos: IdLists, r
     num_queries, total = len(queries), shard.global_size
     window_end = min(filters.range_max, total)
     most_removed = int(removed.counts.max(initial=0)) if pool_extra is None else pool_extra
-    blocks: list[Block] = []
+    blocks: list[QueryBlock] = []
     for start in range(0, num_queries, batch_size):
         stop = min(start + batch_size, num_queries)
         extra = most_removed if range_rule == "survivors" else int(removed.counts[start:stop].max(initial=0))
@@ -272,7 +269,7 @@ def _positive_scores(queries: Embeddings, corpus: Embeddings, pos: IdLists, shar
     return np.where(np.isfinite(lowest), lowest, np.nan).astype(np.float32), pairs.astype(np.float32)
 
 
-def _search(backend: SearchBackend, queries: Embeddings, corpus: Embeddings, blocks: list[Block], shard: Shard,
+def _search(backend: SearchBackend, queries: Embeddings, corpus: Embeddings, blocks: list[QueryBlock], shard: Shard,
             progress: bool) -> list[tuple[np.ndarray, np.ndarray]]:
     found = backend.search(queries, corpus, blocks, progress=progress and shard.rank == 0)
     merged = []
@@ -284,7 +281,7 @@ def _search(backend: SearchBackend, queries: Embeddings, corpus: Embeddings, blo
 
 
 def _recall(backend: SearchBackend, found: list[tuple[np.ndarray, np.ndarray]], queries: Embeddings,
-            corpus: Embeddings, blocks: list[Block], shard: Shard, sample: int, key: int) -> float | None:
+            corpus: Embeddings, blocks: list[QueryBlock], shard: Shard, sample: int, key: int) -> float | None:
     """Recall@k of the approximate lists against exact search on a seeded sample of queries (k: the smallest
     block k), computed on every rank alike."""
     if sample == 0:

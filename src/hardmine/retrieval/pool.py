@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from hardmine._checks import as_generator, check_indices, check_int, check_number
+from hardmine._deprecated import renamed
 from hardmine.retrieval.result import MinedNegatives
 from hardmine.state import Array, Field, Int, Stateful, check_fields
 
@@ -17,7 +18,7 @@ Miner = Callable[..., MinedNegatives]
 
 
 @dataclass(frozen=True)
-class RefreshReport:
+class RefreshRecord:
     """One re-mining: at `step`, why ("initial", "schedule", "drift"), the drift measured then (NaN if not
     measured), and how many of the `total` negative slots now hold an id they did not hold before."""
 
@@ -41,7 +42,7 @@ class NegativePool(Stateful):
     Re-mining happens in `step(step)` when `refresh_every` steps have passed since the last one, or, with
     `drift_threshold`, when every `drift_check_every` steps the mean cosine distance between `num_probe` corpus
     rows re-encoded now and at the last mining exceeds the threshold. Construction does no encoding or mining.
-    `history` keeps the reports of the last `MAX_HISTORY` (1,000) re-minings, so that a run that re-mines every
+    `history` keeps the records of the last `MAX_HISTORY` (1,000) re-minings, so that a run that re-mines every
     step keeps a bounded state; `refreshes` counts them all.
     """
 
@@ -65,7 +66,7 @@ class NegativePool(Stateful):
         self._probe_emb = np.zeros((0, 0), dtype=np.float32)
         self._last_refresh = -1
         self._last_check = -1
-        self.history: list[RefreshReport] = []
+        self.history: list[RefreshRecord] = []
         self.refreshes = 0
 
     @property
@@ -78,8 +79,8 @@ class NegativePool(Stateful):
             raise RuntimeError("the pool has no negatives yet: call step(step) or refresh(step) first")
         return self._indices[check_indices("query_ids", query_ids, self.num_queries)]
 
-    def step(self, step: int) -> RefreshReport | None:
-        """Call once per training step: mines on the first call, then re-mines when due. Returns the report of a
+    def step(self, step: int) -> RefreshRecord | None:
+        """Call once per training step: mines on the first call, then re-mines when due. Returns the record of a
         re-mining, or None."""
         step = check_int("step", step, minimum=0)
         if self._indices is None:
@@ -101,7 +102,7 @@ class NegativePool(Stateful):
         now = np.asarray(self.encode_corpus(self._probe_ids), dtype=np.float32)
         return float(np.mean(1.0 - _row_cosine(now, self._probe_emb)))
 
-    def refresh(self, step: int, reason: str = "manual", drift: float = float("nan")) -> RefreshReport:
+    def refresh(self, step: int, reason: str = "manual", drift: float = float("nan")) -> RefreshRecord:
         """Re-encode every query and corpus row with the current encoder and mine again now."""
         step = check_int("step", step, minimum=0)
         query_emb = self.encode_queries(np.arange(self.num_queries, dtype=np.int64))
@@ -115,17 +116,17 @@ class NegativePool(Stateful):
         self._probe_ids = np.sort(rng.choice(self.corpus_size, min(self.num_probe, self.corpus_size), replace=False))
         self._probe_emb = np.asarray(corpus_emb[self._probe_ids], dtype=np.float32)
         self._indices, self._last_refresh, self._last_check = new, step, step
-        report = RefreshReport(step, reason, float(drift), changed, int((new >= 0).sum()))
-        self._record(report)
-        return report
+        record = RefreshRecord(step, reason, float(drift), changed, int((new >= 0).sum()))
+        self._record(record)
+        return record
 
-    def _record(self, report: RefreshReport) -> None:
-        """Append `report` to the history, keeping the last MAX_HISTORY."""
-        self.history.append(report)
+    def _record(self, record: RefreshRecord) -> None:
+        """Append `record` to the history, keeping the last MAX_HISTORY."""
+        self.history.append(record)
         del self.history[:-self.MAX_HISTORY]
         self.refreshes += 1
 
-    def start_from(self, indices: Any, step: int = 0) -> RefreshReport:
+    def start_from(self, indices: Any, step: int = 0) -> RefreshRecord:
         """Take negatives mined elsewhere (int [num_queries, n], -1 = none) as the pool's first ones, without
         mining: only the drift probe rows are encoded. Counts as a refresh at `step` with reason "given"."""
         step = check_int("step", step, minimum=0)
@@ -141,9 +142,9 @@ class NegativePool(Stateful):
         self._probe_emb = np.asarray(self.encode_corpus(probe_ids), dtype=np.float32)
         self._probe_ids = probe_ids
         self._indices, self._last_refresh, self._last_check = new, step, step
-        report = RefreshReport(step, "given", float("nan"), int((new >= 0).sum()), int((new >= 0).sum()))
-        self._record(report)
-        return report
+        record = RefreshRecord(step, "given", float("nan"), int((new >= 0).sum()), int((new >= 0).sum()))
+        self._record(record)
+        return record
 
     # state: negatives, probe rows and their embeddings, step counters, the seed, the history; the saved
     # configuration (the numbers of __init__) is derived from its signature
@@ -188,7 +189,7 @@ class NegativePool(Stateful):
 
 
 
-def _check_history(history: Any) -> list[RefreshReport]:
+def _check_history(history: Any) -> list[RefreshRecord]:
     """The saved refresh reports, each checked (step >= 0, a reason, counts with changed <= total)."""
     if not isinstance(history, list):
         raise ValueError(f"NegativePool state['history'] must be a list, got {type(history).__name__}")
@@ -200,7 +201,7 @@ def _check_history(history: Any) -> list[RefreshReport]:
         if values["changed"] > values["total"]:
             raise ValueError(f"NegativePool state['history'][{i}] has changed={values['changed']} > "
                              f"total={values['total']}")
-        reports.append(RefreshReport(**values))
+        reports.append(RefreshRecord(**values))
     return reports
 
 
@@ -220,3 +221,7 @@ def _changed_slots(old: np.ndarray | None, new: np.ndarray) -> int:
     old_valid = old >= 0
     keys_old = np.nonzero(old_valid)[0] * width + old[old_valid]
     return int((~np.isin(keys_new, keys_old)).sum())
+
+
+__getattr__ = renamed(__name__, {
+    "RefreshReport": ("from hardmine.retrieval import RefreshRecord", lambda: RefreshRecord)})

@@ -21,7 +21,7 @@ from hardmine._checks import check_int
 from hardmine.checkpoint import load_state, save_state
 from hardmine.retrieval.encode import encode_side
 from hardmine.retrieval.mining import _filters, mine_hard_negatives
-from hardmine.retrieval.pool import NegativePool, RefreshReport
+from hardmine.retrieval.pool import NegativePool, RefreshRecord
 from hardmine.retrieval.texts import TextPairs, check_texts
 from hardmine.state import Int, Stateful
 
@@ -39,7 +39,7 @@ class RefreshNegativesCallback(TrainerCallback, Stateful):
     sampling, index, range_rule) go to mine_hard_negatives. A query with fewer negatives found keeps the ones
     it had. mine_at_start: mine with the model as it is when training starts; by default the dataset's own
     negatives are the first ones (they were mined with that model: one encoding pass saved). `history` lists
-    every re-mining (RefreshReport).
+    every re-mining (RefreshRecord).
     """
 
     def __init__(self, train_dataset: Any, corpus: list[str] | None = None, anchor_column_name: str | None = None,
@@ -89,7 +89,7 @@ class RefreshNegativesCallback(TrainerCallback, Stateful):
         self._targets: list[Any] = []
 
     @property
-    def history(self) -> list[RefreshReport]:
+    def history(self) -> list[RefreshRecord]:
         return self.pool.history
 
     def _dataset_negatives(self, dataset: Any) -> np.ndarray:

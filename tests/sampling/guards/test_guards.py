@@ -29,7 +29,7 @@ def train_digits_with_flipped_labels(guard: NoiseGuard, epochs: int) -> tuple[np
         for idx in sampler:
             logits = model(x[idx])
             per_sample = F.cross_entropy(logits, targets[idx], reduction="none")
-            sampler.update(idx, per_sample.detach(), **hm.scores.statistics(logits.detach(), targets[idx]))
+            sampler.update(idx, per_sample.detach(), **hm.scores.signals(logits.detach(), targets[idx]))
             loss = hm.reduce(per_sample, sampler.weights(idx))
             opt.zero_grad()
             loss.backward()

@@ -12,8 +12,9 @@ from tqdm.auto import tqdm
 from hardmine.registry import Registered, Registry
 from hardmine.retrieval.embeddings import Embeddings
 
-#: (start, stop, k): queries [start, stop) need their k best corpus rows.
-Block = tuple[int, int, int]
+#: (start, stop, k): queries [start, stop) need their k best corpus rows (`hardmine.metric`'s Block is another
+#: thing: a row block of a distance matrix).
+QueryBlock = tuple[int, int, int]
 
 
 BACKENDS = Registry("index")
@@ -28,11 +29,11 @@ class SearchBackend(Registered, ABC):
     approximate: ClassVar[bool]
 
     @abstractmethod
-    def search(self, queries: Embeddings, corpus: Embeddings, blocks: Sequence[Block],
+    def search(self, queries: Embeddings, corpus: Embeddings, blocks: Sequence[QueryBlock],
                progress: bool = False) -> list[tuple[np.ndarray, np.ndarray]]:
         """One (scores float32 [stop - start, k], ids int64 [stop - start, k]) pair per block, in block order."""
 
-    def search_index(self, index: Any, queries: Embeddings, blocks: Sequence[Block], progress: bool,
+    def search_index(self, index: Any, queries: Embeddings, blocks: Sequence[QueryBlock], progress: bool,
                      before_block: Callable[[int], None] | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
         """Search a built FAISS `index` block by block; `before_block(k)` may tune it for each block's k.
 

@@ -9,8 +9,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from hardmine._checks import check_int
-from hardmine.retrieval.backends.base import Block, SearchBackend, faiss_module
+from hardmine._checks import check_choice, check_int
+from hardmine.retrieval.backends.base import QueryBlock, SearchBackend, faiss_module
 from hardmine.retrieval.embeddings import Embeddings
 from hardmine.retrieval.topk import empty_topk, merge_topk
 
@@ -28,8 +28,7 @@ class ExactSearch(SearchBackend):
     approximate: ClassVar[bool] = False
 
     def __init__(self, engine: str = "auto", corpus_batch_size: int = 131072) -> None:
-        if engine not in _ENGINES:
-            raise ValueError(f"engine must be one of {_ENGINES}, got {engine!r}")
+        check_choice("engine", engine, _ENGINES)
         self.engine = engine
         self.corpus_batch_size = check_int("corpus_batch_size", corpus_batch_size)
 
@@ -42,7 +41,7 @@ class ExactSearch(SearchBackend):
             return "torch"
         return "faiss"
 
-    def search(self, queries: Embeddings, corpus: Embeddings, blocks: Sequence[Block],
+    def search(self, queries: Embeddings, corpus: Embeddings, blocks: Sequence[QueryBlock],
                progress: bool = False) -> list[tuple[np.ndarray, np.ndarray]]:
         knn = _faiss_knn if self._resolved_engine() == "faiss" else _torch_knn
         results = [empty_topk(stop - start, k) for start, stop, k in blocks]

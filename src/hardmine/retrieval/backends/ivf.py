@@ -9,7 +9,7 @@ from typing import ClassVar
 import numpy as np
 
 from hardmine._checks import as_generator, check_int
-from hardmine.retrieval.backends.base import Block, SearchBackend, faiss_module
+from hardmine.retrieval.backends.base import QueryBlock, SearchBackend, faiss_module
 from hardmine.retrieval.embeddings import Embeddings
 
 
@@ -49,6 +49,6 @@ class IVFSearch(SearchBackend):
         self.build_seconds_ = time.perf_counter() - started
         return index
 
-    def search(self, queries: Embeddings, corpus: Embeddings, blocks: Sequence[Block],
+    def search(self, queries: Embeddings, corpus: Embeddings, blocks: Sequence[QueryBlock],
                progress: bool = False) -> list[tuple[np.ndarray, np.ndarray]]:
         return self.search_index(self.build(corpus), queries, blocks, progress)

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from hardmine._checks import check_int, check_number
+from hardmine._checks import check_choice, check_int, check_number
 from hardmine.memory import ScoreMemory
 from hardmine.sampling.guards.base import Guard
 from hardmine.state import Array, Float
@@ -34,8 +34,7 @@ class NoiseGuard(Guard):
     def __init__(self, method: str = "loss", threshold: float | None = None, min_visits: int = 3,
                  max_variability: float = 0.2) -> None:
         super().__init__()
-        if method not in _NOISE_METHODS:
-            raise ValueError(f"method must be one of {_NOISE_METHODS}, got {method!r}")
+        check_choice("method", method, _NOISE_METHODS)
         if threshold is not None:
             threshold = check_number("threshold", threshold)
         self.method, self.threshold = method, threshold
@@ -57,7 +56,7 @@ class NoiseGuard(Guard):
         elif memory.updates and not memory.tracks("aum" if self.method == "aum" else "confidence"):
             raise ValueError(f"noise_guard(method={self.method!r}) needs "
                              f"{'margins' if self.method == 'aum' else 'true-class probabilities'}: pass "
-                             "**hardmine.scores.statistics(logits, targets) to update()")
+                             "**hardmine.scores.signals(logits, targets) to update()")
         elif self.method == "aum":
             threshold = 0.0 if self.threshold is None else self.threshold
             suspect = visited & (memory.get("aum") < threshold)

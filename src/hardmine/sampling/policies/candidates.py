@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from hardmine._checks import check_int, check_number
+from hardmine._checks import check_choice, check_int, check_number
 from hardmine.sampling.policies.base import BatchPolicy
 from hardmine.state import Int
 
@@ -53,8 +53,7 @@ class CandidatePolicy(BatchPolicy):
                  epoch_fraction: float = 1.0, seed: int = 0, **base: Any) -> None:
         super().__init__(**base)
         self.candidates = check_int("candidates", candidates)
-        if rule not in RULES:
-            raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
+        check_choice("rule", rule, RULES)
         self.rule = rule
         self.temperature = check_number("temperature", temperature, 0.0, low_inclusive=False)
         self.epoch_fraction = check_number("epoch_fraction", epoch_fraction, 0.0, low_inclusive=False)

@@ -10,7 +10,7 @@ from rich.table import Table
 from hardmine.retrieval.result import MinedNegatives
 
 
-def print_summary(mined: MinedNegatives, rows: int, out: Path, console: Console | None = None) -> None:
+def print_mined_summary(mined: MinedNegatives, rows: int, out: Path, console: Console | None = None) -> None:
     """A two-column table of `mined.summary()`, the notes, and where the rows went."""
     console = console or Console()
     table = Table(title=f"hard negatives ({mined.search} search, {mined.metric})")
