@@ -117,7 +117,7 @@ def train_reference(d: dict, args, seed: int) -> tuple[GPT2LMHeadModel, int]:
     rng = np.random.default_rng(seed + 100)
     steps = args.ref_epochs * (n // args.batch)
     spent, k = 0, 0
-    for _ in range(args.ref_epochs):
+    for _ in range(args.ref_epochs):  # noqa: B007
         order = rng.permutation(n)
         for j in range(n // args.batch):
             idx = torch.from_numpy(order[j * args.batch:(j + 1) * args.batch])
@@ -130,6 +130,8 @@ def train_reference(d: dict, args, seed: int) -> tuple[GPT2LMHeadModel, int]:
             opt.step()
             spent += 3 * int(data["attention_mask"][idx].sum())
             k += 1
+        print(f"  reference epoch {_ + 1}/{args.ref_epochs}: training loss {float(loss.sum() / mask.sum()):.3f}",
+              flush=True)
     return model.eval(), spent
 
 
@@ -266,9 +268,9 @@ def main() -> None:
     p.add_argument("--wordnet", default="/usr/share/wordnet")
     p.add_argument("--data-seed", type=int, default=0, help="the split and the reference model")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--strategies", nargs="+", default=["uniform", "top_loss@0.6", "top_loss@0.4",
-                                                       "excess_loss@0.6", "excess_loss@0.4", "rho_loss"])
-    p.add_argument("--train", type=int, default=3600)
+    p.add_argument("--strategies", nargs="+", default=["uniform", "excess_loss@0.4", "excess_loss@0.6",
+                                                       "top_loss@0.6", "rho_loss"])
+    p.add_argument("--train", type=int, default=2400)
     p.add_argument("--reference", type=int, default=2400)
     p.add_argument("--heldout", type=int, default=256)
     p.add_argument("--noise", type=float, default=0.4, help="share of a training row's tokens that are noise")
