@@ -109,7 +109,7 @@ __all__ = [
 ]
 __version__ = "0.1.0"
 
-_SUBPACKAGES = ("metric", "retrieval", "datasets", "experiments", "diagnostics")
+_SUBPACKAGES = ("metric", "retrieval", "datasets", "experiments", "diagnostics", "llm")
 
 
 def __getattr__(name: str):
