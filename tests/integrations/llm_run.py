@@ -9,10 +9,11 @@ import warnings
 
 import datasets
 import torch
-from transformers import GPT2Config, GPT2LMHeadModel, TrainerCallback, TrainingArguments
+from transformers import GPT2Config, GPT2LMHeadModel, TrainingArguments
 from transformers.utils import logging as hf_logging
 
 from hardmine.integrations.transformers import HardMiningTrainer
+from tests.integrations.transformers_run import SaveAt
 
 N, LENGTH, VOCAB = 48, 12, 50
 
@@ -39,8 +40,8 @@ def model(seed: int = 0) -> GPT2LMHeadModel:
     return GPT2LMHeadModel(config)
 
 
-class Recording(HardMiningTrainer):
-    """Records each training batch's indices and loss."""
+class RecordSteps:
+    """A trainer mixin that records each training batch's indices and loss (`seen`, `losses`)."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -55,15 +56,8 @@ class Recording(HardMiningTrainer):
         return loss
 
 
-class SaveAt(TrainerCallback):
-    """Checkpoint after the given global steps."""
-
-    def __init__(self, steps):
-        self.steps = set(steps)
-
-    def on_step_end(self, args, state, control, **kwargs):
-        control.should_save = state.global_step in self.steps
-        return control
+class Recording(RecordSteps, HardMiningTrainer):
+    """HardMiningTrainer recording its steps."""
 
 
 def fit(out: str, tokens, reference=None, epochs: int = 2, resume: str | None = None, save_at=(), **args):

@@ -17,7 +17,7 @@ from trl import SFTConfig
 
 from hardmine.integrations.sft import HardMiningSFTTrainer, KeepIndex
 from hardmine.llm import ReferenceModel, TokenSelector
-from tests.integrations.llm_run import SaveAt
+from tests.integrations.llm_run import RecordSteps, SaveAt
 
 TEXTS = [f"the {a} {b} sat on the {c} mat" for a in ("big", "small", "red", "old") for b in ("cat", "dog", "fox")
          for c in ("green", "blue")]  # 24 short documents
@@ -37,18 +37,8 @@ def model(tok, seed=0):
                                       eos_token_id=2, pad_token_id=0))
 
 
-class Recording(HardMiningSFTTrainer):
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.seen, self.losses = [], []
-
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        index = inputs.get("hardmine_index")
-        loss = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        if index is not None:
-            self.seen.append(index.tolist())
-            self.losses.append(float(loss))
-        return loss
+class Recording(RecordSteps, HardMiningSFTTrainer):
+    """HardMiningSFTTrainer recording its steps."""
 
 
 def fit(out, tokens, resume=None, save_at=()):

@@ -28,8 +28,9 @@ class TokenSelector:
         tokens may lose all of them); "sequence" keeps the same fraction of every sequence.
     warmup: the first `warmup` calls (training steps) keep every valid token.
     Ties are broken by position (row-major, earlier first), so the selection is deterministic. A batch with no
-    valid token gets weights of 0 everywhere and `reduce` gives 0 (no NaN). The call counts steps and tokens,
-    which `state_dict()` saves (for exact resume across the warm-up) and `stats()` reports.
+    valid token gets weights of 0 everywhere and `reduce` gives 0 (no NaN). The call counts steps and tokens
+    (on the device, without waiting for it), which `state_dict()` saves (for exact resume across the warm-up)
+    and `stats()` reports.
 
         loss, mask = hm.llm.token_losses(outputs.logits, labels)
         weights = selector(loss.detach(), mask, reference_loss)      # reference: hm.llm.ReferenceModel or a store
@@ -44,7 +45,18 @@ class TokenSelector:
             raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
         self.rule, self.scope = rule, scope
         self.warmup = check_int("warmup", warmup, minimum=0)
-        self.steps = self.valid_tokens = self.selected_tokens = 0
+        self.steps = 0
+        self._counts = torch.zeros(2, dtype=torch.int64)  # valid, selected; on the device of the last batch
+
+    @property
+    def valid_tokens(self) -> int:
+        """Valid tokens seen since the start (reading it waits for the device)."""
+        return int(self._counts[0])
+
+    @property
+    def selected_tokens(self) -> int:
+        """Tokens selected since the start."""
+        return int(self._counts[1])
 
     @property
     def needs_reference(self) -> bool:
@@ -77,8 +89,7 @@ class TokenSelector:
         else:
             chosen = _top_fraction(score, mask, self.keep, per_row=self.scope == "sequence")
         self.steps += 1
-        self.valid_tokens += int(mask.sum())
-        self.selected_tokens += int(chosen.sum())
+        self._counts = self._counts.to(mask.device) + torch.stack((mask.sum(), chosen.sum()))  # no host sync
         return chosen.to(token_loss.dtype)
 
     @staticmethod
@@ -122,8 +133,8 @@ class TokenSelector:
             raise ValueError(f"TokenSelector state has selected_tokens {counts['selected_tokens']} > valid_tokens "
                              f"{counts['valid_tokens']}")
         self.keep, self.rule, self.scope, self.warmup = saved.keep, saved.rule, saved.scope, saved.warmup
-        self.steps, self.valid_tokens, self.selected_tokens = \
-            counts["steps"], counts["valid_tokens"], counts["selected_tokens"]
+        self.steps = counts["steps"]
+        self._counts = torch.tensor([counts["valid_tokens"], counts["selected_tokens"]], dtype=torch.int64)
 
 
 def _check_finite(score: torch.Tensor, mask: torch.Tensor) -> None:
