@@ -8,7 +8,7 @@ import torch
 
 from hardmine._checks import check_int, check_number
 from hardmine.inbatch.reduction import reduce
-from hardmine.llm.sequences import check_token_shapes
+from hardmine.llm.token_loss import check_token_shapes
 from hardmine.state import Int, check_fields, check_state, compare_config
 
 RULES = ("top_loss", "excess_loss")

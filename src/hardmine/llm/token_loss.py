@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 
@@ -49,3 +51,23 @@ def token_losses(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int =
                          f"e.g. {int(bad[0])}")
     loss = per_sample_cross_entropy(logits.float().transpose(1, 2), safe)
     return loss.masked_fill(~mask, 0.0), mask
+
+
+def check_token_shapes(token_loss: Any, mask: Any, reference_loss: Any = None) -> None:
+    """Raise naming the argument unless token_loss is a float tensor [B, T], mask a bool or 0/1 tensor of its
+    shape, and reference_loss (when given) a float tensor of its shape."""
+    if not isinstance(token_loss, torch.Tensor) or not token_loss.is_floating_point() or token_loss.ndim != 2:
+        what = f"shape {tuple(token_loss.shape)} dtype {token_loss.dtype}" if isinstance(token_loss, torch.Tensor) \
+            else type(token_loss).__name__
+        raise ValueError(f"token_loss must be a float tensor [B, T], got {what}")
+    if not isinstance(mask, torch.Tensor) or mask.shape != token_loss.shape or mask.is_floating_point():
+        what = f"shape {tuple(mask.shape)} dtype {mask.dtype}" if isinstance(mask, torch.Tensor) \
+            else type(mask).__name__
+        raise ValueError(f"mask must be a bool (or integer 0/1) tensor of token_loss's shape "
+                         f"{tuple(token_loss.shape)}, got {what}")
+    if reference_loss is not None and (not isinstance(reference_loss, torch.Tensor)
+                                       or reference_loss.shape != token_loss.shape):
+        what = tuple(reference_loss.shape) if isinstance(reference_loss, torch.Tensor) \
+            else type(reference_loss).__name__
+        raise ValueError(f"reference_loss must be a tensor of token_loss's shape {tuple(token_loss.shape)}, "
+                         f"got {what}")
