@@ -70,6 +70,10 @@ def test_inconsistent_arguments_are_refused_naming_them(tmp_path):
         HardMiningTrainer(**common, hardmine_tokens=0.5)
     with pytest.raises(TypeError, match="hardmine_reference must be"):
         HardMiningTrainer(**common, hardmine_tokens=TokenSelector(0.5, "excess_loss"), hardmine_reference="gpt2")
+    trainer = HardMiningTrainer(**common, hardmine_tokens=TokenSelector(0.5, "top_loss"))
+    packed = r"one row per sample, got labels \(1, 12\) for 4 samples \(packing"  # 4 samples in 1 row
+    with pytest.raises(ValueError, match=packed):
+        trainer._hardmine_token_loss(torch.arange(4), {}, torch.zeros(1, 12, dtype=torch.long), None)
 
 
 def test_resume_from_a_checkpoint_without_token_state_is_refused(tmp_path):
