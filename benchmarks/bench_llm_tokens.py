@@ -10,8 +10,10 @@ Evaluation: the mean loss per label token on held-out clean glosses.
 
 Compute is counted as the issue asks: tokens forwarded (the model's, a scoring pass's, the reference's) + 2 x
 tokens back-propagated (the selected label tokens). The reference's training is reported beside it, not in it.
-For each seed the strategies run interleaved in one process on the same data, order of batches and initial weights;
-a run reaches uniform's final held-out loss (that seed's) at its first evaluation at or below it.
+The split and the reference are fixed (--data-seed); a seed draws the noise, the initial weights and the order of
+batches, the same for every strategy of that seed, and the strategies of a seed run one after the other in one
+process. A run reaches uniform's final held-out loss (that seed's) at its first evaluation (every --eval-every
+steps) at or below it: the compute there is an upper bound of the crossing's.
 
     PYTHONPATH=src python benchmarks/bench_llm_tokens.py --out build/llm --seeds 0 1 2
 """
