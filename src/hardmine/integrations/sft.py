@@ -51,8 +51,9 @@ class HardMiningSFTTrainer(HardMiningTrainer, SFTTrainer):
 
     def __init__(self, *args: Any, per_sample_loss: Callable[[Any, torch.Tensor], torch.Tensor] =
                  sequence_cross_entropy, **kwargs: Any) -> None:
-        super().__init__(*args, per_sample_loss=per_sample_loss, **kwargs)
-        if getattr(self.args, "packing", False) or getattr(self.args, "padding_free", False):
+        config = kwargs.get("args", args[1] if len(args) > 1 else None)
+        if getattr(config, "packing", False) or getattr(config, "padding_free", False):
             raise ValueError("args.packing and args.padding_free must be False: they join samples into one row, "
                              "and hardmine selects per sample")
+        super().__init__(*args, per_sample_loss=per_sample_loss, **kwargs)
         self.data_collator = KeepIndex(self.data_collator)
