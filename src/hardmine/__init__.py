@@ -71,7 +71,7 @@ __all__ = [
 ]
 __version__ = "0.1.0"
 
-_SUBPACKAGES = ("metric", "retrieval", "datasets", "experiments", "diagnostics")
+_SUBPACKAGES = ("metric", "retrieval", "datasets", "experiments", "diagnostics", "llm")
 
 _MOVED = {  # a name that left the top level -> the module it is imported from now
     **dict.fromkeys(("POLICIES", "IRREDUCIBLE_LOSS", "AntiCurriculumPolicy", "BatchPolicy", "CandidatePolicy",

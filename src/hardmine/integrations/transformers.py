@@ -29,6 +29,7 @@ import hardmine as hm
 from hardmine.inbatch.losses import per_sample_cross_entropy
 from hardmine.integrations._state import check_extra, restore, state_of
 from hardmine.integrations._step import by_progress, mined_loss
+from hardmine.integrations.llm_trainer import TokenSelection
 from hardmine.sampling.policies import POLICIES
 
 INDEX_COLUMN = "hardmine_index"
@@ -94,7 +95,7 @@ class _EpochFromSampler(TrainerCallback):
         return control
 
 
-class HardMiningTrainer(Trainer):
+class HardMiningTrainer(TokenSelection, Trainer):
     """A `transformers.Trainer` whose training batches come from a HardExampleSampler over a ScoreMemory.
 
     hardmine_policy: a registered policy name or a Policy object. The default, "importance", draws hard samples
@@ -110,6 +111,8 @@ class HardMiningTrainer(Trainer):
         default read from the data set's label column when it holds one integer per sample.
     hardmine_extra_state: name -> object with `state_dict`/`load_state_dict` (a CrossBatchMemory, a
         NegativePool) saved in `hardmine.pt` with the sampler and restored with it.
+    hardmine_tokens, hardmine_reference: token selection for causal LMs (`hm.llm.TokenSelector`, a reference
+        model or TokenLossStore); see `hardmine.integrations.llm_trainer.TokenSelection` and docs/llm.md.
 
     It adds the index column itself (kept through `remove_unused_columns`), tells accelerate the batches are
     already sharded (no re-sharding, no dropped or padded data; `dispatch_batches` must be False), saves and
@@ -232,7 +235,10 @@ class HardMiningTrainer(Trainer):
                            "(set TrainingArguments.label_names)")
         labels = inputs.pop(self._hardmine_label)
         outputs = model(**inputs)
-        loss = mined_loss(self.hardmine_sampler, index, self.per_sample_loss(outputs, labels))
+        if self.hardmine_tokens is not None:  # causal LMs: token selection (integrations/llm_trainer.py)
+            loss = self._hardmine_token_loss(index, inputs, labels, outputs)
+        else:
+            loss = mined_loss(self.hardmine_sampler, index, self.per_sample_loss(outputs, labels))
         return (loss, outputs) if return_outputs else loss
 
     def set_initial_training_values(self, args: Any, dataloader: DataLoader) -> tuple:
