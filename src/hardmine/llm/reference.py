@@ -9,12 +9,10 @@ import torch
 from torch import nn
 
 from hardmine.llm.token_loss import IGNORE_INDEX, token_losses
-from hardmine.state import Int, check_fields, check_state
-
-_VERSION = 1
+from hardmine.state import Int, Stateful
 
 
-class ReferenceModel:
+class ReferenceModel(Stateful):
     """Token losses [B, T] of a frozen causal LM, for `TokenSelector(rule="excess_loss")`.
 
     model: a causal LM whose call `model(**inputs)` returns an object with `.logits` [B, T, V] (a transformers
@@ -44,13 +42,6 @@ class ReferenceModel:
         self.forward_tokens += int(inputs["input_ids"].numel())
         return loss
 
-    def state_dict(self) -> dict[str, Any]:
-        """{"forward_tokens", "state_version"}."""
-        return {"forward_tokens": self.forward_tokens, "state_version": _VERSION}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore the forward count (checked first)."""
-        check_state(state, "ReferenceModel", _VERSION, ("forward_tokens",))
-        values = check_fields({"forward_tokens": state["forward_tokens"]}, {"forward_tokens": Int(0)},
-                              "ReferenceModel state")
-        self.forward_tokens = values["forward_tokens"]
+    # state: the forward count; the model is not saved (pass the same model when resuming)
+    state_fields = {"forward_tokens": Int(0)}
+    save_config = False

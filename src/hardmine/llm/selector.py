@@ -6,17 +6,16 @@ from typing import Any
 
 import torch
 
-from hardmine._checks import check_int, check_number
+from hardmine._checks import check_choice, check_int, check_number
 from hardmine.inbatch.reduction import reduce
 from hardmine.llm.token_loss import check_token_shapes
-from hardmine.state import Int, check_fields, check_state, compare_config
+from hardmine.state import Int, Stateful
 
 RULES = ("top_loss", "excess_loss")
 SCOPES = ("batch", "sequence")
-_VERSION = 1
 
 
-class TokenSelector:
+class TokenSelector(Stateful):
     """Token weights [B, T] (1 on the kept tokens, 0 elsewhere and on padding) from token losses.
 
     keep: in (0, 1], the fraction of valid tokens kept: ceil(keep * n) of the n valid tokens of the batch
@@ -39,11 +38,7 @@ class TokenSelector:
 
     def __init__(self, keep: float, rule: str = "excess_loss", scope: str = "batch", warmup: int = 0) -> None:
         self.keep = check_number("keep", keep, 0.0, 1.0, low_inclusive=False)
-        if rule not in RULES:
-            raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
-        if scope not in SCOPES:
-            raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}")
-        self.rule, self.scope = rule, scope
+        self.rule, self.scope = check_choice("rule", rule, RULES), check_choice("scope", scope, SCOPES)
         self.warmup = check_int("warmup", warmup, minimum=0)
         self.steps = 0
         self._counts = torch.zeros(2, dtype=torch.int64)  # valid, selected; on the device of the last batch
@@ -108,33 +103,21 @@ class TokenSelector:
         """keep_ratio: selected over valid tokens since the start; steps: calls so far."""
         return {"keep_ratio": self.selected_tokens / max(self.valid_tokens, 1), "steps": float(self.steps)}
 
-    def _config(self) -> dict[str, Any]:
-        return {"keep": self.keep, "rule": self.rule, "scope": self.scope, "warmup": self.warmup}
+    # state: the step and token counts (saved with the constructor's arguments by the Stateful base)
+    state_fields = {"steps": Int(0), "valid_tokens": Int(0), "selected_tokens": Int(0)}
 
-    def state_dict(self) -> dict[str, Any]:
-        """The step and token counts, the constructor's arguments under "config", and "state_version"."""
-        return {"steps": self.steps, "valid_tokens": self.valid_tokens, "selected_tokens": self.selected_tokens,
-                "config": self._config(), "state_version": _VERSION}
+    def _state_values(self) -> dict[str, Any]:
+        return {"steps": self.steps, "valid_tokens": self.valid_tokens, "selected_tokens": self.selected_tokens}
 
-    def load_state_dict(self, state: dict[str, Any], *, use_saved_config: bool = False) -> None:
-        """Restore `state_dict()`'s counts; checked before anything is assigned. A saved configuration that
-        differs from this selector's is an error unless `use_saved_config=True` takes it."""
-        check_state(state, "TokenSelector", _VERSION, ("config",))
-        config = state["config"]
-        if not isinstance(config, dict) or sorted(config) != sorted(self._config()):
-            raise ValueError(f"TokenSelector state['config'] must have keys {sorted(self._config())}, got "
-                             f"{sorted(config) if isinstance(config, dict) else type(config).__name__}")
-        saved = TokenSelector(**config)  # checks the saved arguments
-        compare_config("TokenSelector", saved._config(), self._config(), use_saved_config)
-        counts = check_fields({k: v for k, v in state.items() if k not in ("config", "state_version")},
-                              {"steps": Int(0), "valid_tokens": Int(0), "selected_tokens": Int(0)},
-                              "TokenSelector state")
-        if counts["selected_tokens"] > counts["valid_tokens"]:
-            raise ValueError(f"TokenSelector state has selected_tokens {counts['selected_tokens']} > valid_tokens "
-                             f"{counts['valid_tokens']}")
-        self.keep, self.rule, self.scope, self.warmup = saved.keep, saved.rule, saved.scope, saved.warmup
-        self.steps = counts["steps"]
-        self._counts = torch.tensor([counts["valid_tokens"], counts["selected_tokens"]], dtype=torch.int64)
+    def _check_state(self, values: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
+        if values["selected_tokens"] > values["valid_tokens"]:
+            raise ValueError(f"TokenSelector state has selected_tokens {values['selected_tokens']} > valid_tokens "
+                             f"{values['valid_tokens']}")
+        return values
+
+    def _assign_state(self, values: dict[str, Any]) -> None:
+        self.steps = values["steps"]
+        self._counts = torch.tensor([values["valid_tokens"], values["selected_tokens"]], dtype=torch.int64)
 
 
 def _check_finite(score: torch.Tensor, mask: torch.Tensor) -> None:
