@@ -6,27 +6,10 @@ Runs in the vision venv (`make test` builds it); the main suite does not collect
 import pytest
 import torch
 import torch.nn.functional as F
-from torchvision.models.detection import fasterrcnn_mobilenet_v3_large_fpn
 from torchvision.ops import box_iou
 
 from hardmine.integrations.torchvision import OHEM, hard_mining, mining_stats
-
-
-def small_faster_rcnn(**kwargs):
-    """MobileNetV3 FPN Faster R-CNN, random weights, 64-pixel images, few proposals."""
-    torch.manual_seed(0)
-    return fasterrcnn_mobilenet_v3_large_fpn(weights=None, weights_backbone=None, num_classes=4, min_size=64,
-                                             max_size=64, rpn_pre_nms_top_n_train=300,
-                                             rpn_post_nms_top_n_train=120, box_batch_size_per_image=16, **kwargs)
-
-
-def batch(seed=0):
-    g = torch.Generator().manual_seed(seed)
-    images = [torch.rand(3, 64, 64, generator=g) for _ in range(2)]
-    targets = [{"boxes": torch.tensor([[4.0, 6, 30, 28], [22, 30, 60, 58], [40, 2, 62, 20]]),
-                "labels": torch.tensor([1, 2, 3])},
-               {"boxes": torch.tensor([[10.0, 10, 50, 40]]), "labels": torch.tensor([2])}]
-    return images, targets
+from tests.integrations.torchvision_models import batch, small_faster_rcnn
 
 
 def record(model):
