@@ -17,7 +17,6 @@ Usage: python benchmarks/bench_detection.py [--seeds 3] [--steps 500] [--jobs 2]
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import multiprocessing
 import statistics
@@ -99,7 +98,7 @@ def run(job: tuple[str, int, int, int, float]) -> dict:
     order = np.random.default_rng(seed)
     model.train()
     start = time.perf_counter()
-    for step in range(steps):
+    for _ in range(steps):
         idx = order.choice(len(images), size=batch, replace=False)
         losses = model(list(images[idx]), [targets[i] for i in idx])
         loss = sum(losses.values())
@@ -158,7 +157,8 @@ def table(results: list[dict]) -> str:
         rois = (f"{statistics.fmean(r['scored_rois_per_image'] for r in runs):.0f} / "
                 f"{statistics.fmean(r['trained_rois_per_image'] for r in runs):.0f}"
                 if "scored_rois_per_image" in runs[0] else "-")
-        share = f"{100 * statistics.fmean(r['scoring_share'] for r in runs):.0f}%" if "scoring_share" in runs[0] else "-"
+        share = (f"{100 * statistics.fmean(r['scoring_share'] for r in runs):.0f}%" if "scoring_share" in runs[0]
+                 else "-")
         lines.append(f"| {arm} | {len(runs)} | {cell('map')} | {cell('map50')} | {cell('map_small')} | {gain} | "
                      f"{statistics.fmean(r['train_seconds'] for r in runs):.0f} | {rois} | {share} |")
     return "\n".join(lines)

@@ -81,7 +81,8 @@ def test_ohem_trains_on_the_brute_force_top_losses_after_nms(nms_iou):
     assert [len(b) for b in scored[0]] == [len(p) + len(t["boxes"]) for p, t in zip(seen["heads"][1], targets)]
     sum(losses.values()).backward()
     stats = mining_stats(model)
-    assert stats["trained_rois"] == sum(len(b) for b in expected) and stats["scored_rois"] == sum(len(b) for b in scored[0])
+    assert stats["trained_rois"] == sum(len(b) for b in expected)
+    assert stats["scored_rois"] == sum(len(b) for b in scored[0])
 
 
 def test_without_ohem_the_same_model_samples_at_random():

@@ -15,7 +15,7 @@ from hardmine.inbatch.detection import ohem_rois
 
 
 def _check_lists(losses: list[torch.Tensor], boxes: list[torch.Tensor], labels: list[torch.Tensor]) -> None:
-    if not (isinstance(losses, (list, tuple)) and isinstance(boxes, (list, tuple)) and isinstance(labels, (list, tuple))):
+    if not all(isinstance(x, (list, tuple)) for x in (losses, boxes, labels)):
         raise TypeError("roi_losses, boxes and labels must be lists with one tensor per image")
     if not (len(losses) == len(boxes) == len(labels)) or not losses:
         raise ValueError(f"roi_losses, boxes and labels must hold one tensor per image each (at least one image), "
