@@ -77,3 +77,14 @@ def test_bad_miner_state_is_refused_before_assigning():
     with pytest.raises(ValueError, match="keys"):
         heads.set_extra_state({"counts": state["counts"]})
     assert heads.stats()["steps"] == 0
+
+
+def test_targets_torchvision_refuses_leave_the_miner_unchanged():
+    model = hard_mining(small_faster_rcnn(), OHEM(batch_size_per_image=16, random_negatives=4))
+    model.train()
+    before = model.roi_heads.generator.get_state()
+    images, targets = batch()
+    targets[0]["labels"] = targets[0]["labels"].int()  # torchvision wants int64 labels
+    with pytest.raises(TypeError, match="int64"):
+        model(images, targets)
+    assert torch.equal(model.roi_heads.generator.get_state(), before) and mining_stats(model)["steps"] == 0

@@ -77,6 +77,8 @@ class MinedRoIHeads(RoIHeads):
     def __init__(self, heads: RoIHeads, method: str, batch_size_per_image: int, positive_fraction: float,
                  nms_iou: float = 0.7, random_negatives: int = 0, seed: int = 0, k: float = 2.0,
                  bias: float = 0.0) -> None:
+        if method not in ("ohem", "pisa"):
+            raise ValueError(f"method must be 'ohem' or 'pisa', got {method!r}")
         super().__init__(heads.box_roi_pool, heads.box_head, heads.box_predictor,
                          heads.proposal_matcher.high_threshold, heads.proposal_matcher.low_threshold,
                          heads.fg_bg_sampler.batch_size_per_image, heads.fg_bg_sampler.positive_fraction,
@@ -104,22 +106,27 @@ class MinedRoIHeads(RoIHeads):
         """torchvision's forward; in training the sample (OHEM) or its gradient weights (PISA) are this class's."""
         if not self.training or targets is None:  # torchvision raises on training without targets
             return super().forward(features, proposals, image_shapes, targets)
-        start = time.perf_counter()
+        generator, start = self.generator.get_state(), time.perf_counter()
         plan = self._ohem(features, proposals, image_shapes, targets) if self.method == "ohem" else \
             self._pisa(proposals, targets)
-        self.scoring_seconds += time.perf_counter() - start
-        self.counts["steps"] += 1
-        self.counts["images"] += len(proposals)
-        self.counts["scored_rois"] += sum(plan.candidates) if self.method == "ohem" else 0
-        self.counts["trained_rois"] += sum(len(p) for p in plan.picked)
+        scoring = time.perf_counter() - start
         self._plan = plan
         hook = self.box_predictor.register_forward_hook(self._weigh) if self.method == "pisa" else None
         try:
-            return super().forward(features, proposals, image_shapes, targets)
+            result = super().forward(features, proposals, image_shapes, targets)
+        except BaseException:
+            self.generator.set_state(generator)  # torchvision refused the targets: nothing changed
+            raise
         finally:
             self._plan = None
             if hook is not None:
                 hook.remove()
+        self.scoring_seconds += scoring
+        self.counts["steps"] += 1
+        self.counts["images"] += len(proposals)
+        self.counts["scored_rois"] += sum(plan.candidates) if self.method == "ohem" else 0
+        self.counts["trained_rois"] += sum(len(p) for p in plan.picked)
+        return result
 
     def subsample(self, labels: list[torch.Tensor]) -> list[torch.Tensor]:
         """The planned RoIs of this training forward (torchvision's sampler outside one)."""
@@ -168,8 +175,10 @@ class MinedRoIHeads(RoIHeads):
         """Forward hook on the box predictor (PISA only): the outputs with each RoI's gradient scaled."""
         plan = self._plan
         class_logits, box_regression = output
-        if plan is None or len(class_logits) != len(plan.labels):
+        if plan is None:
             return output
+        if len(class_logits) != len(plan.labels):
+            raise RuntimeError(f"the box predictor saw {len(class_logits)} RoIs, the plan has {len(plan.labels)}")
         with torch.no_grad():
             scores = F.softmax(class_logits.detach().float(), -1)[:, 1:].max(1).values
             losses = per_roi_losses(class_logits.detach().float(), box_regression.detach().float(), plan.labels,
