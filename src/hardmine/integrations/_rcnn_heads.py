@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torchvision.models.detection.roi_heads import RoIHeads
 from torchvision.ops import box_iou
 
+from hardmine.inbatch.losses import per_sample_cross_entropy
 from hardmine.inbatch.roi_selection import prime_sample_weights, select_rois
 
 _COUNTS = ("steps", "images", "scored_rois", "trained_rois")
@@ -59,7 +60,7 @@ def per_roi_losses(class_logits: torch.Tensor, box_regression: torch.Tensor, lab
     foreground only), the terms torchvision's fastrcnn_loss sums (and divides by N). Ignored labels (< 0) give the
     background's cross-entropy; callers never select them."""
     target = labels.clamp_min(0)
-    loss = F.cross_entropy(class_logits, target, reduction="none")
+    loss = per_sample_cross_entropy(class_logits, target)
     deltas = box_regression.reshape(len(labels), -1, 4)[torch.arange(len(labels), device=labels.device), target]
     box = F.smooth_l1_loss(deltas, regression_targets, beta=1 / 9, reduction="none").sum(1)
     return loss + torch.where(labels > 0, box, torch.zeros_like(box))

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torchvision.models.detection.ssd import SSD
 
 from hardmine.inbatch.detection import mine_negatives_ssd
+from hardmine.inbatch.losses import per_sample_cross_entropy
 
 
 class MinedSSD(SSD):
@@ -40,7 +41,7 @@ class MinedSSD(SSD):
             labels[i, foreground] = target["labels"][matched[foreground]]
             wanted = self.box_coder.encode_single(target["boxes"][matched[foreground]], anchor[foreground])
             box_loss = box_loss + F.smooth_l1_loss(regression[i, foreground], wanted, reduction="sum")
-        cls_loss = F.cross_entropy(cls_logits.flatten(0, 1), labels.flatten(), reduction="none").view(labels.shape)
+        cls_loss = per_sample_cross_entropy(cls_logits.flatten(0, 1), labels.flatten()).view(labels.shape)
         keep = mine_negatives_ssd(cls_loss.detach(), labels, self.neg_to_pos_ratio, self.min_negatives)
         matched_anchors = max(1, matched_anchors)
         return {"bbox_regression": box_loss / matched_anchors, "classification": cls_loss[keep].sum() / matched_anchors}
