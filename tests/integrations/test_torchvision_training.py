@@ -93,3 +93,23 @@ def test_a_few_ssd_steps_train():
     first = [step(model, opt, 0) for _ in range(4)]
     assert all(torch.isfinite(v) for losses in first for v in losses.values())
     assert first[-1]["classification"] < first[0]["classification"]
+
+
+def test_mask_rcnn_trains_its_mask_head_on_the_ohem_positives():
+    from torchvision.models.detection import MaskRCNN
+
+    base = small_faster_rcnn()
+    model = hard_mining(MaskRCNN(base.backbone, num_classes=4, min_size=64, max_size=64, rpn_post_nms_top_n_train=120,
+                                 rpn_anchor_generator=base.rpn.anchor_generator, box_batch_size_per_image=16), OHEM())
+    images, targets = batch()
+    for t in targets:
+        t["masks"] = torch.zeros(len(t["boxes"]), 64, 64, dtype=torch.uint8)
+        for mask, (x1, y1, x2, y2) in zip(t["masks"], t["boxes"].int().tolist()):
+            mask[y1:y2, x1:x2] = 1
+    model.train()
+    losses = model(images, targets)
+    assert set(losses) >= {"loss_classifier", "loss_box_reg", "loss_mask"}
+    sum(losses.values()).backward()
+    assert all(torch.isfinite(v) for v in losses.values())
+    assert model.roi_heads.mask_predictor.mask_fcn_logits.weight.grad.abs().sum() > 0
+    assert 0 < mining_stats(model)["trained_rois"] <= 32
