@@ -97,10 +97,12 @@ def test_a_few_ssd_steps_train():
 
 def test_mask_rcnn_trains_its_mask_head_on_the_ohem_positives():
     from torchvision.models.detection import MaskRCNN
+    from torchvision.ops import MultiScaleRoIAlign
 
     base = small_faster_rcnn()
     model = hard_mining(MaskRCNN(base.backbone, num_classes=4, min_size=64, max_size=64, rpn_post_nms_top_n_train=120,
-                                 rpn_anchor_generator=base.rpn.anchor_generator, box_batch_size_per_image=16), OHEM())
+                                 rpn_anchor_generator=base.rpn.anchor_generator, box_batch_size_per_image=16,
+                                 mask_roi_pool=MultiScaleRoIAlign(["0"], 14, 2)), OHEM())
     images, targets = batch()
     for t in targets:
         t["masks"] = torch.zeros(len(t["boxes"]), 64, 64, dtype=torch.uint8)

@@ -4,17 +4,30 @@ from collections import OrderedDict
 
 import torch
 from torch import nn
-from torchvision.models.detection import fasterrcnn_mobilenet_v3_large_fpn
-from torchvision.models.detection.anchor_utils import DefaultBoxGenerator
+from torchvision.models.detection import FasterRCNN
+from torchvision.models.detection.anchor_utils import AnchorGenerator, DefaultBoxGenerator
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.ssd import SSD, SSDHead
+from torchvision.ops import MultiScaleRoIAlign
 
 
-def small_faster_rcnn(**kwargs):
-    """MobileNetV3 FPN Faster R-CNN, random weights (seed 0), 64-pixel images, few proposals, 16 RoIs per image."""
+class _OneMap(nn.Sequential):
+    """Image [B, 3, H, W] -> features [B, 16, H/4, W/4]."""
+
+    def __init__(self):
+        super().__init__(nn.Conv2d(3, 8, 3, 2, 1), nn.ReLU(), nn.Conv2d(8, 16, 3, 2, 1), nn.ReLU())
+        self.out_channels = 16
+
+
+def small_faster_rcnn():
+    """A Faster R-CNN with a two-layer backbone, random weights (seed 0), 64-pixel images, up to 120 proposals and
+    16 RoIs per image."""
     torch.manual_seed(0)
-    return fasterrcnn_mobilenet_v3_large_fpn(weights=None, weights_backbone=None, num_classes=4, min_size=64,
-                                             max_size=64, rpn_pre_nms_top_n_train=300,
-                                             rpn_post_nms_top_n_train=120, box_batch_size_per_image=16, **kwargs)
+    return FasterRCNN(_OneMap(), None, min_size=64, max_size=64,
+                      rpn_anchor_generator=AnchorGenerator(((8, 16, 32),), ((0.5, 1.0, 2.0),)),
+                      box_roi_pool=MultiScaleRoIAlign(["0"], 5, 2), box_head=TwoMLPHead(16 * 5 * 5, 64),
+                      box_predictor=FastRCNNPredictor(64, 4), rpn_pre_nms_top_n_train=300,
+                      rpn_post_nms_top_n_train=120, box_batch_size_per_image=16)
 
 
 class _TwoMaps(nn.Module):
