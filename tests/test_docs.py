@@ -24,7 +24,12 @@ def python_blocks() -> list[tuple[str, str]]:
             if lang == "python"]
 
 
-BLOCKS = python_blocks()
+def needs_torchvision(code: str) -> bool:
+    """A block that uses torchvision: tests/integrations/test_torchvision_docs.py runs it in .venv-vision."""
+    return re.search(r"^\s*(from|import) (torchvision|hardmine\.integrations\.torchvision)\b", code, re.M) is not None
+
+
+BLOCKS = [(where, code) for where, code in python_blocks() if not needs_torchvision(code)]
 
 
 def run(where: str, code: str) -> dict:

@@ -3,8 +3,8 @@
 select.py (TopK, Threshold, Stochastic), reduction.py (reduce), losses.py (the InBatchLoss base, which declares
 whether a loss selects samples; OHEM, focal, misclassified; the LOSSES registry), class_weighted.py and
 logit_adjusted.py (the practitioner's answers to class imbalance, built from the training class counts),
-detection.py (SSD negatives, RoI OHEM). Every module here is imported with the package,
-so an in-batch loss in a new file registers itself.
+detection.py (SSD negatives, RoI OHEM), roi_selection.py (OHEM and PISA weights on per-image RoI lists).
+Every module here is imported with the package, so an in-batch loss in a new file registers itself.
 """
 
 import importlib

@@ -1,2 +1,3 @@
-"""Integrations with the trainers people use: `lightning` (HardMiningCallback) and `transformers`
-(HardMiningTrainer). Each is an optional extra; the core never imports them."""
+"""Integrations with the trainers people use: `lightning` (HardMiningCallback), `transformers`
+(HardMiningTrainer) and `torchvision` (hard_mining for its detectors). Each is an optional extra; the core never
+imports them."""
