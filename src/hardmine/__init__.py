@@ -11,8 +11,6 @@ from hardmine.inbatch.logit_adjusted import LogitAdjustedLoss
 from hardmine.inbatch.losses import LOSSES, FocalLoss, MisclassifiedUpweight, OHEMLoss
 from hardmine.inbatch.reduction import reduce
 from hardmine.inbatch.select import SELECTORS, Selection, Stochastic, Threshold, TopK
-from hardmine.memory import Column, ScoreMemory
-from hardmine.reference import cross_fit_losses, reference_losses, train_reference
 from hardmine.sampling import guards, schedules
 from hardmine.sampling.guards import (
     GUARDS,
@@ -22,6 +20,7 @@ from hardmine.sampling.guards import (
     NoiseGuard,
     WeightCap,
 )
+from hardmine.sampling.memory import Column, ScoreMemory
 from hardmine.sampling.policies import (
     IRREDUCIBLE_LOSS,
     POLICIES,
@@ -45,6 +44,7 @@ from hardmine.sampling.policies import (
     UniformPolicy,
     build_policy,
 )
+from hardmine.sampling.reference import cross_fit_losses, reference_losses, train_reference
 from hardmine.sampling.refresh import RefreshCallback
 from hardmine.sampling.sampler import HardExampleSampler, WithIndex
 from hardmine.sampling.sumtree import SumTree

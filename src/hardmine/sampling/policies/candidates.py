@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from hardmine._checks import check_int, check_number
+from hardmine.sampling.plans import CandidateBatches, EpochPlan, ShuffledPass
 from hardmine.sampling.policies.base import BatchPolicy
 from hardmine.state import Int
 
@@ -62,6 +63,10 @@ class CandidatePolicy(BatchPolicy):
         self._config.update(candidates=self.candidates, rule=rule, temperature=self.temperature,
                             epoch_fraction=self.epoch_fraction, seed=self.seed)
         self._state.update(selections=0, selected=0, scored=0)
+
+    def epoch_plan(self, epoch: int) -> type[EpochPlan]:
+        """Candidate batches (`CandidateBatches`) after the warm-up."""
+        return ShuffledPass if self.in_warmup(epoch) else CandidateBatches
 
     def epoch_samples(self, num_samples: int) -> int:
         """Back-propagated samples per epoch (the sampler divides by the global batch size): epoch_fraction * N."""
