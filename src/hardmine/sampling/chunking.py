@@ -18,8 +18,29 @@ from typing import Any
 import numpy as np
 import torch
 
-from hardmine.sampling.ledger import Yielded
 from hardmine.sampling.sumtree import SumTree
+
+
+@dataclass
+class Yielded:
+    """A batch as this rank yielded it: its indices [B] (int64), its weights [B] (float32, on the device of the
+    latest losses), whether they are finite and non-negative by construction (`valid`), and then weights / B
+    (`over_size`, or None)."""
+
+    indices: np.ndarray
+    weights: torch.Tensor
+    over_size: torch.Tensor | None = None
+    valid: bool = True
+
+
+    @staticmethod
+    def selected(indices: np.ndarray, weights: np.ndarray, valid: bool) -> Yielded:
+        """A batch policy's weights [B] (float64, decided by `update`) of the batch `indices`, as float32; with
+        weights / B when they are `valid` (finite and non-negative by construction)."""
+        if not valid:
+            return Yielded(indices, torch.from_numpy(weights.astype(np.float32)), None, False)
+        both = with_means(weights, [weights.size])
+        return Yielded(indices, both[0], both[1])
 
 
 @dataclass

@@ -14,30 +14,18 @@ then `weights` with the same tensor), else the bytes of its indices among the ba
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
 from hardmine._checks import check_int
+from hardmine.sampling.chunking import Chunk, Yielded
 
 DRAWN_SAVED = 256
 """The most drawn-but-unconsumed batches a state holds (the first ones after the consumed position)."""
 RECENT = 256
 """Yielded batches whose weights stay available (covers DataLoader prefetching)."""
-
-
-@dataclass
-class Yielded:
-    """A batch as this rank yielded it: its indices [B] (int64), its weights [B] (float32, on the device of the
-    latest losses), whether they are finite and non-negative by construction (`valid`), and then weights / B
-    (`over_size`, or None)."""
-
-    indices: np.ndarray
-    weights: torch.Tensor
-    over_size: torch.Tensor | None = None
-    valid: bool = True
 
 
 def key_of(indices: Any) -> bytes | None:
@@ -77,17 +65,16 @@ class Ledger:
         self._records, self._by_key, self._local = {}, {}, {}
         self._consumed_by = None
 
-    def stored(self, position: int) -> tuple[np.ndarray, np.ndarray] | None:
-        """The global batch drawn at `position` and not consumed yet, or None."""
-        return self._records.get(position)
-
-    def record(self, position: int, indices: np.ndarray, weights: np.ndarray, local: np.ndarray, key: bytes) -> None:
-        """Batch `position` was handed to the loader: its global `indices` and `weights`, this rank's `local`
-        (`key`: its bytes). Positions are recorded in increasing order (an iterator counts up)."""
-        self._records[position] = (indices, weights)
-        if position not in self._local:
-            self._local[position] = (local, key)
-            self._by_key.setdefault(key, deque()).append(position)
+    def record(self, chunk: Chunk) -> None:
+        """The batches of `chunk` (shared out: `chunking.share`) are handed to the loader: their global indices
+        and weights, by position, and this rank's shares, which `consume` matches. Chunks are recorded in
+        increasing position order (an iterator counts up)."""
+        for position, indices, weights, mine, key in zip(range(chunk.first, chunk.end), chunk.indices,
+                                                         chunk.weights, chunk.shares, chunk.keys):
+            self._records[position] = (indices, weights)
+            if position not in self._local:
+                self._local[position] = (mine.indices, key)
+                self._by_key.setdefault(key, deque()).append(position)
 
     def remember(self, batch: Yielded, key: bytes | None = None) -> None:
         """`batch` was yielded (or its weights decided by `update`): `find` returns it."""
@@ -114,14 +101,29 @@ class Ledger:
             return last[1]
         return self._recent.get(key_of(indices) if key is None else key)
 
-    def part(self, idx: np.ndarray) -> tuple[np.ndarray, Yielded] | None:
-        """(positions [b] in the batch, the batch) of the latest yielded batch holding every index of `idx` [b]."""
+    def part(self, idx: np.ndarray) -> Yielded:
+        """The samples `idx` [b] (checked int64) of the latest yielded batch that holds them all, with their
+        weights (float32 [b], valid when the batch's are); raises ValueError when no recent batch does."""
         for batch in reversed(self._recent.values()):
             order = np.argsort(batch.indices, kind="stable")
             pos = np.minimum(np.searchsorted(batch.indices[order], idx), batch.indices.size - 1)
             if np.array_equal(batch.indices[order][pos], idx):
-                return order[pos], batch
-        return None
+                weights = batch.weights.cpu().numpy()[order][pos].astype(np.float32)
+                return Yielded(idx, torch.from_numpy(weights), None, batch.valid)
+        raise ValueError(f"indices (first: {idx[:5].tolist()}) are not part of any of the last {RECENT} batches "
+                         "this sampler yielded; pass the indices of a yielded batch")
+
+    def stored_from(self, k: int) -> tuple[list[np.ndarray], list[np.ndarray]] | None:
+        """The global batches (indices, weights) drawn from position k on, consecutive and not consumed yet, or
+        None when batch k was not drawn."""
+        if k not in self._records:
+            return None
+        indices, weights = [], []
+        while k in self._records:
+            indices.append(self._records[k][0])
+            weights.append(self._records[k][1])
+            k += 1
+        return indices, weights
 
     def consume(self, indices: Any, local: np.ndarray, key: bytes | None = None) -> None:
         """The loop used the batch whose indices (or a part of them) are `local` [B], passed as the object

@@ -79,6 +79,11 @@ class EpochPlan:
         """The epoch state this plan decides at the epoch's start (after the policy's `start_epoch`)."""
         return fresh_state(shape, memory.num_samples)
 
+    @classmethod
+    def begin(cls, policy: Any, memory: ScoreMemory, shape: Shape, seed: int, epoch: int) -> EpochPlan:
+        """The plan of `epoch`, started (after the policy's `start_epoch`)."""
+        return cls(policy, memory, shape, seed, epoch, cls.start(policy, memory, shape, seed, epoch))
+
     @property
     def num_batches(self) -> int:
         """Batches of the epoch."""

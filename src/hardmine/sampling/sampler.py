@@ -7,10 +7,7 @@ The sampler itself owns the epochs, the per-rank slicing and the state.
 
 from __future__ import annotations
 
-import logging
-import os
 import time
-import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,19 +16,18 @@ import torch
 
 from hardmine._checks import check_indices, check_int
 from hardmine.distributed import agree_on_config, agree_on_errors, all_gather_1d, rank_and_world, rank_offset
-from hardmine.sampling.chunking import Chunk, share, with_means
-from hardmine.sampling.ledger import RECENT, Ledger, Yielded, key_of
+from hardmine.sampling.chunking import Chunk, Yielded, share
+from hardmine.sampling.ledger import Ledger, key_of
 from hardmine.sampling.memory import ScoreMemory
-from hardmine.sampling.plans import PLANS, EpochPlan, Shape, ShuffledPass, fresh_state
+from hardmine.sampling.plans import PLANS, EpochPlan, Shape, ShuffledPass
 from hardmine.sampling.policies import Policy, build_policy
-from hardmine.sampling.sampler_state import STATE_VERSION, check_epoch, check_seed, parse_state
+from hardmine.sampling.sampler_state import STATE_VERSION, check_epoch, check_seed, configuration, parse_state
 from hardmine.sampling.tally import Tally
 from hardmine.sampling.updates import UpdatePipeline
 from hardmine.sampling.with_index import WithIndex
+from hardmine.sampling.world import World
 from hardmine.state import to_saved
 from hardmine.weights import BatchWeights
-
-_log = logging.getLogger("hardmine")
 
 
 class HardExampleSampler:
@@ -45,23 +41,18 @@ class HardExampleSampler:
     seed: every draw is a function of (seed, epoch, batch number) and the memory, on every rank alike.
     drop_last: without it the last batch of an epoch holds the remaining samples.
     chunk: batches drawn in one vectorised call, and consumed batches whose updates the memory writes (and the
-        priorities take) at once (hardmine.sampling.chunking). Priorities are at most a chunk stale; the memory
-        itself always reads as if every update had been written when it was made. 1 draws batch by batch.
-        None: the policy's `default_chunk` (16 for a priority policy, 64 for the others, whose draws within an
-        epoch do not read the memory, so a larger chunk changes no batch and costs less per step).
+        priorities take) at once: priorities are at most a chunk stale; the memory reads as if every update had
+        been written when it was made. 1 draws batch by batch. None: the policy's `default_chunk` (16 for a
+        priority policy, 64 for the others, whose draws within an epoch do not read the memory).
 
-    An epoch is `len(sampler)` batches; a batch is an int64 numpy array [B], which DataLoader, `datasets`
-    (`__getitems__`) and accelerate's BatchSamplerShard (as `hardmine.integrations.transformers` sets it)
-    take. A batch counts as consumed when `update` or `weights` is called with it: `iter()` continues the
-    current epoch with the first batch not consumed, so DataLoader may call it more than once, and batches
-    drawn ahead (DataLoader workers, Lightning, accelerate) but not consumed are served again, as they were
-    drawn, by the next iterator, also after `load_state_dict`. Once an epoch is consumed (or an
-    iterator drew its last batch), the next iterator starts the next epoch (or the one given to `set_epoch`;
-    `set_epoch` of the current epoch makes it continue that epoch, yielding nothing when it is consumed).
-    Rank and world size are read when an epoch starts, so a sampler may be built before
-    `torch.distributed.init_process_group`. At each epoch's first draw the ranks agree on their configuration
-    (N, batch size, seed, policy and guards, state version, epoch, consumed batches, memory updates): a difference
-    raises the same `DisagreementError` (a ValueError) on every rank, naming the field and each rank's value.
+    An epoch is `len(sampler)` batches; a batch is an int64 numpy array [B] (DataLoader, `datasets` and
+    accelerate's BatchSamplerShard take it). A batch counts as consumed when `update` or `weights` is called with
+    it: `iter()` continues the current epoch with the first batch not consumed, and batches drawn ahead (by
+    DataLoader workers, Lightning, accelerate) but not consumed are served again, as they were drawn, by the next
+    iterator, also after `load_state_dict`. Once an epoch is consumed (or an iterator drew its last batch), the
+    next iterator starts the next epoch (or the one given to `set_epoch`). Rank and world size are read when an
+    epoch starts; at each epoch's first draw the ranks agree on their configuration (a difference raises the same
+    `DisagreementError` on every rank, naming the field and each rank's value).
     """
 
     def __init__(self, memory: ScoreMemory, batch_size: int, num_batches: int | None = None,
@@ -81,17 +72,17 @@ class HardExampleSampler:
         self.drop_last = drop_last
         self.fixed_batches = None if num_batches is None else check_int("num_batches", num_batches)
         self.chunk = self.policy.default_chunk if chunk is None else check_int("chunk", chunk)
-        self.rank, self.world_size = rank_and_world()
+        self._valid_selection = getattr(self.policy, "valid_weights", False) and not self.policy.guards_implement("adjust_weights")
+        self._world = World()
+        self.rank, self.world_size = self._world.rank, self._world.size
         self._epoch = 0
-        self.plan: EpochPlan = ShuffledPass(self.policy, memory, self._shape(), self.seed, 0,
-                                            fresh_state(self._shape(), memory.num_samples))
+        self.plan: EpochPlan = ShuffledPass.begin(self.policy, memory, self._shape(), self.seed, 0)
         self.policy.attach(memory)  # after every check: a policy writes its fixed columns here
         self._started = False  # whether the current epoch's start (policy, plan, length) happened
         self._drawn_to_end = False  # whether an iterator of this process drew the current epoch's last batch
         self._hold = False  # set_epoch named the current epoch: the next iterator continues it, even if it ended
         self._planned: tuple[int, int, int] | None = None  # (memory updates, rank, world) when len() started it
         self._agreed: int | None = None  # the epoch whose configuration the ranks agreed on (agree_on_config)
-        self._warned_no_group = False
         self.ledger = Ledger()
         self._tag = object()  # names this sampler's batches in the memory's queue
         self.pipeline = UpdatePipeline(memory, self.policy, self._tag)
@@ -99,7 +90,7 @@ class HardExampleSampler:
         self._device = torch.device("cpu")  # of the latest losses: where `weights` puts its tensors
         self.tally = Tally(memory.num_classes)
 
-    def _shape(self) -> Shape:
+    def _shape(self) -> Shape:  # at the current world size
         return Shape(self.batch_size, self.world_size, self.fixed_batches, self.drop_last)
 
     @property
@@ -113,26 +104,19 @@ class HardExampleSampler:
         return self._shape().count(check_int("samples", samples))
 
     def __len__(self) -> int:
-        """Batches the current epoch yields. Asked before the epoch starts (after `set_epoch`, as DataLoader,
-        tqdm, Lightning and the HF Trainer ask), it starts the epoch as the first iterator would: a subset policy
-        (prune_easy, self_paced, ...) decides its subset from the memory as it is now, so the length is the one
-        the epoch yields. If the memory or the world size changes before the first iterator, that iterator
-        decides the epoch again (and may yield another number of batches).
-
-        A score-dependent policy's later epochs cannot be known in advance: their lengths are known when each
-        starts, so a run's total of steps (Lightning's `estimated_stepping_batches`, the HF Trainer's
-        `max_steps`) assumes every epoch has the length of the first; the integrations (HardMiningCallback,
-        HardMiningTrainer) then drive the step-based LR schedules by the fraction of the run done, so they end
-        with it; elsewhere, bound such a run by steps (`max_steps`) for a schedule that must end exactly."""
+        """Batches the current epoch yields. Asked before the epoch starts (as DataLoader, tqdm, Lightning and the
+        HF Trainer ask), it starts the epoch as the first iterator would (a subset policy decides its subset from
+        the memory as it is now); if the memory or the world size changes before the first iterator, that
+        iterator decides the epoch again. A score-dependent policy's later epochs are known when each starts
+        (docs/sampler.md: bound such a run by steps for a schedule that must end exactly)."""
         if not self._started:
             self._begin_epoch(early=True)
         return self.plan.num_batches
 
     @property
     def statistics_needed(self) -> tuple[str, ...]:
-        """The `update()` statistics its policy and guards read (sorted); pass them to
-        `hardmine.scores.statistics(logits, targets, names=sampler.statistics_needed)`. Often empty: then
-        nothing is computed."""
+        """The `update()` statistics its policy and guards read (sorted; often none): pass them to
+        `hardmine.scores.statistics(logits, targets, names=sampler.statistics_needed)`."""
         return tuple(sorted(self.policy.statistics_read()))
 
     @property
@@ -176,7 +160,7 @@ class HardExampleSampler:
             self._begin_epoch()
         if self._agreed != self._epoch:
             if self.world_size > 1:
-                agree_on_config("HardExampleSampler", self._configuration())  # before any data collective
+                agree_on_config("HardExampleSampler", configuration(self))  # before any data collective
             self._agreed = self._epoch
         k = self.ledger.consumed
         while k < self.plan.num_batches:
@@ -190,41 +174,15 @@ class HardExampleSampler:
             k += 1
         self._drawn_to_end = True
 
-    def _configuration(self) -> dict[str, Any]:
-        """What every rank must have alike at an epoch's first draw (`agree_on_config` compares digests)."""
-        policy = self.policy.state_dict()
-        return {"num_samples": self.memory.num_samples, "batch_size": self.batch_size,
-                "num_batches": self.fixed_batches, "drop_last": self.drop_last, "chunk": self.chunk,
-                "seed": self.seed, "epoch": self._epoch, "policy": policy["name"], "policy config": policy["config"],
-                "guards": [(guard["name"], guard["config"]) for guard in policy["guards"]],
-                "state_version": (STATE_VERSION, policy["state_version"]),
-                "consumed batches": self.ledger.consumed, "memory updates": self.memory.updates}
-
-    def _sync_world(self) -> None:
-        """Read rank and world size (an epoch start); log a change once, warn under DDP without a group."""
-        rank, world = rank_and_world()
-        if (rank, world) != (self.rank, self.world_size):
-            _log.info("HardExampleSampler: rank %d of world size %d (was rank %d of %d)", rank, world,
-                      self.rank, self.world_size)
-            self.rank, self.world_size = rank, world
-        env_world = os.environ.get("WORLD_SIZE", "1")
-        if world == 1 and env_world.isdigit() and int(env_world) > 1 and not self._warned_no_group:
-            self._warned_no_group = True
-            warnings.warn(f"WORLD_SIZE={env_world} in the environment but torch.distributed has no process group: "
-                          "this process draws the batches of a single process (every rank the same ones); call "
-                          "torch.distributed.init_process_group before iterating the sampler", stacklevel=3)
-
     def _begin_epoch(self, early: bool = False) -> None:
         """Start the current epoch (`early`: for `len()`, before an iterator draws from it): the policy's epoch
         start, then the plan it names decides the epoch (its subset, its length)."""
         started = time.perf_counter()
-        self._sync_world()
+        self.rank, self.world_size = self._world.read()
         self.flush(wait=True)
         policy, memory, shape = self.policy, self.memory, self._shape()
         policy.start_epoch(self._epoch, memory)
-        plan = policy.epoch_plan(self._epoch)
-        self.plan = plan(policy, memory, shape, self.seed, self._epoch,
-                         plan.start(policy, memory, shape, self.seed, self._epoch))
+        self.plan = policy.epoch_plan(self._epoch).begin(policy, memory, shape, self.seed, self._epoch)
         self._chunk = None
         self.tally.new_epoch()
         self._started = True
@@ -234,22 +192,13 @@ class HardExampleSampler:
     def _next_chunk(self, k: int) -> Chunk:
         """The chunk that serves batch k: the batches drawn before from k on and not consumed (after a resume, or
         an iterator given up), else `chunk` batches the plan draws now; recorded in the ledger."""
-        stored = self.ledger.stored(k)
+        stored = self.ledger.stored_from(k)
         if stored is None:
             self.flush(wait=True)
             chunk = self.plan.draw(k, min(self.chunk, self.plan.num_batches - k))
         else:
-            indices, weights, j = [], [], k
-            while stored is not None:
-                indices.append(stored[0])
-                weights.append(stored[1])
-                j += 1
-                stored = self.ledger.stored(j)
-            chunk = Chunk(k, indices, weights)
-        self._adopt(chunk)
-        for j, (indices, weights, mine, key) in enumerate(zip(chunk.indices, chunk.weights, chunk.shares,
-                                                               chunk.keys)):
-            self.ledger.record(k + j, indices, weights, mine.indices, key)
+            chunk = Chunk(k, *stored)
+        self.ledger.record(self._adopt(chunk))
         self.tally.count_drawn(chunk, self.memory.labels)
         return chunk
 
@@ -262,14 +211,10 @@ class HardExampleSampler:
         return chunk
 
     def weights(self, indices: Any) -> BatchWeights:
-        """Importance weights [B] (float32) of the samples `indices` [B] of a batch this sampler yielded.
-
-        They are those of the probabilities the batch was drawn with (ones for plain shuffling), so calling this
-        before or after `update` gives the same, except for batch policies (selective backprop), whose weights
-        `update` decides. `indices` may be the whole batch or any subset of it. The result, on the device of the
-        losses last given to `update` (copied there a chunk at a time, without waiting), is a `BatchWeights`: a
-        tensor of its own (nothing is shared with later calls) that `hm.reduce` reads in one dot product.
-        """
+        """Importance weights [B] (float32) of the samples `indices` [B] (a yielded batch or a part of one): those
+        of the probabilities the batch was drawn with (ones for plain shuffling; a batch policy's are decided by
+        `update`). A `BatchWeights` on the device of the latest losses: a tensor of its own (nothing is shared
+        with later calls) that `hm.reduce` reads in one dot product."""
         found = self.ledger.find(indices)
         if found is not None:
             consumed = found.indices
@@ -278,14 +223,8 @@ class HardExampleSampler:
                     any(mine is found for mine in chunk.shares):
                 found = self._adopt(chunk).shares[[mine is found for mine in chunk.shares].index(True)]
         else:
-            consumed = check_indices("indices", indices, self.memory.num_samples)
-            part = self.ledger.part(consumed)
-            if part is None:
-                raise ValueError(f"indices (first: {consumed[:5].tolist()}) are not part of any of the last {RECENT} "
-                                 "batches this sampler yielded; pass the indices of a yielded batch")
-            positions, batch = part
-            found = Yielded(consumed, torch.from_numpy(batch.weights.cpu().numpy()[positions].astype(np.float32)),
-                            None, batch.valid)
+            found = self.ledger.part(check_indices("indices", indices, self.memory.num_samples))
+            consumed = found.indices
         self.plan.check_weights(found.weights)  # before the batch counts as consumed
         self.ledger.consume(indices, consumed)
         weights, over_size = found.weights, found.over_size
@@ -306,18 +245,14 @@ class HardExampleSampler:
     def update(self, indices: Any, per_sample_loss: Any, **stats: Any) -> None:
         """Record what the model found hard: the loss (or any score, higher = harder) [B] of `indices` [B].
 
-        per_sample_loss: [B] on any device; on an accelerator it is copied to the host without waiting for it.
+        per_sample_loss: [B] on any device (from an accelerator copied to the host without waiting for it).
         stats: optional per-sample statistics for the memory (`**hardmine.scores.statistics(logits, targets)`).
-        Checked as `ScoreMemory.check_update` and the policy's `check_scores` check them (scores on the host, no
-        statistics: one min and one max decide, the full check only names what is bad; see
-        hardmine.sampling.updates) and queued on the memory, which writes the queued batches (and the sampler
-        re-prioritises them, O(B log N) each) every `chunk` batches, and before any read of the memory. Values on
-        an accelerator are checked when they arrive, before anything is written. Under torch.distributed every
-        rank runs its checks first and all raise or none does (`agree_on_errors`, whose one all-reduce also
-        compares the statistics' names: given on one rank only, the same DisagreementError on every rank); then
-        the indices (int64) and values (float) of every rank are gathered separately, so every rank's memory and
-        priorities stay identical. Bad input raises before anything changes. The batch counts as consumed.
-        """
+        Checked and queued on the memory by the update pipeline (hardmine.sampling.updates; values on an
+        accelerator are checked when they arrive), written every `chunk` batches and before any read of the
+        memory. Under torch.distributed every rank raises or none does (`agree_on_errors`, which also compares
+        the statistics' names), then the indices (int64) and values (float) of every rank are gathered, so every
+        rank's memory and priorities stay identical. Bad input raises before anything changes. The batch counts
+        as consumed."""
         key = key_of(indices)
         found = self.ledger.find(indices, key)
         selecting = self.policy.selects(self._epoch)
@@ -341,8 +276,8 @@ class HardExampleSampler:
                 host = {name: all_gather_1d(torch.from_numpy(v)).numpy() for name, v in host.items()}
             if selecting:
                 offset = rank_offset(local.size)
-                found = self._selected(local, self.policy.guarded_select(host["scores"], idx)[offset:
-                                                                                                offset + local.size])
+                found = Yielded.selected(local, self.policy.guarded_select(host["scores"], idx)[
+                    offset: offset + local.size], self._valid_selection)
                 self.ledger.remember(found)
             self.pipeline.queue(idx, host, checked=True)
         self.ledger.consume(indices, local, key if found is not None else None)
@@ -360,15 +295,6 @@ class HardExampleSampler:
         self.plan.check_update(local, self.ledger)
         return local, self.pipeline.receive(local, per_sample_loss, stats)
 
-    def _selected(self, local: np.ndarray, selected: np.ndarray) -> Yielded:
-        """A batch policy's weights [B] for the batch `local` as float32; valid (with their mean's w / B) when the
-        policy makes them finite and non-negative and no guard adjusts them, else `hm.reduce` checks them."""
-        policy = self.policy
-        if not policy.valid_weights or policy.guards_implement("adjust_weights"):
-            return Yielded(local, torch.from_numpy(selected.astype(np.float32)), None, False)
-        both = with_means(selected, [selected.size])
-        return Yielded(local, both[0], both[1])
-
     def flush(self, wait: bool = True) -> None:
         """Have the memory write its queued updates now, and re-prioritise the samples written (the sampler does
         it every `chunk` batches, before drawing, and at an epoch's start; any read of the memory writes them).
@@ -384,31 +310,15 @@ class HardExampleSampler:
         self.tally.mining_seconds += time.perf_counter() - started
 
     def stats(self) -> dict[str, float]:
-        """Numbers for logging (O(N): call once an epoch or every few hundred steps).
-
-        Under torch.distributed it runs no collective (one rank may call it alone, as rank-zero logging does) and
-        its numbers are this rank's, like Lightning's `self.log` without `sync_dist`: those of the memory (scores,
-        ages, seen) are every rank's alike, since every rank writes every update; the per-batch ones (weights,
-        loss_variance, class_share) are of this rank's share of the batches.
-
-        epoch, batch, num_batches; fraction_seen; score_mean/max; keep_ratio (policies that keep a part);
-        weight_mean/min/max of the last weights asked for; loss_variance: variance of the weighted per-sample
-        losses of the last updated batch (a gradient-variance proxy: instability shows here first);
-        age_median/age_p90/age_max: steps since each seen sample was last scored; stale_fraction: seen samples
-        not scored for more than an epoch of steps; noise_suspects; class_share/<c> and data_share/<c>: each
-        class's share of the samples drawn this epoch and of the data set; mining_seconds: time spent in the
-        sampler's chunk-level work (drawing chunks, writing queued updates, epoch starts); the per-call checks
-        and lookups of `update` and `weights` are not timed (timing them would cost about as much as they do).
-        """
+        """Numbers for logging (O(N): call once an epoch or every few hundred steps); see
+        hardmine.sampling.tally.Tally.report for each. Under torch.distributed it runs no collective (one rank may
+        call it alone, as rank-zero logging does): the memory's numbers are every rank's alike, the per-batch ones
+        (weights, loss_variance, class_share) this rank's."""
         return self.tally.report(self.memory, self.policy, self._epoch, self.ledger.consumed, self.num_batches)
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue the exact sequence of batches (the memory has its own state_dict).
-
-        Of the batches drawn but not consumed it holds the first `DRAWN_SAVED` (256, in hardmine.sampling.ledger,
-        as many as DataLoader prefetching could need): a loop that drew more ahead of the last batch it consumed
-        resumes serving those, then draws the rest anew (the same batches for shuffled passes and candidate
-        batches; a priority policy draws them from the priorities of that moment)."""
+        """Everything needed to continue the exact sequence of batches (the memory has its own state_dict),
+        with the first `DRAWN_SAVED` (256) batches drawn but not consumed (hardmine.sampling.ledger)."""
         return {"seed": self.seed, "epoch": self._epoch, "position": self.ledger.consumed,
                 "num_samples": self.memory.num_samples,
                 "started": self._started, "drawn": self.ledger.state_dict(),
@@ -418,14 +328,10 @@ class HardExampleSampler:
 
     def load_state_dict(self, state: dict[str, Any], *, use_saved_config: bool = False) -> None:
         """Restore `state_dict()`: the next iterator serves the batches drawn but not consumed, as they were drawn,
-        then draws on. Rank and world size are read first: the saved world size must be this one.
-
-        Everything (the policy's and its guards' states included) is checked against the declared schemas
-        first, then assigned in one step. A saved seed or policy argument that differs from this sampler's is an
-        error naming both values, unless `use_saved_config=True` asks to take the saved ones (batch_size,
-        num_batches and the world size must always match).
-        """
-        self._sync_world()
+        then draws on. Everything (the policy's and guards' states included) is checked first, then assigned. A
+        saved seed or policy argument that differs is an error naming both, unless `use_saved_config=True` takes
+        the saved ones (batch_size, num_batches and the world size, read first, must always match)."""
+        self.rank, self.world_size = self._world.read()
         (seed, epoch, epoch_state, started), drawn = parse_state(self, state, use_saved_config)
         self.flush(wait=True)  # the updates of consumed batches belong to the state being replaced
         # through the policy's own load_state_dict (a subclass may extend it); it cannot fail once parsed

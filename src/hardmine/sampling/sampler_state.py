@@ -1,4 +1,5 @@
-"""The sampler's saved state: its schema and its check, everything validated before anything is assigned."""
+"""The sampler's saved state (its schema and its check, everything validated before anything is assigned) and the
+configuration its ranks agree on."""
 
 from __future__ import annotations
 
@@ -37,6 +38,17 @@ def check_seed(name: str, seed: Any) -> int:
     if seed >= SEED_LIMIT:
         raise ValueError(f"{name} must be below 2**64, got {seed}")
     return seed
+
+
+def configuration(sampler: Any) -> dict[str, Any]:
+    """What every rank must have alike at an epoch's first draw (`agree_on_config` compares digests)."""
+    policy = sampler.policy.state_dict()
+    return {"num_samples": sampler.memory.num_samples, "batch_size": sampler.batch_size,
+            "num_batches": sampler.fixed_batches, "drop_last": sampler.drop_last, "chunk": sampler.chunk,
+            "seed": sampler.seed, "epoch": sampler.epoch, "policy": policy["name"], "policy config": policy["config"],
+            "guards": [(guard["name"], guard["config"]) for guard in policy["guards"]],
+            "state_version": (STATE_VERSION, policy["state_version"]),
+            "consumed batches": sampler.ledger.consumed, "memory updates": sampler.memory.updates}
 
 
 def parse_state(sampler: Any, state: dict[str, Any], use_saved_config: bool) -> tuple[tuple, dict[str, Any]]:

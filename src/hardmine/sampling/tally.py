@@ -36,7 +36,21 @@ class Tally:
             self.counted = chunk.end
 
     def report(self, memory: ScoreMemory, policy: Any, epoch: int, consumed: int, length: int) -> dict[str, float]:
-        """`HardExampleSampler.stats()` (see there), O(N)."""
+        """`HardExampleSampler.stats()`, O(N).
+
+        Under torch.distributed its numbers are this rank's, like Lightning's `self.log` without `sync_dist`:
+        those of the memory (scores, ages, seen) are every rank's alike, since every rank writes every update; the
+        per-batch ones (weights, loss_variance, class_share) are of this rank's share of the batches.
+
+        epoch, batch, num_batches; fraction_seen; score_mean/max; keep_ratio (policies that keep a part);
+        weight_mean/min/max of the last weights asked for; loss_variance: variance of the weighted per-sample
+        losses of the last updated batch (a gradient-variance proxy: instability shows here first);
+        age_median/age_p90/age_max: steps since each seen sample was last scored; stale_fraction: seen samples
+        not scored for more than an epoch of steps; noise_suspects; class_share/<c> and data_share/<c>: each
+        class's share of the samples drawn this epoch and of the data set; mining_seconds: time spent in the
+        sampler's chunk-level work (drawing chunks, writing queued updates, epoch starts); the per-call checks
+        and lookups of `update` and `weights` are not timed (timing them would cost about as much as they do).
+        """
         seen = memory.get("seen") > 0
         scores = memory.get("score")[seen]
         out = {"epoch": float(epoch), "batch": float(consumed), "num_batches": float(length),
