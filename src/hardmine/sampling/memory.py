@@ -278,7 +278,7 @@ class ScoreMemory:
     def declare(self, column: Column) -> None:
         """Add `column` (allocated now unless it is lazy); declaring the same column again does nothing."""
         if not isinstance(column, Column):
-            raise TypeError(f"column must be a hardmine.sampling.memory.Column, got {type(column).__name__}")
+            raise TypeError(f"column must be a hardmine.Column, got {type(column).__name__}")
         if not isinstance(column.name, str) or not column.name:
             raise TypeError(f"column.name must be a non-empty string, got {column.name!r}")
         try:

@@ -72,7 +72,7 @@ class HardExampleSampler:
         self.drop_last = drop_last
         self.fixed_batches = None if num_batches is None else check_int("num_batches", num_batches)
         self.chunk = self.policy.default_chunk if chunk is None else check_int("chunk", chunk)
-        self._valid_selection = getattr(self.policy, "valid_weights", False) and not self.policy.guards_implement("adjust_weights")
+        self._valid_selection = self.policy.valid_selection
         self._world = World()
         self.rank, self.world_size = self._world.rank, self._world.size
         self._epoch = 0

@@ -129,6 +129,12 @@ class Policy(Registered):
         return False
 
     @property
+    def valid_selection(self) -> bool:
+        """Whether the weights `update` decides (a batch policy's `guarded_select`) are finite and non-negative
+        by construction, so that `hm.reduce` does not check them; no policy but a batch policy selects."""
+        return False
+
+    @property
     def caps_weights(self) -> bool:
         """Whether `cap` may change weights (a guard, or an overridden `cap`); without, a draw skips it."""
         return bool(self.guards) or type(self).cap is not Policy.cap
@@ -531,6 +537,11 @@ class BatchPolicy(Policy):
     def selects(self, epoch: int) -> bool:
         """After the warm-up, `update` decides each batch's weights."""
         return not self.in_warmup(epoch)
+
+    @property
+    def valid_selection(self) -> bool:
+        """`valid_weights`, unless a guard adjusts the weights."""
+        return self.valid_weights and not self.guards_implement("adjust_weights")
 
     def select(self, losses: np.ndarray, indices: np.ndarray) -> np.ndarray:
         """Hook: weights [B] of a scored batch of samples `indices` [B] given their guarded losses [B]:
