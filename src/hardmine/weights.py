@@ -26,10 +26,11 @@ class BatchWeights(torch.Tensor):
     @staticmethod
     def of(weights: torch.Tensor, valid: bool = False, over_size: torch.Tensor | None = None) -> BatchWeights:
         """New BatchWeights holding a copy of `weights` [B] (and of `over_size` [B], only with `valid`)."""
-        with torch._C.DisableTorchFunctionSubclass():
-            out = weights.clone().as_subclass(BatchWeights)
-            out.valid = valid
-            out.over_size = over_size.clone() if valid and over_size is not None else None
+        if type(weights) is not torch.Tensor:
+            weights = weights.as_subclass(torch.Tensor)
+        out = weights.clone().as_subclass(BatchWeights)
+        out.valid = valid
+        out.over_size = over_size.clone() if valid and over_size is not None else None
         return out
 
     @classmethod

@@ -263,8 +263,8 @@ class HardExampleSampler:
                 host = self.pipeline.check(local, values)
         else:
             local, values = self._receive(indices, found, per_sample_loss, stats)
-            ready = selecting or all(v.ready for v in values.values())  # needs the values now, or has them
-            host = self.pipeline.check(local, values) if ready else None
+            arrived = all(v.ready for v in values.values()) if stats else values["scores"].ready
+            host = self.pipeline.check(local, values) if selecting or arrived else None  # needs them now, or has
         own = values["scores"]  # this rank's values (stats' loss_variance pairs them with this rank's weights)
         self._device = own.device
         if host is None:
