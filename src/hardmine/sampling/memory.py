@@ -238,14 +238,9 @@ class ScoreMemory:
 
     def enqueue(self, indices: np.ndarray, values: dict[str, Any], *, validate: Validate | None = None,
                 tag: Hashable = None) -> None:
-        """Queue one batch's update, to be written by this memory when it drains (in order, vectorised).
-
-        indices: validated int64 [M]; values: {source: float64 [M]} as `check_update` returns them, or host
-        copies still arriving from an accelerator (objects with `ready` and `array()`), which `validate` checks
-        when they arrive. tag: the writer's name for its batches (`take_written(tag)`). Every read or write of
-        the memory drains the queue first, so the memory reads as if each queued update had been written when it
-        was queued; `updates` counts the queued batches without draining.
-        """
+        """Queue one batch's update (indices: validated int64 [M]; values: {source: float64 [M]} as `check_update`
+        returns them, or host copies still arriving, which `validate` checks when they arrive; tag: the writer's
+        name for its batches). Every read or write drains the queue first (hardmine.sampling.write_queue)."""
         self._queue.put(QueuedWrite(indices, values, validate, tag))
 
     @property
