@@ -68,6 +68,8 @@ class EpochPlan:
 
     mode: ClassVar[str] = "subset"
     """How the epoch state names the plan (saved; `PLANS` finds the class again on load)."""
+    undecided_weights: ClassVar[bool] = False
+    """Whether drawn batches hold NaN weights until `update` decides them (a saved state may then hold NaN)."""
 
     def __init__(self, policy: Any, memory: ScoreMemory, shape: Shape, seed: int, epoch: int,
                  state: dict[str, Any]) -> None:
@@ -181,6 +183,7 @@ class CandidateBatches(EpochPlan):
     `update` selects."""
 
     mode = "candidates"
+    undecided_weights = True
 
     @classmethod
     def start(cls, policy: Any, memory: ScoreMemory, shape: Shape, seed: int, epoch: int) -> dict[str, Any]:

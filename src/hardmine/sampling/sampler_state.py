@@ -88,7 +88,7 @@ def parse_state(sampler: Any, state: dict[str, Any], use_saved_config: bool) -> 
         if size is not None and indices.size != size:
             raise ValueError(f"state['drawn'] holds batch {k} of {indices.size} indices, but a batch there "
                              f"holds {size} (batch_size {sampler.batch_size} x world size {sampler.world_size})")
-    if epoch_state["mode"] != "candidates" and any(np.isnan(w).any() for _, w in drawn["records"].values()):
+    if not plan.undecided_weights and any(np.isnan(w).any() for _, w in drawn["records"].values()):
         raise ValueError("state['drawn'] holds NaN weights, which only candidate batches have (before update() "
                          f"decides them), but the epoch's mode is {epoch_state['mode']!r}")
     if drawn["consumed"] != position:
