@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from hardmine._checks import check_indices, check_int
-from hardmine.distributed import agree_on_config, agree_on_errors, all_gather_1d, rank_and_world, rank_offset
+from hardmine.distributed import agree_on_config, agree_on_errors, all_gather_1d, rank_offset
 from hardmine.sampling.chunking import Chunk, Yielded, share
 from hardmine.sampling.ledger import Ledger, key_of
 from hardmine.sampling.memory import ScoreMemory
@@ -153,7 +153,7 @@ class HardExampleSampler:
         hold, self._hold = self._hold, False
         if self._started and not hold and (self._drawn_to_end or self.ledger.consumed >= self.plan.num_batches):
             self._new_epoch(self._epoch + 1)
-        if self._planned is not None and self._planned != (self.memory.updates, *rank_and_world()):
+        if self._planned is not None and self._planned != (self.memory.updates, *World.now()):
             self._started = False  # len() decided the epoch; the memory or the world changed since: decide again
         self._planned = None
         if not self._started:

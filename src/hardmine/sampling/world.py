@@ -16,13 +16,18 @@ class World:
     `torch.distributed.init_process_group`, so it reads them at each epoch's start)."""
 
     def __init__(self) -> None:
-        self.rank, self.size = rank_and_world()
+        self.rank, self.size = self.now()
         self._warned = False
+
+    @staticmethod
+    def now() -> tuple[int, int]:
+        """(rank, world size) as torch.distributed has them now, without recording them."""
+        return rank_and_world()
 
     def read(self) -> tuple[int, int]:
         """Read rank and world size; log a change, warn once when WORLD_SIZE says several processes but
         torch.distributed has no process group."""
-        rank, world = rank_and_world()
+        rank, world = self.now()
         if (rank, world) != (self.rank, self.size):
             _log.info("HardExampleSampler: rank %d of world size %d (was rank %d of %d)", rank, world,
                       self.rank, self.size)
