@@ -306,7 +306,7 @@ def parts(batch: int, policies: list[str], x_all, y_all, epochs: int = 4) -> Non
                 return out
             return call
 
-        for attr, key in (("_next_chunk", "draw chunk"), ("flush", "write"), ("_start_epoch", "epoch start")):
+        for attr, key in (("_next_chunk", "draw chunk"), ("flush", "write"), ("_begin_epoch", "epoch start")):
             setattr(sampler, attr, timed(getattr(sampler, attr), key))  # the sampler calls them through self
         outer = dict.fromkeys(("next", "update", "weights", "reduce"), 0.0)
         batches = endless(sampler)

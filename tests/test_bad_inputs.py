@@ -428,7 +428,7 @@ def test_a_single_process_keeps_the_original_error_type():
 
 
 def test_memory_set_refuses_values_its_column_cannot_hold():
-    from hardmine.memory import Column
+    from hardmine.sampling.memory import Column
     memory = hm.ScoreMemory(4)
     memory.declare(Column("irreducible", np.float32, 0.0, source=None))
     refused(lambda: memory.set("irreducible", [1.0, 1e39], [0, 1]), ValueError,

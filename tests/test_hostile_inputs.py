@@ -250,7 +250,7 @@ _UPDATES: list[tuple[str, Callable[[hm.ScoreMemory], Any], str | None]] = [
      r"column 'x' must have a numeric numpy dtype"),
     ("declare name 3", lambda m: m.declare(hm.Column(3, np.float32)), r"column.name must be a non-empty string, got 3"),
     ("declare reserved", lambda m: m.declare(hm.Column("label", np.float32)), r"column name 'label' is reserved"),
-    ("declare a dict", lambda m: m.declare({"name": "x"}), r"column must be a hardmine.memory.Column, got dict"),
+    ("declare a dict", lambda m: m.declare({"name": "x"}), r"column must be a hardmine.Column, got dict"),
     ("declare ok", lambda m: m.declare(hm.Column("irr", np.float32, 0.0, source=None)), None),
     ("get unknown name", lambda m: m.get("nope"), r"name must be one of .*got 'nope'"),
     ("get index 10", lambda m: m.get("score", [10]), r"indices out of range \[0, 10\).*= 10"),

@@ -71,7 +71,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 def test_the_graph_sees_real_imports():
     graph = import_graph()
     assert "hardmine.sampling.guards.base" in graph["hardmine.sampling.policies.base"]
-    assert "hardmine.memory" in graph["hardmine.sampling.sampler"]
+    assert "hardmine.sampling.memory" in graph["hardmine.sampling.sampler"]
 
 
 def test_no_import_cycle_in_src():
@@ -101,3 +101,27 @@ def test_a_component_in_a_new_file_of_its_package_registers_without_an_edit():
         for path in (PACKAGE / package).glob("*.py"):
             if path.name != "__init__.py":
                 assert module_name(path) in sys.modules, path
+
+
+def test_the_moved_modules_still_import_with_a_deprecation_warning():
+    import importlib
+    import sys
+    import warnings
+
+    import hardmine
+
+    for old, name in (("hardmine.memory", "ScoreMemory"), ("hardmine.reference", "reference_losses")):
+        sys.modules.pop(old, None)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            module = importlib.import_module(old)
+        assert any(issubclass(w.category, DeprecationWarning) and "hardmine.sampling." in str(w.message)
+                   for w in caught), old
+        assert getattr(module, name) is getattr(hardmine, name)
+
+
+def test_no_attribute_is_set_on_a_tensor_and_the_memory_calls_nothing_back():
+    source = "\n".join(p.read_text() for p in PACKAGE.rglob("*.py"))
+    assert "_hardmine_valid" not in source and "_hardmine_mean" not in source
+    memory = (PACKAGE / "sampling" / "memory.py").read_text()
+    assert "def buffering" not in memory and "flush" not in memory

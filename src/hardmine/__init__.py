@@ -15,10 +15,9 @@ from hardmine.inbatch.logit_adjusted import LogitAdjustedLoss
 from hardmine.inbatch.losses import FocalLoss, MisclassifiedUpweight, OHEMLoss
 from hardmine.inbatch.reduction import reduce
 from hardmine.inbatch.select import Stochastic, Threshold, TopK
-from hardmine.memory import Column, ScoreMemory
-from hardmine.reference import cross_fit_losses, reference_losses, train_reference
 from hardmine.sampling import schedules
 from hardmine.sampling.guards import ClassBalance, CoverageGuard, Guard, NoiseGuard, WeightCap
+from hardmine.sampling.memory import Column, ScoreMemory
 from hardmine.sampling.policies import (
     ImportancePolicy,
     Policy,
@@ -27,6 +26,7 @@ from hardmine.sampling.policies import (
     UniformPolicy,
     build_policy,
 )
+from hardmine.sampling.reference import cross_fit_losses, reference_losses, train_reference
 from hardmine.sampling.sampler import HardExampleSampler, WithIndex
 
 __all__ = [

@@ -27,8 +27,8 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from hardmine.checkpoint import load_state, save_state
-from hardmine.memory import ScoreMemory
 from hardmine.sampling.guards import GUARDS, Guard
+from hardmine.sampling.memory import ScoreMemory
 from hardmine.sampling.policies import POLICIES, Policy, build_policy
 from hardmine.sampling.sampler import HardExampleSampler, WithIndex
 

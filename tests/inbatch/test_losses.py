@@ -8,7 +8,7 @@ from torch import nn
 
 import hardmine as hm
 from hardmine.inbatch.losses import LOSSES, FocalLoss, MisclassifiedUpweight, OHEMLoss, misclassified
-from hardmine.memory import ScoreMemory
+from hardmine.sampling.memory import ScoreMemory
 
 F64 = torch.float64
 

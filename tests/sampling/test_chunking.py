@@ -93,10 +93,10 @@ def test_buffered_updates_read_as_if_written_at_once(fake_loss):
         prob = rng.random(batch.size)
         sampler.update(batch, fake_loss(batch, step), true_prob=prob)
         direct.update(batch, fake_loss(batch, step), true_prob=prob)
-    assert len(sampler._buffer) == 3  # not written yet ...
+    assert buffered.queued == 3  # not written yet ...
     for name in ("score", "ema", "seen", "last_step", "confidence", "variability"):  # ... but read as written
         np.testing.assert_array_equal(buffered.get(name), direct.get(name))
-    assert buffered.updates == direct.updates == 3 and len(sampler._buffer) == 0
+    assert buffered.updates == direct.updates == 3 and buffered.queued == 0
 
 
 @pytest.mark.parametrize("bad, error, match", [
@@ -120,7 +120,7 @@ def test_bad_losses_raise_in_the_call_while_updates_are_buffered(bad, error, mat
         sampler.update(batch, bad(batch))
     with pytest.raises(ValueError, match="indices out of range"):
         sampler.update(np.array([3, 40]), np.ones(2))
-    assert len(sampler._buffer) == 2
+    assert memory.queued == 2
     np.testing.assert_array_equal(memory.get("seen"), reference.get("seen"))
     np.testing.assert_array_equal(memory.get("score"), reference.get("score"))
 
@@ -133,7 +133,7 @@ def test_the_fused_check_accepts_what_fits_and_refuses_what_does_not():
     sampler.update(batch, np.full(4, 3e38))  # float32's range: kept (a float64 sum of them would be huge)
     with pytest.raises(ValueError, match="column 'score'"):
         sampler.update(next(batches), np.full(4, 1e308))  # finite, but no float32 holds it
-    assert len(sampler._buffer) == 1
+    assert memory.queued == 1
     assert (memory.get("seen")[batch] == 1).all() and memory.updates == 1
     assert memory.get("seen").sum() == 4
 

@@ -57,7 +57,7 @@ def test_ddp_environment_without_a_process_group_warns(monkeypatch):
 
 def test_a_rank_change_is_logged_once(monkeypatch, caplog):
     sampler = hm.HardExampleSampler(hm.ScoreMemory(N), BATCH, policy="uniform")
-    monkeypatch.setattr("hardmine.sampling.sampler.rank_and_world", lambda: (1, 2))
+    monkeypatch.setattr("hardmine.sampling.world.rank_and_world", lambda: (1, 2))
     with caplog.at_level(logging.INFO, logger="hardmine"):
         _epoch(sampler)
         _epoch(sampler)

@@ -139,14 +139,14 @@ def test_bad_update_changes_nothing():
     memory = ScoreMemory(8)
     sampler = HardExampleSampler(memory, batch_size=4, seed=0)
     batch = next(iter(sampler))
-    tree_before = sampler._tree._tree.copy()
+    tree_before = sampler.plan._tree._tree.copy()
     with pytest.raises(ValueError, match="non-finite"):
         sampler.update(batch, np.array([1.0, np.nan, 1.0, 1.0]))
     with pytest.raises(ValueError, match="length"):
         sampler.update(batch, np.ones(3))
     with pytest.raises(ValueError, match="out of range"):
         sampler.update(np.array([9]), np.ones(1))
-    assert memory.updates == 0 and np.array_equal(sampler._tree._tree, tree_before)
+    assert memory.updates == 0 and np.array_equal(sampler.plan._tree._tree, tree_before)
 
 
 def test_load_state_dict_refuses_a_mismatched_sampler():

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import hardmine as hm
-from hardmine.sampling.consumption import DRAWN_SAVED
+from hardmine.sampling.ledger import DRAWN_SAVED
 
 
 def sampler_of(n: int = 30, policy: str = "importance", **kwargs) -> hm.HardExampleSampler:

@@ -47,7 +47,7 @@ def test_a_subclass_priority_that_overflows_between_the_extremes_is_refused_at_u
     batch = next(iter(sampler))
     with pytest.raises(ValueError, match="per_sample_loss would give sample .* a priority of 1e\\+39"):
         sampler.update(batch, np.array([0.0, 5.0, 5.0, 10.0]))
-    assert memory.get("seen").sum() == 0 and len(sampler._buffer) == 0
+    assert memory.get("seen").sum() == 0 and memory.queued == 0
 
 
 def test_a_subclass_select_s_negative_weights_are_refused_by_reduce():

@@ -19,7 +19,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from hardmine._checks import check_choice
-from hardmine.reference import cross_fit_losses, reference_losses, train_reference
+from hardmine.sampling.reference import cross_fit_losses, reference_losses, train_reference
 
 REFERENCES = ("holdout", "crossfit")
 REFERENCE_SEED_OFFSET = 20_000  # a reference model's seed: the run's seed plus this, apart from the run's own

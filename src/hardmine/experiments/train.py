@@ -37,7 +37,7 @@ from hardmine.experiments.data import Splits
 from hardmine.experiments.metrics import METRICS, curve_key, is_collapsed, scores
 from hardmine.experiments.reference import irreducible_losses
 from hardmine.experiments.strategies import PerSampleLoss, Strategy, cross_entropy
-from hardmine.memory import ScoreMemory
+from hardmine.sampling.memory import ScoreMemory
 from hardmine.sampling.policies import IRREDUCIBLE_LOSS, CandidatePolicy
 from hardmine.sampling.sampler import HardExampleSampler
 from hardmine.scores import signals

@@ -17,8 +17,8 @@ from torch import nn
 from hardmine._checks import check_choice, check_finite, check_indices, check_int, check_number
 from hardmine.inbatch.reduction import reduce
 from hardmine.inbatch.select import Threshold, TopK
-from hardmine.memory import Column, ScoreMemory
 from hardmine.registry import Registered, Registry
+from hardmine.sampling.memory import Column, ScoreMemory
 
 Reduction = Literal["mean", "sum", "none"]
 PerElementLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from hardmine.inbatch.select import Selection
+from hardmine.weights import BatchWeights
 
 Normalize = Literal["mean", "weighted", "sum"]
 
@@ -64,49 +65,31 @@ def _check_finite_nonnegative(t: torch.Tensor, position: int) -> None:
         torch._assert_async(ok, message)
 
 
-def mark_valid(weights: torch.Tensor, over_size: torch.Tensor | None = None) -> torch.Tensor:
-    """Mark `weights` [B] as finite and non-negative by construction (a sampler's), so that `reduce` does not
-    check them, with `over_size` = weights / B (the mean is then one dot product). The mark holds while the
-    tensor is not changed in place: its version counter (shared with its views) is recorded. Returns `weights`."""
-    weights._hardmine_valid = _version(weights)
-    if over_size is not None:
-        weights._hardmine_mean = over_size
-    return weights
-
-
-def marked_valid(weights: torch.Tensor) -> bool:
-    """Whether `weights` carry `mark_valid`'s mark and have not been changed in place since."""
-    mark = getattr(weights, "_hardmine_valid", None)
-    return mark is not None and mark == _version(weights)
-
-
-def _version(t: torch.Tensor) -> int:
-    try:
-        return t._version
-    except RuntimeError:  # an inference tensor keeps no version counter
-        return -1
-
-
 def _plain_weighted_mean(loss: object, weights: tuple) -> torch.Tensor | None:
     """sum(loss * w) / B for a 1-D float loss and one weight tensor of its shape, dtype and device; else None.
 
-    Weights a HardExampleSampler made are valid by construction and are not inspected (and come with w / B, so
-    the mean is one dot product); others get one check.
+    A sampler's `BatchWeights`, valid by construction and unchanged, are not inspected (their `over_size`, w / B,
+    makes the mean one dot product); other weights get one check.
     """
-    if len(weights) != 1 or type(loss) is not torch.Tensor or type(weights[0]) is not torch.Tensor:
+    if len(weights) != 1 or type(loss) is not torch.Tensor:
         return None
     w = weights[0]
-    if loss.ndim != 1 or w.shape != loss.shape or w.dtype != loss.dtype or w.device != loss.device:
+    if not loss.is_floating_point() or loss.ndim != 1 or loss.numel() == 0:
         return None
-    if not loss.is_floating_point() or loss.numel() == 0:
+    valid = False
+    if type(w) is BatchWeights:
+        over_size, valid = w.over_size, w.valid
+        if over_size is not None and over_size.shape == loss.shape and over_size.dtype == loss.dtype \
+                and over_size.device == loss.device:
+            return torch.dot(loss, over_size)
+        w = w.as_subclass(torch.Tensor)
+    elif type(w) is not torch.Tensor:
         return None
-    if not marked_valid(w):  # not a sampler's, or changed in place since
+    if w.shape != loss.shape or w.dtype != loss.dtype or w.device != loss.device:
+        return None
+    if not valid:
         _check_finite_nonnegative(w, 0)
-        return torch.dot(loss, w) / loss.numel()
-    over_size = getattr(w, "_hardmine_mean", None)  # the sampler's w / B, made with the weights: one op
-    if over_size is None:
-        return torch.dot(loss, w) / loss.numel()
-    return torch.dot(loss, over_size)
+    return torch.dot(loss, w) / loss.numel()
 
 
 def reduce(per_sample_loss: torch.Tensor, *weights: torch.Tensor | np.ndarray | Selection,
@@ -121,8 +104,8 @@ def reduce(per_sample_loss: torch.Tensor, *weights: torch.Tensor | np.ndarray | 
         `Selection` from a selector of `hardmine.inbatch.select` (made from scores of exactly the loss's shape).
         With a Selection only the selected elements are gathered, so the gradient is exactly 0 elsewhere and a
         NaN in an element that was not selected does not reach the result.
-    A 1-D loss with one weight tensor of its shape, dtype and device (what `HardExampleSampler.weights` gives)
-    costs a plain weighted mean: one dot product, no host synchronisation.
+    A 1-D loss with one weight tensor of its shape, dtype and device costs a plain weighted mean: one check and
+    one dot product; the `BatchWeights` that `HardExampleSampler.weights` gives cost the dot product alone.
     normalize: "mean" divides the weighted sum by the number of elements (the unbiased importance-sampling
         estimate of the uniform mean), "weighted" by the sum of the weights (a weighted average, e.g. the mean
         over the kept elements of a Selection or a mask; 0 when every weight is 0), "sum" does not divide.

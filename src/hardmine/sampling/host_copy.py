@@ -23,10 +23,16 @@ class HostValues:
     Raises at once for a wrong dtype or length, and for a NaN or inf when the values are already on the host.
     """
 
-    __slots__ = ("_array", "_event", "_host", "device", "indices", "name")
+    __slots__ = ("_array", "_event", "_host", "device", "extremes", "indices", "name")
 
     def __init__(self, name: str, values: Any, indices: np.ndarray) -> None:
-        self.name, self.indices, self._event, self._array = name, indices, None, None
+        self.name, self.indices, self._event, self._array, self.extremes = name, indices, None, None, None
+        if type(values) is torch.Tensor and values.device.type == "cpu" and values.dtype in _FLOATING and \
+                values.ndim == 1 and values.shape[0] == indices.size and values.layout is torch.strided:
+            self.device = _CPU  # the common case, in as few calls as it can (see `_ranged`)
+            self._host = values
+            self._array, self.extremes = _ranged(name, values.detach(), indices)
+            return
         if isinstance(values, torch.Tensor):
             check_not_meta(name, values)
             self.device = values.device
@@ -36,9 +42,10 @@ class HostValues:
             if values.is_complex() or not (values.is_floating_point() or values.dtype in _INT_DTYPES):
                 raise TypeError(f"{name} must be a real-valued array, got dtype {values.dtype}")
             if values.ndim != 1:
-                raise ValueError(f"{name} must be 1-D, got shape {tuple(values.shape)}")
+                raise ValueError(f"{name} must be 1-D [B], got shape {tuple(values.shape)}")
             if values.shape[0] != indices.size:
-                raise ValueError(f"{name} has length {values.shape[0]} but the indices have length {indices.size}")
+                raise ValueError(f"{name} has shape {tuple(values.shape)} but the indices have length "
+                                 f"{indices.size}")
             if values.device.type == "cpu":
                 self._host = (values.float() if values.dtype == torch.bfloat16 else values).numpy()
                 self._array = _checked(name, self._host, indices)
@@ -54,9 +61,9 @@ class HostValues:
             if arr.dtype.kind not in "fiub":
                 raise TypeError(f"{name} must be a real-valued array, got dtype {arr.dtype}")
             if arr.ndim != 1:
-                raise ValueError(f"{name} must be 1-D, got shape {tuple(arr.shape)}")
+                raise ValueError(f"{name} must be 1-D [B], got shape {tuple(arr.shape)}")
             if arr.shape[0] != indices.size:
-                raise ValueError(f"{name} has length {arr.shape[0]} but the indices have length {indices.size}")
+                raise ValueError(f"{name} has shape {tuple(arr.shape)} but the indices have length {indices.size}")
             self._host = arr
             self._array = _checked(name, arr, indices)
 
@@ -75,6 +82,28 @@ class HostValues:
 
 
 _INT_DTYPES = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)
+_FLOATING = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+_CPU = torch.device("cpu")
+
+
+def _ranged(name: str, values: torch.Tensor, indices: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
+    """A float64 copy of the CPU floating tensor `values` [B] and its (smallest, largest), finite.
+
+    Right after a training step numpy's code is cold (torch's kernels have evicted it from the CPU caches) and a
+    first numpy reduction costs some 15 us, so the copy and its range are torch's (`copy_`, `aminmax`), whose
+    code the step just ran."""
+    copy = torch.empty(values.shape[0], dtype=torch.float64)
+    if not values.shape[0]:
+        return copy.numpy(), (0.0, 0.0)
+    copy.copy_(values)
+    smallest, largest = (v.item() for v in torch.aminmax(copy))
+    out = copy.numpy()
+    if not (-_INF < smallest and largest < _INF):  # a NaN fails both
+        check_values(name, out, indices.size, indices=indices)
+    return out, (smallest, largest)
+
+
+_INF = float("inf")
 
 
 def _checked(name: str, arr: np.ndarray, indices: np.ndarray) -> np.ndarray:

@@ -28,8 +28,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from hardmine.memory import Column, ScoreMemory
 from hardmine.registry import Registered, Registry
+from hardmine.sampling.memory import Column, ScoreMemory
 from hardmine.state import Field, Stateful, from_saved
 
 HOOKS = ("adjust_difficulty", "start_priorities", "adjust_priorities", "adjust_mix", "forced", "strata",

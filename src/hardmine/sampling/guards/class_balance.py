@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from hardmine._checks import check_number
-from hardmine.memory import ScoreMemory
 from hardmine.sampling.guards.base import Guard
+from hardmine.sampling.memory import ScoreMemory
 from hardmine.state import Array
 
 

@@ -7,8 +7,8 @@ import math
 import numpy as np
 
 from hardmine._checks import check_choice, check_int, check_number
-from hardmine.memory import ScoreMemory
 from hardmine.sampling.guards.base import Guard
+from hardmine.sampling.memory import ScoreMemory
 from hardmine.state import Array, Float
 
 _NOISE_METHODS = ("loss", "aum", "cartography")

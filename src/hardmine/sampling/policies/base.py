@@ -1,6 +1,7 @@
 """The policy interface: how the score memory becomes the next batches, and their importance weights.
 
-Three kinds, one base class each, and a fourth built on BatchPolicy; the sampler dispatches on the class:
+Three kinds, one base class each, and a fourth built on BatchPolicy; each kind supplies the epoch plan that draws
+its batches (`epoch_plan`, hardmine.sampling.plans), so the sampler never asks what kind a policy is:
 - `PriorityPolicy`: batches are drawn with replacement from a sum tree of per-sample priorities, with a uniform
   fraction `mix`, and importance weights from the draw probabilities. The one hook to write is
   `priority(difficulty) -> priorities`.
@@ -30,9 +31,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 from hardmine._checks import check_int, check_values
-from hardmine.memory import Column, ScoreMemory
 from hardmine.registry import Registered, Registry
 from hardmine.sampling.guards.base import Guard
+from hardmine.sampling.memory import Column, ScoreMemory
+from hardmine.sampling.plans import EpochPlan, PriorityDraws, ShuffledPass, SubsetPass
 from hardmine.sampling.schedules import Schedule, ScheduleLike, as_schedule
 from hardmine.state import Field, Float, Int, Stateful
 
@@ -117,6 +119,30 @@ class Policy(Registered, Stateful):
         self._state: dict[str, Any] = {"unseen_score": 1.0, "epoch": -1, "fresh_since": -1}
         self._bounds: dict[str, tuple[float, float]] = {}  # scheduled parameter -> (lowest, highest) value
         self._pinned: dict[str, float] = {}  # scheduled values fixed while check_scores tries their extremes
+
+    default_chunk: ClassVar[int] = 64
+    """The sampler's default `chunk` (batches drawn at once): a shuffled pass, batch or candidate selection draws
+    nothing from the memory within an epoch, so a large chunk changes no batch and costs less per step."""
+
+    def epoch_plan(self, epoch: int) -> type[EpochPlan]:
+        """The plan that draws `epoch`'s batches (hardmine.sampling.plans): a shuffled pass over all the data,
+        unless a kind draws otherwise outside its warm-up."""
+        return ShuffledPass
+
+    def selects(self, epoch: int) -> bool:
+        """Whether `update` decides the weights of each batch of `epoch` from its losses (`guarded_select`)."""
+        return False
+
+    @property
+    def valid_selection(self) -> bool:
+        """Whether the weights `update` decides (a batch policy's `guarded_select`) are finite and non-negative
+        by construction, so that `hm.reduce` does not check them; no policy but a batch policy selects."""
+        return False
+
+    @property
+    def caps_weights(self) -> bool:
+        """Whether `cap` may change weights (a guard, or an overridden `cap`); without, a draw skips it."""
+        return bool(self.guards) or type(self).cap is not Policy.cap
 
     def guards_implement(self, *hooks: str) -> bool:
         """Whether one of this policy's guards implements one of `hooks` (then a shortcut that assumes the hook
@@ -274,6 +300,11 @@ class PriorityPolicy(Policy):
     declaring this again is called batch by batch."""
     promises = {"monotone": ("priority", "priorities", "difficulty", "raw_difficulty", "guarded_difficulty"),
                 "weights_rows": ("weights", "cap")}
+    default_chunk = 16  # priorities at most this many batches stale
+
+    def epoch_plan(self, epoch: int) -> type[EpochPlan]:
+        """Draws by priority (`PriorityDraws`) after the warm-up."""
+        return ShuffledPass if self.in_warmup(epoch) else PriorityDraws
 
     def priority(self, difficulty: np.ndarray) -> np.ndarray:
         """Hook: guarded difficulties [B] or [N] (float64) -> non-negative priorities of the same shape."""
@@ -406,6 +437,10 @@ class SubsetPolicy(Policy):
 
     calls = Policy.calls | {"adjust_difficulty", "adjust_subset", "adjust_weights"}
 
+    def epoch_plan(self, epoch: int) -> type[EpochPlan]:
+        """A pass over the epoch's subset (`SubsetPass`) after the warm-up."""
+        return ShuffledPass if self.in_warmup(epoch) else SubsetPass
+
     def epoch_subset(self, memory: ScoreMemory,
                      rng: np.random.Generator) -> tuple[np.ndarray | None, np.ndarray | None]:
         """Hook: (indices [M] int64, weights [M] float64) of this epoch's samples, or (None, None) for all.
@@ -446,6 +481,15 @@ class BatchPolicy(Policy):
     a guard that adjusts weights) so that `hm.reduce` does not check them again. A subclass that overrides
     `select`, `guarded_select` or `cap` without declaring this again gets False."""
     promises = {"valid_weights": ("select", "guarded_select", "cap")}
+
+    def selects(self, epoch: int) -> bool:
+        """After the warm-up, `update` decides each batch's weights."""
+        return not self.in_warmup(epoch)
+
+    @property
+    def valid_selection(self) -> bool:
+        """`valid_weights`, unless a guard adjusts the weights."""
+        return self.valid_weights and not self.guards_implement("adjust_weights")
 
     def select(self, losses: np.ndarray, indices: np.ndarray) -> np.ndarray:
         """Hook: weights [B] of a scored batch of samples `indices` [B] given their guarded losses [B]:

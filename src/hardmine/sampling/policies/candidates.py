@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from hardmine._checks import check_choice, check_int, check_number
+from hardmine.sampling.plans import CandidateBatches, EpochPlan, ShuffledPass
 from hardmine.sampling.policies.base import BatchPolicy
 from hardmine.state import Int
 
@@ -59,6 +60,10 @@ class CandidatePolicy(BatchPolicy):
         self.epoch_fraction = check_number("epoch_fraction", epoch_fraction, 0.0, low_inclusive=False)
         self.seed = check_int("seed", seed, minimum=0)
         self._state.update(selections=0, selected=0, scored=0)
+
+    def epoch_plan(self, epoch: int) -> type[EpochPlan]:
+        """Candidate batches (`CandidateBatches`) after the warm-up."""
+        return ShuffledPass if self.in_warmup(epoch) else CandidateBatches
 
     def epoch_samples(self, num_samples: int) -> int:
         """Back-propagated samples per epoch (the sampler divides by the global batch size): epoch_fraction * N."""

@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 
 from hardmine._checks import check_number
-from hardmine.memory import ScoreMemory
 from hardmine.sampling.guards.class_balance import class_shares, quota_positions
+from hardmine.sampling.memory import ScoreMemory
 from hardmine.sampling.policies.base import SubsetPolicy
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from hardmine._checks import check_int, check_number
-from hardmine.memory import ScoreMemory
+from hardmine.sampling.memory import ScoreMemory
 from hardmine.sampling.policies.base import SubsetPolicy, top_samples
 from hardmine.state import Float
 

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from hardmine._checks import check_number
-from hardmine.memory import ScoreMemory
+from hardmine.sampling.memory import ScoreMemory
 from hardmine.sampling.policies.base import (
     PriorityPolicy,
     check_normalize,

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from hardmine._checks import check_values, to_numpy
-from hardmine.memory import Column, ScoreMemory
+from hardmine.sampling.memory import Column, ScoreMemory
 from hardmine.sampling.policies.candidates import CandidatePolicy
 
 IRREDUCIBLE_LOSS = Column("irreducible_loss", np.float32, np.nan, source=None)
