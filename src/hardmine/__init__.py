@@ -48,6 +48,7 @@ from hardmine.sampling.policies import (
 from hardmine.sampling.refresh import RefreshCallback
 from hardmine.sampling.sampler import HardExampleSampler, WithIndex
 from hardmine.sampling.sumtree import SumTree
+from hardmine.streams import HardStream
 
 __all__ = [
     "GUARDS",
@@ -67,6 +68,7 @@ __all__ = [
     "FocalLoss",
     "Guard",
     "HardExampleSampler",
+    "HardStream",
     "ImportancePolicy",
     "LogitAdjustedLoss",
     "MisclassifiedUpweight",
