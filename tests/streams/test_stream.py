@@ -129,8 +129,6 @@ def test_bad_calls_name_the_argument():
     with pytest.raises(ValueError, match="guards"):
         hm.HardStream(samples, batch_size=4, candidates=2,
                       policy=hm.OnlineTopLossPolicy(candidates=2, guards=[hm.NoiseGuard()]))
-    with pytest.raises(ValueError, match="num_samples"):
-        hm.HardStream(samples, batch_size=4, replay=hm.streams.HardReplay(8))
     with pytest.raises(ValueError, match=r"read by 0 DataLoader workers"):
         list(hm.HardStream(samples, batch_size=4, num_workers=2))
     stream = hm.HardStream(samples, batch_size=4, candidates=2, policy="online_top_loss")

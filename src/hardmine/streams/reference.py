@@ -18,11 +18,11 @@ Reference = nn.Module | Callable[[Any], Any]
 
 
 def _model_losses(model: nn.Module, batch: Any) -> torch.Tensor:
-    """Per-sample cross-entropy [C] of `model` on a batch (inputs, targets), without gradient, in eval mode."""
-    if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
-        raise TypeError("a reference model scores batches (inputs, targets); for another batch structure pass "
-                        "reference=callable(batch) -> per-sample losses [C]")
-    inputs, targets = batch
+    """Per-sample cross-entropy [C] of `model` on a batch (inputs, targets, ...), without gradient, in eval mode."""
+    if not (isinstance(batch, (tuple, list)) and len(batch) >= 2):
+        raise TypeError("a reference model scores batches (inputs, targets, ...); for another batch structure "
+                        "pass reference=callable(batch) -> per-sample losses [C]")
+    inputs, targets = batch[0], batch[1]
     training = model.training
     model.eval()
     try:
@@ -34,7 +34,7 @@ def _model_losses(model: nn.Module, batch: Any) -> torch.Tensor:
 
 class StreamReference:
     """Irreducible losses [C] of each candidate batch, from `reference`: an `nn.Module` (cross-entropy of its
-    logits on a batch `(inputs, targets)`, no gradient) or a callable `batch -> losses [C]` (finite, >= 0).
+    logits on a batch `(inputs, targets, ...)`, no gradient) or a callable `batch -> losses [C]` (finite, >= 0).
 
     It stands in for the score memory a rho_loss policy is attached to: the stream calls `score(ids, batch)`
     before the policy selects, and the policy's `score` reads the values back through `get(name, ids)`.

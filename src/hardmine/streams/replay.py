@@ -29,22 +29,19 @@ class HardReplay:
     fraction: the share of replayed samples in each back-propagated batch, in [0, 1): with b samples kept from
         the candidates, round(fraction / (1 - fraction) * b) are drawn from the buffer and appended.
     half_life: steps after which an entry's priority counts half (> 0).
-    num_samples: the stream's samples per epoch, needed with the uniform policy, whose loss stays an unbiased
-        estimate of the stream's mean: a fresh sample then weighs 1 / (1 - f) and a replayed one
-        1 / ((1 - f) + f * num_samples / size) (f the batch's replayed share, size the buffer's). With a
-        selecting policy (online_top_loss, rho_loss, selective_backprop), which promises no unbiased mean,
-        every sample of the batch weighs 1.
     seed: the draws, a function of (seed, number of draws).
+    Every sample of the mixed batch weighs 1: replay is for the selecting policies (online_top_loss, rho_loss,
+    selective_backprop), which promise no unbiased mean. The uniform policy, which does, refuses a replay buffer:
+    on a stream each sample comes fresh once an epoch and its replays depend on its loss, so no per-sample weight
+    known when it is drawn makes the mixed mean unbiased (it would need each sample's future replay count).
     """
 
     state_version = 1
 
-    def __init__(self, capacity: int, fraction: float = 0.25, half_life: float = 1000.0,
-                 num_samples: int | None = None, seed: int = 0) -> None:
+    def __init__(self, capacity: int, fraction: float = 0.25, half_life: float = 1000.0, seed: int = 0) -> None:
         self.capacity = check_int("capacity", capacity)
         self.fraction = check_number("fraction", fraction, 0.0, 1.0, high_inclusive=False)
         self.half_life = check_number("half_life", half_life, 0.0, low_inclusive=False)
-        self.num_samples = None if num_samples is None else check_int("num_samples", num_samples)
         self.seed = check_int("seed", seed, minimum=0)
         self._ids = np.full(self.capacity, -1, dtype=np.int64)
         self._priority = np.zeros(self.capacity, dtype=np.float64)
@@ -57,7 +54,7 @@ class HardReplay:
     def config(self) -> dict[str, Any]:
         """The constructor's arguments."""
         return {"capacity": self.capacity, "fraction": self.fraction, "half_life": self.half_life,
-                "num_samples": self.num_samples, "seed": self.seed}
+                "seed": self.seed}
 
     def __len__(self) -> int:
         return int(self._used.sum())
@@ -121,13 +118,6 @@ class HardReplay:
         source, target = torch.from_numpy(admitted), torch.from_numpy(slots)
         for store, leaf in zip(self._leaves, leaves):
             store[target] = leaf.index_select(0, source.to(leaf.device)).to("cpu")
-
-    def mix_weights(self, fresh: int, replayed: int, unbiased: bool) -> tuple[float, float]:
-        """(weight of a fresh sample, weight of a replayed one) of a batch of `fresh` + `replayed` samples."""
-        if not unbiased or replayed == 0:
-            return 1.0, 1.0
-        f = replayed / (fresh + replayed)
-        return 1.0 / (1.0 - f), 1.0 / ((1.0 - f) + f * self.num_samples / len(self))
 
     def state_dict(self) -> dict[str, Any]:
         """Configuration, entries (ids, priorities, steps, flags), the buffered tensors and the draw count."""

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from hardmine._checks import check_indices, check_values
+from hardmine.inbatch.reduction import mark_valid
 from hardmine.sampling.policies import (
     POLICIES,
     BatchPolicy,
@@ -72,6 +73,13 @@ def _key(ids: Any) -> bytes:
                                 dtype=np.int64).tobytes()
 
 
+def _valid(weights: np.ndarray) -> torch.Tensor:
+    """A new float32 tensor of `weights` (finite, >= 0 by construction), marked so that `hm.reduce` does not check
+    them again (as a HardExampleSampler's are)."""
+    out = torch.from_numpy(weights.astype(np.float32))
+    return mark_valid(out, out / out.numel())
+
+
 def _cat(first: Any, second: Any) -> Any:
     """The rows of `second` appended to those of `first` (batches of one structure)."""
     a, spec = flatten(first)
@@ -100,10 +108,10 @@ class StreamSelection:
             self.reference = None
         if replay is not None and not isinstance(replay, HardReplay):
             raise TypeError(f"replay must be a HardReplay or None, got {type(replay).__name__}")
-        self.unbiased = isinstance(self.policy, UniformPolicy)
-        if replay is not None and self.unbiased and replay.num_samples is None:
-            raise ValueError("replay with the uniform policy keeps the loss unbiased only with "
-                             "HardReplay(num_samples=...) (the stream's samples per epoch)")
+        if replay is not None and isinstance(self.policy, UniformPolicy):
+            raise ValueError("the uniform policy promises an unbiased mean loss, which a replay buffer breaks (a "
+                             "sample's replays depend on its loss): use replay with online_top_loss, rho_loss or "
+                             "selective_backprop")
         self.replay = replay
         self._batches: OrderedDict[bytes, _Batch] = OrderedDict()
         self._selected: OrderedDict[bytes, torch.Tensor] = OrderedDict()
@@ -165,11 +173,10 @@ class StreamSelection:
             if count:
                 replay_ids, replayed = self.replay.draw(count, self._steps)
                 out_ids, out = np.concatenate([out_ids, replay_ids]), _cat(out, replayed)
-            w_fresh, w_replay = self.replay.mix_weights(kept.size, count, self.unbiased)
-            weights = np.concatenate([fresh * w_fresh, np.full(count, w_replay)])
+            weights = np.concatenate([fresh, np.ones(count)])
             self.replay.offer(record.ids, batch, record.scores, self._steps)
         self._steps += 1
-        self._remember(self._selected, out_ids.tobytes(), torch.from_numpy(weights.astype(np.float32)))
+        self._remember(self._selected, out_ids.tobytes(), _valid(weights))
         return torch.from_numpy(out_ids), out
 
     def weights(self, ids: Any) -> torch.Tensor:
@@ -177,12 +184,12 @@ class StreamSelection:
         0 for a dropped candidate)."""
         key = _key(ids)
         if key in self._selected:
-            return self._selected[key].clone()
+            return _valid(self._selected[key].numpy())
         record = self._batch(ids)
         if record.weights is None:
             raise ValueError(f"policy {self.policy.name!r} scores its reference on the batch: call "
                              "select(ids, batch) before weights")
-        return torch.from_numpy(record.weights.astype(np.float32))
+        return _valid(record.weights)
 
     def state_dict(self) -> dict[str, Any]:
         """The policy's state, the replay buffer's and the number of selections."""

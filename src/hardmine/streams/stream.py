@@ -21,7 +21,7 @@ from hardmine.streams.batches import signature
 from hardmine.streams.reference import Reference
 from hardmine.streams.replay import HardReplay
 from hardmine.streams.selection import StreamSelection, check_ids
-from hardmine.streams.source import describe, epoch_source, locate, shard_samples, stream_ids
+from hardmine.streams.source import describe, epoch_source, locate, shard_samples, stream_ids, yielded_extent
 
 
 class HardStream(IterableDataset):
@@ -127,14 +127,15 @@ class HardStream(IterableDataset):
     def _batches(self, epoch: int, shard: int, shards: int, skip: int) -> Iterator[tuple[torch.Tensor, Any]]:
         samples = shard_samples(epoch_source(self.iterable, epoch), shard, shards)
         collections.deque(islice(samples, skip), maxlen=0)  # consumed before the state was saved
-        size, position, pending = self.candidates * self.batch_size, skip, []
-        for sample in samples:
-            pending.append(sample)
-            if len(pending) == size:
-                yield self._collate(pending, epoch, shard, shards, position)
-                position, pending = position + size, []
-        if pending and not self.drop_last:
+        size, position = self.candidates * self.batch_size, skip
+        while True:
+            pending = list(islice(samples, size))  # no Python step per sample
+            if not pending or (len(pending) < size and self.drop_last):
+                return
             yield self._collate(pending, epoch, shard, shards, position)
+            if len(pending) < size:
+                return
+            position += size
 
     def _collate(self, samples: list, epoch: int, shard: int, shards: int,
                  first: int) -> tuple[torch.Tensor, Any]:
@@ -156,8 +157,10 @@ class HardStream(IterableDataset):
         gradient needed); the batch counts as consumed (a saved state resumes after it). The policy decides now,
         except rho_loss, which scores its reference in `select`."""
         idx = check_ids(ids)
-        shard, position = locate(idx, self._epoch, self.shards)
         k = max(1, self.num_workers)
+        extent = yielded_extent(idx, self._epoch, self.shards)
+        shard, position = (np.array([extent[0]]), np.array([extent[1] - 1])) if extent is not None else \
+            locate(idx, self._epoch, self.shards)
         own = (shard // k) == self._rank
         if not own.all():
             raise ValueError(f"ids hold {int(idx[~own][0])}, of shard {int(shard[~own][0])}, which rank "
@@ -172,10 +175,9 @@ class HardStream(IterableDataset):
         return self.selection.select(ids, batch)
 
     def weights(self, ids: Any) -> torch.Tensor:
-        """Weights (float32 [len(ids)]) for `hm.reduce`: of a batch `select` returned (1 for every kept sample,
-        importance weights for a replayed one under the uniform policy), or of a whole candidate batch (the
-        policy's: 0 for a dropped candidate; use `hm.reduce(loss, w, normalize="weighted")` with a candidate policy).
-        """
+        """Weights (float32 [len(ids)]) for `hm.reduce`: of a batch `select` returned (1 for every sample: the mean
+        over the kept and the replayed), or of a whole candidate batch (the policy's: 0 for a dropped candidate;
+        use `hm.reduce(loss, w, normalize="weighted")` with a candidate policy)."""
         return self.selection.weights(ids)
 
     def stats(self) -> dict[str, float]:
