@@ -22,7 +22,6 @@ A standalone measurement (not a unit test), one thread (torch.set_num_threads(1)
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
 from pathlib import Path
@@ -165,12 +164,12 @@ def mean_spread(values: list[float]) -> str:
 
 
 class Synthetic(IterableDataset):
-    """`total` samples (features [32], label) cycled from a fixed pool: reading costs as little as it can."""
+    """`total` samples (features [64], label) cycled from a fixed pool: reading costs as little as it can."""
 
     def __init__(self, total: int, start: int = 0) -> None:
         g = torch.Generator().manual_seed(0)
-        self.x, self.y, self.total, self.start = torch.randn(4096, 32, generator=g), torch.randint(0, 10, (4096,),
-                                                                                                   generator=g), total, start
+        self.x, self.y = torch.randn(4096, 64, generator=g), torch.randint(0, 10, (4096,), generator=g)
+        self.total, self.start = total, start
 
     def __iter__(self):
         x, y = self.x, self.y
@@ -182,7 +181,7 @@ class Synthetic(IterableDataset):
 def throughput(total: int, blocks: int, batch: int) -> dict:
     """Seconds per step of a bare IterableDataset loop and of the same loop through a HardStream, interleaved."""
     torch.manual_seed(0)
-    model = mlp(64, 32)
+    model = mlp(256, 64)
     opt = torch.optim.SGD(model.parameters(), 0.01)
     per = total // blocks
     times = {"bare": 0.0, "stream": 0.0}
@@ -221,7 +220,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--train", type=int, default=20000)
     parser.add_argument("--holdout", type=int, default=10000)
-    parser.add_argument("--epochs", type=float, default=4.0, help="the budget, in uniform epochs of compute")
+    parser.add_argument("--epochs", type=float, default=3.0, help="the budget, in uniform epochs of compute")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--candidates", type=int, default=4)
     parser.add_argument("--noise", type=float, default=0.3)

@@ -1,7 +1,6 @@
 """HardStream: exact resume mid-epoch with DataLoader workers (a `datasets` stream and a plain generator), the
 partial last batch, and bad input refused before anything changes."""
 
-import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader

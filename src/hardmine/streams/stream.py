@@ -159,15 +159,21 @@ class HardStream(IterableDataset):
         idx = check_ids(ids)
         k = max(1, self.num_workers)
         extent = yielded_extent(idx, self._epoch, self.shards)
-        shard, position = (np.array([extent[0]]), np.array([extent[1] - 1])) if extent is not None else \
-            locate(idx, self._epoch, self.shards)
-        own = (shard // k) == self._rank
-        if not own.all():
-            raise ValueError(f"ids hold {int(idx[~own][0])}, of shard {int(shard[~own][0])}, which rank "
-                             f"{self._rank} does not read")
+        if extent is None:  # not one shard's consecutive positions: checked and split sample by sample
+            shards, positions = locate(idx, self._epoch, self.shards)
+            last = int(shards[-1])
+        else:
+            shards, positions, last = None, None, extent[0]
+        owner = (shards if shards is not None else np.array([last])) // k
+        if (owner != self._rank).any():
+            raise ValueError(f"ids hold {int(idx[0])}, of a shard that rank {self._rank} does not read (it reads "
+                             f"shards {self._rank * k} .. {self._rank * k + k - 1})")
         self.selection.record(idx, per_sample_loss)
-        np.maximum.at(self._consumed, shard, position + 1)
-        self._next = (int(shard[-1]) % k + 1) % k
+        if extent is None:
+            np.maximum.at(self._consumed, shards, positions + 1)
+        elif extent[1] > self._consumed[last]:
+            self._consumed[last] = extent[1]
+        self._next = (last % k + 1) % k
 
     def select(self, ids: Any, batch: Any) -> tuple[torch.Tensor, Any]:
         """(ids, batch) to back-propagate from the candidate batch `ids` [C] with its data `batch`, after `update`:
