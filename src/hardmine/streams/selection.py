@@ -4,6 +4,7 @@ and the weights that `hm.reduce` takes, held per batch in the training process (
 from __future__ import annotations
 
 import inspect
+import math
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -66,11 +67,29 @@ class _Batch:
     losses: np.ndarray  # float64 [C]
     weights: np.ndarray | None = None  # float64 [C], once decided
     scores: np.ndarray | None = None  # the selection score [C] (loss, or reducible loss), the replay priority
+    tensor: torch.Tensor | None = None  # the weights as `weights(ids)` returns them, made at its first call
 
 
 def _key(ids: Any) -> bytes:
+    if type(ids) is torch.Tensor and ids.dtype == torch.int64 and ids.device.type == "cpu" and ids.is_contiguous():
+        return ids.numpy().tobytes()
     return np.ascontiguousarray(ids.detach().cpu().numpy() if isinstance(ids, torch.Tensor) else ids,
                                 dtype=np.int64).tobytes()
+
+
+def _plain_losses(values: Any, size: int) -> np.ndarray | None:
+    """A float64 copy of `values` when it is a 1-D float CPU tensor (no gradient) or array of `size` finite values
+    (one sum decides: a NaN or an infinity makes it non-finite, and so may an overflow, which the full check then
+    clears), else None."""
+    if type(values) is torch.Tensor:
+        if not (values.is_floating_point() and values.ndim == 1 and values.device.type == "cpu"
+                and not values.requires_grad and values.numel() == size):
+            return None
+        values = values.numpy()
+    elif not (type(values) is np.ndarray and values.dtype.kind == "f" and values.ndim == 1 and values.size == size):
+        return None
+    out = values.astype(np.float64)
+    return out if math.isfinite(out.sum()) else None
 
 
 def _valid(weights: np.ndarray) -> torch.Tensor:
@@ -116,29 +135,37 @@ class StreamSelection:
         self._batches: OrderedDict[bytes, _Batch] = OrderedDict()
         self._selected: OrderedDict[bytes, torch.Tensor] = OrderedDict()
         self._steps = 0
+        self._ones: dict[int, tuple[np.ndarray, torch.Tensor]] = {}
 
     def config(self) -> dict[str, Any]:
         """What a saved state must agree with."""
         return {"policy": self.policy.name, "replay": None if self.replay is None else self.replay.config()}
 
-    def record(self, ids: np.ndarray, per_sample_loss: Any) -> None:
+    def record(self, ids: np.ndarray, per_sample_loss: Any, key: bytes | None = None) -> None:
         """Check and keep the losses [C] of candidate batch `ids` [C]; decide its weights now unless the policy
         scores a reference on the batch (then `select` decides)."""
-        losses = check_values("per_sample_loss", per_sample_loss, ids.size, indices=ids)
-        batch = _Batch(ids, losses.copy())
+        losses = _plain_losses(per_sample_loss, ids.size)
+        if losses is None:  # not a finite float CPU tensor or array of C: checked value by value, named
+            losses = check_values("per_sample_loss", per_sample_loss, ids.size, indices=ids).copy()
+        batch = _Batch(ids, losses)
         if self.reference is None:
             self._decide(batch, None)
-        self._remember(self._batches, ids.tobytes(), batch)
+        self._remember(self._batches, ids.tobytes() if key is None else key, batch)
 
     def _decide(self, batch: _Batch, data: Any) -> None:
         scores = batch.losses
         if self.reference is not None:
             scores = batch.losses - self.reference.score(batch.ids, data)
         if isinstance(self.policy, BatchPolicy):
-            weights = self.policy.guarded_select(batch.losses, batch.ids)
-        else:
-            weights = np.ones(batch.ids.size)
-        batch.weights, batch.scores = np.asarray(weights, dtype=np.float64), scores
+            batch.weights = np.asarray(self.policy.guarded_select(batch.losses, batch.ids), dtype=np.float64)
+        else:  # uniform: ones, one read-only array and tensor per batch size
+            size = batch.ids.size
+            if size not in self._ones:
+                ones = np.ones(size)
+                ones.flags.writeable = False
+                self._ones[size] = (ones, _valid(ones))
+            batch.weights, batch.tensor = self._ones[size]
+        batch.scores = scores
 
     @staticmethod
     def _remember(store: OrderedDict, key: bytes, value: Any) -> None:
@@ -181,15 +208,18 @@ class StreamSelection:
 
     def weights(self, ids: Any) -> torch.Tensor:
         """Weights (float32 [len(ids)]) of a batch `select` returned, or of a whole candidate batch (the policy's:
-        0 for a dropped candidate)."""
+        0 for a dropped candidate). The tensor may be shared with later calls: do not change it in place (as a
+        HardExampleSampler's weights)."""
         key = _key(ids)
         if key in self._selected:
-            return _valid(self._selected[key].numpy())
+            return self._selected[key]
         record = self._batch(ids)
         if record.weights is None:
             raise ValueError(f"policy {self.policy.name!r} scores its reference on the batch: call "
                              "select(ids, batch) before weights")
-        return _valid(record.weights)
+        if record.tensor is None:
+            record.tensor = _valid(record.weights)
+        return record.tensor
 
     def state_dict(self) -> dict[str, Any]:
         """The policy's state, the replay buffer's and the number of selections."""

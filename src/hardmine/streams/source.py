@@ -64,18 +64,6 @@ def stream_ids(epoch: int, shard: int, shards: int, first: int, count: int) -> n
     return epoch * EPOCH_SPAN + (first + np.arange(count, dtype=np.int64)) * shards + shard
 
 
-def yielded_extent(ids: np.ndarray, epoch: int, shards: int) -> tuple[int, int] | None:
-    """(shard, position after the last) of stream ids of `epoch` that are consecutive positions of one shard, as
-    a yielded batch's are; None for any other ids (then `locate` checks and splits them)."""
-    first = int(ids[0]) - epoch * EPOCH_SPAN
-    last = int(ids[-1]) - epoch * EPOCH_SPAN
-    if first < 0 or last >= EPOCH_SPAN or last - first != (ids.size - 1) * shards:
-        return None
-    if ids.size > 1 and not (np.diff(ids) == shards).all():
-        return None
-    return first % shards, last // shards + 1
-
-
 def locate(ids: np.ndarray, epoch: int, shards: int) -> tuple[np.ndarray, np.ndarray]:
     """(shard [B], position [B]) of stream ids of `epoch`; raises ValueError naming the first id of another
     epoch (a batch from before `set_epoch`, or not this stream's)."""

@@ -21,7 +21,7 @@ from hardmine.streams.batches import signature
 from hardmine.streams.reference import Reference
 from hardmine.streams.replay import HardReplay
 from hardmine.streams.selection import StreamSelection, check_ids
-from hardmine.streams.source import describe, epoch_source, locate, shard_samples, stream_ids, yielded_extent
+from hardmine.streams.source import EPOCH_SPAN, describe, epoch_source, locate, shard_samples, stream_ids
 
 
 class HardStream(IterableDataset):
@@ -156,23 +156,26 @@ class HardStream(IterableDataset):
         """Record the loss (any score, higher = harder) [C] of every sample of the candidate batch `ids` [C] (no
         gradient needed); the batch counts as consumed (a saved state resumes after it). The policy decides now,
         except rho_loss, which scores its reference in `select`."""
-        idx = check_ids(ids)
         k = max(1, self.num_workers)
-        extent = yielded_extent(idx, self._epoch, self.shards)
-        if extent is None:  # not one shard's consecutive positions: checked and split sample by sample
+        fast = _yielded(ids, self._epoch, self.shards)
+        if fast is None:  # not one shard's consecutive positions: checked and split sample by sample
+            idx = check_ids(ids)
             shards, positions = locate(idx, self._epoch, self.shards)
+            owner = shards // k
+            if (owner != self._rank).any():
+                raise ValueError(f"ids hold {int(idx[owner != self._rank][0])}, of a shard that rank {self._rank} "
+                                 f"does not read (it reads shards {self._rank * k} .. {self._rank * k + k - 1})")
+            self.selection.record(idx, per_sample_loss)
+            np.maximum.at(self._consumed, shards, positions + 1)
             last = int(shards[-1])
         else:
-            shards, positions, last = None, None, extent[0]
-        owner = (shards if shards is not None else np.array([last])) // k
-        if (owner != self._rank).any():
-            raise ValueError(f"ids hold {int(idx[0])}, of a shard that rank {self._rank} does not read (it reads "
-                             f"shards {self._rank * k} .. {self._rank * k + k - 1})")
-        self.selection.record(idx, per_sample_loss)
-        if extent is None:
-            np.maximum.at(self._consumed, shards, positions + 1)
-        elif extent[1] > self._consumed[last]:
-            self._consumed[last] = extent[1]
+            idx, last, end = fast
+            if last // k != self._rank:
+                raise ValueError(f"ids hold {int(idx[0])}, of shard {last}, which rank {self._rank} does not read "
+                                 f"(it reads shards {self._rank * k} .. {self._rank * k + k - 1})")
+            self.selection.record(idx, per_sample_loss, idx.tobytes())
+            if end > self._consumed[last]:
+                self._consumed[last] = end
         self._next = (last % k + 1) % k
 
     def select(self, ids: Any, batch: Any) -> tuple[torch.Tensor, Any]:
@@ -228,3 +231,18 @@ class HardStream(IterableDataset):
     def __repr__(self) -> str:
         return (f"HardStream(batch_size={self.batch_size}, candidates={self.candidates}, policy={self.policy!r}, "
                 f"replay={self.replay!r}, num_workers={self.num_workers})")
+
+
+
+def _yielded(ids: Any, epoch: int, shards: int) -> tuple[np.ndarray, int, int] | None:
+    """(a copy of the ids, shard, position after the last) of a yielded batch: a 1-D int64 CPU tensor of `epoch`'s
+    ids whose first and last are `shards` x (length - 1) apart (the samples between only key the batch, so the
+    ends decide the position); None for anything else (then the full checks run)."""
+    if not (type(ids) is torch.Tensor and ids.dtype == torch.int64 and ids.ndim == 1 and ids.device.type == "cpu"
+            and ids.numel()):
+        return None
+    idx = ids.numpy().copy()
+    first, last = int(idx[0]) - epoch * EPOCH_SPAN, int(idx[-1]) - epoch * EPOCH_SPAN
+    if first < 0 or last >= EPOCH_SPAN or last - first != (idx.size - 1) * shards:
+        return None
+    return idx, first % shards, last // shards + 1
