@@ -24,8 +24,8 @@ import hardmine as hm
 
 
 class _EpochLoader(DataLoader):
-    """The stream's DataLoader: each iteration (one a Lightning epoch) starts at the Trainer's current epoch, also
-    where Lightning skips `on_train_epoch_start` (a run resumed from an epoch-end checkpoint)."""
+    """The stream's DataLoader: an iteration (one a Lightning epoch) moves the stream up to the Trainer's current
+    epoch, never back (Lightning makes a resumed run's first iterator before it restores its epoch count)."""
 
     def __init__(self, stream: hm.HardStream, epoch_of: Any, **kwargs: Any) -> None:
         super().__init__(stream, batch_size=None, num_workers=stream.num_workers, **kwargs)
@@ -33,7 +33,7 @@ class _EpochLoader(DataLoader):
 
     def __iter__(self) -> Any:
         epoch = self._epoch_of()
-        if epoch is not None:
+        if epoch is not None and epoch > self.dataset.epoch:
             self.dataset.set_epoch(epoch)
         return super().__iter__()
 
@@ -44,7 +44,7 @@ class HardStreamCallback(pl.Callback):
     `loss(ids, per_sample_loss)` is `update` + the policy's weights + `hm.reduce(..., normalize="weighted")`: the
     mean over the samples the policy keeps, back-propagating the whole candidate batch (simple, no compute saved).
     To save the dropped candidates' backward pass, score without gradient in the step and train on
-    `stream.select(ids, batch)` instead (docs/streams.md). The stream's epoch follows `trainer.current_epoch`; the
+    `stream.select(ids, batch)` instead (docs/streams.md). The stream's epoch follows the Trainer's; the
     stream's state (position, policy, replay) is saved in Lightning's checkpoints and restored from them, so
     `fit(ckpt_path=...)` resumes mid-epoch where the checkpoint was taken.
     """
@@ -74,9 +74,10 @@ class HardStreamCallback(pl.Callback):
         weights = self.stream.weights(ids).to(per_sample_loss.device)
         return hm.reduce(per_sample_loss, weights, normalize="weighted")
 
-    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """The stream starts the Trainer's epoch (a resumed one continues where its state stopped)."""
-        self.stream.set_epoch(trainer.current_epoch)
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """The stream moves to the next epoch, before Lightning's epoch-end checkpoints (which run after the other
+        callbacks) save it: a run resumed from one starts the next epoch."""
+        self.stream.set_epoch(trainer.current_epoch + 1)
 
     def state_dict(self) -> dict[str, Any]:
         """The stream's state."""
