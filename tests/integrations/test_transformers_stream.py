@@ -9,8 +9,9 @@ import torch
 import hardmine as hm
 
 pytest.importorskip("transformers")
-datasets = pytest.importorskip("datasets")
+pytest.importorskip("datasets")
 
+import datasets
 from transformers import BertConfig, BertForSequenceClassification, TrainingArguments
 
 from hardmine.integrations.transformers_stream import IDS, HardStreamTrainer
