@@ -27,7 +27,10 @@ def is_hf_iterable(source: Any) -> bool:
 
 
 def describe(source: Any) -> str:
-    """What a saved state names as its stream: the source's class, and a `datasets` set's features and split."""
+    """What a saved state names as its stream: a factory's name, else the source's class (and a `datasets` set's
+    features, split and number of data sources)."""
+    if callable(source) and not isinstance(source, Iterable) and hasattr(source, "__qualname__"):
+        return f"{getattr(source, '__module__', '?')}.{source.__qualname__}"
     name = f"{type(source).__module__}.{type(source).__qualname__}"
     if is_hf_iterable(source):
         name += f"(features={source.features!r}, split={source.split!r}, num_shards={source.num_shards})"

@@ -46,7 +46,7 @@ class HardStream(IterableDataset):
     replay: a HardReplay, or None.
     drop_last: drop a shard's last batch when it is smaller than `candidates * B` (default: keep it; a candidate
         policy then keeps ceil(size / candidates) of it).
-    reference: rho_loss's reference model (nn.Module, cross-entropy on (inputs, targets)) or a callable
+    reference: rho_loss's reference model (nn.Module, cross-entropy on (inputs, targets, ...)) or a callable
         `batch -> irreducible losses [C]`, scored on each candidate batch in `select`.
     num_workers: the DataLoader's `num_workers`, which must be the same (each worker reads one shard).
     seed: the policy's (stochastic selection, selective backprop's draws).
