@@ -1,11 +1,13 @@
 """HardStream: exact resume mid-epoch with DataLoader workers (a `datasets` stream and a plain generator), the
 partial last batch, and bad input refused before anything changes."""
 
+import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader
 
 import hardmine as hm
+from hardmine.sampling.policies import OnlineTopLossPolicy, RhoLossPolicy
 from hardmine.streams.source import EPOCH_SPAN
 
 datasets = pytest.importorskip("datasets")
@@ -125,9 +127,12 @@ def test_bad_calls_name_the_argument():
         hm.HardStream(samples, batch_size=4, policy="importance")
     with pytest.raises(ValueError, match="rho_loss needs reference="):
         hm.HardStream(samples, batch_size=4, candidates=2, policy="rho_loss")
+    with pytest.raises(ValueError, match="not irreducible_loss"):
+        hm.HardStream(samples, batch_size=4, candidates=2, policy=RhoLossPolicy(np.ones(40), candidates=2),
+                      reference=lambda batch: torch.zeros(8))
     with pytest.raises(ValueError, match="guards"):
         hm.HardStream(samples, batch_size=4, candidates=2,
-                      policy=hm.OnlineTopLossPolicy(candidates=2, guards=[hm.NoiseGuard()]))
+                      policy=OnlineTopLossPolicy(candidates=2, guards=[hm.NoiseGuard()]))
     with pytest.raises(ValueError, match=r"read by 0 DataLoader workers"):
         list(hm.HardStream(samples, batch_size=4, num_workers=2))
     stream = hm.HardStream(samples, batch_size=4, candidates=2, policy="online_top_loss")

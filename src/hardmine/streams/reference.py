@@ -48,8 +48,15 @@ class StreamReference:
         self._ids = np.zeros(0, dtype=np.int64)
         self._values = np.zeros(0, dtype=np.float64)
 
+    num_samples = None  # a stream has no N
+
     def declare(self, column: Column) -> None:
         """What a policy's `attach` calls: the column is held here per batch, nothing to declare."""
+
+    def set(self, name: str, values: Any) -> None:
+        """What `attach` calls for a rho_loss policy given irreducible losses [N]: refused, a stream has no N."""
+        raise ValueError("rho_loss on a stream scores its reference on each candidate batch: pass "
+                         "HardStream(reference=model or callable), not irreducible_loss=[N] to the policy")
 
     def score(self, ids: np.ndarray, batch: Any) -> np.ndarray:
         """Irreducible losses (float64 [C]) of the candidate batch `batch` whose stream ids are `ids` [C]."""

@@ -56,8 +56,6 @@ def stream_policy(policy: str | Policy, candidates: int, seed: int) -> Policy:
     if policy.warmup:
         raise ValueError(f"policy {name!r} has warmup={policy.warmup}: a stream has no warm-up epochs (start "
                          "with policy='uniform' and switch streams)")
-    if isinstance(policy, RhoLossPolicy) and policy._irreducible is not None:
-        raise ValueError("rho_loss on a stream takes its irreducible losses from HardStream(reference=...)")
     return policy
 
 
