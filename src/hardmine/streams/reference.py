@@ -8,10 +8,10 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from hardmine._checks import check_values
+from hardmine.inbatch.losses import per_sample_cross_entropy
 from hardmine.memory import Column
 
 Reference = nn.Module | Callable[[Any], Any]
@@ -27,7 +27,7 @@ def _model_losses(model: nn.Module, batch: Any) -> torch.Tensor:
     model.eval()
     try:
         with torch.no_grad():
-            return F.cross_entropy(model(inputs), targets, reduction="none")
+            return per_sample_cross_entropy(model(inputs), targets)
     finally:
         model.train(training)
 
