@@ -28,6 +28,7 @@ from hardmine.sampling.policies import (
 )
 from hardmine.sampling.reference import cross_fit_losses, reference_losses, train_reference
 from hardmine.sampling.sampler import HardExampleSampler, WithIndex
+from hardmine.streams import HardStream
 
 __all__ = [
     # the three touch points of a training loop, and checkpoints
@@ -35,6 +36,7 @@ __all__ = [
     "Column",
     "HardExampleSampler",
     "WithIndex",
+    "HardStream",
     "reduce",
     "save_state",
     "load_state",
