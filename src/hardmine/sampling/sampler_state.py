@@ -10,7 +10,7 @@ import numpy as np
 from hardmine._checks import check_int
 from hardmine.sampling.ledger import Ledger
 from hardmine.sampling.plans import PLANS, Shape
-from hardmine.state import Array, Choice, Int, check_fields, check_state, compare_config
+from hardmine.state import Array, Choice, Int, Parsed, check_fields, check_state, compare_config
 
 STATE_VERSION = 2  # 2: the consumed position, the epoch's start and the drawn-but-unconsumed batches
 SEED_LIMIT = 2**64  # numpy's Philox key and SeedSequence entropy take seeds below it
@@ -51,9 +51,10 @@ def configuration(sampler: Any) -> dict[str, Any]:
             "consumed batches": sampler.ledger.consumed, "memory updates": sampler.memory.updates}
 
 
-def parse_state(sampler: Any, state: dict[str, Any], use_saved_config: bool) -> tuple[tuple, dict[str, Any]]:
-    """(seed, epoch, epoch state, started) and the drawn batches of `state` for `sampler`, checked with its
-    policy's state; nothing changes."""
+def parse_state(sampler: Any, state: Any, use_saved_config: bool) -> Parsed:
+    """`state` checked whole for `sampler`, its policy's state included (the sampler's `_parse_state`): the
+    values seed, epoch, epoch_state, started and drawn (the ledger's checked records), and the policy's Parsed as
+    the child "policy"; nothing changes."""
     keys = ("seed", "epoch", "position", "started", "drawn", "batch_size", "fixed_batches", "world_size",
             "epoch_state", "policy")
     check_state(state, "HardExampleSampler", STATE_VERSION, keys)
@@ -93,5 +94,6 @@ def parse_state(sampler: Any, state: dict[str, Any], use_saved_config: bool) -> 
                          f"decides them), but the epoch's mode is {epoch_state['mode']!r}")
     if drawn["consumed"] != position:
         raise ValueError(f"state['position'] is {position} but state['drawn'] counts {drawn['consumed']}")
-    sampler.policy._parse_state(state["policy"], n, use_saved_config)
-    return (seed, epoch, epoch_state, state["started"]), drawn
+    policy = sampler.policy._parse_state(state["policy"], n, use_saved_config)
+    return Parsed(None, {"seed": seed, "epoch": epoch, "epoch_state": epoch_state, "started": state["started"],
+                         "drawn": drawn}, {"policy": policy})
