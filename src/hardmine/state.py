@@ -305,7 +305,8 @@ class Stateful:
       while the object works; size names in a Field ("N": the data set's size) come from `_state_sizes()` and from
       `num_samples` (and "N" is passed on to the children). A schema that depends on the object (columns declared
       at run time) overrides `state_schema` as a method.
-    - `state_version`: bumped when the saved layout changes.
+    - `state_version`: bumped when the saved layout changes; None for a part saved inside its owner's state (the
+      sampler's ledger), which the owner's version covers: its state has no "state_version" entry.
     - `state_in`: None (each field is the attribute of its name, or `_name`) or the name of one dict attribute
       holding them all ("_state"). `state_key`: None (fields at the saved state's top level) or the key they are
       saved under ("state").
@@ -330,7 +331,7 @@ class Stateful:
     is not an attribute.
     """
 
-    state_version: ClassVar[int] = 1
+    state_version: ClassVar[int | None] = 1
     state_fields: ClassVar[dict[str, Field]] = {}
     state_in: ClassVar[str | None] = None
     state_key: ClassVar[str | None] = None
@@ -422,7 +423,8 @@ class Stateful:
         for key, attribute in self._merged("state_children").items():
             child = getattr(self, attribute)
             out[key] = [c.state_dict() for c in child] if isinstance(child, (list, tuple)) else child.state_dict()
-        out["state_version"] = self.state_version
+        if self.state_version is not None:  # None: a part saved inside its owner's state, versioned by it
+            out["state_version"] = self.state_version
         return out
 
     # ---- loading

@@ -327,9 +327,8 @@ class HardExampleSampler(Stateful):
                 "epoch_state": self.plan.state}
 
     def _parse_state(self, state: Any, num_samples: int | None = None, use_saved_config: bool = False) -> Parsed:
-        """The check (sampler_state.parse_state), the policy's and guards' states included; a saved seed or policy
-        argument that differs is an error unless `use_saved_config=True` (batch_size, num_batches and the world
-        size must match); queued updates are written (ones that arrived bad raise before any assignment)."""
+        """The check (sampler_state.parse_state: policy and guards too, a differing seed or policy argument only
+        with use_saved_config); queued updates are written (ones that arrived bad raise before any assignment)."""
         self.rank, self.world_size = self._world.read()
         parsed = parse_state(self, state, use_saved_config)
         self.memory.drain(wait=True)
@@ -341,9 +340,9 @@ class HardExampleSampler(Stateful):
         self.seed, self._epoch, self._started = values["seed"], values["epoch"], values["started"]
         self.plan = PLANS[values["epoch_state"]["mode"]](self.policy, self.memory, self._shape(), self.seed,
                                                          self._epoch, values["epoch_state"])
-        self.ledger.load(drawn := values["drawn"])
+        self.ledger._assign_parsed(values["drawn"])  # its checked records, with the sampler's own
         self._drawn_to_end = self._hold = False
         self._planned = self._agreed = self._chunk = None
-        self.tally.counted = max([drawn["consumed"], *(p + 1 for p in drawn["records"])])  # as counted before
+        self.tally.counted = max([self.ledger.consumed, *(p + 1 for p in values["drawn"].values["records"])])
 
 __all__ = ["HardExampleSampler", "WithIndex"]

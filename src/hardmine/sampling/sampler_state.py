@@ -8,7 +8,6 @@ from typing import Any
 import numpy as np
 
 from hardmine._checks import check_int
-from hardmine.sampling.ledger import Ledger
 from hardmine.sampling.plans import PLANS, Shape
 from hardmine.state import Array, Choice, Int, Parsed, check_fields, check_state, compare_config
 
@@ -81,7 +80,15 @@ def parse_state(sampler: Any, state: Any, use_saved_config: bool) -> Parsed:
         raise ValueError(f"state['position'] is {position}, past the {epoch_state['num_batches']} batches")
     if not isinstance(state["started"], bool):
         raise TypeError(f"state['started'] must be a bool, got {state['started']!r}")
-    drawn = Ledger.check_state(state["drawn"], epoch_state["num_batches"], n)
+    ledger = sampler.ledger._parse_state(state["drawn"], n)
+    drawn, num_batches = ledger.values, epoch_state["num_batches"]
+    if drawn["consumed"] > num_batches:
+        raise ValueError(f"state['drawn']['consumed'] is {drawn['consumed']}, past the epoch's {num_batches} batches")
+    if drawn["records"] and max(drawn["records"]) >= num_batches:
+        raise ValueError(f"state['drawn']['positions'] {sorted(drawn['records'])} must be below the epoch's "
+                         f"{num_batches} batches")
+    if any(i.size and i.max() >= n for i, _ in drawn["records"].values()):
+        raise ValueError(f"state['drawn'] holds a batch with indices outside [0, {n})")
     plan = PLANS[epoch_state["mode"]]
     shape = Shape(sampler.batch_size, sampler.world_size, sampler.fixed_batches, sampler.drop_last)
     for k, (indices, _) in drawn["records"].items():
@@ -96,4 +103,4 @@ def parse_state(sampler: Any, state: Any, use_saved_config: bool) -> Parsed:
         raise ValueError(f"state['position'] is {position} but state['drawn'] counts {drawn['consumed']}")
     policy = sampler.policy._parse_state(state["policy"], n, use_saved_config)
     return Parsed(None, {"seed": seed, "epoch": epoch, "epoch_state": epoch_state, "started": state["started"],
-                         "drawn": drawn}, {"policy": policy})
+                         "drawn": ledger}, {"policy": policy})
