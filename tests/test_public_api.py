@@ -21,6 +21,7 @@ OLD_ALL = [
     "save_state", "schedules", "scores", "train_reference",
 ]
 MOVED = sorted(set(OLD_ALL) - set(hm.__all__))
+ADDED = {"BatchWeights"}  # what `sampler.weights(idx)` returns and `hm.reduce` accepts (issue 23)
 
 
 def test_all_has_about_thirty_unique_names():
@@ -39,7 +40,7 @@ def test_every_public_name_is_documented_and_imports_without_a_warning(name):
 
 def test_the_moved_names_are_the_ones_expected():
     assert len(MOVED) == len(OLD_ALL) - len(set(OLD_ALL) & set(hm.__all__))
-    assert set(hm.__all__) <= set(OLD_ALL)  # nothing new at the top level: a cut, not a reshuffle
+    assert set(hm.__all__) <= set(OLD_ALL) | ADDED  # a cut, not a reshuffle: the only new name is named here
 
 
 @pytest.mark.parametrize("name", MOVED)

@@ -21,6 +21,8 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from hardmine._checks import check_choice
+
 
 def to_saved(value: Any) -> Any:
     """numpy arrays become CPU tensors (copies), tensors are copied, numpy scalars Python numbers, dicts and lists
@@ -225,8 +227,10 @@ def _check_field(name: str, value: Any, field: Field, sizes: dict[str, int]) -> 
     if field.kind in ("int", "float"):
         return _check_number(name, value, field, sizes)
     if field.kind == "str":
-        if not isinstance(value, str) or (field.choices and value not in field.choices):
-            raise ValueError(f"{name} must be one of {list(field.choices)}, got {value!r}")
+        if field.choices:
+            return check_choice(name, value, field.choices)
+        if not isinstance(value, str):
+            raise ValueError(f"{name} must be a string, got {value!r}")
         return value
     if field.kind == "array":
         return _check_array(name, value, field, sizes)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from hardmine._checks import (
+    check_choice,
     check_fits_in_memory,
     check_indices,
     check_int,
@@ -366,10 +367,9 @@ class ScoreMemory(Stateful):
             if self._labels is None:
                 raise ValueError("name 'label' is not available: this ScoreMemory was built without labels")
             source = self._labels
-        elif name in self._columns:
-            source = self._columns[name]
-        else:
-            raise ValueError(f"name must be one of {self.statistics}, got {name!r}")
+        else:  # a declared, allocated column: check_choice raises for any other name
+            source = self._columns[name] if name in self._columns else self._columns[
+                check_choice("name", name, self.statistics)]
         if indices is None:
             return source.copy()
         return source[check_indices("indices", indices, self.num_samples)]
