@@ -29,6 +29,7 @@ from hardmine.sampling.policies import (
 from hardmine.sampling.reference import cross_fit_losses, reference_losses, train_reference
 from hardmine.sampling.sampler import HardExampleSampler, WithIndex
 from hardmine.streams import HardStream
+from hardmine.weights import BatchWeights
 
 __all__ = [
     # the three touch points of a training loop, and checkpoints
@@ -38,6 +39,7 @@ __all__ = [
     "WithIndex",
     "HardStream",
     "reduce",
+    "BatchWeights",
     "save_state",
     "load_state",
     # policies: by name (`build_policy("rank")`), the default, and the bases an extension subclasses

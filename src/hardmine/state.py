@@ -21,6 +21,8 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from hardmine._checks import check_choice
+
 
 def to_saved(value: Any) -> Any:
     """numpy arrays become CPU tensors (copies), tensors are copied, numpy scalars Python numbers, dicts and lists
@@ -225,8 +227,10 @@ def _check_field(name: str, value: Any, field: Field, sizes: dict[str, int]) -> 
     if field.kind in ("int", "float"):
         return _check_number(name, value, field, sizes)
     if field.kind == "str":
-        if not isinstance(value, str) or (field.choices and value not in field.choices):
-            raise ValueError(f"{name} must be one of {list(field.choices)}, got {value!r}")
+        if field.choices:
+            return check_choice(name, value, field.choices)
+        if not isinstance(value, str):
+            raise ValueError(f"{name} must be a string, got {value!r}")
         return value
     if field.kind == "array":
         return _check_array(name, value, field, sizes)
@@ -305,7 +309,8 @@ class Stateful:
       while the object works; size names in a Field ("N": the data set's size) come from `_state_sizes()` and from
       `num_samples` (and "N" is passed on to the children). A schema that depends on the object (columns declared
       at run time) overrides `state_schema` as a method.
-    - `state_version`: bumped when the saved layout changes.
+    - `state_version`: bumped when the saved layout changes; None for a part saved inside its owner's state (the
+      sampler's ledger), which the owner's version covers: its state has no "state_version" entry.
     - `state_in`: None (each field is the attribute of its name, or `_name`) or the name of one dict attribute
       holding them all ("_state"). `state_key`: None (fields at the saved state's top level) or the key they are
       saved under ("state").
@@ -330,7 +335,7 @@ class Stateful:
     is not an attribute.
     """
 
-    state_version: ClassVar[int] = 1
+    state_version: ClassVar[int | None] = 1
     state_fields: ClassVar[dict[str, Field]] = {}
     state_in: ClassVar[str | None] = None
     state_key: ClassVar[str | None] = None
@@ -422,7 +427,8 @@ class Stateful:
         for key, attribute in self._merged("state_children").items():
             child = getattr(self, attribute)
             out[key] = [c.state_dict() for c in child] if isinstance(child, (list, tuple)) else child.state_dict()
-        out["state_version"] = self.state_version
+        if self.state_version is not None:  # None: a part saved inside its owner's state, versioned by it
+            out["state_version"] = self.state_version
         return out
 
     # ---- loading

@@ -35,3 +35,38 @@ def test_a_refused_part_leaves_every_part_as_it_was():
         restore(memory2, sampler2, {}, saved)
     with pytest.raises(TypeError, match="extra_state must be a mapping"):
         check_extra([1])
+
+
+class _UserCounter:
+    """A user's extra object outside hardmine.state.Stateful: it refuses a negative count."""
+
+    def __init__(self):
+        self.count = 0
+
+    def state_dict(self):
+        return {"count": self.count}
+
+    def load_state_dict(self, state):
+        if state["count"] < 0:
+            raise ValueError(f"count must be >= 0, got {state['count']}")
+        self.count = state["count"]
+
+
+def test_every_part_is_checked_before_any_is_assigned():
+    memory, sampler, extra = _parts()
+    extra["user"] = _UserCounter()
+    for batch in zip(range(3), sampler):
+        sampler.update(batch[1], np.arange(batch[1].size, dtype=float))
+    extra["user"].count = 5
+    saved = state_of(memory, sampler, extra)
+    memory2, sampler2, extra2 = _parts()
+    extra2["user"] = _UserCounter()
+    before = (memory2.state_dict(), sampler2.state_dict())
+    for bad in ({**saved, "memory": {**saved["memory"], "updates": -1}},  # refused by the memory: checked first
+                {**saved, "extra": {**saved["extra"], "user": {"count": -1}}}):  # by the user's object: loaded last
+        with pytest.raises(ValueError):
+            restore(memory2, sampler2, extra2, bad)
+        assert memory2.updates == 0 and extra2["user"].count == 0
+        assert sampler2.state_dict()["position"] == before[1]["position"] == 0
+    restore(memory2, sampler2, extra2, saved)
+    assert memory2.updates == 3 and extra2["user"].count == 5 and sampler2.state_dict()["position"] == 3

@@ -64,13 +64,16 @@ def test_state_round_trips_and_is_validated():
     ledger.consume(first, first)
     state = ledger.state_dict()
     assert state["consumed"] == 1 and state["positions"].tolist() == [1, 2, 3] and DRAWN_SAVED == 256
+    assert "state_version" not in state and "config" not in state  # a part of the sampler's (versioned) state
     loaded = Ledger()
-    loaded.load(Ledger.check_state(state, num_batches=4, num_samples=40))
+    loaded.load_state_dict(state)
     assert loaded.consumed == 1 and np.array_equal(loaded.stored_from(2)[0][0], np.arange(20, 24))
-    bad = {**state, "positions": torch.tensor([1, 2, 9])}
-    with pytest.raises(ValueError, match="positions"):
-        Ledger.check_state(bad, num_batches=4, num_samples=40)
-    with pytest.raises(ValueError, match=r"\[0, 30\)"):
-        Ledger.check_state(state, num_batches=4, num_samples=30)
-    with pytest.raises(ValueError, match="consumed"):
-        Ledger.check_state({**state, "consumed": 7}, num_batches=4, num_samples=40)
+    for bad, match in (({**state, "positions": torch.tensor([1, 3, 2])}, "positions"),
+                       ({**state, "consumed": 2}, "consumed count 2"),
+                       ({**state, "consumed": -1}, "consumed"),
+                       ({**state, "indices": [-state["indices"][0], *state["indices"][1:]]}, "int64 indices"),
+                       ({**state, "weights": state["weights"][:2]}, "3 positions, 3 index and 2 weight")):
+        fresh = Ledger()
+        with pytest.raises(ValueError, match=match):
+            fresh.load_state_dict(bad)
+        assert fresh.consumed == 0 and fresh.stored_from(1) is None  # refused: nothing assigned

@@ -83,3 +83,17 @@ def test_a_buffered_update_keeps_its_own_copy_of_the_indices(change):
     sampler.flush()
     seen = sampler.memory.get("seen")
     assert seen[batch[:3]].tolist() == [1, 1, 1] and seen.sum() == 3
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda d: d.update(positions=d["positions"] + 100), r"positions'\] .* must be below the epoch's 8 batches"),
+    (lambda d: d.update(indices=[d["indices"][0] + 100, *d["indices"][1:]]), r"indices outside \[0, 30\)"),
+])
+def test_the_drawn_batches_are_checked_against_the_epoch(change, match):
+    state = state_after(2, consume=False)
+    change(state["drawn"])
+    sampler = sampler_of()
+    before = repr(sampler.state_dict())
+    with pytest.raises(ValueError, match=match):
+        sampler.load_state_dict(state)
+    assert repr(sampler.state_dict()) == before

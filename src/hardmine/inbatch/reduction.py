@@ -8,6 +8,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from hardmine._checks import check_choice
 from hardmine.inbatch.select import Selection
 from hardmine.weights import BatchWeights
 
@@ -122,8 +123,7 @@ def reduce(per_sample_loss: torch.Tensor, *weights: torch.Tensor | np.ndarray | 
         raise ValueError("per_sample_loss is a meta tensor: it holds no values to reduce")
     if per_sample_loss.numel() == 0:
         raise ValueError("per_sample_loss is empty: nothing to reduce")
-    if normalize not in ("mean", "weighted", "sum"):
-        raise ValueError(f"normalize must be 'mean', 'weighted' or 'sum', got {normalize!r}")
+    check_choice("normalize", normalize, ("mean", "weighted", "sum"))
     selections = [w for w in weights if isinstance(w, Selection)]
     if len(selections) > 1:
         raise ValueError(f"weights hold {len(selections)} Selections; combine them into one first")

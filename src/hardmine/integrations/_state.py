@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import hardmine as hm
+from hardmine.state import Stateful
 
 
 def check_extra(extra: Any) -> dict[str, Any]:
@@ -29,7 +30,10 @@ def state_of(memory: hm.ScoreMemory, sampler: hm.HardExampleSampler, extra: dict
 
 def restore(memory: hm.ScoreMemory, sampler: hm.HardExampleSampler, extra: dict[str, Any],
             state: Any) -> None:
-    """Load `state_of(...)`; when any part is refused, every part keeps (or gets back) its previous state."""
+    """Load `state_of(...)`: every part is checked first (`Stateful._parse_state`), then all are assigned in one
+    step, so a refused part leaves every part unchanged. An extra object outside `hardmine.state.Stateful` (a
+    user's) loads through its own `load_state_dict` after the checks; if one refuses, those objects get their
+    previous state back and nothing else changed."""
     if not isinstance(state, dict) or set(state) != {"memory", "sampler", "extra"}:
         got = sorted(state) if isinstance(state, dict) else type(state).__name__
         raise ValueError(f"hardmine state must have keys ['extra', 'memory', 'sampler'], got {got}")
@@ -37,12 +41,16 @@ def restore(memory: hm.ScoreMemory, sampler: hm.HardExampleSampler, extra: dict[
         raise ValueError(f"hardmine state holds extra states {sorted(state['extra'])}, this run has "
                          f"{sorted(extra)}")
     parts = [(memory, state["memory"])] + [(extra[name], state["extra"][name]) for name in sorted(extra)]
-    before = [obj.state_dict() for obj, _ in parts]
+    parts.append((sampler, state["sampler"]))  # after the memory: its check reads the memory's size
+    checked = [(obj, obj._parse_state(saved)) for obj, saved in parts if isinstance(obj, Stateful)]
+    others = [(obj, saved) for obj, saved in parts if not isinstance(obj, Stateful)]
+    before = [obj.state_dict() for obj, _ in others]
     try:
-        for obj, saved in parts:
+        for obj, saved in others:
             obj.load_state_dict(saved)
-        sampler.load_state_dict(state["sampler"])
     except Exception:
-        for (obj, _), old in zip(parts, before):
+        for (obj, _), old in zip(others, before):
             obj.load_state_dict(old)
         raise
+    for obj, parsed in checked:
+        obj._assign_parsed(parsed)

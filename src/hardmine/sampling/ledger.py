@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from hardmine._checks import check_int
 from hardmine.sampling.chunking import Chunk, Yielded
+from hardmine.state import Array, Field, Int, Stateful
 
 DRAWN_SAVED = 256
 """The most drawn-but-unconsumed batches a state holds (the first ones after the consumed position)."""
@@ -42,13 +42,20 @@ def key_of(indices: Any) -> bytes | None:
     return indices.tobytes()
 
 
-class Ledger:
+class Ledger(Stateful):
     """The current epoch's consumed count and drawn-but-unconsumed batches (by position), and the batches yielded
     lately (by the bytes of this rank's share).
 
     A record is the global batch (every rank's share, int64 indices [G] and float64 weights [G]), so one rank's
     state restores every rank; the share this rank yielded is what a consuming call is matched by.
+
+    State (`hardmine.state.Stateful`): the sampler's "drawn" entry, checked and assigned in the sampler's step;
+    a part of the sampler's state, versioned by it (no "state_version" of its own, no "config").
     """
+
+    state_version, save_config = None, False
+    state_fields = {"consumed": Int(0), "positions": Array("int64", low=0), "indices": Field("any"),
+                    "weights": Field("any")}
 
     def __init__(self) -> None:
         self.consumed = 0
@@ -151,44 +158,44 @@ class Ledger:
                 return position
         return None
 
-    def state_dict(self) -> dict[str, Any]:
-        """The consumed count and the first `DRAWN_SAVED` unconsumed records, as tensors (weights_only-loadable)."""
+    def _state_values(self) -> dict[str, Any]:
+        """The consumed count and the first `DRAWN_SAVED` unconsumed records (positions, int64 indices [G],
+        float64 weights [G]); the base saves them as tensors (weights_only-loadable)."""
         positions = sorted(self._records)[:DRAWN_SAVED]
         return {"consumed": self.consumed, "positions": torch.tensor(positions, dtype=torch.int64),
-                "indices": [torch.from_numpy(self._records[p][0].copy()) for p in positions],
-                "weights": [torch.from_numpy(self._records[p][1].copy()) for p in positions]}
+                "indices": [self._records[p][0] for p in positions],
+                "weights": [self._records[p][1] for p in positions]}
 
-    @staticmethod
-    def check_state(state: Any, num_batches: int, num_samples: int) -> dict[str, Any]:
-        """`state` validated against an epoch of `num_batches` batches over `num_samples` samples, as numpy."""
-        if not isinstance(state, dict) or set(state) != {"consumed", "positions", "indices", "weights"}:
-            raise ValueError("state['drawn'] must be a dict with keys ['consumed', 'indices', 'positions', "
-                             f"'weights'], got {sorted(state) if isinstance(state, dict) else type(state).__name__}")
-        consumed = check_int("state['drawn']['consumed']", state["consumed"], minimum=0)
-        if consumed > num_batches:
-            raise ValueError(f"state['drawn']['consumed'] is {consumed}, past the epoch's {num_batches} batches")
-        positions = np.asarray(state["positions"], dtype=np.int64)
-        indices = [np.asarray(t) for t in state["indices"]]
-        weights = [np.asarray(t) for t in state["weights"]]
-        if positions.ndim != 1 or len(indices) != positions.size or len(weights) != positions.size:
+    def _state_owner(self) -> str:
+        return "HardExampleSampler ledger (state['drawn'])"
+
+    def _check_state(self, values: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
+        """The records checked against each other: as many batches as positions, positions increasing from the
+        consumed count, int64 indices >= 0 with as many non-negative weights (NaN where `update` decides them).
+        Against the epoch (positions below its batch count, indices below N) the sampler checks them."""
+        consumed, positions = values["consumed"], values["positions"]
+        indices, weights = state["indices"], state["weights"]
+        if not isinstance(indices, list) or not isinstance(weights, list):
+            raise ValueError(f"state['drawn'] must hold lists of index and weight arrays, got "
+                             f"{type(indices).__name__} and {type(weights).__name__}")
+        indices, weights = [np.asarray(t) for t in indices], [np.asarray(t) for t in weights]
+        if len(indices) != positions.size or len(weights) != positions.size:
             raise ValueError(f"state['drawn'] has {positions.size} positions, {len(indices)} index and "
                              f"{len(weights)} weight arrays; they must match")
-        if positions.size and (positions.min() < consumed or positions.max() >= num_batches
-                               or (np.diff(positions) <= 0).any()):
-            raise ValueError(f"state['drawn']['positions'] {positions.tolist()} must increase within "
-                             f"[{consumed}, {num_batches})")
+        if positions.size and (positions.min() < consumed or (np.diff(positions) <= 0).any()):
+            raise ValueError(f"state['drawn']['positions'] {positions.tolist()} must increase from the consumed "
+                             f"count {consumed}")
         for i, w in zip(indices, weights):
             if i.dtype != np.int64 or i.ndim != 1 or w.shape != i.shape or np.isinf(w).any() or (w < 0).any() or \
-                    (i.size and (i.min() < 0 or i.max() >= num_samples)):
-                raise ValueError("state['drawn'] holds a batch that is not int64 indices in "
-                                 f"[0, {num_samples}) with as many weights (non-negative; NaN where update() decides "
-                                 "them)")
+                    (i.size and i.min() < 0):
+                raise ValueError("state['drawn'] holds a batch that is not int64 indices (>= 0) with as many "
+                                 "weights (non-negative; NaN where update() decides them)")
         return {"consumed": consumed, "records": {int(p): (i.copy(), w.astype(np.float64))
                                                   for p, i, w in zip(positions, indices, weights)}}
 
-    def load(self, checked: dict[str, Any]) -> None:
-        """Take a state returned by `check_state`; the batches yielded before are forgotten."""
+    def _assign_state(self, values: dict[str, Any]) -> None:
+        """Take the checked records; the batches yielded before are forgotten."""
         self.new_epoch()
-        self.consumed, self._records = checked["consumed"], checked["records"]
+        self.consumed, self._records = values["consumed"], values["records"]
         self._recent.clear()
         self._last = None

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from hardmine._checks import (
+    check_choice,
     check_fits_in_memory,
     check_indices,
     check_int,
@@ -25,7 +26,7 @@ from hardmine._checks import (
     to_numpy,
 )
 from hardmine.sampling.write_queue import QueuedWrite, Validate, WriteQueue
-from hardmine.state import check_state, compare_config, to_saved
+from hardmine.state import Parsed, Stateful, check_state, compare_config
 
 Rule = Callable[["ScoreMemory", np.ndarray, np.ndarray, np.ndarray, "int | np.ndarray"], None]
 """How a column updates in place: rule(memory, column [N], indices [B] (distinct), values [B] float64, step).
@@ -192,7 +193,6 @@ def _aum(memory: ScoreMemory, indices: Any) -> np.ndarray:
 # Statistics computed from columns: name -> (the column whose presence means it is tracked, function).
 _DERIVED: dict[str, tuple[str, Callable[[ScoreMemory, Any], np.ndarray]]] = {
     "confidence": ("prob_mean", _confidence), "variability": ("prob_m2", _variability), "aum": ("margin_sum", _aum)}
-_STATE_VERSION = 1
 _MAX_CLASS_ID = 2**20  # labels may exceed N up to this (a subset of a larger label space)
 _META = ("labels", "updates", "num_samples", "ema_decay", "state_version")
 _MAX_STEP = int(np.iinfo(np.int64).max)
@@ -206,7 +206,7 @@ def _check_fits_in_memory(num_samples: int, labels: bool) -> None:
                          f"for its columns ({per_sample} bytes per sample)")
 
 
-class ScoreMemory:
+class ScoreMemory(Stateful):
     """Per-sample difficulty memory for a data set of `num_samples` examples.
 
     num_samples: N, the data set's length (refused when the columns would not fit in this machine's memory).
@@ -220,7 +220,13 @@ class ScoreMemory:
     probability: Dataset Cartography, Swayamdipta et al. 2020; 12 bytes per sample), "forgetting" (correct ->
     incorrect flips, Toneva et al. 2019; 5 bytes) and "aum" (mean margin, Pleiss et al. 2020; 8 bytes).
     Further columns are added with `declare`.
+
+    State (`hardmine.state.Stateful`): the checkpointed columns, labels, updates, num_samples and ema_decay at the
+    top level (no "config" entry); `load_state_dict(state, use_saved_config=False)` checks all, then assigns.
     """
+
+    state_version = 1
+    save_config = False  # num_samples, labels and ema_decay are saved as fields (the layout before the base)
 
     def __init__(self, num_samples: int, labels: Any = None, ema_decay: float = 0.9) -> None:
         self.num_samples = check_int("num_samples", num_samples)
@@ -361,10 +367,9 @@ class ScoreMemory:
             if self._labels is None:
                 raise ValueError("name 'label' is not available: this ScoreMemory was built without labels")
             source = self._labels
-        elif name in self._columns:
-            source = self._columns[name]
-        else:
-            raise ValueError(f"name must be one of {self.statistics}, got {name!r}")
+        else:  # a declared, allocated column: check_choice raises for any other name
+            source = self._columns[name] if name in self._columns else self._columns[
+                check_choice("name", name, self.statistics)]
         if indices is None:
             return source.copy()
         return source[check_indices("indices", indices, self.num_samples)]
@@ -478,27 +483,29 @@ class ScoreMemory:
         self._updates += num_batches
         return indices[rounds[0][0]]
 
-    def state_dict(self) -> dict[str, Any]:
-        """A snapshot of every checkpointed column as a CPU tensor, plus counters: loadable with
-        torch.load(weights_only=True)."""
+    def _state_values(self) -> dict[str, Any]:
+        """Every checkpointed column (declaration order), then labels, updates, num_samples, ema_decay: the
+        state's layout (the base saves arrays as CPU tensors and adds state_version; no "config" entry: the
+        constructor's arguments are saved as fields)."""
         self._drain_queue()
-        state: dict[str, Any] = {name: to_saved(arr) for name, arr in self._columns.items()
-                                 if self._declared[name].checkpointed}
-        state.update(labels=to_saved(self._labels), updates=self._updates, num_samples=self.num_samples,
-                     ema_decay=self.ema_decay, state_version=_STATE_VERSION)
-        return state
+        values: dict[str, Any] = {name: arr for name, arr in self._columns.items()
+                                  if self._declared[name].checkpointed}
+        values.update(labels=self._labels, updates=self._updates, num_samples=self.num_samples,
+                      ema_decay=self.ema_decay)
+        return values
 
-    def load_state_dict(self, state: dict[str, Any], *, use_saved_config: bool = False) -> None:
-        """Restore a `state_dict()`; everything is checked before anything is changed.
+    def _parse_state(self, state: Any, num_samples: int | None = None, use_saved_config: bool = False) -> Parsed:
+        """Check a `state_dict()` whole; nothing changes (`load_state_dict` then assigns it in one step).
 
         Each column must have its dtype and shape [N]; counts are >= 0, steps >= -1, float columns finite except
         where they are NaN before a first observation ("score" and "ema" have a value wherever seen > 0), and
         values lie in the column's domain. A saved ema_decay or labels array that differs from this memory's is an
-        error naming both, unless `use_saved_config=True` takes the saved ones.
+        error naming both, unless `use_saved_config=True` takes the saved ones. The columns are declared at run
+        time (`declare`), so the schema is this memory's columns: a lazy one may be absent (not observed yet).
         """
         self._drain_queue()
         required = [c.name for c in self._declared.values() if c.checkpointed and not c.lazy]
-        check_state(state, "ScoreMemory", _STATE_VERSION, [*required, *_META])
+        check_state(state, "ScoreMemory", self.state_version, [*required, *_META])
         if state["num_samples"] != self.num_samples:
             raise ValueError(f"state holds num_samples={state['num_samples']}, this memory has {self.num_samples}")
         unknown = [k for k in state if k not in _META and k not in self._declared]
@@ -521,8 +528,12 @@ class ScoreMemory:
         compare_config("ScoreMemory", {"ema_decay": ema_decay, "labels": labels},
                        {"ema_decay": self.ema_decay, "labels": self._labels}, use_saved_config)
         order = [name for name in self._declared if name in columns]
-        self._columns = {name: columns[name] for name in order}
-        self._labels, self._updates, self.ema_decay = labels, updates, ema_decay
+        return Parsed(None, {"columns": {name: columns[name] for name in order}, "labels": labels,
+                             "updates": updates, "ema_decay": ema_decay})
+
+    def _assign_state(self, values: dict[str, Any]) -> None:
+        self._columns, self._labels = values["columns"], values["labels"]
+        self._updates, self.ema_decay = values["updates"], values["ema_decay"]
 
     def _check_statistics_agree(self, columns: dict[str, np.ndarray]) -> None:
         """Raise unless the saved columns of each optional statistic agree: all of them or none, and, where its

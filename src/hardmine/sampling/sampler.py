@@ -26,11 +26,11 @@ from hardmine.sampling.tally import Tally
 from hardmine.sampling.updates import UpdatePipeline
 from hardmine.sampling.with_index import WithIndex
 from hardmine.sampling.world import World
-from hardmine.state import to_saved
+from hardmine.state import Parsed, Stateful
 from hardmine.weights import BatchWeights
 
 
-class HardExampleSampler:
+class HardExampleSampler(Stateful):
     """Yields int64 index batches chosen by a policy over a ScoreMemory; pass as `DataLoader(batch_sampler=...)`.
 
     memory: the ScoreMemory of the data set (N samples); `update` writes to it.
@@ -54,6 +54,8 @@ class HardExampleSampler:
     epoch starts; at each epoch's first draw the ranks agree on their configuration (a difference raises the same
     `DisagreementError` on every rank, naming the field and each rank's value).
     """
+
+    state_version, save_config, state_children = STATE_VERSION, False, {"policy": "policy"}
 
     def __init__(self, memory: ScoreMemory, batch_size: int, num_batches: int | None = None,
                  policy: str | Policy = "importance", seed: int = 0, drop_last: bool = False,
@@ -316,34 +318,31 @@ class HardExampleSampler:
         (weights, loss_variance, class_share) this rank's."""
         return self.tally.report(self.memory, self.policy, self._epoch, self.ledger.consumed, self.num_batches)
 
-    def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue the exact sequence of batches (the memory has its own state_dict),
-        with the first `DRAWN_SAVED` (256) batches drawn but not consumed (hardmine.sampling.ledger)."""
+    def _state_values(self) -> dict[str, Any]:
+        """The state (then the policy's, a child, and state_version): the exact sequence of batches continues from
+        it, with the first `DRAWN_SAVED` (256) drawn but not consumed (ledger); the memory has its own."""
         return {"seed": self.seed, "epoch": self._epoch, "position": self.ledger.consumed,
-                "num_samples": self.memory.num_samples,
-                "started": self._started, "drawn": self.ledger.state_dict(),
+                "num_samples": self.memory.num_samples, "started": self._started, "drawn": self.ledger.state_dict(),
                 "batch_size": self.batch_size, "fixed_batches": self.fixed_batches, "world_size": self.world_size,
-                "epoch_state": to_saved(self.plan.state), "policy": self.policy.state_dict(),
-                "state_version": STATE_VERSION}
+                "epoch_state": self.plan.state}
 
-    def load_state_dict(self, state: dict[str, Any], *, use_saved_config: bool = False) -> None:
-        """Restore `state_dict()`: the next iterator serves the batches drawn but not consumed, as they were drawn,
-        then draws on. Everything (the policy's and guards' states included) is checked first, then assigned. A
-        saved seed or policy argument that differs is an error naming both, unless `use_saved_config=True` takes
-        the saved ones (batch_size, num_batches and the world size, read first, must always match)."""
+    def _parse_state(self, state: Any, num_samples: int | None = None, use_saved_config: bool = False) -> Parsed:
+        """The check (sampler_state.parse_state: policy and guards too, a differing seed or policy argument only
+        with use_saved_config); queued updates are written (ones that arrived bad raise before any assignment)."""
         self.rank, self.world_size = self._world.read()
-        (seed, epoch, epoch_state, started), drawn = parse_state(self, state, use_saved_config)
-        self.flush(wait=True)  # the updates of consumed batches belong to the state being replaced
-        # through the policy's own load_state_dict (a subclass may extend it); it cannot fail once parsed
-        self.policy.load_state_dict(state["policy"], num_samples=self.memory.num_samples,
-                                    use_saved_config=use_saved_config)
-        self.seed, self._epoch, self._started = seed, epoch, started
-        self.plan = PLANS[epoch_state["mode"]](self.policy, self.memory, self._shape(), seed, epoch, epoch_state)
-        self.ledger.load(drawn)
-        self._drawn_to_end = self._hold = False
-        self._planned = self._agreed = None
-        self._chunk = None
-        self.tally.counted = max([drawn["consumed"], *(p + 1 for p in drawn["records"])])  # as counted before
+        parsed = parse_state(self, state, use_saved_config)
+        self.memory.drain(wait=True)
+        return parsed
 
+    def _assign_state(self, values: dict[str, Any]) -> None:
+        """After the policy's: the next iterator serves the batches drawn, not consumed, as drawn, then draws on."""
+        self.memory.take_written(self._tag)  # the consumed batches' updates: the new plan reads the memory whole
+        self.seed, self._epoch, self._started = values["seed"], values["epoch"], values["started"]
+        self.plan = PLANS[values["epoch_state"]["mode"]](self.policy, self.memory, self._shape(), self.seed,
+                                                         self._epoch, values["epoch_state"])
+        self.ledger._assign_parsed(values["drawn"])  # its checked records, with the sampler's own
+        self._drawn_to_end = self._hold = False
+        self._planned = self._agreed = self._chunk = None
+        self.tally.counted = max([self.ledger.consumed, *(p + 1 for p in values["drawn"].values["records"])])
 
 __all__ = ["HardExampleSampler", "WithIndex"]

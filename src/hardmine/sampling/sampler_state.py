@@ -8,9 +8,8 @@ from typing import Any
 import numpy as np
 
 from hardmine._checks import check_int
-from hardmine.sampling.ledger import Ledger
 from hardmine.sampling.plans import PLANS, Shape
-from hardmine.state import Array, Choice, Int, check_fields, check_state, compare_config
+from hardmine.state import Array, Choice, Int, Parsed, check_fields, check_state, compare_config
 
 STATE_VERSION = 2  # 2: the consumed position, the epoch's start and the drawn-but-unconsumed batches
 SEED_LIMIT = 2**64  # numpy's Philox key and SeedSequence entropy take seeds below it
@@ -51,9 +50,10 @@ def configuration(sampler: Any) -> dict[str, Any]:
             "consumed batches": sampler.ledger.consumed, "memory updates": sampler.memory.updates}
 
 
-def parse_state(sampler: Any, state: dict[str, Any], use_saved_config: bool) -> tuple[tuple, dict[str, Any]]:
-    """(seed, epoch, epoch state, started) and the drawn batches of `state` for `sampler`, checked with its
-    policy's state; nothing changes."""
+def parse_state(sampler: Any, state: Any, use_saved_config: bool) -> Parsed:
+    """`state` checked whole for `sampler`, its policy's state included (the sampler's `_parse_state`): the
+    values seed, epoch, epoch_state, started and drawn (the ledger's checked records), and the policy's Parsed as
+    the child "policy"; nothing changes."""
     keys = ("seed", "epoch", "position", "started", "drawn", "batch_size", "fixed_batches", "world_size",
             "epoch_state", "policy")
     check_state(state, "HardExampleSampler", STATE_VERSION, keys)
@@ -80,7 +80,15 @@ def parse_state(sampler: Any, state: dict[str, Any], use_saved_config: bool) -> 
         raise ValueError(f"state['position'] is {position}, past the {epoch_state['num_batches']} batches")
     if not isinstance(state["started"], bool):
         raise TypeError(f"state['started'] must be a bool, got {state['started']!r}")
-    drawn = Ledger.check_state(state["drawn"], epoch_state["num_batches"], n)
+    ledger = sampler.ledger._parse_state(state["drawn"], n)
+    drawn, num_batches = ledger.values, epoch_state["num_batches"]
+    if drawn["consumed"] > num_batches:
+        raise ValueError(f"state['drawn']['consumed'] is {drawn['consumed']}, past the epoch's {num_batches} batches")
+    if drawn["records"] and max(drawn["records"]) >= num_batches:
+        raise ValueError(f"state['drawn']['positions'] {sorted(drawn['records'])} must be below the epoch's "
+                         f"{num_batches} batches")
+    if any(i.size and i.max() >= n for i, _ in drawn["records"].values()):
+        raise ValueError(f"state['drawn'] holds a batch with indices outside [0, {n})")
     plan = PLANS[epoch_state["mode"]]
     shape = Shape(sampler.batch_size, sampler.world_size, sampler.fixed_batches, sampler.drop_last)
     for k, (indices, _) in drawn["records"].items():
@@ -93,5 +101,6 @@ def parse_state(sampler: Any, state: dict[str, Any], use_saved_config: bool) -> 
                          f"decides them), but the epoch's mode is {epoch_state['mode']!r}")
     if drawn["consumed"] != position:
         raise ValueError(f"state['position'] is {position} but state['drawn'] counts {drawn['consumed']}")
-    sampler.policy._parse_state(state["policy"], n, use_saved_config)
-    return (seed, epoch, epoch_state, state["started"]), drawn
+    policy = sampler.policy._parse_state(state["policy"], n, use_saved_config)
+    return Parsed(None, {"seed": seed, "epoch": epoch, "epoch_state": epoch_state, "started": state["started"],
+                         "drawn": ledger}, {"policy": policy})

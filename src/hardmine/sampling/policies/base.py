@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from hardmine._checks import check_int, check_values
+from hardmine._checks import check_choice, check_int, check_values
 from hardmine.registry import Registered, Registry
 from hardmine.sampling.guards.base import Guard
 from hardmine.sampling.memory import Column, ScoreMemory
@@ -112,9 +112,7 @@ class Policy(Registered, Stateful):
                 raise ValueError(f"{guard.name} has no effect on the {self.name!r} policy: the guard implements "
                                  f"{sorted(guard.hooks())}, the policy calls {sorted(self.calls)}")
         self.guards = guards
-        if statistic not in _STATISTICS:
-            raise ValueError(f"statistic must be one of {_STATISTICS}, got {statistic!r}")
-        self.statistic = statistic
+        self.statistic = check_choice("statistic", statistic, _STATISTICS)
         self.stale_after = None if stale_after is None else check_int("stale_after", stale_after)
         self._state: dict[str, Any] = {"unseen_score": 1.0, "epoch": -1, "fresh_since": -1}
         self._bounds: dict[str, tuple[float, float]] = {}  # scheduled parameter -> (lowest, highest) value
@@ -510,9 +508,7 @@ NORMALIZE = ("max", "none")
 
 def check_normalize(normalize: str) -> str:
     """The `normalize` argument of importance weights, checked."""
-    if normalize not in NORMALIZE:
-        raise ValueError(f"normalize must be one of {NORMALIZE}, got {normalize!r}")
-    return normalize
+    return check_choice("normalize", normalize, NORMALIZE)
 
 
 def importance_weights(probabilities: np.ndarray, num_samples: int, beta: float, normalize: str) -> np.ndarray:
