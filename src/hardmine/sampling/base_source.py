@@ -155,8 +155,9 @@ class BaseSource:
     def restore(self, policy: Any, memory: ScoreMemory, shape: Shape, seed: int, epoch: int,
                 state: dict[str, Any]) -> EpochPlan:
         """The plan of a saved epoch state checked by `check_state`; the base's generator takes its saved state."""
-        if state["base"] is None:
-            return PLANS[state["mode"]](policy, memory, shape, seed, epoch, state)
+        if state["base"] is None:  # a plain epoch state holds no base keys
+            plain = {key: value for key, value in state.items() if key not in ("base", "base_rng")}
+            return PLANS[state["mode"]](policy, memory, shape, seed, epoch, plain)
         if state["base_rng"] is not None:
             self.generator.set_state(torch.from_numpy(state["base_rng"].copy()))
         self._drawn = (epoch, [state["base"]])

@@ -58,10 +58,9 @@ class Shape:
 
 
 def fresh_state(shape: Shape, num_samples: int) -> dict[str, Any]:
-    """The epoch state of a shuffled pass over all `num_samples` samples (`base`, `base_rng`: a base sampler's
-    draws and its generator's state after them, hardmine.sampling.base_source; None without one)."""
+    """The epoch state of a shuffled pass over all `num_samples` samples."""
     return {"mode": "subset", "subset": None, "subset_weights": None, "forced": np.zeros(0, dtype=np.int64),
-            "num_batches": shape.count(num_samples), "base": None, "base_rng": None}
+            "num_batches": shape.count(num_samples)}
 
 
 class EpochPlan:

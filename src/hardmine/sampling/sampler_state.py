@@ -22,7 +22,8 @@ EPOCH_STATE = {"mode": Choice(*PLANS),
                "forced": Array("int64", low=0, below="N"),
                "num_batches": Int(1),
                "base": Array("int64", low=0, below="N", optional=True), "base_rng": Array("uint8", optional=True)}
-"""The schema of an epoch's state: what its start decided (`mode` names its plan)."""
+"""The schema of an epoch's state: what its start decided (`mode` names its plan); `base` and `base_rng` only
+with a base sampler (its draws and its generator's state after them)."""
 
 
 def check_epoch(name: str, epoch: Any) -> int:
@@ -71,7 +72,7 @@ def parse_state(sampler: Any, state: dict[str, Any], use_saved_config: bool) -> 
     if "num_samples" in state and (isinstance(state["num_samples"], bool) or state["num_samples"] != n):
         raise ValueError(f"state['num_samples'] is {state['num_samples']!r} but this sampler's memory holds {n} "
                          "samples: the state belongs to another data set")
-    saved = state["epoch_state"]  # one saved before base samplers has no base
+    saved = state["epoch_state"]  # a plain one holds no base keys (hardmine.sampling.base_source)
     saved = {"base": None, "base_rng": None, **saved} if isinstance(saved, dict) else saved
     epoch_state = check_fields(saved, EPOCH_STATE, "state['epoch_state']", {"N": n})
     subset, weights = epoch_state["subset"], epoch_state["subset_weights"]
