@@ -2,13 +2,19 @@
 the base's draws while the draws keep the base's class proportions; a priority policy reweights relative to the
 base's distribution; a pass takes the base's order; resume is exact with DataLoader workers; bad bases are refused."""
 
+import socket
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+import torch.multiprocessing as mp
 from scipy.stats import chisquare
-from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorDataset, WeightedRandomSampler
+from torch.utils.data import (BatchSampler, DataLoader, DistributedSampler, RandomSampler, TensorDataset,
+                              WeightedRandomSampler)
 
 import hardmine as hm
+from hardmine.distributed import DisagreementError
 from hardmine.testing import policy_params
 
 COUNTS = (400, 150, 50)  # an imbalanced data set of three classes
@@ -165,3 +171,32 @@ def plain_started():
     idx = next(iter(plain))
     plain.update(idx, torch.from_numpy(LOSS[idx]))
     return plain.state_dict()
+
+
+def _ddp_worker(rank: int, port: int, out_dir: str) -> None:
+    torch.distributed.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    try:
+        same = hm.HardExampleSampler(hm.ScoreMemory(N), 4, policy="uniform", base_sampler=balanced(), seed=2)
+        np.save(f"{out_dir}/same{rank}.npy", np.stack(list(same)[:-1]))
+        shard = DistributedSampler(range(N), num_replicas=2, rank=rank, seed=2)
+        sharded = hm.HardExampleSampler(hm.ScoreMemory(N), 4, policy="uniform", base_sampler=shard, seed=2)
+        try:
+            next(iter(sharded))
+        except DisagreementError as error:
+            (Path(out_dir) / f"error{rank}.txt").write_text(str(error))
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_under_ddp_every_rank_cuts_its_share_of_the_same_base_draws(tmp_path):
+    """A base that draws alike on every rank: each rank takes its slice of the same global batches; a
+    DistributedSampler (each rank its own shard) is refused on every rank, naming the base's draws."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_ddp_worker, args=(port, str(tmp_path)), nprocs=2, join=True)
+    rank0, rank1 = (np.load(tmp_path / f"same{r}.npy") for r in (0, 1))
+    single = hm.HardExampleSampler(hm.ScoreMemory(N), 8, policy="uniform", base_sampler=balanced(), seed=2)
+    np.testing.assert_array_equal(np.concatenate([rank0, rank1], axis=1), np.stack(list(single)[:-1]))
+    for r in (0, 1):
+        assert "base_sampler draws" in (tmp_path / f"error{r}.txt").read_text()
