@@ -10,8 +10,14 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 from scipy.stats import chisquare
-from torch.utils.data import (BatchSampler, DataLoader, DistributedSampler, RandomSampler, TensorDataset,
-                              WeightedRandomSampler)
+from torch.utils.data import (
+    BatchSampler,
+    DataLoader,
+    DistributedSampler,
+    RandomSampler,
+    TensorDataset,
+    WeightedRandomSampler,
+)
 
 import hardmine as hm
 from hardmine.distributed import DisagreementError
@@ -63,7 +69,8 @@ def test_priority_policy_reweights_relative_to_the_base():
     memory = hm.ScoreMemory(N, labels=LABELS)
     memory.update(np.arange(N), LOSS)
     policy = hm.build_policy("importance", alpha=1.0, beta=1.0, mix=0.2)
-    sampler = hm.HardExampleSampler(memory, 16, policy=policy, base_sampler=balanced(num_samples=2 * N), seed=1, chunk=1000)
+    sampler = hm.HardExampleSampler(memory, 16, policy=policy, base_sampler=balanced(num_samples=2 * N), seed=1,
+                                    chunk=1000)
     p = sampler.policy.priorities(memory)
     batches = list(iter(sampler))[:10]  # one chunk: drawn before any update, from the priorities above
     base = sampler.plan.state["base"]
