@@ -16,10 +16,11 @@ import torch
 
 from hardmine._checks import check_indices, check_int
 from hardmine.distributed import agree_on_config, agree_on_errors, all_gather_1d, rank_offset
+from hardmine.sampling.base_source import BaseSource, check_memory
 from hardmine.sampling.chunking import Chunk, Yielded, share
 from hardmine.sampling.ledger import Ledger, key_of
 from hardmine.sampling.memory import ScoreMemory
-from hardmine.sampling.plans import PLANS, EpochPlan, Shape, ShuffledPass
+from hardmine.sampling.plans import EpochPlan, Shape, ShuffledPass
 from hardmine.sampling.policies import Policy, build_policy
 from hardmine.sampling.sampler_state import STATE_VERSION, check_epoch, check_seed, configuration, parse_state
 from hardmine.sampling.tally import Tally
@@ -44,6 +45,8 @@ class HardExampleSampler(Stateful):
         priorities take) at once: priorities are at most a chunk stale; the memory reads as if every update had
         been written when it was made. 1 draws batch by batch. None: the policy's `default_chunk` (16 for a
         priority policy, 64 for the others, whose draws within an epoch do not read the memory).
+    base_sampler: the user's Sampler of indices (or batch sampler) as the source of each epoch's draws, mining on
+        top (docs/sampler.md, hardmine.sampling.base_source); exact resume needs its `generator` seeded.
 
     An epoch is `len(sampler)` batches; a batch is an int64 numpy array [B] (DataLoader, `datasets` and
     accelerate's BatchSamplerShard take it). A batch counts as consumed when `update` or `weights` is called with
@@ -59,15 +62,11 @@ class HardExampleSampler(Stateful):
 
     def __init__(self, memory: ScoreMemory, batch_size: int, num_batches: int | None = None,
                  policy: str | Policy = "importance", seed: int = 0, drop_last: bool = False,
-                 chunk: int | None = None) -> None:
-        if not isinstance(memory, ScoreMemory):
-            hint = ("; a trainer rebuilt this batch sampler around its own sampler (Lightning does under DDP): use "
-                    "hardmine.integrations.lightning.HardMiningCallback.dataloader, or "
-                    "Trainer(use_distributed_sampler=False)") if isinstance(memory, torch.utils.data.Sampler) else ""
-            raise TypeError(f"memory must be a ScoreMemory, got {type(memory).__name__}{hint}")
-        self.memory = memory
+                 chunk: int | None = None, base_sampler: Any = None) -> None:
+        self.memory = check_memory(memory)
         self.batch_size = check_int("batch_size", batch_size)
         self.policy = build_policy(policy)
+        self.source = BaseSource(base_sampler, memory.num_samples)  # draws the base only when an epoch starts
         self.seed = check_seed("seed", seed)
         if not isinstance(drop_last, bool):
             raise TypeError(f"drop_last must be a bool, got {drop_last!r}")
@@ -184,7 +183,7 @@ class HardExampleSampler(Stateful):
         self.flush(wait=True)
         policy, memory, shape = self.policy, self.memory, self._shape()
         policy.start_epoch(self._epoch, memory)
-        self.plan = policy.epoch_plan(self._epoch).begin(policy, memory, shape, self.seed, self._epoch)
+        self.plan = self.source.begin(policy.epoch_plan(self._epoch), policy, memory, shape, self.seed, self._epoch)
         self._chunk = None
         self.tally.new_epoch()
         self._started = True
@@ -338,8 +337,8 @@ class HardExampleSampler(Stateful):
         """After the policy's: the next iterator serves the batches drawn, not consumed, as drawn, then draws on."""
         self.memory.take_written(self._tag)  # the consumed batches' updates: the new plan reads the memory whole
         self.seed, self._epoch, self._started = values["seed"], values["epoch"], values["started"]
-        self.plan = PLANS[values["epoch_state"]["mode"]](self.policy, self.memory, self._shape(), self.seed,
-                                                         self._epoch, values["epoch_state"])
+        self.plan = self.source.restore(self.policy, self.memory, self._shape(), self.seed, self._epoch,
+                                        values["epoch_state"])
         self.ledger._assign_parsed(values["drawn"])  # its checked records, with the sampler's own
         self._drawn_to_end = self._hold = False
         self._planned = self._agreed = self._chunk = None

@@ -19,8 +19,10 @@ EPOCH_STATE = {"mode": Choice(*PLANS),
                "subset": Array("int64", low=0, below="N", optional=True),
                "subset_weights": Array("float64", low=0.0, optional=True),
                "forced": Array("int64", low=0, below="N"),
-               "num_batches": Int(1)}
-"""The schema of an epoch's state: what its start decided (`mode` names its plan)."""
+               "num_batches": Int(1),
+               "base": Array("int64", low=0, below="N", optional=True), "base_rng": Array("uint8", optional=True)}
+"""The schema of an epoch's state: what its start decided (`mode` names its plan); `base` and `base_rng` only
+with a base sampler (its draws and its generator's state after them)."""
 
 
 def check_epoch(name: str, epoch: Any) -> int:
@@ -70,7 +72,9 @@ def parse_state(sampler: Any, state: Any, use_saved_config: bool) -> Parsed:
     if "num_samples" in state and (isinstance(state["num_samples"], bool) or state["num_samples"] != n):
         raise ValueError(f"state['num_samples'] is {state['num_samples']!r} but this sampler's memory holds {n} "
                          "samples: the state belongs to another data set")
-    epoch_state = check_fields(state["epoch_state"], EPOCH_STATE, "state['epoch_state']", {"N": n})
+    saved = state["epoch_state"]  # a plain one holds no base keys (hardmine.sampling.base_source)
+    saved = {"base": None, "base_rng": None, **saved} if isinstance(saved, dict) else saved
+    epoch_state = check_fields(saved, EPOCH_STATE, "state['epoch_state']", {"N": n})
     subset, weights = epoch_state["subset"], epoch_state["subset_weights"]
     if (subset is None) != (weights is None) or (subset is not None and subset.shape != weights.shape):
         shapes = [None if a is None else a.shape for a in (subset, weights)]
@@ -80,6 +84,7 @@ def parse_state(sampler: Any, state: Any, use_saved_config: bool) -> Parsed:
         raise ValueError(f"state['position'] is {position}, past the {epoch_state['num_batches']} batches")
     if not isinstance(state["started"], bool):
         raise TypeError(f"state['started'] must be a bool, got {state['started']!r}")
+    sampler.source.check_state(epoch_state, state["started"])
     ledger = sampler.ledger._parse_state(state["drawn"], n)
     drawn, num_batches = ledger.values, epoch_state["num_batches"]
     if drawn["consumed"] > num_batches:
