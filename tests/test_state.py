@@ -243,9 +243,6 @@ PENDING = {
     "hardmine.sampling.sampler.HardExampleSampler": "rebuilt as the composition of small parts (issue 23, item 1)",
     "hardmine.sampling.memory.ScoreMemory": "rebuilt with its own write queue (issue 23, item 2)",
     "hardmine.sampling.ledger.Ledger": "the sampler's ledger (issue 23, item 1)",
-    "hardmine.streams.stream.HardStream": "new with issue 25, written beside the base; converted next",
-    "hardmine.streams.selection.StreamSelection": "new with issue 25, written beside the base; converted next",
-    "hardmine.streams.replay.HardReplay": "new with issue 25, written beside the base; converted next",
 }
 
 
@@ -288,6 +285,5 @@ def test_load_state_dict_is_written_once_plus_the_framework_and_pending_ones():
     written = sorted(str(path.relative_to(root)) for path in root.rglob("*.py")
                      for line in path.read_text().splitlines() if line.lstrip().startswith("def load_state_dict"))
     allowed = {"state.py", "integrations/lightning.py", "integrations/lightning_stream.py", "sampling/sampler.py",
-               "sampling/memory.py", "sampling/ledger.py", "streams/stream.py", "streams/selection.py",
-               "streams/replay.py"}
+               "sampling/memory.py", "sampling/ledger.py"}
     assert set(written) <= allowed and "state.py" in written, written
