@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import hardmine as hm
-from hardmine.integrations._state import check_extra, restore, state_of
+from hardmine.integrations._state import check_extra, load_from_checkpoint, restore, state_of
 from hardmine.metric import CrossBatchMemory
 
 
@@ -35,3 +35,10 @@ def test_a_refused_part_leaves_every_part_as_it_was():
         restore(memory2, sampler2, {}, saved)
     with pytest.raises(TypeError, match="extra_state must be a mapping"):
         check_extra([1])
+
+
+def test_a_checkpoint_is_read_back_and_one_without_the_file_is_named(tmp_path):
+    hm.save_state({"steps": torch.tensor([3])}, tmp_path / "hardmine_stream.pt")
+    assert load_from_checkpoint(str(tmp_path), "hardmine_stream.pt", "HardStreamTrainer")["steps"].tolist() == [3]
+    with pytest.raises(FileNotFoundError, match=r"has no hardmine.pt: it was not written by HardMiningTrainer"):
+        load_from_checkpoint(str(tmp_path), "hardmine.pt", "HardMiningTrainer")
