@@ -314,8 +314,8 @@ class Stateful:
     - `state_in`: None (each field is the attribute of its name, or `_name`) or the name of one dict attribute
       holding them all ("_state"). `state_key`: None (fields at the saved state's top level) or the key they are
       saved under ("state").
-    - `state_children`: saved key -> attribute holding a Stateful (or a list of them) saved and loaded with this
-      one, in the same validate-then-assign step.
+    - `state_children`: saved key -> attribute holding a Stateful (or a list of them, or None: saved as None,
+      and a saved None matches only None) saved and loaded with this one, in the same validate-then-assign step.
     - `state_name_key`: a key under which the registered `name` is saved and checked first ("name").
     - `config_exclude`: constructor arguments that are not saved (objects, callables, data restored otherwise).
       `config_fixed`: saved arguments that must match even with `use_saved_config=True` (sizes).
@@ -426,7 +426,8 @@ class Stateful:
             out.update(values)
         for key, attribute in self._merged("state_children").items():
             child = getattr(self, attribute)
-            out[key] = [c.state_dict() for c in child] if isinstance(child, (list, tuple)) else child.state_dict()
+            out[key] = (None if child is None else [c.state_dict() for c in child]
+                        if isinstance(child, (list, tuple)) else child.state_dict())
         if self.state_version is not None:  # None: a part saved inside its owner's state, versioned by it
             out["state_version"] = self.state_version
         return out
@@ -503,7 +504,12 @@ class Stateful:
         parsed: dict[str, Any] = {}
         for key, attribute in children.items():
             child, saved = getattr(target, attribute), state[key]
-            if isinstance(child, (list, tuple)):
+            if child is None or saved is None:  # an optional child (a stream's replay buffer): None in both
+                if (child is None) != (saved is None):
+                    raise ValueError(f"{owner} state[{key!r}] is {'None' if saved is None else 'a state'}, but "
+                                     f"this {owner} has {'no ' if child is None else 'a '}{key}")
+                parsed[key] = None
+            elif isinstance(child, (list, tuple)):
                 if not isinstance(saved, list) or len(saved) != len(child):
                     found = f"{len(saved)} states" if isinstance(saved, list) else type(saved).__name__
                     raise ValueError(f"{owner} state[{key!r}] must be a list of {len(child)} states, got {found}")
@@ -543,7 +549,7 @@ class Stateful:
             self.__dict__.update(kept)
         for key, attribute in self._merged("state_children").items():
             child, done = getattr(self, attribute), parsed.children[key]
-            for c, p in zip(child, done) if isinstance(child, (list, tuple)) else ((child, done),):
+            for c, p in zip(child, done) if isinstance(child, (list, tuple)) else ((child, done),) if done else ():
                 c._assign_parsed(p)
         self._assign_state(parsed.values)
         self._after_load()

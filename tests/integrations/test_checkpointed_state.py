@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import hardmine as hm
-from hardmine.integrations._state import check_extra, restore, state_of
+from hardmine.integrations._state import check_extra, load_from_checkpoint, restore, state_of
 from hardmine.metric import CrossBatchMemory
 
 
@@ -70,3 +70,10 @@ def test_every_part_is_checked_before_any_is_assigned():
         assert sampler2.state_dict()["position"] == before[1]["position"] == 0
     restore(memory2, sampler2, extra2, saved)
     assert memory2.updates == 3 and extra2["user"].count == 5 and sampler2.state_dict()["position"] == 3
+
+
+def test_a_checkpoint_is_read_back_and_one_without_the_file_is_named(tmp_path):
+    hm.save_state({"steps": torch.tensor([3])}, tmp_path / "hardmine_stream.pt")
+    assert load_from_checkpoint(str(tmp_path), "hardmine_stream.pt", "HardStreamTrainer")["steps"].tolist() == [3]
+    with pytest.raises(FileNotFoundError, match=r"has no hardmine.pt: it was not written by HardMiningTrainer"):
+        load_from_checkpoint(str(tmp_path), "hardmine.pt", "HardMiningTrainer")

@@ -146,3 +146,19 @@ def test_bad_calls_name_the_argument():
     assert stream.state_dict()["consumed"].tolist() == [0]  # nothing consumed by the refused calls
     stream.update(ids, x[:, 0])
     assert stream.state_dict()["consumed"].tolist() == [8]
+
+
+def test_a_state_with_a_replay_buffer_is_refused_by_a_stream_without_one_and_the_reverse():
+    samples = list(_rows(0))
+    with_replay, without = make(samples, workers=0), make(samples, workers=0, replay=False)
+    run(with_replay, epochs=[0], stop_after=2)
+    run(without, epochs=[0], stop_after=1)
+    state, before = with_replay.state_dict(), without.state_dict()
+    assert state["selection"]["replay"]["used"].any() and before["selection"]["replay"] is None
+    with pytest.raises(ValueError, match=r"state\['replay'\] is a state, but this HardStream selection has no"):
+        without.load_state_dict(state)
+    assert torch.equal(without.state_dict()["consumed"], before["consumed"])  # nothing assigned
+    with pytest.raises(ValueError, match=r"state\['replay'\] is None, but this HardStream selection has a"):
+        make(samples, workers=0).load_state_dict(before)
+    assert without.state_dict()["config"] == {"batch_size": 4, "candidates": 3, "drop_last": False,
+                                              "num_workers": 0, "seed": 0}

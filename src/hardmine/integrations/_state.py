@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -54,3 +55,14 @@ def restore(memory: hm.ScoreMemory, sampler: hm.HardExampleSampler, extra: dict[
         raise
     for obj, parsed in checked:
         obj._assign_parsed(parsed)
+
+
+def load_from_checkpoint(checkpoint: str, file: str, writer: str) -> Any:
+    """The hardmine state saved as `file` in the checkpoint folder `checkpoint` (loaded without pickle); raises
+    FileNotFoundError naming the folder, the file and `writer` (the trainer class that writes it) when it is not
+    there."""
+    path = os.path.join(checkpoint, file)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"resume_from_checkpoint {checkpoint!r} has no {file}: it was not written by "
+                                f"{writer}")
+    return hm.load_state(path)

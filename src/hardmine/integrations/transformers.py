@@ -27,7 +27,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, seed_worker
 
 import hardmine as hm
 from hardmine.inbatch.losses import per_sample_cross_entropy
-from hardmine.integrations._state import check_extra, restore, state_of
+from hardmine.integrations._state import check_extra, load_from_checkpoint, restore, state_of
 from hardmine.integrations._step import by_progress, mined_loss
 from hardmine.integrations.llm_trainer import TokenSelection
 from hardmine.sampling.policies import POLICIES
@@ -283,11 +283,8 @@ class HardMiningTrainer(TokenSelection, Trainer):
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
         super()._load_from_checkpoint(resume_from_checkpoint, model)
-        path = os.path.join(resume_from_checkpoint, STATE_FILE)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"resume_from_checkpoint {resume_from_checkpoint!r} has no {STATE_FILE}: it was "
-                                    "not written by HardMiningTrainer")
-        restore(self.hardmine_memory, self.hardmine_sampler, self._hardmine_extra, hm.load_state(path))
+        state = load_from_checkpoint(resume_from_checkpoint, STATE_FILE, "HardMiningTrainer")
+        restore(self.hardmine_memory, self.hardmine_sampler, self._hardmine_extra, state)
         self._hardmine_resumed = True
 
     def _init_training_state(self, *args: Any, **kwargs: Any) -> tuple[int, int]:

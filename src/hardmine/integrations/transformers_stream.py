@@ -21,6 +21,7 @@ from transformers import Trainer
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 import hardmine as hm
+from hardmine.integrations._state import load_from_checkpoint
 from hardmine.integrations.transformers import cross_entropy_per_sample
 
 IDS = "hardmine_stream_ids"
@@ -124,8 +125,5 @@ class HardStreamTrainer(Trainer):
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
         super()._load_from_checkpoint(resume_from_checkpoint, model)
-        path = os.path.join(resume_from_checkpoint, STATE_FILE)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"resume_from_checkpoint {resume_from_checkpoint!r} has no {STATE_FILE}: it was "
-                                    "not written by HardStreamTrainer")
-        self.hardmine_stream.load_state_dict(hm.load_state(path))
+        self.hardmine_stream.load_state_dict(load_from_checkpoint(resume_from_checkpoint, STATE_FILE,
+                                                                  "HardStreamTrainer"))

@@ -12,7 +12,7 @@ from torch import nn
 
 from hardmine._checks import check_values
 from hardmine.inbatch.losses import per_sample_cross_entropy
-from hardmine.memory import Column
+from hardmine.sampling.memory import Column
 
 Reference = nn.Module | Callable[[Any], Any]
 

@@ -15,14 +15,14 @@ import numpy as np
 import torch
 
 from hardmine._checks import check_int, check_number
-from hardmine.state import Array, Int, check_fields, check_state, compare_config, from_saved, to_saved
+from hardmine.state import Array, Field, Int, Stateful, from_saved
 from hardmine.streams.batches import Spec, flatten, unflatten
 
 _REPLAY_STREAM = 11  # the Philox counter word of the replay draws
 _META_BYTES = 8 + 8 + 8 + 1  # id (int64), priority (float64), step (int64), used (bool)
 
 
-class HardReplay:
+class HardReplay(Stateful):
     """A replay buffer for `HardStream(..., replay=HardReplay(capacity, fraction))`.
 
     capacity: samples held (>= 1); memory is `capacity * bytes_per_sample()`.
@@ -37,6 +37,9 @@ class HardReplay:
     """
 
     state_version = 1
+    state_fields = {"ids": Array("int64", "C"), "priority": Array("float64", "C"), "step": Array("int64", "C", low=0),
+                    "used": Array("bool", "C"), "draws": Int(0), "leaves": Field("any"), "spec": Field("any")}
+    config_fixed = ("capacity",)  # the entries' arrays and the buffered tensors are [capacity, ...]
 
     def __init__(self, capacity: int, fraction: float = 0.25, half_life: float = 1000.0, seed: int = 0) -> None:
         self.capacity = check_int("capacity", capacity)
@@ -50,11 +53,6 @@ class HardReplay:
         self._leaves: list[torch.Tensor] = []
         self._spec: Spec = None
         self._draws = 0
-
-    def config(self) -> dict[str, Any]:
-        """The constructor's arguments."""
-        return {"capacity": self.capacity, "fraction": self.fraction, "half_life": self.half_life,
-                "seed": self.seed}
 
     def __len__(self) -> int:
         return int(self._used.sum())
@@ -119,23 +117,12 @@ class HardReplay:
         for store, leaf in zip(self._leaves, leaves):
             store[target] = leaf.index_select(0, source.to(leaf.device)).to("cpu")
 
-    def state_dict(self) -> dict[str, Any]:
-        """Configuration, entries (ids, priorities, steps, flags), the buffered tensors and the draw count."""
-        return {"config": to_saved(self.config()), "ids": to_saved(self._ids), "priority": to_saved(self._priority),
-                "step": to_saved(self._step), "used": to_saved(self._used), "draws": self._draws,
-                "leaves": [x.clone() for x in self._leaves], "spec": to_saved(self._spec),
-                "state_version": self.state_version}
+    def _state_sizes(self) -> dict[str, int]:
+        return {"C": self.capacity}
 
-    def parse_state(self, state: dict[str, Any]) -> dict[str, Any]:
-        """`state` checked (a different capacity or configuration refused): the values to assign, nothing assigned."""
-        check_state(state, "HardReplay", self.state_version,
-                    ("config", "ids", "priority", "step", "used", "draws", "leaves", "spec"))
-        compare_config("HardReplay", state["config"], self.config(), use_saved_config=False)
-        cap = self.capacity
-        schema = {"ids": Array("int64", cap), "priority": Array("float64", cap), "step": Array("int64", cap, low=0),
-                  "used": Array("bool", cap), "draws": Int(0)}
-        values = check_fields({k: state[k] for k in schema}, schema, "HardReplay state")
-        leaves, spec = state["leaves"], from_saved(state["spec"])
+    def _check_state(self, values: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
+        """The buffered tensors [capacity, ...] and the structure `spec` that puts a batch of them together."""
+        cap, leaves, spec = self.capacity, values["leaves"], from_saved(values["spec"])
         if not isinstance(leaves, list) or not all(isinstance(x, torch.Tensor) and x.ndim >= 1 and x.shape[0] == cap
                                                    for x in leaves):
             raise ValueError(f"HardReplay state['leaves'] must be a list of tensors [capacity={cap}, ...]")
@@ -147,15 +134,5 @@ class HardReplay:
             raise ValueError(f"HardReplay state['spec'] {spec!r} does not describe its {len(leaves)} tensors")
         return {**values, "leaves": [x.clone() for x in leaves], "spec": spec}
 
-    def assign(self, parsed: dict[str, Any]) -> None:
-        """Assign what `parse_state` returned (cannot fail)."""
-        self._ids, self._priority, self._step = parsed["ids"], parsed["priority"], parsed["step"]
-        self._used, self._draws = parsed["used"], parsed["draws"]
-        self._leaves, self._spec = parsed["leaves"], parsed["spec"]
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore `state_dict()`: checked whole first (capacity, configuration, shapes), then assigned."""
-        self.assign(self.parse_state(state))
-
     def __repr__(self) -> str:
-        return f"HardReplay({', '.join(f'{k}={v!r}' for k, v in self.config().items())})"
+        return f"HardReplay({', '.join(f'{k}={v!r}' for k, v in self.get_params().items())})"

@@ -22,7 +22,7 @@ from hardmine.sampling.policies import (
     UniformPolicy,
     build_policy,
 )
-from hardmine.state import Int, check_fields, check_state
+from hardmine.state import Int, Stateful
 from hardmine.streams.batches import flatten, rows, take, unflatten
 from hardmine.streams.reference import Reference, StreamReference
 from hardmine.streams.replay import HardReplay
@@ -104,25 +104,30 @@ def _cat(first: Any, second: Any) -> Any:
     return unflatten([torch.cat([x, y.to(x.device)]) for x, y in zip(a, b)], spec)
 
 
-class StreamSelection:
+class StreamSelection(Stateful):
     """The policy, the reference (rho_loss) and the replay buffer of a stream, and the weights of its recent
-    batches. See HardStream for the three calls."""
+    batches. See HardStream for the three calls. Its state: the number of selections, the policy's and the replay
+    buffer's (None without one), loaded in one validate-then-assign step with its stream's."""
 
-    state_version = 1
+    state_version = 2
+    state_fields = {"steps": Int(0)}
+    state_children = {"policy": "policy", "replay": "replay"}
+    config_exclude = ("policy", "reference", "replay")  # objects: the children carry their names and arguments
 
     def __init__(self, policy: str | Policy, candidates: int, reference: Reference | None,
                  replay: HardReplay | None, seed: int) -> None:
         self.policy = stream_policy(policy, candidates, seed)
+        self.candidates, self.seed, self.reference = candidates, seed, reference
         if isinstance(self.policy, RhoLossPolicy):
             if reference is None:
                 raise ValueError("rho_loss needs reference=: a reference model (nn.Module, scored on each candidate "
                                  "batch) or a callable batch -> irreducible losses [C]")
-            self.reference: StreamReference | None = StreamReference(reference)
-            self.policy.attach(self.reference)  # its `score` reads the batch's irreducible losses from it
+            self._reference: StreamReference | None = StreamReference(reference)
+            self.policy.attach(self._reference)  # its `score` reads the batch's irreducible losses from it
         elif reference is not None:
             raise ValueError(f"reference= is used by rho_loss only, not by policy {self.policy.name!r}")
         else:
-            self.reference = None
+            self._reference = None
         if replay is not None and not isinstance(replay, HardReplay):
             raise TypeError(f"replay must be a HardReplay or None, got {type(replay).__name__}")
         if replay is not None and isinstance(self.policy, UniformPolicy):
@@ -135,9 +140,12 @@ class StreamSelection:
         self._steps = 0
         self._ones: dict[int, tuple[np.ndarray, torch.Tensor]] = {}
 
-    def config(self) -> dict[str, Any]:
-        """What a saved state must agree with."""
-        return {"policy": self.policy.name, "replay": None if self.replay is None else self.replay.config()}
+    def _state_owner(self) -> str:
+        return "HardStream selection"
+
+    def _after_load(self) -> None:
+        self._batches.clear()  # the recent batches' weights belong to the run that saved the state
+        self._selected.clear()
 
     def record(self, ids: np.ndarray, per_sample_loss: Any, key: bytes | None = None) -> None:
         """Check and keep the losses [C] of candidate batch `ids` [C]; decide its weights now unless the policy
@@ -146,14 +154,14 @@ class StreamSelection:
         if losses is None:  # not a finite float CPU tensor or array of C: checked value by value, named
             losses = check_values("per_sample_loss", per_sample_loss, ids.size, indices=ids).copy()
         batch = _Batch(ids, losses)
-        if self.reference is None:
+        if self._reference is None:
             self._decide(batch, None)
         self._remember(self._batches, ids.tobytes() if key is None else key, batch)
 
     def _decide(self, batch: _Batch, data: Any) -> None:
         scores = batch.losses
-        if self.reference is not None:
-            scores = batch.losses - self.reference.score(batch.ids, data)
+        if self._reference is not None:
+            scores = batch.losses - self._reference.score(batch.ids, data)
         if isinstance(self.policy, BatchPolicy):
             batch.weights = np.asarray(self.policy.guarded_select(batch.losses, batch.ids), dtype=np.float64)
         else:  # uniform: ones, one read-only array and tensor per batch size
@@ -218,30 +226,6 @@ class StreamSelection:
         if record.tensor is None:
             record.tensor = _valid(record.weights)
         return record.tensor
-
-    def state_dict(self) -> dict[str, Any]:
-        """The policy's state, the replay buffer's and the number of selections."""
-        return {"policy": self.policy.state_dict(), "steps": self._steps,
-                "replay": None if self.replay is None else self.replay.state_dict(),
-                "state_version": self.state_version}
-
-    def load_state_dict(self, state: dict[str, Any], assign_rest: Any = None) -> None:
-        """Restore `state_dict()`: the replay buffer and the counts are checked, then the policy is loaded (it checks
-        its whole state before assigning), then the rest is assigned; `assign_rest()` (the caller's, checked) last."""
-        check_state(state, "HardStream selection", self.state_version, ("policy", "steps", "replay"))
-        steps = check_fields({"steps": state["steps"]}, {"steps": Int(0)}, "HardStream state['selection']")["steps"]
-        if (state["replay"] is None) != (self.replay is None):
-            raise ValueError(f"the state {'has no' if state['replay'] is None else 'has a'} replay buffer, this "
-                             f"stream {'has one' if self.replay is not None else 'has none'}")
-        replay = None if self.replay is None else self.replay.parse_state(state["replay"])
-        self.policy.load_state_dict(state["policy"])
-        if replay is not None:
-            self.replay.assign(replay)
-        self._steps = steps
-        self._batches.clear()
-        self._selected.clear()
-        if assign_rest is not None:
-            assign_rest()
 
 
 def check_ids(ids: Any) -> np.ndarray:

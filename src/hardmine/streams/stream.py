@@ -16,7 +16,7 @@ from torch.utils.data._utils.collate import default_collate
 from hardmine._checks import check_int
 from hardmine.distributed import rank_and_world
 from hardmine.sampling.policies import Policy
-from hardmine.state import Array, Int, check_fields, check_state, compare_config, to_saved
+from hardmine.state import Array, Field, Int, Stateful
 from hardmine.streams.batches import signature
 from hardmine.streams.reference import Reference
 from hardmine.streams.replay import HardReplay
@@ -24,7 +24,7 @@ from hardmine.streams.selection import StreamSelection, check_ids
 from hardmine.streams.source import EPOCH_SPAN, describe, epoch_source, locate, shard_samples, stream_ids
 
 
-class HardStream(IterableDataset):
+class HardStream(Stateful, IterableDataset):
     """Candidate batches from a stream of samples, and what of them to back-propagate.
 
     ```
@@ -59,7 +59,12 @@ class HardStream(IterableDataset):
     Call `set_epoch(epoch)` before each epoch; a DataLoader with `persistent_workers=True` would not see it.
     """
 
-    state_version = 1
+    state_version = 2
+    state_fields = {"source": Field("str"), "world_size": Int(1), "epoch": Int(0),
+                    "consumed": Array("int64", "shards", low=0), "next": Int(0, "last_worker")}
+    state_children = {"selection": "selection"}
+    config_exclude = ("iterable", "policy", "replay", "reference")  # objects: the selection carries the policy's
+    # and the replay buffer's names and arguments; the source is the field "source"
 
     def __init__(self, iterable: Iterable | Callable[[int], Iterable], batch_size: int, candidates: int = 1,
                  policy: str | Policy = "uniform", *, replay: HardReplay | None = None, drop_last: bool = False,
@@ -77,6 +82,7 @@ class HardStream(IterableDataset):
         self.seed = check_int("seed", seed, minimum=0)
         self.selection = StreamSelection(policy, self.candidates, reference, replay, self.seed)
         self._source = describe(iterable)
+        self.reference = reference
         self._rank, self._world = rank_and_world()
         self._epoch = 0
         self._consumed = np.zeros(self.shards, dtype=np.int64)  # samples the loop consumed, per shard
@@ -91,6 +97,11 @@ class HardStream(IterableDataset):
     def replay(self) -> HardReplay | None:
         """The replay buffer, or None."""
         return self.selection.replay
+
+    @property
+    def world_size(self) -> int:
+        """The number of ranks read at construction or at the last `set_epoch`."""
+        return self._world
 
     @property
     def shards(self) -> int:
@@ -196,37 +207,18 @@ class HardStream(IterableDataset):
             out["replay_size"] = float(len(self.replay))
         return out
 
-    # ---- state ----
-    def config(self) -> dict[str, Any]:
-        """What a saved state must agree with: the constructor's numbers, the shards and the selection's."""
-        return {"batch_size": self.batch_size, "candidates": self.candidates, "drop_last": self.drop_last,
-                "num_workers": self.num_workers, "world_size": self._world, "seed": self.seed,
-                **self.selection.config()}
+    # ---- state: the stream position (epoch, samples consumed per shard, the next shard) and the selection's ----
+    def _state_sizes(self) -> dict[str, int]:
+        return {"shards": self.shards, "last_worker": max(1, self.num_workers) - 1}
 
-    def state_dict(self) -> dict[str, Any]:
-        """The stream position (epoch, samples consumed per shard, the next shard), the policy's and the replay
-        buffer's state; tensors and plain values (`torch.load(weights_only=True)` loads it)."""
-        return {"config": to_saved(self.config()), "source": self._source, "epoch": self._epoch,
-                "consumed": to_saved(self._consumed), "next": self._next,
-                "selection": self.selection.state_dict(), "state_version": self.state_version}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore `state_dict()`; a state of another stream (source, batch size, candidates, workers, world size,
-        policy, replay capacity) is refused, naming the difference, before anything is assigned. The next
-        iteration resumes after the last batch given to `update`."""
-        check_state(state, "HardStream", self.state_version,
-                    ("config", "source", "epoch", "consumed", "next", "selection"))
-        compare_config("HardStream", state["config"], to_saved(self.config()), use_saved_config=False)
-        if state["source"] != self._source:
-            raise ValueError(f"the state is of the stream {state['source']}, this one reads {self._source}")
-        schema = {"epoch": Int(0), "consumed": Array("int64", self.shards, low=0),
-                  "next": Int(0, max(1, self.num_workers) - 1)}
-        values = check_fields({k: state[k] for k in schema}, schema, "HardStream state")
-
-        def assign() -> None:
-            self._epoch, self._consumed, self._next = values["epoch"], values["consumed"], values["next"]
-
-        self.selection.load_state_dict(state["selection"], assign)
+    def _check_state(self, values: dict[str, Any], state: dict[str, Any]) -> dict[str, Any]:
+        """A state of another source or world size refused; the position to assign."""
+        if values["source"] != self._source:
+            raise ValueError(f"the state is of the stream {values['source']}, this one reads {self._source}")
+        if values["world_size"] != self._world:
+            raise ValueError(f"the state was saved with world size {values['world_size']}, this run has "
+                             f"{self._world}: resume with as many ranks")
+        return {key: values[key] for key in ("epoch", "consumed", "next")}
 
     def __repr__(self) -> str:
         return (f"HardStream(batch_size={self.batch_size}, candidates={self.candidates}, policy={self.policy!r}, "
