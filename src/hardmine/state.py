@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
@@ -334,6 +335,13 @@ class Stateful:
     `_after_load`, `_upgrade_state` (an older layout brought to the current one); `_state_values` where a field
     is not an attribute.
     """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "load_state_dict" in vars(cls):  # an owner loads its parts in two steps and would skip the override
+            warnings.warn(f"{cls.__qualname__} overrides load_state_dict: a HardExampleSampler (or another owner) "
+                          "loads it through _parse_state / _assign_parsed, which skip that override; override "
+                          "_check_state, _assign_state or _after_load instead", UserWarning, stacklevel=2)
 
     state_version: ClassVar[int | None] = 1
     state_fields: ClassVar[dict[str, Field]] = {}

@@ -145,8 +145,8 @@ def test_the_checks_catch_a_broken_policy():
     class Forgetful(hm.ImportancePolicy):  # no name: not registered
         """Forgets its epoch on load: resumption must fail."""
 
-        def load_state_dict(self, state, **options):
-            super().load_state_dict(state, **options)
+        def _after_load(self):
+            super()._after_load()
             self._state["unseen_score"] = 123.0
 
     with pytest.raises(AssertionError, match="differs after resuming"):
@@ -161,6 +161,8 @@ def test_the_checks_catch_a_broken_policy():
 
     with pytest.raises(AssertionError, match="state_dict\\(\\) changed"):
         testing.check_purity(Counting)
+    with pytest.warns(UserWarning, match="overrides load_state_dict: .* skip that override"):
+        type("Overriding", (hm.ImportancePolicy,), {"load_state_dict": lambda self, state, **options: None})
     with pytest.raises(AssertionError, match="nothing was raised"):
         testing.check_parameters(type("Lenient", (hm.PriorityPolicy,), {"__init__": lambda self, **kw: None}))
 
