@@ -35,13 +35,13 @@ from torchvision.ops import MultiScaleRoIAlign
 
 from hardmine.atomic import write_json
 from hardmine.datasets.detection_canvases import coco_map, make_detection_set
+from hardmine.experiments.metrics import paired_interval
 from hardmine.integrations.torchvision import OHEM, PrimeSample, RatioMiner, hard_mining, mining_stats
 
 ARMS = {"frcnn-default": None, "frcnn-ohem": OHEM(), "frcnn-pisa": PrimeSample(),
         "ssd-all-anchors": RatioMiner(neg_pos_ratio=1e9), "ssd-ratio-3": RatioMiner(neg_pos_ratio=3.0)}
 BASELINE = {"frcnn-ohem": "frcnn-default", "frcnn-pisa": "frcnn-default", "ssd-ratio-3": "ssd-all-anchors"}
 CLASSES = 11  # background + 10 Fashion-MNIST classes
-T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571}
 DATA: dict = {}
 
 
@@ -125,11 +125,9 @@ def run(job: tuple[str, int, int, int, float]) -> dict:
 
 
 def interval(gains: list[float]) -> tuple[float, float]:
-    """Mean and the half-width of its 95% t-interval (0 with one value)."""
-    mean = statistics.fmean(gains)
-    if len(gains) < 2:
-        return mean, 0.0
-    return mean, T95.get(len(gains) - 1, 1.96) * statistics.stdev(gains) / math.sqrt(len(gains))
+    """Mean and the half-width of its 95% t-interval (0 with one value): compare's `paired_interval`."""
+    mean, _, high = paired_interval(gains, [0.0] * len(gains))
+    return mean, (high - mean if len(gains) > 1 else 0.0)
 
 
 def table(results: list[dict]) -> str:

@@ -33,13 +33,13 @@ from transformers import GPT2Config, GPT2LMHeadModel
 
 import hardmine as hm
 from hardmine.datasets.wordnet import load_wordnet_nouns
+from hardmine.experiments.metrics import paired_interval
 from hardmine.llm import ReferenceModel, TokenLossStore, TokenSelector, sequence_losses, token_losses
 
 PAD, BOS, EOS = 0, 1, 2
 BOILERPLATE = ["click here to subscribe to our newsletter for the latest updates and offers",
                "all rights reserved no part of this page may be reproduced without permission",
                "this page was last edited on monday at noon terms of use privacy policy"]
-T95 = {2: 12.706, 3: 4.303, 4: 3.182, 5: 2.776}
 
 
 def tokenizer(texts: list[str], vocab: int) -> Tokenizer:
@@ -231,7 +231,8 @@ def summarize(runs: list[dict], strategies: list[str]) -> list[dict]:
         mine = [r for r in runs if r["strategy"] == s]
         finals = [r["final"] for r in mine]
         diffs = [r["final"] - base[r["seed"]]["final"] for r in mine]
-        half = T95.get(len(diffs), 2.0) * np.std(diffs, ddof=1) / math.sqrt(len(diffs)) if len(diffs) > 1 else 0.0
+        mean_diff, _, high = paired_interval([r["final"] for r in mine], [base[r["seed"]]["final"] for r in mine])
+        half = high - mean_diff if len(diffs) > 1 else 0.0
         reach, reach_fly = [], []
         for r in mine:
             b = base[r["seed"]]

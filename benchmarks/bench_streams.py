@@ -22,7 +22,6 @@ A standalone measurement (not a unit test), one thread (torch.set_num_threads(1)
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from pathlib import Path
 
@@ -34,8 +33,8 @@ from torch.utils.data import DataLoader, IterableDataset
 
 import hardmine as hm
 from hardmine.datasets.fashion_mnist import load_fashion_mnist
+from hardmine.experiments.metrics import paired_interval
 
-T95 = {2: 12.706, 3: 4.303, 4: 3.182, 5: 2.776}
 STRATEGIES = ("uniform", "online_top_loss", "rho_loss", "selective_backprop", "top_loss+replay")
 
 
@@ -159,8 +158,8 @@ def mean_spread(values: list[float]) -> str:
     a = np.asarray(values)
     if a.size < 2:
         return f"{a.mean():.4f}"
-    half = T95.get(a.size, 2.0) * a.std(ddof=1) / math.sqrt(a.size)
-    return f"{a.mean():.4f} ± {half:.4f}"
+    mean, _, high = paired_interval(values, [0.0] * a.size)  # compare's t interval, one sample
+    return f"{mean:.4f} ± {high - mean:.4f}"
 
 
 class Synthetic(IterableDataset):
